@@ -1,0 +1,69 @@
+"""Errors the tap raises, split by who must act on them.
+
+A :class:`UserError` is something the person running the tap can fix (a setting, a
+token, a permission). The CLI prints its message as ONE line, without a traceback, and
+exits non-zero. Everything else is a bug or an outage and keeps its traceback.
+
+Messages never contain secrets: build them from setting *names*, export ids and
+statuses, and URLs passed through :func:`tap_commerce_exports.http.redact.redact_url`.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line (the message) by the CLI."""
+
+
+class ConfigError(UserError):
+    """A setting is missing, malformed or inconsistent. The message names the setting."""
+
+
+class AuthError(UserError):
+    """The API refused the credentials (401/403). The message names the setting to fix."""
+
+
+class ExportFailed(UserError):
+    """An export ended in a failed status, or never finished within ``export_timeout``."""
+
+
+class InvalidFile(UserError):
+    """A downloaded export file cannot be read at all (not UTF-8, not JSON, no header...)."""
+
+
+class InvalidRecord(UserError):
+    """One record does not fit its stream's schema.
+
+    Attributes name exactly where: stream, file, position (CSV line or JSON element
+    index), column and the offending value (shortened), so that the one-line message is
+    enough to find the row.
+    """
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        file: str,
+        position: str,
+        column: str | None,
+        value: object,
+        reason: str,
+    ) -> None:
+        self.stream = stream
+        self.file = file
+        self.position = position
+        self.column = column
+        self.value = value
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        where = f"{file} {position}"
+        col = f", column '{column}'" if column else ""
+        super().__init__(
+            f"invalid record in stream '{stream}' at {where}{col}: {reason} (value {shown})"
+        )
+
+
+class TargetGone(UserError):
+    """The target stopped reading our output (broken pipe)."""

@@ -1,0 +1,3 @@
+from tap_commerce_exports.cli import main
+
+main()

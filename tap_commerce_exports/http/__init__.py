@@ -1,0 +1,1 @@
+"""HTTP: the API client (auth, limits, retries), file downloads, and redaction."""

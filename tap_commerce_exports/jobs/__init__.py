@@ -1,0 +1,1 @@
+"""The provider-agnostic export-job engine: create -> wait -> locate files -> download."""

@@ -1,0 +1,418 @@
+"""Runs the export jobs of ALL selected streams at once, within limits.
+
+Why an engine of its own: singer-sdk syncs streams one after another, so a tap that
+waited inside one stream's ``get_records`` would wait n times for n exports. Here one
+background thread owns every job: it creates exports ahead (at most
+``max_concurrent_exports`` in flight), polls all pending ones in one loop, and hands
+finished exports to a small download pool. The caller (the Singer layer) consumes
+finished jobs in each stream's window order through :meth:`ExportOrchestrator.run`, so
+records and bookmarks still advance window by window.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.http.download import (
+    DownloadError,
+    FileDownloader,
+    TruncatedDownload,
+    UrlExpired,
+)
+from tap_commerce_exports.jobs.job import IN_FLIGHT, ExportJob, JobState
+from tap_commerce_exports.jobs.polling import busy_retry_delay, next_poll_delay
+from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy
+
+LOGGER = logging.getLogger("tap_commerce_exports.jobs")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ExportOrchestrator:
+    """Owns every export job of a sync."""
+
+    download_attempts = 5
+    url_refreshes = 3
+    retry_pause = 0.5
+
+    def __init__(
+        self,
+        provider: ExportProvider,
+        *,
+        workdir: Path,
+        max_concurrent_exports: int,
+        poll_interval: float,
+        poll_max_interval: float,
+        export_timeout: float,
+        outside_hours: str = "wait",
+        webhook_active: bool = False,
+        file_workers: int = 4,
+        downloader: FileDownloader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.provider = provider
+        self.workdir = workdir
+        self.max_concurrent = max_concurrent_exports
+        self.poll_interval = poll_interval
+        self.poll_max_interval = poll_max_interval
+        self.export_timeout = export_timeout
+        self.outside_hours = outside_hours
+        self.webhook_active = webhook_active
+        self.downloader = downloader or FileDownloader()
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self._ext = "csv" if provider.facts.file_format == "csv" else "json"
+        self._cv = threading.Condition()
+        self._jobs: list[ExportJob] = []
+        self._queue: deque[ExportJob] = deque()
+        self._fatal: BaseException | None = None
+        self._stopped = False
+        self._woken: set[str] = set()
+        self._create_blocked_until = 0.0
+        self._busy_attempts = 0
+        self._hours_logged_until: datetime | None = None
+        self._job_pool = cf.ThreadPoolExecutor(max(1, max_concurrent_exports), "export-download")
+        self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- consumer side
+    def run(self, jobs: Iterable[ExportJob]) -> Iterator[ExportJob]:
+        """Start all ``jobs``; yield each once READY or FAILED, in its stream's window order.
+
+        The caller emits a READY job's files, then asks for the next one; the job's files
+        are removed when the caller comes back (or when the sync stops). After a stream's
+        job FAILED, that stream's later jobs are cancelled and never yielded.
+        """
+        ordered = sorted(jobs, key=lambda j: (j.seq, j.stream.name))
+        per_stream: dict[str, deque[ExportJob]] = {}
+        for job in sorted(ordered, key=lambda j: j.seq):
+            per_stream.setdefault(job.stream.name, deque()).append(job)
+        with self._cv:
+            self._jobs = ordered
+            self._queue = deque(ordered)
+        self._thread = threading.Thread(target=self._loop, name="export-orchestrator", daemon=True)
+        self._thread.start()
+        try:
+            while per_stream:
+                with self._cv:
+                    job = None
+                    while job is None:
+                        if self._fatal is not None:
+                            raise self._fatal
+                        for queue in per_stream.values():
+                            head = queue[0]
+                            if head.state in (JobState.READY, JobState.FAILED):
+                                job = head
+                                break
+                        if job is None:
+                            self._cv.wait(1.0)
+                    per_stream[job.stream.name].popleft()
+                try:
+                    yield job
+                finally:
+                    job.release()
+                    with self._cv:
+                        queue = per_stream.get(job.stream.name)
+                        if job.state is JobState.FAILED:
+                            # the caller or the engine failed this window: later windows of
+                            # the stream must not be emitted (the bookmark can't pass this one)
+                            for later in queue or ():
+                                if later.state is JobState.QUEUED:
+                                    later.state = JobState.CANCELLED
+                            per_stream.pop(job.stream.name, None)
+                        else:
+                            job.state = JobState.CANCELLED  # consumed: holds no place any more
+                            if queue is not None and not queue:
+                                per_stream.pop(job.stream.name, None)
+                        self._cv.notify_all()
+        finally:
+            self.stop()
+
+    def wake(self, export_id: str) -> bool:
+        """Check this export now (the webhook said it is ready). False if unknown."""
+        with self._cv:
+            for job in self._jobs:
+                if job.export_id == export_id:
+                    if job.state is JobState.WAITING:
+                        self._woken.add(export_id)
+                        self._cv.notify_all()
+                    return True
+        return False
+
+    def stop(self) -> None:
+        """Stop the engine; exports still running on the provider simply expire there."""
+        with self._cv:
+            self._stopped = True
+            for job in self._jobs:
+                if job.state is JobState.QUEUED:
+                    job.state = JobState.CANCELLED
+            self._cv.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._job_pool.shutdown(wait=False, cancel_futures=True)
+        self._file_pool.shutdown(wait=False, cancel_futures=True)
+        for job in self._jobs:
+            if job.state is not JobState.DOWNLOADING:
+                job.release()
+
+    # ---------------------------------------------------------------- engine thread
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    if self._stopped:
+                        return
+                self._create_due()
+                self._poll_due()
+                with self._cv:
+                    if self._stopped:
+                        return
+                    if not any(j.state in (JobState.QUEUED, JobState.WAITING) for j in self._jobs):
+                        self._cv.wait(1.0)
+                        continue
+                    self._cv.wait(self._sleep_time())
+        except UserError as exc:
+            self._fail_all(exc)
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the consumer thread
+            self._fail_all(exc)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._cv:
+            self._fatal = exc
+            self._cv.notify_all()
+
+    def _sleep_time(self) -> float:
+        now = self.clock()
+        moments = [j.next_check_at for j in self._jobs if j.state is JobState.WAITING]
+        if self._queue and self._has_capacity():
+            moments.append(self._create_blocked_until)
+        if self._woken:
+            return 0.0
+        if not moments:
+            return 1.0
+        return max(0.0, min(min(moments) - now, 1.0 if self._queue else 60.0))
+
+    def _has_capacity(self) -> bool:
+        in_flight = sum(1 for j in self._jobs if j.state in IN_FLIGHT)
+        held = sum(1 for j in self._jobs if j.state is JobState.READY)
+        return in_flight < self.max_concurrent and in_flight + held < 2 * self.max_concurrent
+
+    def _next_queued(self) -> ExportJob | None:
+        while self._queue and self._queue[0].state is not JobState.QUEUED:
+            self._queue.popleft()
+        return self._queue[0] if self._queue else None
+
+    def _create_due(self) -> None:
+        while True:
+            with self._cv:
+                if self._stopped or not self._has_capacity():
+                    return
+                job = self._next_queued()
+                if job is None or self.clock() < self._create_blocked_until:
+                    return
+            if not self._available_now():
+                return
+            now = self.clock()
+            if job.first_attempt_at is None:
+                job.first_attempt_at = now
+            try:
+                status = self.provider.create_export(job.stream.export_type, job.window)
+            except ExportsBusy as busy:
+                self._busy_attempts += 1
+                waited = now - job.first_attempt_at
+                if waited > self.export_timeout:
+                    self._finish_failed(job, ExportFailed(
+                        f"{job.label}: the provider kept refusing to start the export "
+                        f"(busy, HTTP 503) for {waited:.0f}s; raise 'export_timeout' or retry later"))
+                    continue
+                delay = busy.retry_after or busy_retry_delay(
+                    self._busy_attempts, self.poll_interval, self.poll_max_interval)
+                LOGGER.info("%s: provider busy (503); trying to create the export again in %.1fs",
+                            job.label, delay)
+                with self._cv:
+                    self._create_blocked_until = self.clock() + delay
+                return
+            except UserError as exc:
+                if _is_fatal(exc):
+                    raise
+                self._finish_failed(job, exc)
+                continue
+            self._busy_attempts = 0
+            with self._cv:
+                job.status = status
+                job.created_at = self.clock()
+                job.state = JobState.WAITING
+                job.next_check_at = job.created_at + (
+                    self.poll_max_interval if self.webhook_active else self.poll_interval)
+                self._queue.popleft() if self._queue and self._queue[0] is job else None
+            LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id,
+                        status.raw_status)
+            if status.phase is ExportPhase.DONE:
+                self._start_download(job, status)
+
+    def _available_now(self) -> bool:
+        availability = self.provider.availability(self.wall_clock())
+        if availability.open:
+            return True
+        opens = availability.opens_at
+        when = opens.strftime("%Y-%m-%d %H:%M UTC") if opens else "an unknown time"
+        if self.outside_hours == "stop":
+            raise UserError(
+                f"{availability.description}; it is outside them now. Exports open again at "
+                f"{when}: run the tap then, or set outside_hours to 'wait'"
+            )
+        if self._hours_logged_until != opens:
+            LOGGER.warning("%s; waiting until %s to create exports", availability.description, when)
+            self._hours_logged_until = opens
+        delay = (opens - self.wall_clock()).total_seconds() if opens else self.poll_max_interval
+        with self._cv:
+            self._create_blocked_until = self.clock() + max(1.0, min(delay, 300.0))
+        return False
+
+    def _poll_due(self) -> None:
+        with self._cv:
+            now = self.clock()
+            due = [
+                j for j in self._jobs
+                if j.state is JobState.WAITING
+                and (j.next_check_at <= now or j.export_id in self._woken)
+            ]
+            woken = {j.export_id for j in due if j.export_id in self._woken}
+            self._woken -= woken
+        for job in due:
+            if self._stopped:
+                return
+            assert job.export_id is not None
+            try:
+                status = self.provider.get_export(job.export_id)
+            except UserError as exc:
+                if _is_fatal(exc):
+                    raise
+                self._finish_failed(job, exc)
+                continue
+            job.checks += 1
+            now = self.clock()
+            elapsed = job.elapsed(now)
+            if status.phase is ExportPhase.DONE:
+                LOGGER.info("%s: export %s is %s after %.0fs", job.label, status.export_id,
+                            status.raw_status, elapsed)
+                self._start_download(job, status)
+            elif status.phase is ExportPhase.FAILED:
+                self._finish_failed(job, ExportFailed(
+                    f"{job.label}: export {status.export_id} ended with status "
+                    f"'{status.raw_status}'; the stream stops here and its bookmark stays"))
+            elif elapsed > self.export_timeout:
+                self._finish_failed(job, ExportFailed(
+                    f"{job.label}: export {status.export_id} is still '{status.raw_status}' after "
+                    f"{elapsed:.0f}s (export_timeout); the stream stops here and its bookmark stays"))
+            else:
+                delay = (self.poll_max_interval if self.webhook_active
+                         else next_poll_delay(elapsed, self.poll_interval, self.poll_max_interval))
+                percent = (f" {status.percent_complete}%" if status.percent_complete is not None
+                           else "")
+                LOGGER.info("%s: export %s is %s%s, %.0fs elapsed, next check in %.0fs",
+                            job.label, status.export_id, status.raw_status, percent, elapsed, delay)
+                with self._cv:
+                    job.status = status
+                    job.next_check_at = now + delay
+
+    def _finish_failed(self, job: ExportJob, exc: BaseException) -> None:
+        LOGGER.error("%s", exc)
+        with self._cv:
+            job.error = exc
+            job.state = JobState.FAILED
+            if self._queue and self._queue[0] is job:
+                self._queue.popleft()
+            self._cv.notify_all()
+
+    # ---------------------------------------------------------------- downloads
+    def _start_download(self, job: ExportJob, status) -> None:
+        with self._cv:
+            job.status = status
+            job.state = JobState.DOWNLOADING
+            job.available_at = self.clock()
+            job.download_started_at = job.available_at
+        self._job_pool.submit(self._download_job, job)
+
+    def _download_job(self, job: ExportJob) -> None:
+        try:
+            assert job.status is not None
+            job.workdir = self.workdir / f"job-{id(job):x}"
+            job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            urls = self.provider.file_urls(job.status)
+            lock = threading.Lock()
+            state = {"urls": urls, "refreshes": 0}
+
+            def fresh_url(index: int, stale: str) -> str:
+                with lock:
+                    if state["urls"][index] == stale:
+                        state["refreshes"] += 1
+                        if state["refreshes"] > self.url_refreshes * max(1, len(urls)):
+                            raise ExportFailed(
+                                f"{job.label}: the file URLs of export {job.export_id} keep "
+                                "expiring; try again")
+                        state["urls"] = self.provider.file_urls(job.status, refresh=True)
+                        if len(state["urls"]) != len(urls):
+                            raise ExportFailed(
+                                f"{job.label}: export {job.export_id} changed its file list")
+                    return state["urls"][index]
+
+            paths = [job.workdir / f"part-{i:05d}.{self._ext}" for i in range(len(urls))]
+            if len(urls) <= 1:
+                sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url)
+                         for i in range(len(urls))]
+            else:
+                futures = [self._file_pool.submit(self._download_file, job, i, urls[i], paths[i],
+                                                  fresh_url) for i in range(len(urls))]
+                sizes = [f.result() for f in futures]
+            with self._cv:
+                job.files = paths
+                job.bytes_downloaded = sum(sizes)
+                job.state = JobState.READY
+                self._cv.notify_all()
+            LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
+        except UserError as exc:
+            if _is_fatal(exc):
+                self._fail_all(exc)
+            self._finish_failed(job, exc)
+        except BaseException as exc:  # noqa: BLE001
+            self._finish_failed(job, ExportFailed(f"{job.label}: download failed: {exc}"))
+
+    def _download_file(self, job: ExportJob, index: int, url: str, dest: Path,
+                       fresh_url: Callable[[int, str], str]) -> int:
+        failures = 0
+        while True:
+            if self._stopped:
+                raise ExportFailed(f"{job.label}: sync stopped")
+            try:
+                return self.downloader.download(url, dest)
+            except UrlExpired as exc:
+                LOGGER.info("%s: %s; asking for a fresh URL", job.label, exc)
+                url = fresh_url(index, url)
+            except (TruncatedDownload, DownloadError) as exc:
+                failures += 1
+                if failures >= self.download_attempts:
+                    raise ExportFailed(
+                        f"{job.label}: file {index + 1} of export {job.export_id} failed "
+                        f"{failures} times ({exc})") from None
+                LOGGER.warning("%s: %s; retrying (%d/%d)", job.label, exc, failures,
+                               self.download_attempts)
+                time.sleep(self.retry_pause * failures)
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors that no other stream can avoid either (credentials, settings)."""
+    from tap_commerce_exports.errors import AuthError, ConfigError
+
+    return isinstance(exc, (AuthError, ConfigError))

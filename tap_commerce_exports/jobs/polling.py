@@ -1,0 +1,21 @@
+"""How long to wait before looking at a pending export again.
+
+A check waits a quarter of the time already waited (bounded by ``poll_interval`` below
+and ``poll_max_interval`` above), so an export that becomes ready is noticed at most
+~25% later than it was: fast for quick exports, polite for slow ones (Next Commerce
+asks for no more than a check every couple of minutes on long waits).
+"""
+
+from __future__ import annotations
+
+WAITED_FRACTION = 0.25
+
+
+def next_poll_delay(elapsed: float, poll_interval: float, poll_max_interval: float) -> float:
+    """Seconds until the next status check of an export pending for ``elapsed`` seconds."""
+    return min(poll_max_interval, max(poll_interval, elapsed * WAITED_FRACTION))
+
+
+def busy_retry_delay(attempt: int, poll_interval: float, poll_max_interval: float) -> float:
+    """Seconds before asking again after the provider said "too many exports" (503)."""
+    return min(poll_max_interval, poll_interval * (2 ** min(attempt, 16)))

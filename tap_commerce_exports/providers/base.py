@@ -1,0 +1,123 @@
+"""What every provider module supplies: its facts and the HTTP calls of one export.
+
+The export-job layer (``jobs/``) drives any :class:`ExportProvider` through the same
+lifecycle: create -> get status (until done) -> file URLs -> download. A provider module
+holds only its platform's facts: endpoints, auth headers, statuses, limits, file format.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.providers.streams import ExportStreamDefinition
+    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.windows import Window
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    """Published (or deliberately chosen) limits and defaults of one platform."""
+
+    name: str
+    title: str
+    file_format: Literal["csv", "json"]
+    streams: tuple[ExportStreamDefinition, ...]
+    default_window_days: int
+    max_window_days: int | None
+    default_max_concurrent_exports: int
+    requests_per_second: float
+    max_concurrent_requests: int | None
+    supports_webhook: bool
+
+
+class ExportPhase(enum.Enum):
+    """Where a provider says an export is, in provider-agnostic terms."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    """One reading of an export's status."""
+
+    export_id: str
+    phase: ExportPhase
+    raw_status: str
+    percent_complete: int | None = None
+    file_urls: tuple[str, ...] | None = None  # known with the status (Clover), else None
+
+
+class ExportsBusy(Exception):
+    """The provider refused to start an export now (too many running): try later."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__("provider busy")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether exports may be created now, and if not, when they may."""
+
+    open: bool
+    opens_at: datetime | None = None
+    description: str = ""
+
+
+class ExportProvider(abc.ABC):
+    """The HTTP side of one platform's export API (the "repository" of export jobs)."""
+
+    facts: ProviderFacts
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abc.abstractmethod
+    def account(self) -> str:
+        """The store / merchant this config reads; keys the state bookmarks."""
+
+    @abc.abstractmethod
+    def check_access(self) -> str:
+        """Prove the credentials work WITHOUT creating an export; return a summary."""
+
+    @abc.abstractmethod
+    def create_export(self, export_type: str, window: Window) -> ExportStatus:
+        """Start an export; raise :class:`ExportsBusy` if the provider says later."""
+
+    @abc.abstractmethod
+    def get_export(self, export_id: str) -> ExportStatus:
+        """Read the export's status now."""
+
+    @abc.abstractmethod
+    def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
+        """The download URLs of a DONE export, asking the API for fresh ones if ``refresh``."""
+
+    def availability(self, now: datetime) -> Availability:
+        """Whether exports can be created at ``now`` (default: always)."""
+        return Availability(open=True)
+
+    def close(self) -> None:
+        """Release HTTP resources."""
+
+
+@dataclass
+class ExportRequest:
+    """One export the tap wants: a stream over one window."""
+
+    stream: ExportStreamDefinition
+    window: Window
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def window_span_ok(window: Window, max_days: int | None) -> bool:
+    """True if the window fits the provider's largest allowed range."""
+    return max_days is None or window.end - window.start <= timedelta(days=max_days)

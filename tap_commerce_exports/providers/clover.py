@@ -1,0 +1,157 @@
+"""Clover REST v3 Export API: only this platform's facts.
+
+``POST /v3/merchants/{mId}/exports`` with epoch-millisecond ``startTime``/``endTime``
+(at most 30 days); ``GET .../exports/{id}``: ``PENDING`` -> ``IN_PROGRESS``
+(``percentComplete``) -> ``DONE`` (older docs: ``COMPLETE``), then ``exportUrls`` with
+one JSON file per 1000 objects, on a file host that takes no token. 16 requests/s and 5
+in flight per token; 503 when too many exports run, or outside the availability hours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.http.api_client import ApiClient, ApiError, response_json, retry_after_seconds
+from tap_commerce_exports.http.ratelimit import RateLimiter
+from tap_commerce_exports.providers.base import (
+    Availability,
+    ExportPhase,
+    ExportProvider,
+    ExportsBusy,
+    ExportStatus,
+)
+from tap_commerce_exports.providers.registry import PROVIDERS
+from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.windows import Window
+
+STATUS_PHASES = {
+    "PENDING": ExportPhase.PENDING,
+    "IN_PROGRESS": ExportPhase.RUNNING,
+    "DONE": ExportPhase.DONE,
+    "COMPLETE": ExportPhase.DONE,  # older documentation's name for DONE
+}
+
+# Published availability windows, UTC, per weekday (Mon=0 .. Sun=6): (start, end) hours.
+AVAILABILITY_HOURS: dict[str, dict[int, tuple[int, int]] | None] = {
+    "us": {day: (10, 15) for day in range(7)},
+    "eu": {0: (1, 5), 1: (1, 5), 2: (1, 5), 3: (1, 5), 4: (1, 5), 5: (2, 5), 6: (2, 6)},
+    "sandbox": None,  # unrestricted
+    "la": None,  # not published: the tap can't know; a 503 is then retried with backoff
+}
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    """Clover takes instants as epoch milliseconds, UTC."""
+    return int(moment.astimezone(timezone.utc).timestamp() * 1000)
+
+
+def availability_at(region: str, now: datetime) -> Availability:
+    """Whether ``region`` accepts exports at ``now``, and when it opens next if not."""
+    hours = AVAILABILITY_HOURS.get(region)
+    if hours is None:
+        return Availability(open=True)
+    now = now.astimezone(timezone.utc)
+    start_h, end_h = hours[now.weekday()]
+    if start_h <= now.hour < end_h:
+        return Availability(open=True)
+    for offset in range(0, 8):
+        day = (now + timedelta(days=offset)).date()
+        s, _ = hours[day.weekday()]
+        opens = datetime.combine(day, time(hour=s), tzinfo=timezone.utc)
+        if opens > now:
+            return Availability(
+                open=False,
+                opens_at=opens,
+                description=f"Clover {region.upper()} exports run only {_describe(hours)} (UTC)",
+            )
+    return Availability(open=False)  # pragma: no cover - every week has an opening
+
+
+def _describe(hours: dict[int, tuple[int, int]]) -> str:
+    spans = sorted({(s, e) for s, e in hours.values()})
+    if len(spans) == 1:
+        s, e = spans[0]
+        return f"{s:02d}:00-{e:02d}:00 daily"
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    return ", ".join(f"{names[d]} {s:02d}-{e:02d}" for d, (s, e) in sorted(hours.items()))
+
+
+class CloverProvider(ExportProvider):
+    """Creates, polls and locates Clover JSON exports."""
+
+    facts = PROVIDERS["clover"]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.api = ApiClient(
+            settings.api_url.rstrip("/") + "/",
+            {"Authorization": f"Bearer {settings.access_token}"},
+            RateLimiter(settings.max_requests_per_second, self.facts.max_concurrent_requests),
+            auth_hint="check 'access_token' (an OAuth or merchant API token with export permission) and 'merchant_id'",
+        )
+        self._base = f"v3/merchants/{settings.merchant_id}/exports"
+
+    @property
+    def account(self) -> str:
+        return self.settings.merchant_id or "default"
+
+    def _not_found(self) -> ConfigError:
+        return ConfigError(
+            f"Clover merchant '{self.account}' was not found at {self.settings.api_url}: "
+            "check 'merchant_id' and 'region'"
+        )
+
+    def check_access(self) -> str:
+        try:
+            self.api.get_json(f"v3/merchants/{self.settings.merchant_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                raise self._not_found() from None
+            raise
+        return f"Clover merchant '{self.account}' ({self.settings.region}): access OK"
+
+    def create_export(self, export_type: str, window: Window) -> ExportStatus:
+        # Boundary rule: see windows.py. endTime is the exact window end.
+        body = {"type": export_type, "startTime": to_epoch_ms(window.start),
+                "endTime": to_epoch_ms(window.end)}
+        try:
+            response = self.api.post_json(self._base, body, passthrough=(503,))
+        except ApiError as exc:
+            if exc.status == 404:
+                raise self._not_found() from None
+            raise
+        if response.status_code == 503:
+            raise ExportsBusy(retry_after_seconds(response.headers.get("retry-after"), default=0) or None)
+        return self._status(response_json(response))
+
+    def get_export(self, export_id: str) -> ExportStatus:
+        return self._status(self.api.get_json(f"{self._base}/{export_id}"))
+
+    def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
+        if refresh or status.file_urls is None:
+            status = self.get_export(status.export_id)
+        return list(status.file_urls or ())
+
+    def availability(self, now: datetime) -> Availability:
+        return availability_at(self.settings.region, now)
+
+    def close(self) -> None:
+        self.api.close()
+
+    @staticmethod
+    def _status(body: object) -> ExportStatus:
+        if not isinstance(body, dict) or "id" not in body:
+            raise ApiError("the Clover API answered without an export object: check 'api_url'")
+        raw = str(body.get("status", ""))
+        phase = STATUS_PHASES.get(raw.upper(), ExportPhase.FAILED)
+        urls = None
+        if phase is ExportPhase.DONE:
+            elements = (body.get("exportUrls") or {}).get("elements") or []
+            urls = tuple(str(e["url"]) for e in elements if isinstance(e, dict) and e.get("url"))
+        percent = body.get("percentComplete")
+        return ExportStatus(
+            export_id=str(body["id"]), phase=phase, raw_status=raw,
+            percent_complete=int(percent) if isinstance(percent, (int, float)) else None,
+            file_urls=urls,
+        )

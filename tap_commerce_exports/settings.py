@@ -1,0 +1,271 @@
+"""Every setting of the tap: its JSON schema (for --about / Meltano) and its parsing.
+
+Parsing is strict and speaks to the user: each mistake becomes a :class:`ConfigError`
+whose one-line message names the setting and says what to put there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
+
+CLOVER_REGIONS = {
+    "us": "https://api.clover.com",
+    "eu": "https://api.eu.clover.com",
+    "la": "https://api.la.clover.com",
+    "sandbox": "https://apisandbox.dev.clover.com",
+}
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property("provider", th.StringType, default="nextcommerce", allowed_values=sorted(PROVIDERS),
+                description="Which platform to read: `nextcommerce` or `clover`."),
+    th.Property("access_token", th.StringType, secret=True,
+                description="API token: Next Commerce OAuth access token (scopes exports:read, exports:write) or Clover OAuth/merchant API token."),
+    th.Property("store", th.StringType,
+                description="Next Commerce store subdomain (`{store}.29next.store`)."),
+    th.Property("merchant_id", th.StringType, description="Clover merchant id (mId)."),
+    th.Property("region", th.StringType, default="us", allowed_values=sorted(CLOVER_REGIONS),
+                description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours)."),
+    th.Property("api_url", th.StringType,
+                description="Base-URL override, e.g. `http://127.0.0.1:8000/api/admin/` (Next Commerce) or `http://127.0.0.1:8000` (Clover). Must be https unless on loopback."),
+    th.Property("api_version", th.StringType, default="2024-04-01",
+                description="Next Commerce API version header."),
+    th.Property("start_date", th.DateTimeType, required=True,
+                description="Earliest instant to export (ISO-8601 date or date-time; UTC if no offset)."),
+    th.Property("end_date", th.DateTimeType,
+                description="Export up to this instant (exclusive). Default: now."),
+    th.Property("window_days", th.NumberType,
+                description="Days covered by one export. Default 30; Clover allows at most 30."),
+    th.Property("lookback", th.NumberType, default=0,
+                description="Days before the saved bookmark at which the next run starts again, to catch late changes (duplicates then possible, by design)."),
+    th.Property("poll_interval", th.NumberType, default=5,
+                description="Seconds before the first status check of a pending export; later checks wait a quarter of the time waited so far."),
+    th.Property("poll_max_interval", th.NumberType, default=120,
+                description="Longest wait in seconds between two status checks."),
+    th.Property("export_timeout", th.NumberType, default=10800,
+                description="Seconds after which an export that is not ready is given up (the stream stops with a clear error; its bookmark stays)."),
+    th.Property("max_concurrent_exports", th.IntegerType,
+                description="Exports in flight at once across all streams. Default: 4 (Next Commerce), 1 (Clover, as its guide asks)."),
+    th.Property("max_requests_per_second", th.NumberType,
+                description="Client-side API rate limit. Default: the provider's published limit (4 Next Commerce, 16 Clover)."),
+    th.Property("outside_hours", th.StringType, default="wait", allowed_values=["wait", "stop"],
+                description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open."),
+    th.Property("on_invalid_record", th.StringType, default="fail", allowed_values=["fail", "log"],
+                description="A record that does not fit its schema: `fail` the stream with one line naming it, or `log` it to a rejects file and go on."),
+    th.Property("rejects_dir", th.StringType, default="tap-commerce-exports-rejects",
+                description="Folder for rejects files when on_invalid_record is `log`."),
+    th.Property("webhook_listen", th.StringType,
+                description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback)."),
+    th.Property("webhook_secret", th.StringType, secret=True,
+                description="Next Commerce webhook signing secret (required with webhook_listen)."),
+).to_dict()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed, checked settings. Build with :meth:`from_config`."""
+
+    provider: str
+    access_token: str
+    store: str | None
+    merchant_id: str | None
+    region: str
+    api_url: str
+    api_version: str
+    start_date: datetime
+    end_date: datetime
+    window: timedelta
+    lookback: timedelta
+    poll_interval: float
+    poll_max_interval: float
+    export_timeout: float
+    max_concurrent_exports: int
+    max_requests_per_second: float
+    outside_hours: str
+    on_invalid_record: str
+    rejects_dir: Path
+    webhook_listen: tuple[str, int] | None
+    webhook_secret: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, now: datetime | None = None,
+                    require_credentials: bool = True) -> Settings:
+        """Check every setting; raise ConfigError with one clear line on the first problem."""
+        now = now or datetime.now(timezone.utc)
+        provider = str(config.get("provider") or "nextcommerce").strip().lower()
+        if provider not in PROVIDERS:
+            raise ConfigError(
+                f"setting 'provider' is '{provider}': use one of {', '.join(sorted(PROVIDERS))}"
+            )
+        facts = provider_facts(provider)
+        token = str(config.get("access_token") or "")
+        if require_credentials and not token:
+            raise ConfigError("setting 'access_token' is missing: set it to your API token")
+
+        store = _opt_str(config, "store")
+        merchant_id = _opt_str(config, "merchant_id")
+        region = str(config.get("region") or "us").strip().lower()
+        if provider == "clover" and region not in CLOVER_REGIONS:
+            raise ConfigError(f"setting 'region' is '{region}': use one of us, eu, la, sandbox")
+        api_url = _opt_str(config, "api_url")
+        if provider == "nextcommerce":
+            if not api_url:
+                if not store:
+                    raise ConfigError(
+                        "setting 'store' is missing: set it to your Next Commerce subdomain "
+                        "(the part before .29next.store), or set 'api_url'"
+                    )
+                if not _is_subdomain(store):
+                    raise ConfigError(
+                        f"setting 'store' is '{store}': give only the subdomain, e.g. 'mystore'"
+                    )
+                api_url = f"https://{store}.29next.store/api/admin/"
+            if not api_url.endswith("/"):
+                api_url += "/"
+            store = store or (urlsplit(api_url).hostname or "store").split(".")[0]
+        else:
+            if require_credentials and not merchant_id:
+                raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
+            api_url = (api_url or CLOVER_REGIONS[region]).rstrip("/")
+        _check_api_url(api_url)
+
+        start = _parse_instant(config.get("start_date"), "start_date", required=True)
+        end = _parse_instant(config.get("end_date"), "end_date", required=False) or now
+        if end <= start:
+            raise ConfigError(
+                f"setting 'end_date' ({end.isoformat()}) is not after 'start_date' "
+                f"({start.isoformat()}): move one of them"
+            )
+        window_days = _number(config, "window_days", facts.default_window_days, minimum=1 / 24)
+        if facts.max_window_days is not None and window_days > facts.max_window_days:
+            raise ConfigError(
+                f"setting 'window_days' is {window_days:g}: {facts.title} exports cover at most "
+                f"{facts.max_window_days} days; set it to {facts.max_window_days} or less"
+            )
+        lookback = _number(config, "lookback", 0, minimum=0)
+        poll_interval = _number(config, "poll_interval", 5, minimum=0.001)
+        poll_max = _number(config, "poll_max_interval", 120, minimum=0.001)
+        if poll_max < poll_interval:
+            raise ConfigError(
+                f"setting 'poll_max_interval' ({poll_max:g}) is below 'poll_interval' ({poll_interval:g}): raise it"
+            )
+        export_timeout = _number(config, "export_timeout", 10800, minimum=0.001)
+        max_exports = int(_number(config, "max_concurrent_exports",
+                                  facts.default_max_concurrent_exports, minimum=1))
+        rps = _number(config, "max_requests_per_second", facts.requests_per_second, minimum=0.01)
+        outside_hours = _choice(config, "outside_hours", "wait", ("wait", "stop"))
+        on_invalid = _choice(config, "on_invalid_record", "fail", ("fail", "log"))
+        rejects_dir = Path(str(config.get("rejects_dir") or "tap-commerce-exports-rejects"))
+
+        webhook_listen = None
+        webhook_secret = _opt_str(config, "webhook_secret")
+        listen = _opt_str(config, "webhook_listen")
+        if listen:
+            if provider != "nextcommerce":
+                raise ConfigError("setting 'webhook_listen' works only with provider 'nextcommerce': remove it")
+            webhook_listen = _parse_listen(listen)
+            if not webhook_secret:
+                raise ConfigError("setting 'webhook_secret' is missing: webhook_listen needs the webhook's signing secret")
+
+        return cls(
+            provider=provider, access_token=token, store=store, merchant_id=merchant_id,
+            region=region, api_url=api_url,
+            api_version=str(config.get("api_version") or "2024-04-01"),
+            start_date=start, end_date=end, window=timedelta(days=window_days),
+            lookback=timedelta(days=lookback), poll_interval=poll_interval,
+            poll_max_interval=poll_max, export_timeout=export_timeout,
+            max_concurrent_exports=max_exports, max_requests_per_second=rps,
+            outside_hours=outside_hours, on_invalid_record=on_invalid, rejects_dir=rejects_dir,
+            webhook_listen=webhook_listen, webhook_secret=webhook_secret,
+        )
+
+
+def _opt_str(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None or str(value).strip() == "":
+        return None
+    return str(value).strip()
+
+
+def _is_subdomain(value: str) -> bool:
+    return all(ch.isalnum() or ch == "-" for ch in value) and not value.startswith("-")
+
+
+def _check_api_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"setting 'api_url' is '{url}': give a full URL like https://host/path/")
+    if parts.username or parts.password:
+        raise ConfigError("setting 'api_url' carries credentials: remove them; use 'access_token'")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"setting 'api_url' uses plain http for '{parts.hostname}': use https "
+            "(plain http is allowed only for loopback addresses)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_instant(value: Any, key: str, *, required: bool) -> datetime | None:
+    if value is None or value == "":
+        if required:
+            raise ConfigError(f"setting '{key}' is missing: give an ISO-8601 date like 2025-01-01")
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"setting '{key}' is '{text}', which is not a date: use ISO-8601 like 2025-01-01 or 2025-01-01T00:00:00Z"
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
+    value = config.get(key)
+    if value is None or value == "":
+        return float(default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting '{key}' is '{value}', which is not a number") from None
+    if not number >= minimum:  # also catches NaN
+        raise ConfigError(f"setting '{key}' is {value}: it must be at least {minimum:g}")
+    return number
+
+
+def _choice(config: Mapping[str, Any], key: str, default: str, options: tuple[str, ...]) -> str:
+    value = str(config.get(key) or default).strip().lower()
+    if value not in options:
+        raise ConfigError(f"setting '{key}' is '{value}': use one of {', '.join(options)}")
+    return value
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"setting 'webhook_listen' is '{text}': use host:port, e.g. 0.0.0.0:8765")
+    return (host or "0.0.0.0").strip("[]"), int(port)

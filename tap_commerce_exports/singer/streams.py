@@ -1,0 +1,47 @@
+"""One Singer stream class for every export type.
+
+Streams carry what the SDK needs for discovery, the catalog and selection (name, schema,
+keys). Records are not produced through ``get_records``: the export engine
+(``singer/sync.py``) syncs all selected streams together.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Iterable
+
+from singer_sdk.streams import Stream
+
+from tap_commerce_exports.providers.streams import ExportStreamDefinition
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+
+
+def load_schema(definition: ExportStreamDefinition) -> dict[str, Any]:
+    """The JSON schema shipped next to the code for this stream."""
+    path = resources.files("tap_commerce_exports").joinpath("schemas", definition.schema_path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class ExportStream(Stream):
+    """A stream whose records come from a provider's export files."""
+
+    forced_replication_method = "INCREMENTAL"
+
+    def __init__(self, tap: Tap, definition: ExportStreamDefinition) -> None:
+        self.definition = definition
+        super().__init__(tap=tap, schema=load_schema(definition), name=definition.name)
+        self.primary_keys = list(definition.primary_keys)
+
+    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError("export streams are synced by the export engine (singer/sync.py)")
+
+    def deselected_properties(self) -> frozenset[str]:
+        """Top-level properties the catalog deselected (dropped from records)."""
+        mask = self.mask
+        return frozenset(
+            name for name in self.schema.get("properties", {})
+            if not mask.get(("properties", name), True)
+        )

@@ -1,0 +1,261 @@
+"""The sync: plan windows from state, run all exports through the engine, emit records.
+
+Guarantees kept here:
+* Records of a stream are emitted window by window, in window order.
+* The bookmark moves to a window's end only after ALL its records were written, and the
+  STATE message flushes them first; a failed or interrupted window leaves it where it was.
+* A stream that fails (export failed, timed out, unreadable file, invalid record with
+  ``on_invalid_record: fail``) stops; other streams go on; the run then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.files import (
+    CsvFileReader,
+    JsonElementsFileReader,
+    WindowFilter,
+    utc_instant_text,
+)
+from tap_commerce_exports.jobs.job import ExportJob, JobState
+from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
+from tap_commerce_exports.providers.clover import to_epoch_ms
+from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.singer.output import SingerOutput
+from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
+from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
+from tap_commerce_exports.windows import Window, iso_z, plan_windows
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.providers.base import ExportProvider
+    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.singer.streams import ExportStream
+    from tap_commerce_exports.tap import TapCommerceExports
+
+LOGGER = logging.getLogger("tap_commerce_exports.sync")
+UNKNOWN_COLUMN_SCHEMA = {"type": ["string", "null"]}
+
+
+@dataclass
+class StreamProgress:
+    stream: ExportStream
+    schema: dict[str, Any]
+    records: int = 0
+    windows_done: int = 0
+    error: BaseException | None = None
+    dropped_columns: frozenset[str] = field(default_factory=frozenset)
+
+
+class ExportSync:
+    """One run of the tap over its selected streams."""
+
+    def __init__(self, tap: TapCommerceExports, settings: Settings,
+                 output: SingerOutput | None = None,
+                 provider: ExportProvider | None = None) -> None:
+        self.tap = tap
+        self.settings = settings
+        self.output = output or SingerOutput()
+        self.provider = provider or build_provider(settings)
+        self.on_invalid: Callable = fail_on_invalid
+        self.rejects: RejectsLog | None = None
+        if settings.on_invalid_record == "log":
+            self.rejects = RejectsLog(settings.rejects_dir)
+            self.on_invalid = self.rejects
+        self.orchestrator: ExportOrchestrator | None = None
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
+        jobs: list[ExportJob] = []
+        account = self.provider.account
+        for stream in streams:
+            start = self.settings.start_date
+            bookmark = read_bookmark(self.tap.state, stream.name, account)
+            if bookmark is not None:
+                start = max(start, bookmark - self.settings.lookback)
+            windows = plan_windows(start, self.settings.end_date, self.settings.window)
+            if not windows:
+                LOGGER.info("stream '%s' is up to date (bookmark %s)", stream.name,
+                            iso_z(bookmark) if bookmark else "-")
+            else:
+                LOGGER.info("stream '%s': %d window(s) from %s to %s", stream.name, len(windows),
+                            iso_z(windows[0].start), iso_z(windows[-1].end))
+            jobs.extend(ExportJob(stream=stream.definition, window=w, seq=i)
+                        for i, w in enumerate(windows))
+        return jobs
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        streams = [s for s in self.tap.streams.values() if s.selected]
+        if not streams:
+            LOGGER.warning("no stream is selected: nothing to do")
+            return
+        progress = {s.name: StreamProgress(s, dict(s.schema),
+                                           dropped_columns=s.deselected_properties())
+                    for s in streams}
+        for p in progress.values():
+            self._write_schema(p)
+        self.output.state(snapshot(self.tap.state))
+        jobs = self.plan(streams)
+        workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
+        receiver = None
+        started = time.monotonic()
+        try:
+            self.orchestrator = ExportOrchestrator(
+                self.provider,
+                workdir=workdir,
+                max_concurrent_exports=self.settings.max_concurrent_exports,
+                poll_interval=self.settings.poll_interval,
+                poll_max_interval=self.settings.poll_max_interval,
+                export_timeout=self.settings.export_timeout,
+                outside_hours=self.settings.outside_hours,
+                webhook_active=self.settings.webhook_listen is not None,
+            )
+            if self.settings.webhook_listen is not None:
+                from tap_commerce_exports.webhook import WebhookReceiver
+
+                host, port = self.settings.webhook_listen
+                receiver = WebhookReceiver(host, port, self.settings.webhook_secret or "",
+                                           self.orchestrator.wake)
+                receiver.start()
+            for job in self.orchestrator.run(jobs):
+                p = progress[job.stream.name]
+                if job.state is JobState.FAILED:
+                    p.error = job.error
+                    continue
+                try:
+                    self._emit(job, p)
+                except UserError as exc:
+                    if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
+                        raise
+                    LOGGER.error("%s", exc)
+                    p.error = exc
+                    job.state = JobState.FAILED
+                    job.error = exc
+                    continue
+                p.windows_done += 1
+                write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
+                self.output.state(snapshot(self.tap.state))
+        finally:
+            if receiver is not None:
+                receiver.stop()
+            if self.orchestrator is not None:
+                self.orchestrator.stop()
+            self.provider.close()
+            if self.rejects is not None:
+                self.rejects.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.output.flush()
+        elapsed = time.monotonic() - started
+        total = sum(p.records for p in progress.values())
+        LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total,
+                    len(progress))
+        failed = [p for p in progress.values() if p.error is not None]
+        if failed:
+            first = failed[0]
+            others = f" (and {len(failed) - 1} more stream(s) failed, see the log)" if len(failed) > 1 else ""
+            raise ExportFailed(f"stream '{first.stream.name}' failed: {first.error}{others}")
+
+    # ------------------------------------------------------------------ emitting
+    def _write_schema(self, p: StreamProgress) -> None:
+        stream = p.stream
+        schema = p.schema
+        if p.dropped_columns:
+            schema = dict(schema, properties={k: v for k, v in schema["properties"].items()
+                                              if k not in p.dropped_columns})
+        mapper = self.tap.mapper
+        mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
+        for stream_map in mapper.stream_maps[stream.name]:
+            if type(stream_map).__name__ == "RemoveRecordTransform":
+                continue
+            self.output.schema(stream_map.stream_alias, stream_map.transformed_schema,
+                               stream_map.transformed_key_properties or [])
+
+    def _window_filter(self, job: ExportJob) -> WindowFilter:
+        window: Window = job.window
+        field_name = job.stream.window_field
+        if self.provider.facts.file_format == "csv":
+            return WindowFilter(field_name, utc_instant_text(window.start),
+                                utc_instant_text(window.end))
+        return WindowFilter(field_name, to_epoch_ms(window.start), to_epoch_ms(window.end))
+
+    def _emit(self, job: ExportJob, p: StreamProgress) -> None:
+        stream = p.stream
+        reader_cls = CsvFileReader if self.provider.facts.file_format == "csv" else JsonElementsFileReader
+        time_extracted = datetime.now(timezone.utc).isoformat()
+        writers = self._record_writers(p, time_extracted)
+        dropped = p.dropped_columns
+        window_filter = self._window_filter(job)
+        count = out_of_window = rejected = 0
+        for index, path in enumerate(job.files):
+            label = f"{stream.name} export {job.export_id} file {index + 1}"
+            with reader_cls(path, p.schema, stream=stream.name, file_label=label,
+                            on_invalid=self.on_invalid, window=window_filter,
+                            primary_keys=stream.primary_keys) as reader:
+                if reader.window_field_missing and index == 0:
+                    LOGGER.warning("%s: the file has no '%s' column; its rows are kept without "
+                                   "the window-boundary check", job.label, job.stream.window_field)
+                if self.provider.facts.file_format == "csv":
+                    new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
+                    if new:
+                        LOGGER.info("%s: columns not in the schema kept as strings: %s",
+                                    job.label, ", ".join(new))
+                        p.schema = dict(p.schema, properties={
+                            **p.schema["properties"], **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}})
+                        self._write_schema(p)
+                        writers = self._record_writers(p, time_extracted)
+                for record in reader:
+                    if dropped:
+                        for name in dropped:
+                            record.pop(name, None)
+                    for write in writers:
+                        write(record)
+                    count += 1
+                out_of_window += reader.records_out_of_window
+                rejected += reader.records_rejected
+        p.records += count
+        extra = ""
+        if out_of_window:
+            extra += f", {out_of_window} outside the window left to their own window"
+        if rejected:
+            extra += f", {rejected} rejected"
+        LOGGER.info("%s: emitted %d records from export %s%s", job.label, count, job.export_id, extra)
+
+    def _record_writers(self, p: StreamProgress, time_extracted: str) -> list[Callable[[dict], None]]:
+        """One writer per stream map; the plain case writes records untouched."""
+        writers: list[Callable[[dict], None]] = []
+        for stream_map in self.tap.mapper.stream_maps[p.stream.name]:
+            if type(stream_map).__name__ == "RemoveRecordTransform":
+                continue
+            write = self.output.record_writer(stream_map.stream_alias, time_extracted)
+            if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:
+                writers.append(write)
+            else:
+                writers.append(_mapped(stream_map, write))
+        return writers
+
+
+def _mapped(stream_map: Any, write: Callable[[dict], None]) -> Callable[[dict], None]:
+    def transform_and_write(record: dict) -> None:
+        mapped = stream_map.transform(dict(record))
+        if mapped is not None:
+            write(mapped)
+
+    return transform_and_write
+
+
+def _is_stream_local(exc: UserError) -> bool:
+    """Errors that end one stream, not the whole run."""
+    from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+
+    return isinstance(exc, (InvalidFile, InvalidRecord))

@@ -59,7 +59,7 @@ class ExportOrchestrator:
         file_workers: int = 4,
         downloader: FileDownloader | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = utcnow,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.provider = provider
         self.workdir = workdir
@@ -71,7 +71,7 @@ class ExportOrchestrator:
         self.webhook_active = webhook_active
         self.downloader = downloader or FileDownloader()
         self.clock = clock
-        self.wall_clock = wall_clock
+        self.wall_clock = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
         self._ext = "csv" if provider.facts.file_format == "csv" else "json"
         self._cv = threading.Condition()
         self._jobs: list[ExportJob] = []

@@ -36,7 +36,11 @@ class ExportStream(Stream):
         self.primary_keys = list(definition.primary_keys)
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
-        raise NotImplementedError("export streams are synced by the export engine (singer/sync.py)")
+        """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs
+        all streams together through ``singer/sync.py``."""
+        from tap_commerce_exports.singer.sync import ExportSync
+
+        yield from ExportSync(self._tap, self._tap.settings).iter_stream_records(self)
 
     def deselected_properties(self) -> frozenset[str]:
         """Top-level properties the catalog deselected (dropped from records)."""

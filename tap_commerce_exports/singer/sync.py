@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from singer_sdk.mapper import SameRecordTransform
 
@@ -190,11 +190,31 @@ class ExportSync:
         return WindowFilter(field_name, to_epoch_ms(window.start), to_epoch_ms(window.end))
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
-        stream = p.stream
-        reader_cls = CsvFileReader if self.provider.facts.file_format == "csv" else JsonElementsFileReader
         time_extracted = datetime.now(timezone.utc).isoformat()
         writers = self._record_writers(p, time_extracted)
         dropped = p.dropped_columns
+
+        def new_columns() -> None:
+            nonlocal writers
+            self._write_schema(p)
+            writers = self._record_writers(p, time_extracted)
+
+        count = 0
+        for record in self._read(job, p, new_columns):
+            if dropped:
+                for name in dropped:
+                    record.pop(name, None)
+            for write in writers:
+                write(record)
+            count += 1
+        p.records += count
+
+    def _read(self, job: ExportJob, p: StreamProgress,
+              on_new_columns: Callable[[], None] | None) -> Iterator[dict[str, Any]]:
+        """Typed records of one job's files, in file order, inside the job's window."""
+        stream = p.stream
+        is_csv = self.provider.facts.file_format == "csv"
+        reader_cls = CsvFileReader if is_csv else JsonElementsFileReader
         window_filter = self._window_filter(job)
         count = out_of_window = rejected = 0
         for index, path in enumerate(job.files):
@@ -205,31 +225,48 @@ class ExportSync:
                 if reader.window_field_missing and index == 0:
                     LOGGER.warning("%s: the file has no '%s' column; its rows are kept without "
                                    "the window-boundary check", job.label, job.stream.window_field)
-                if self.provider.facts.file_format == "csv":
+                if is_csv:
                     new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
                     if new:
                         LOGGER.info("%s: columns not in the schema kept as strings: %s",
                                     job.label, ", ".join(new))
                         p.schema = dict(p.schema, properties={
                             **p.schema["properties"], **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}})
-                        self._write_schema(p)
-                        writers = self._record_writers(p, time_extracted)
+                        if on_new_columns is not None:
+                            on_new_columns()
                 for record in reader:
-                    if dropped:
-                        for name in dropped:
-                            record.pop(name, None)
-                    for write in writers:
-                        write(record)
                     count += 1
+                    yield record
                 out_of_window += reader.records_out_of_window
                 rejected += reader.records_rejected
-        p.records += count
         extra = ""
         if out_of_window:
             extra += f", {out_of_window} outside the window left to their own window"
         if rejected:
             extra += f", {rejected} rejected"
         LOGGER.info("%s: emitted %d records from export %s%s", job.label, count, job.export_id, extra)
+
+    def iter_stream_records(self, stream: ExportStream) -> Iterator[dict[str, Any]]:
+        """Records of ONE stream through the engine, for singer-sdk's per-stream path
+        (``Stream.sync``, used by the SDK's standard tests). Regular runs use :meth:`run`."""
+        p = StreamProgress(stream, dict(stream.schema))
+        workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))
+        orchestrator = ExportOrchestrator(
+            self.provider, workdir=workdir,
+            max_concurrent_exports=self.settings.max_concurrent_exports,
+            poll_interval=self.settings.poll_interval,
+            poll_max_interval=self.settings.poll_max_interval,
+            export_timeout=self.settings.export_timeout,
+            outside_hours=self.settings.outside_hours,
+        )
+        try:
+            for job in orchestrator.run(self.plan([stream])):
+                if job.state is JobState.FAILED:
+                    raise job.error or ExportFailed(f"{job.label} failed")
+                yield from self._read(job, p, None)
+        finally:
+            orchestrator.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _record_writers(self, p: StreamProgress, time_extracted: str) -> list[Callable[[dict], None]]:
         """One writer per stream map; the plain case writes records untouched."""

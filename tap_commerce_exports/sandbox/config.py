@@ -1,0 +1,261 @@
+"""The sandbox's settings: one dataclass, changeable at runtime.
+
+Every knob the demo, the tests, the benchmark and the fault-matrix script need is a
+field of :class:`SandboxConfig`, so that the same names work in three places: the
+Python constructor, ``POST /_sandbox/control`` (JSON) and the command line
+(``--kebab-case``). Fault switches live here too: a counting fault (``fault_500: 3``)
+is decremented as it fires, so reading the config back shows how many are left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+#: Next Commerce export types, in the order the types endpoint lists them, with the
+#: human name the provider's guide gives each.
+NC_TYPES: dict[str, str] = {
+    "order_list": "Orders",
+    "order_line_items": "Order Line Items",
+    "customer_list": "Customers",
+    "transaction_list": "Transactions",
+    "dispute_list": "Disputes",
+    "subscription_list": "Subscriptions",
+    "subscription_line_items": "Subscription Line Items",
+    "open_cart_list": "Open Carts",
+    "open_cart_line_items": "Open Cart Line Items",
+    "return_list": "Returns",
+    "return_line_items": "Return Line Items",
+    "fulfillment_list": "Fulfillments",
+    "fulfillment_line_items": "Fulfillment Line Items",
+}
+
+CLOVER_TYPES: tuple[str, ...] = ("ORDERS", "PAYMENTS")
+
+#: Default objects per UTC day. Line-item types are not listed: their rows are derived
+#: from their parents (1-3 lines per parent), so that every line points at a real parent
+#: and carries the parent's timestamp.
+DEFAULT_ROWS_PER_DAY: dict[str, int] = {
+    "order_list": 25,
+    "customer_list": 20,
+    "transaction_list": 35,
+    "dispute_list": 6,
+    "subscription_list": 10,
+    "open_cart_list": 12,
+    "return_list": 5,
+    "fulfillment_list": 20,
+    "ORDERS": 45,
+    "PAYMENTS": 50,
+}
+
+#: Which header style each NC type uses when ``header_style == "mixed"``. Real stores
+#: show both; the tap must normalize either.
+MIXED_HEADER_STYLE: dict[str, str] = {
+    "order_list": "title",
+    "order_line_items": "title",
+    "customer_list": "title",
+    "transaction_list": "snake",
+    "dispute_list": "title",
+    "subscription_list": "snake",
+    "subscription_line_items": "title",
+    "open_cart_list": "snake",
+    "open_cart_line_items": "title",
+    "return_list": "snake",
+    "return_line_items": "snake",
+    "fulfillment_list": "title",
+    "fulfillment_line_items": "snake",
+}
+
+#: Fields fixed once the server is bound.
+IMMUTABLE_FIELDS = frozenset({"host", "port"})
+
+
+@dataclass
+class SandboxConfig:
+    """All settings of the sandbox. Every field has a default.
+
+    Times are ISO-8601 strings (any offset); durations are seconds.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    seed: int = 42
+    token: str = "sandbox-token"
+    store: str = "demo-store"
+    merchant_id: str = "SANDBOXMERCHANT1"
+    #: Rows exist only with window instant in [data_start, data_end). Raising data_end
+    #: adds rows after the old end and changes nothing before it.
+    data_start: str = "2025-01-01T00:00:00Z"
+    data_end: str = "2025-03-01T00:00:00Z"
+    #: Objects per UTC day: a dict per export type (missing types keep their default),
+    #: or one int for every parent type. Line-item types derive from their parents.
+    rows_per_day: Union[dict[str, int], int, None] = None
+    #: Seconds from creation until an export is ready (monotonic clock).
+    processing_delay: float = 2.0
+    #: Next Commerce requests per second per token; <= 0 disables the limit.
+    nc_rate_limit: float = 4.0
+    #: Seconds announced in Retry-After / retry-after.
+    retry_after: int = 1
+    #: Whether a row whose instant equals date_to (NC) / endTime (Clover) is exported.
+    date_to_inclusive: bool = True
+    #: "snake" | "title" | "mixed" (see MIXED_HEADER_STYLE).
+    header_style: str = "mixed"
+    #: Lifetime of signed file URLs, seconds.
+    url_ttl: float = 60.0
+    clover_max_running: int = 2
+    #: Clover requests per second per token; <= 0 disables the limit.
+    clover_rate_limit: float = 16.0
+    clover_max_concurrent_requests: int = 5
+    #: Seconds every Clover API request takes (0 = instant). Lets tests and the
+    #: benchmark make the concurrency limit observable.
+    clover_request_delay: float = 0.0
+    #: "off" | "us" | "eu": availability windows for creating Clover exports.
+    clover_hours: str = "off"
+    #: Shifts the sandbox's wall clock (URL expiry, Clover hours, created_at), seconds.
+    clock_offset: float = 0.0
+    #: Freezes the sandbox's wall clock at this ISO instant (overrides clock_offset).
+    fake_now: Union[str, None] = None
+    clover_legacy_complete: bool = False
+    clover_objects_per_file: int = 1000
+    webhook_url: Union[str, None] = None
+    webhook_secret: Union[str, None] = None
+    #: Benchmark knob: {export_type: N} makes that type hold exactly N rows spread
+    #: evenly over [data_start, data_end) (overrides rows_per_day for it; for a
+    #: line-item type, its parent is sized so the lines total about N).
+    large_file_rows: Union[dict[str, int], None] = None
+    # --- faults (deterministic; each firing is counted in stats) ---
+    fault_429_burst: int = 0
+    fault_500: int = 0
+    fault_expired_url: bool = False
+    fault_truncated_download: bool = False
+    fault_export_failed: int = 0
+    fault_never_ready: bool = False
+    fault_clover_503: int = 0
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy of every field."""
+        return dataclasses.asdict(self)
+
+    def rows_for(self, export_type: str) -> int:
+        """Base objects per day for a parent type (before day-to-day variation)."""
+        rpd = self.rows_per_day
+        if isinstance(rpd, int):
+            return rpd
+        if isinstance(rpd, dict) and export_type in rpd:
+            return int(rpd[export_type])
+        return DEFAULT_ROWS_PER_DAY.get(export_type, 10)
+
+    def header_style_for(self, export_type: str) -> str:
+        """``snake`` or ``title`` for one NC type under the current header_style."""
+        if self.header_style == "mixed":
+            return MIXED_HEADER_STYLE[export_type]
+        return self.header_style
+
+
+def parse_instant(value: str) -> datetime:
+    """ISO-8601 with any offset (``Z`` too) to an aware UTC datetime; naive means UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def validate(cfg: SandboxConfig) -> None:
+    """Reject settings the sandbox cannot honour, with a message naming the field."""
+    if cfg.header_style not in ("snake", "title", "mixed"):
+        raise ValueError("header_style must be snake, title or mixed")
+    if cfg.clover_hours not in ("off", "us", "eu"):
+        raise ValueError("clover_hours must be off, us or eu")
+    start, end = parse_instant(cfg.data_start), parse_instant(cfg.data_end)
+    if end <= start:
+        raise ValueError("data_end must be after data_start")
+    if cfg.fake_now is not None:
+        parse_instant(cfg.fake_now)
+    if cfg.clover_objects_per_file < 1:
+        raise ValueError("clover_objects_per_file must be >= 1")
+    if cfg.processing_delay < 0:
+        raise ValueError("processing_delay must be >= 0")
+    for name in ("rows_per_day", "large_file_rows"):
+        value = getattr(cfg, name)
+        if isinstance(value, dict):
+            for key, n in value.items():
+                if key not in NC_TYPES and key not in CLOVER_TYPES:
+                    raise ValueError(f"{name}: unknown export type {key!r}")
+                if int(n) < 0:
+                    raise ValueError(f"{name}: {key} must be >= 0")
+
+
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(SandboxConfig)
+
+
+def _parse_type_map(text: str) -> dict[str, int] | int:
+    """``"30"`` -> 30; ``"order_list=30,ORDERS=50"`` or JSON object -> dict."""
+    text = text.strip()
+    if text.startswith("{"):
+        return {str(k): int(v) for k, v in json.loads(text).items()}
+    if "=" not in text:
+        return int(text)
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        key, _, num = part.partition("=")
+        out[key.strip()] = int(num)
+    return out
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Turn a JSON or command-line value into the field's Python type."""
+    hint = _field_types()[name]
+    if value is None:
+        if type(None) in get_args(hint):
+            return None
+        raise ValueError(f"{name} cannot be null")
+    if name in ("rows_per_day", "large_file_rows"):
+        if isinstance(value, str):
+            value = _parse_type_map(value)
+        if isinstance(value, dict):
+            return {str(k): int(v) for k, v in value.items()}
+        if name == "large_file_rows":
+            raise ValueError("large_file_rows must map export types to row counts")
+        return int(value)
+    base = hint
+    if get_origin(hint) is Union:
+        base = next(a for a in get_args(hint) if a is not type(None))
+    if base is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{name} must be a boolean")
+        return bool(value)
+    if base is int:
+        if isinstance(value, bool):
+            return int(value)
+        return int(value)
+    if base is float:
+        return float(value)
+    return str(value)
+
+
+def apply_changes(cfg: SandboxConfig, changes: dict[str, Any]) -> SandboxConfig:
+    """A new config with ``changes`` applied and validated (the old one is untouched)."""
+    names = {f.name for f in dataclasses.fields(SandboxConfig)}
+    updates: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in names:
+            raise ValueError(f"unknown sandbox setting: {key}")
+        if key in IMMUTABLE_FIELDS and value != getattr(cfg, key):
+            raise ValueError(f"{key} cannot change while the server runs")
+        updates[key] = coerce(key, value)
+    return dataclasses.replace(cfg, **updates)

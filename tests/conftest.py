@@ -1,0 +1,101 @@
+"""Shared, generic test fixtures.
+
+``local_http``: a factory of real HTTP servers on 127.0.0.1 (port 0, own thread). Each
+server answers with a function of the request, and records every request it received,
+so tests can assert what did (and did not) reach a host.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import pytest
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    #: announce this Content-Length instead of the body's real length (then close)
+    content_length: int | None = None
+
+
+class LocalServer:
+    """A real HTTP/1.0 server on 127.0.0.1; ``app(request) -> Reply``."""
+
+    def __init__(self, app: Callable[[SeenRequest], Reply]) -> None:
+        self.app = app
+        self.requests: list[SeenRequest] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: object) -> None:
+                return
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen = SeenRequest(self.command, self.path, dict(self.headers.items()), body)
+                server.requests.append(seen)
+                reply = server.app(seen)
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                announced = reply.content_length if reply.content_length is not None else len(reply.body)
+                self.send_header("Content-Length", str(announced))
+                self.end_headers()
+                self.wfile.write(reply.body)
+                self.wfile.flush()
+                self.close_connection = True
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def local_http():
+    """Factory: ``local_http(app)`` starts a LocalServer; all are closed after the test."""
+    servers: list[LocalServer] = []
+
+    def start(app: Callable[[SeenRequest], Reply]) -> LocalServer:
+        srv = LocalServer(app)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.close()

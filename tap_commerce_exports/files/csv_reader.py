@@ -1,0 +1,210 @@
+"""Stream a Next Commerce export CSV as typed records.
+
+Why this shape: export files can be large, so the file is read row by row (never whole),
+and all per-column decisions (property name, converter, primary-key and window checks)
+are taken once when the header is read. The converters are the validation: a cell that
+converts is a value of its schema type, so no JSON-schema validator runs per record.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.files.bytes_check import check_utf8_text
+from tap_commerce_exports.files.converters import Converter, csv_converter
+from tap_commerce_exports.files.headers import normalize_headers
+from tap_commerce_exports.files.row_builder import compile_row_builder
+from tap_commerce_exports.files.window import WindowFilter
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class CsvFileReader:
+    """Typed records of one CSV export file.
+
+    Opening the reader checks the bytes (UTF-8, no NUL), reads and normalizes the header
+    and prepares the per-column converters; iterating yields records (empty cell -> None).
+    Columns the schema does not know are kept as strings (listed in ``unknown_columns``).
+
+    A bad row (wrong number of cells, a value its converter rejects, an empty primary
+    key) becomes an :class:`InvalidRecord` passed to ``on_invalid``: if that returns, the
+    row is skipped and counted in ``records_rejected``; if it raises, the error
+    propagates. Counters are final once iteration ends (or the iterator is closed).
+
+    A header without one of the primary-key columns raises :class:`InvalidFile`: every
+    row would lack its key, and one clear file-level message beats one per row.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: Mapping[str, Any],
+        *,
+        stream: str,
+        file_label: str,
+        on_invalid: Callable[[InvalidRecord], None],
+        window: WindowFilter | None = None,
+        primary_keys: Sequence[str] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.stream = stream
+        self.file_label = file_label
+        self.window = window
+        self.primary_keys = tuple(primary_keys)
+        self._on_invalid = on_invalid
+        self.rows_read = 0
+        self.records_out_of_window = 0
+        self.records_rejected = 0
+        self.records_without_window_value = 0
+
+        check_utf8_text(self.path, file_label)
+        # utf-8-sig: a BOM is not part of the first header cell (even a quoted one).
+        self._file = open(self.path, newline="", encoding="utf-8-sig", errors="strict")  # noqa: SIM115
+        try:
+            self._reader = csv.reader(self._file)
+            header = self._read_header()
+        except BaseException:
+            self._file.close()
+            raise
+
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        self.columns: list[str] = normalize_headers(header)
+        self.unknown_columns: list[str] = [c for c in self.columns if c not in properties]
+        self._converters: list[Converter | None] = [
+            csv_converter(properties[c]) if c in properties else None for c in self.columns
+        ]
+        missing_keys = [k for k in self.primary_keys if k not in self.columns]
+        if missing_keys:
+            self._file.close()
+            raise InvalidFile(
+                f"{file_label}: header has no primary-key column {', '.join(missing_keys)} "
+                f"(stream '{stream}'; columns: {', '.join(self.columns)})"
+            )
+        self.window_field_missing: bool = window is not None and window.field not in self.columns
+        self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
+        self._started = False
+
+    def _read_header(self) -> list[str]:
+        try:
+            for row in self._reader:
+                if row:
+                    return row
+        except csv.Error as exc:
+            raise InvalidFile(f"{self.file_label}: unreadable CSV header: {exc}") from None
+        raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
+
+    # -- iteration -----------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        if self._started:
+            raise RuntimeError(f"{self.file_label}: a CsvFileReader can be iterated once")
+        self._started = True
+        return self._records()
+
+    def _records(self) -> Iterator[dict[str, object]]:
+        # Hot loop: locals only; counters are written back once, in ``finally``.
+        build = self._build
+        reader = self._reader
+        window = None if self.window_field_missing else self.window
+        rows = out_of_window = rejected = no_window_value = 0
+        try:
+            if window is None:
+                for row in reader:
+                    rows += 1
+                    try:
+                        record = build(row)
+                    except ValueError:
+                        if not row:  # a blank line is not a row
+                            rows -= 1
+                            continue
+                        rejected += 1
+                        self._reject(row)
+                        continue
+                    yield record
+            else:
+                field, start, end = window.field, window.start, window.end
+                for row in reader:
+                    rows += 1
+                    try:
+                        record = build(row)
+                    except ValueError:
+                        if not row:
+                            rows -= 1
+                            continue
+                        rejected += 1
+                        self._reject(row)
+                        continue
+                    instant = record[field]
+                    if instant is None:
+                        no_window_value += 1
+                    elif not start <= instant < end:  # type: ignore[operator]
+                        out_of_window += 1
+                        continue
+                    yield record
+        except csv.Error as exc:
+            raise InvalidFile(
+                f"{self.file_label}: unreadable CSV near line {reader.line_num}: {exc}"
+            ) from None
+        finally:
+            self.rows_read += rows
+            self.records_out_of_window += out_of_window
+            self.records_rejected += rejected
+            self.records_without_window_value += no_window_value
+            self.close()
+
+    def _reject(self, row: list[str]) -> None:
+        """Say exactly what is wrong with ``row`` and hand it to ``on_invalid``."""
+        error = self._diagnose(row)
+        self._on_invalid(error)
+
+    def _diagnose(self, row: list[str]) -> InvalidRecord:
+        # The reader's line_num is the row's LAST physical line; quoted cells may span
+        # several, so step back over the line breaks inside the cells.
+        breaks = sum(len(_LINE_BREAK.findall(cell)) for cell in row)
+        position = f"line {self._reader.line_num - breaks}"
+
+        def invalid(column: str | None, value: object, reason: str) -> InvalidRecord:
+            return InvalidRecord(
+                stream=self.stream, file=self.file_label, position=position,
+                column=column, value=value, reason=reason,
+            )
+
+        if len(row) != len(self.columns):
+            return invalid(
+                None, row, f"row has {len(row)} cells but the header has {len(self.columns)}"
+            )
+        for column, converter, cell in zip(self.columns, self._converters, row):
+            if not cell:
+                if column in self.primary_keys:
+                    return invalid(column, None, "primary key is empty")
+                continue
+            if converter is None:
+                continue
+            try:
+                converter(cell)
+            except ValueError as exc:
+                return invalid(column, cell, str(exc))
+        return invalid(None, row, "row could not be converted")  # pragma: no cover
+
+    # -- resource handling ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._file.close()
+
+    def __enter__(self) -> CsvFileReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

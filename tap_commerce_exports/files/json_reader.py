@@ -1,0 +1,175 @@
+"""Read a Clover export file, ``{"elements": [ ... ]}``, as validated records.
+
+Why decode the whole file: Clover caps a file at 1000 objects, so one
+``msgspec.json.decode`` call (much faster than the stdlib) is both simple and bounded in
+memory. Numbers with a fraction are decoded as :class:`decimal.Decimal`, never floats,
+so any amount stays exact. Each element is checked against the stream's schema with a
+validator compiled once per schema (see :mod:`json_validation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.files.json_validation import Check, Problem, compile_check
+from tap_commerce_exports.files.window import WindowFilter
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+# Compiled validators by schema object. The schema is stored with its check so that its
+# id() cannot be reused by another object while the entry exists.
+_CHECKS: dict[int, tuple[Mapping[str, Any], Check]] = {}
+
+
+def schema_check(schema: Mapping[str, Any]) -> Check:
+    """The compiled validator of ``schema``, built on first use."""
+    entry = _CHECKS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_CHECKS) > 64:
+            _CHECKS.clear()
+        entry = (schema, compile_check(schema))
+        _CHECKS[id(schema)] = entry
+    return entry[1]
+
+
+class JsonElementsFileReader:
+    """Records of one ``{"elements": [...]}`` export file.
+
+    The constructor reads and decodes the file and raises :class:`InvalidFile` if it is
+    not JSON, not an object, or has no ``elements`` list. Iteration yields each element
+    (as decoded; fields the schema does not declare are kept). An element that is not an
+    object, breaks the schema, or has an empty primary key becomes an
+    :class:`InvalidRecord` (position ``element N``, N the 0-based index in ``elements``)
+    passed to ``on_invalid``: if that returns, the element is skipped and counted.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: Mapping[str, Any],
+        *,
+        stream: str,
+        file_label: str,
+        on_invalid: Callable[[InvalidRecord], None],
+        window: WindowFilter | None = None,
+        primary_keys: Sequence[str] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.stream = stream
+        self.file_label = file_label
+        self.window = window
+        self.primary_keys = tuple(primary_keys)
+        self._on_invalid = on_invalid
+        self.rows_read = 0
+        self.records_out_of_window = 0
+        self.records_rejected = 0
+        self.records_without_window_value = 0
+
+        self._elements = self._load()
+        seen: set[str] = set()
+        for element in self._elements:
+            if type(element) is dict:
+                seen.update(element)
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        self.columns: list[str] = sorted(seen)
+        self.unknown_columns: list[str] = [c for c in self.columns if c not in properties]
+        self.window_field_missing: bool = (
+            window is not None and bool(self._elements) and window.field not in seen
+        )
+        self._check = schema_check(schema)
+        self._started = False
+
+    def _load(self) -> list[object]:
+        data = self.path.read_bytes()
+        if data.startswith(_UTF8_BOM):
+            data = data[len(_UTF8_BOM):]
+        try:
+            document = msgspec.json.decode(data, float_hook=Decimal)
+        except msgspec.DecodeError as exc:
+            raise InvalidFile(f"{self.file_label}: not valid JSON: {exc}") from None
+        if type(document) is not dict:
+            raise InvalidFile(
+                f"{self.file_label}: expected a JSON object with an 'elements' list, "
+                f"got {type(document).__name__}"
+            )
+        elements = document.get("elements")
+        if type(elements) is not list:
+            raise InvalidFile(f"{self.file_label}: JSON object has no 'elements' list")
+        return elements
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._started:
+            raise RuntimeError(f"{self.file_label}: a JsonElementsFileReader can be iterated once")
+        self._started = True
+        return self._records()
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        check = self._check
+        keys = self.primary_keys
+        window = None if self.window_field_missing else self.window
+        try:
+            for index, element in enumerate(self._elements):
+                self.rows_read += 1
+                problem = (
+                    check(element)
+                    if type(element) is dict
+                    else Problem((), element, "element is not a JSON object")
+                )
+                if problem is None:
+                    for key in keys:
+                        if element.get(key) is None:  # type: ignore[union-attr]
+                            problem = Problem((key,), None, "primary key is empty")
+                            break
+                if problem is None and window is not None:
+                    instant = element.get(window.field)  # type: ignore[union-attr]
+                    if instant is None:
+                        self.records_without_window_value += 1
+                    else:
+                        try:
+                            inside = window.start <= instant < window.end  # type: ignore[operator]
+                        except TypeError:
+                            problem = Problem(
+                                (window.field,), instant, "window field is not comparable to the window bounds"
+                            )
+                        else:
+                            if not inside:
+                                self.records_out_of_window += 1
+                                continue
+                if problem is not None:
+                    self.records_rejected += 1
+                    self._on_invalid(
+                        InvalidRecord(
+                            stream=self.stream,
+                            file=self.file_label,
+                            position=f"element {index}",
+                            column=problem.dotted_path() or None,
+                            value=problem.value,
+                            reason=problem.reason,
+                        )
+                    )
+                    continue
+                yield element  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the decoded elements (the file itself is already closed)."""
+        self._elements = []
+
+    def __enter__(self) -> JsonElementsFileReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,33 @@
+"""The half-open date window a file's records must fall in.
+
+Why the reader filters: whether a provider's ``date_to`` is inclusive is not published,
+so a file may carry a row stamped exactly at the window's end. Keeping only
+``start <= value < end`` makes adjacent windows ``[a, b)`` and ``[b, c)`` own every
+boundary row exactly once, whichever rule the provider follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WindowFilter:
+    """Keep records whose ``field`` lies in ``[start, end)``.
+
+    Bounds are in the record's own representation, so comparison needs no conversion
+    per record: normalized UTC text for CSV (see
+    :func:`tap_commerce_exports.files.converters.utc_instant_text`, whose text order is
+    instant order) and epoch-milliseconds ints for Clover.
+
+    A record whose field is null is kept (the reader counts it): dropping it would lose
+    data silently, while keeping it at worst duplicates it.
+    """
+
+    field: str
+    start: object
+    end: object
+
+    def contains(self, value: object) -> bool:
+        """True when ``value`` is inside the window or unknown (null)."""
+        return value is None or self.start <= value < self.end  # type: ignore[operator]

@@ -52,9 +52,9 @@ class Stats:
                 "exports_created": dict(self.exports_created),
             }
             for name in (
-                "responses_429",
-                "responses_503",
-                "responses_500",
+                "429s_sent",
+                "503s_sent",
+                "500s_sent",
                 "auth_header_on_file_host",
                 "downloads_served",
                 "truncated_downloads_sent",

@@ -1,0 +1,152 @@
+"""Run the real Meltano of this repo in isolation (shared by the Meltano end-to-end tests).
+
+Meltano itself lives in `.venv-meltano/` and its plugins under the repo's `.meltano/`
+(`make install` puts them there). A test gets its own Meltano "system directory"
+(`MELTANO_SYS_DIR_ROOT`) in a temporary folder: its own system database (so its own
+state), run and log folders; the plugin virtualenvs are reached through symlinks, so
+nothing is installed again and nothing of the user's `.meltano/` (state, logs) changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+REPO = Path(__file__).resolve().parents[1]
+MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
+PLUGINS_DIR = REPO / ".meltano"
+NC_EXTRACTOR = "tap-commerce-exports"
+CLOVER_EXTRACTOR = "tap-commerce-exports--clover"
+
+#: Variables of the caller that must not leak into a test's Meltano (real tokens, a
+#: user's warehouse path, a user's Meltano settings).
+_SCRUBBED_PREFIXES = ("TAP_COMMERCE_EXPORTS", "TARGET_DUCKDB", "TARGET_JSONL", "MELTANO_")
+
+
+def missing_install() -> str | None:
+    """Why the Meltano tests cannot run here (None if they can)."""
+    if not MELTANO.exists():
+        return f"{MELTANO.relative_to(REPO)} is missing: run `make test` (it installs Meltano)"
+    for plugin in ("extractors/tap-commerce-exports", "loaders/target-duckdb"):
+        if not (PLUGINS_DIR / plugin / "venv").is_dir():
+            return f".meltano/{plugin} is not installed: run `make test` (it runs `meltano install`)"
+    return None
+
+
+def env_prefix(plugin: str) -> str:
+    """Meltano's `<PLUGIN_NAME>_` environment prefix of a plugin's settings."""
+    return "".join(c if c.isalnum() else "_" for c in plugin).upper() + "_"
+
+
+def plugin_env(plugin: str, settings: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables that set these settings of this plugin."""
+    prefix = env_prefix(plugin)
+    out = {}
+    for name, value in settings.items():
+        out[prefix + name.upper()] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+@dataclass
+class MeltanoResult:
+    args: list[str]
+    returncode: int
+    output: str
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+class IsolatedMeltano:
+    """This repo's Meltano project, with a private system directory under `home`."""
+
+    def __init__(self, home: Path, environment: str = "dev") -> None:
+        self.home = Path(home)
+        self.environment = environment
+        self.sys_dir = self.home / "meltano-sys"
+        self.sys_dir.mkdir(parents=True, exist_ok=True)
+        for kind in ("extractors", "loaders"):
+            link = self.sys_dir / kind
+            if not link.exists():
+                link.symlink_to(PLUGINS_DIR / kind, target_is_directory=True)
+        self.warehouse = self.home / "warehouse.duckdb"
+        self.extra_env: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+        env.update({
+            "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
+            "MELTANO_DATABASE_URI": f"sqlite:///{self.sys_dir / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_AUTO_INSTALL": "false",
+            "TARGET_DUCKDB_PATH": str(self.warehouse),
+        })
+        env.update(self.extra_env)
+        return env
+
+    def run(self, *args: str, timeout: float = 600) -> MeltanoResult:
+        cmd = [str(MELTANO), f"--environment={self.environment}", *args]
+        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
+        return MeltanoResult(cmd, proc.returncode, proc.stdout)
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        """`meltano state get <state_id>` as a dict ({} when there is none)."""
+        cmd = [str(MELTANO), "--log-level=error", f"--environment={self.environment}",
+               "state", "get", state_id]
+        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        text = proc.stdout.strip()
+        return json.loads(text) if text else {}
+
+
+def read_warehouse(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(schema, table): {"columns": [...], "primary_key": [...], "rows": n}} of a DuckDB file."""
+    import duckdb
+
+    if not Path(path).exists():
+        return {}
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for schema, table in con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_type = 'BASE TABLE'").fetchall():
+            cols = [r[0] for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table]).fetchall()]
+            rows = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+            out[(schema, table)] = {"columns": cols, "primary_key": [], "rows": rows}
+        for schema, table, pk in con.execute(
+                "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
+                "where constraint_type = 'PRIMARY KEY'").fetchall():
+            if (schema, table) in out:
+                out[(schema, table)]["primary_key"] = list(pk)
+        return out
+    finally:
+        con.close()
+
+
+def table_keys(path: Path, schema: str, table: str, key_columns: Iterable[str]) -> list[tuple[str, ...]]:
+    """Every row's key as a tuple of strings (duplicates kept, so that they can be counted)."""
+    import duckdb
+
+    cols = ", ".join(f'"{c.lower()}"' for c in key_columns)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [tuple(str(v) for v in row)
+                for row in con.execute(f'select {cols} from "{schema}"."{table}"').fetchall()]
+    finally:
+        con.close()
+
+
+def as_key_tuples(keys: Iterable[Any]) -> list[tuple[str, ...]]:
+    """Ground-truth keys (scalars or tuples) as tuples of strings, like :func:`table_keys`."""
+    return [tuple(str(v) for v in k) if isinstance(k, (tuple, list)) else (str(k),) for k in keys]

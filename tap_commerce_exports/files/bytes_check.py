@@ -33,7 +33,7 @@ def _line_of(path: Path, offset: int) -> int:
 
 def _bad_utf8(path: Path, file_label: str, at: int, reason: str) -> InvalidFile:
     return InvalidFile(
-        f"{file_label}: not valid UTF-8 at byte {at} (line {_line_of(path, at)}): {reason}"
+        f"{file_label}: not valid UTF-8 at byte offset {at} (line {_line_of(path, at)}): {reason}"
     )
 
 
@@ -47,7 +47,7 @@ def check_utf8_text(path: Path, file_label: str) -> None:
             if nul >= 0:
                 at = offset + nul
                 raise InvalidFile(
-                    f"{file_label}: NUL byte at byte {at} (line {_line_of(path, at)}); "
+                    f"{file_label}: NUL byte at byte offset {at} (line {_line_of(path, at)}); "
                     "not a text CSV file"
                 )
             # Pure-ASCII chunks are valid UTF-8 unless a multi-byte sequence is pending.

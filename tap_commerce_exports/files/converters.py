@@ -23,6 +23,9 @@ Converter = Callable[[str], object]
 
 UTC = timezone.utc
 
+# Fractional JSON numbers decode as exact Decimals, like money cells.
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
+
 # Plain decimal notation, optional exponent. Decimal() alone would also accept
 # whitespace, '1_000', non-ASCII digits, 'NaN' and 'Infinity': none is a money value.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -105,7 +108,7 @@ def to_date_text(text: str) -> str:
 def to_json_value(text: str) -> object:
     """A cell of an object/array property holds JSON text; decode it."""
     try:
-        return msgspec.json.decode(text, float_hook=Decimal)
+        return _JSON.decode(text)
     except msgspec.DecodeError:
         raise ValueError("not JSON") from None
 

@@ -22,6 +22,7 @@ from tap_commerce_exports.files.json_validation import Check, Problem, compile_c
 from tap_commerce_exports.files.window import WindowFilter
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 # Compiled validators by schema object. The schema is stored with its check so that its
 # id() cannot be reused by another object while the entry exists.
@@ -91,7 +92,7 @@ class JsonElementsFileReader:
         if data.startswith(_UTF8_BOM):
             data = data[len(_UTF8_BOM):]
         try:
-            document = msgspec.json.decode(data, float_hook=Decimal)
+            document = _DECODER.decode(data)
         except msgspec.DecodeError as exc:
             raise InvalidFile(f"{self.file_label}: not valid JSON: {exc}") from None
         if type(document) is not dict:

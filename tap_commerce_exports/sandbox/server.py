@@ -172,7 +172,18 @@ class SandboxServer:
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True, name="sandbox-http")
         self._thread.start()
+        threading.Thread(target=self._warm_up, daemon=True, name="sandbox-warmup").start()
         return self
+
+    def _warm_up(self) -> None:
+        """Build the per-type value tables ahead of the first export (saves ~0.5 s there)."""
+        from tap_commerce_exports.sandbox.config import NC_TYPES
+        from tap_commerce_exports.sandbox.data_nextcommerce import type_plan
+
+        for export_type in NC_TYPES:
+            if self.state.stopping.is_set():
+                return
+            type_plan(self.state.config.seed, export_type)
 
     def stop(self) -> None:
         """Stop serving, end background jobs, delete generated files."""

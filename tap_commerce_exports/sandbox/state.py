@@ -90,7 +90,7 @@ class ExportJob:
         phase = self.phase(now_mono)
         if phase in ("ready", "failed"):
             return 100
-        if self.never_ready or self.delay <= 0:
+        if phase == "pending" or self.never_ready or self.delay <= 0:
             return 0
         return max(0, min(99, int(100 * (now_mono - self.created_mono) / self.delay)))
 

@@ -95,6 +95,10 @@ class JsonElementsFileReader:
             document = _DECODER.decode(data)
         except msgspec.DecodeError as exc:
             raise InvalidFile(f"{self.file_label}: not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidFile(
+                f"{self.file_label}: not valid JSON: a string is not valid UTF-8 ({exc.reason})"
+            ) from None
         if type(document) is not dict:
             raise InvalidFile(
                 f"{self.file_label}: expected a JSON object with an 'elements' list, "
@@ -118,16 +122,17 @@ class JsonElementsFileReader:
         try:
             for index, element in enumerate(self._elements):
                 self.rows_read += 1
-                problem = (
-                    check(element)
-                    if type(element) is dict
-                    else Problem((), element, "element is not a JSON object")
-                )
-                if problem is None:
+                # Keys first: a null key is reported as such, not as a type mismatch.
+                if type(element) is not dict:
+                    problem: Problem | None = Problem((), element, "element is not a JSON object")
+                else:
+                    problem = None
                     for key in keys:
-                        if element.get(key) is None:  # type: ignore[union-attr]
+                        if element.get(key) is None:
                             problem = Problem((key,), None, "primary key is empty")
                             break
+                    if problem is None:
+                        problem = check(element)
                 if problem is None and window is not None:
                     instant = element.get(window.field)  # type: ignore[union-attr]
                     if instant is None:

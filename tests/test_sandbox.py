@@ -80,7 +80,7 @@ def sb():
 def _reset(sb):
     sb.control(**RESET)
     yield
-    sb.control(**RESET)
+    sb.control(**RESET, complete_exports=True, reset_limits=True)
 
 
 # --- helpers over the two APIs ---------------------------------------------------
@@ -424,8 +424,8 @@ def test_clover_running_limit_answers_503(sb):
     assert cl_create(sb, "ORDERS", "2025-01-03T00:00:00Z", "2025-01-04T00:00:00Z")[0] == 503
     assert sb.stats()["503s_sent"] == before + 1
     assert sb.stats()["max_clover_exports_running"] >= 2
-    # finish them (so later tests are not blocked): make them old by lowering the bar
-    sb.control(clover_max_running=100)
+    sb.control(complete_exports=True)
+    assert cl_create(sb, "ORDERS", "2025-01-03T00:00:00Z", "2025-01-04T00:00:00Z")[0] == 200
 
 
 def test_clover_hours_and_fault_503(sb):

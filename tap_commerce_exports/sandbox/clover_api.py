@@ -72,8 +72,6 @@ def handle(state: SandboxState, req: Request) -> Response:
     state.stats.observe_max("clover_concurrent", inflight)
     try:
         cfg = state.config
-        if cfg.clover_request_delay > 0:
-            time.sleep(cfg.clover_request_delay)
         if state.take_fault("fault_500"):
             state.stats.incr("500s_sent")
             return json_response(500, {"message": "Internal Server Error"})
@@ -92,6 +90,8 @@ def handle(state: SandboxState, req: Request) -> Response:
         if not state.clover_limiter.allow(token, cfg.clover_rate_limit, now):
             wait = state.clover_penalty.punish(token, now, cfg.retry_after)
             return _throttle(state, wait, "Too many requests")
+        if cfg.clover_request_delay > 0:  # admitted: now "work" while counted in flight
+            time.sleep(cfg.clover_request_delay)
         if not m:
             return json_response(404, {"message": "Not Found"})
         if m.group(1) != cfg.merchant_id:

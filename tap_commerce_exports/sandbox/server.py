@@ -137,10 +137,23 @@ def _control(state: SandboxState, req: Request) -> Response:
 
 
 def control(state: SandboxState, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply setting changes; the pseudo-setting ``reset_stats: true`` zeroes counters."""
+    """Apply setting changes, plus actions given as pseudo-settings:
+
+    ``reset_stats: true`` zeroes the counters; ``complete_exports: true`` finishes every
+    unfinished export now (frees Clover's running slots between tests);
+    ``reset_limits: true`` forgets rate-limit history and Clover penalties (also done
+    whenever a limit setting itself changes).
+    """
     changes = dict(changes)
+    limit_fields = {"nc_rate_limit", "clover_rate_limit", "clover_max_concurrent_requests", "retry_after"}
+    if changes.pop("reset_limits", False) or any(
+        k in limit_fields and v != getattr(state.config, k, None) for k, v in changes.items()
+    ):
+        state.reset_limits()
     if changes.pop("reset_stats", False):
         state.stats.reset()
+    if changes.pop("complete_exports", False):
+        state.complete_exports()
     return state.update_config(changes).to_dict()
 
 

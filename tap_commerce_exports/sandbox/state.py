@@ -74,10 +74,17 @@ class ExportJob:
     files: list[str] = field(default_factory=list)
     file_ready: threading.Event = field(default_factory=threading.Event)
     webhook_sent: bool = False
+    #: Whether the never-ready fault is still switched on; an export created under it
+    #: stays unfinished only while it is, so switching the fault off releases it.
+    fault_still_on: Callable[[], bool] = lambda: True
+
+    @property
+    def stuck(self) -> bool:
+        return self.never_ready and self.fault_still_on()
 
     def phase(self, now_mono: float) -> str:
         """``pending`` | ``running`` | ``ready`` | ``failed`` — provider-neutral status."""
-        if self.never_ready:
+        if self.stuck:
             return "running"
         if now_mono - self.created_mono < self.delay:
             return "pending" if now_mono - self.created_mono < 0.2 * self.delay else "running"
@@ -90,7 +97,7 @@ class ExportJob:
         phase = self.phase(now_mono)
         if phase in ("ready", "failed"):
             return 100
-        if phase == "pending" or self.never_ready or self.delay <= 0:
+        if phase == "pending" or self.stuck or self.delay <= 0:
             return 0
         return max(0, min(99, int(100 * (now_mono - self.created_mono) / self.delay)))
 
@@ -127,6 +134,12 @@ class SandboxState:
         with self.lock:
             self.config = apply_changes(self.config, changes)
             return self.config
+
+    def reset_limits(self) -> None:
+        """Forget every rate-limit window, Clover penalty and in-flight count."""
+        self.nc_limiter = SlidingWindowLimiter()
+        self.clover_limiter = SlidingWindowLimiter()
+        self.clover_penalty = CloverPenalty()
 
     def take_fault(self, name: str) -> bool:
         """Consume one firing of a counting fault (``fault_500``...); True if it fires."""
@@ -247,7 +260,8 @@ class SandboxState:
                 params=params,
                 fail=fail,
                 never_ready=cfg.fault_never_ready,
-                )
+                fault_still_on=lambda: self.config.fault_never_ready,
+            )
             if provider == "nextcommerce":
                 self.nc_exports[job_id] = job
             else:
@@ -322,6 +336,25 @@ class SandboxState:
                 chunk = []
         if chunk:
             flush()
+
+    def complete_exports(self) -> int:
+        """Make every unfinished export ready as soon as its file is (control action).
+
+        Lets a test or script free Clover's running-export slots without waiting out a
+        long ``processing_delay``; waits for their files, returns how many were hurried.
+        """
+        now = self.clock.mono()
+        hurried: list[ExportJob] = []
+        with self.lock:
+            for job in [*self.nc_exports.values(), *self.clover_exports.values()]:
+                if job.phase(now) in ("pending", "running"):
+                    job.delay = 0.0
+                    job.never_ready = False
+                    hurried.append(job)
+        deadline = time.monotonic() + 30
+        for job in hurried:  # a control action may wait; API handlers never do
+            job.file_ready.wait(max(0.0, deadline - time.monotonic()))
+        return len(hurried)
 
     def clover_running(self) -> int:
         """Clover exports not yet finished (queued or in progress)."""

@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OUT_DIR / "nextcommerce"), help="output directory")
     args = parser.parse_args(argv)
 
-    spec = yaml.safe_load(Path(args.spec).read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
+    spec = yaml.load(Path(args.spec).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for definition in NEXTCOMMERCE_STREAMS:

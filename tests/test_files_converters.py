@@ -147,6 +147,11 @@ def test_text_that_is_not_an_iso_date_time_is_rejected(text: str) -> None:
         convert(DATETIME, text)
 
 
+def test_an_instant_outside_the_representable_years_in_utc_is_rejected() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        convert(DATETIME, "0001-01-01T00:00:00+01:00")
+
+
 def test_utc_instant_text_renders_window_bounds_like_converted_cells() -> None:
     bound = datetime(2024, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     assert utc_instant_text(bound) == convert(DATETIME, "2024-03-01T10:00:00Z")

@@ -87,7 +87,10 @@ def to_utc_datetime_text(text: str) -> str:
     except ValueError:
         raise ValueError("not an ISO-8601 date-time") from None
     if parsed.utcoffset() or text[13:14] != ":" or text[16:17] != ":":
-        return utc_instant_text(parsed)
+        try:
+            return utc_instant_text(parsed)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValueError("date-time out of range once converted to UTC") from None
     # Already UTC (or naive) with HH:MM:SS: the wall time IS the UTC time, so build the
     # text from slices; datetime.isoformat() on an aware value is several times slower.
     if parsed.microsecond:

@@ -58,7 +58,9 @@ $(PLUGINS_STAMP): meltano.yml pyproject.toml $(MELTANO_STAMP)
 	@mkdir -p output
 	@touch $@
 
-install: $(DEV_STAMP) $(PLUGINS_STAMP)
+# The project venv and the Meltano side are independent: build them side by side.
+install:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(DEV_STAMP) $(PLUGINS_STAMP)
 
 demo: install
 	$(VENV)/bin/python scripts/demo.py --port $(SANDBOX_PORT) $(ARGS)

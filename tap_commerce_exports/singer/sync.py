@@ -259,11 +259,19 @@ class ExportSync:
             export_timeout=self.settings.export_timeout,
             outside_hours=self.settings.outside_hours,
         )
+        def announce_new_columns() -> None:
+            # The SDK path writes SCHEMA itself: give the stream (and its maps) the
+            # widened schema, and announce it before the records that carry new columns.
+            stream._schema = p.schema  # noqa: SLF001
+            stream._stream_maps = None  # noqa: SLF001
+            self.tap.mapper.register_raw_stream_schema(stream.name, p.schema, stream.primary_keys)
+            stream._write_schema_message()  # noqa: SLF001
+
         try:
             for job in orchestrator.run(self.plan([stream])):
                 if job.state is JobState.FAILED:
                     raise job.error or ExportFailed(f"{job.label} failed")
-                yield from self._read(job, p, None)
+                yield from self._read(job, p, announce_new_columns)
         finally:
             orchestrator.stop()
             shutil.rmtree(workdir, ignore_errors=True)

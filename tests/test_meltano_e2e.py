@@ -69,8 +69,9 @@ def extractor_settings(sandbox, end: str) -> dict[str, str]:
         "access_token": "sandbox-token",
         "start_date": START,
         "end_date": end,
-        "poll_interval": 0.05,
-        "poll_max_interval": 0.25,
+        # whole numbers: Meltano takes no fractions from the environment (see meltano.yml)
+        "poll_interval": 1,
+        "poll_max_interval": 2,
         "export_timeout": 120,
     }
     env = plugin_env(NC_EXTRACTOR, {
@@ -135,6 +136,8 @@ def test_meltano_yml_declares_every_tap_setting_with_a_kind():
     missing = set(CONFIG_SCHEMA["properties"]) - set(declared)
     assert not missing, f"meltano.yml lacks settings {sorted(missing)}"
     assert all(s.get("kind") for s in declared.values()), "every setting needs a kind"
+    decimal = [n for n, s in declared.items() if s["kind"] == "decimal"]
+    assert not decimal, f"{decimal}: Meltano 4.4.1 cannot pass a `decimal` set by env var (see meltano.yml)"
     assert all(s.get("description") for s in declared.values()), "every setting needs a description"
     for name, prop in CONFIG_SCHEMA["properties"].items():
         assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), \

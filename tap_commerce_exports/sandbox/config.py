@@ -134,6 +134,8 @@ class SandboxConfig:
     fault_export_failed: int = 0
     fault_never_ready: bool = False
     fault_clover_503: int = 0
+    #: One of ``sandbox.bad_files.KINDS``: the next export file served is a damaged copy.
+    fault_bad_file: Union[str, None] = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -180,6 +182,9 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("data_end must be after data_start")
     if cfg.fake_now is not None:
         parse_instant(cfg.fake_now)
+    from tap_commerce_exports.sandbox.bad_files import validate_kind
+
+    validate_kind(cfg.fault_bad_file)
     if cfg.clover_objects_per_file < 1:
         raise ValueError("clover_objects_per_file must be >= 1")
     if cfg.processing_delay < 0:

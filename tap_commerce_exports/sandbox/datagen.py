@@ -84,6 +84,19 @@ def day_instants(seed: int, type_code: int, day: int, count: int) -> tuple[int, 
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
+def day_hashes(seed: int, type_code: int, day: int, count: int) -> tuple[int, ...]:
+    """One 64-bit hash per object of ``day``: the per-row randomness (C-speed PRNG)."""
+    rng = random.Random(mix64(seed, type_code, day, 6))
+    bits = rng.getrandbits
+    return tuple(bits(64) for _ in range(count))
+
+
+def line_hash(h: int, line: int) -> int:
+    """Cheap distinct hash for line ``line`` of a parent whose hash is ``h``."""
+    return h ^ (((line + 1) * 0x9E3779B97F4A7C15) & _MASK)
+
+
 def slot_id(day: int, index: int) -> int:
     """Integer id unique per type: day since 2000 times 100000 plus the index."""
     return (day - ID_ANCHOR_DAY) * (MAX_PER_DAY + 1) + index + 1

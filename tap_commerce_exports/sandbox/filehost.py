@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 
+from tap_commerce_exports.sandbox import bad_files
 from tap_commerce_exports.sandbox.http_util import Request, Response
 from tap_commerce_exports.sandbox.state import SandboxState
 
@@ -52,9 +53,10 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
         state.stats.incr("expired_url_answers")
         return _xml(403, _EXPIRED.format(expires=expires_text, now=int(now)))
     served = state.file_attempts.serve(req.path)
-    size = os.path.getsize(entry.path)
+    disk = bad_files.file_to_serve(state, req.path, entry)
+    size = os.path.getsize(disk)
     resp = Response(200, b"", entry.content_type + ("; charset=utf-8" if "csv" in entry.content_type else ""))
-    resp.file_path = entry.path
+    resp.file_path = disk
     if cfg.fault_truncated_download and served == 1 and size > 1:
         resp.truncate_to = max(1, size // 2)
         state.stats.incr("truncated_downloads_sent")

@@ -65,6 +65,8 @@ class Stats:
                 "exports_failed",
             ):
                 out[name] = self.counters.get(name, 0)
+            for name, value in self.counters.items():  # counters other modules add
+                out.setdefault(name, value)
             out["max_concurrent_clover_requests"] = self.maxima.get("clover_concurrent", 0)
             out["max_clover_exports_running"] = self.maxima.get("clover_running", 0)
             return out

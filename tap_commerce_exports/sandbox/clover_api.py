@@ -23,6 +23,8 @@ MAX_RANGE_MS = 30 * 86_400_000
 #: Files are deleted 24 h after the export finishes.
 AVAILABLE_MS = 24 * 3_600_000
 _PATH_RE = re.compile(r"^/v3/merchants/([^/]+)/exports/?(?:([^/]+)/?)?$")
+#: ``GET /v3/merchants/{mId}``: the merchant itself (what a connection test reads).
+_MERCHANT_RE = re.compile(r"^/v3/merchants/([^/]+)/?$")
 
 
 def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
@@ -63,7 +65,8 @@ def _throttle(state: SandboxState, headers_wait: int, message: str) -> Response:
 def handle(state: SandboxState, req: Request) -> Response:
     """Serve one request under ``/v3/``."""
     m = _PATH_RE.match(req.path)
-    kind = "clover_other"
+    merchant = _MERCHANT_RE.match(req.path)
+    kind = "clover_merchant" if merchant else "clover_other"
     if m:
         kind = "clover_get" if m.group(2) else ("clover_create" if req.method == "POST" else "clover_list")
     state.stats.request(kind)
@@ -92,6 +95,11 @@ def handle(state: SandboxState, req: Request) -> Response:
             return _throttle(state, wait, "Too many requests")
         if cfg.clover_request_delay > 0:  # admitted: now "work" while counted in flight
             time.sleep(cfg.clover_request_delay)
+        if merchant and req.method == "GET":
+            if merchant.group(1) != cfg.merchant_id:
+                return json_response(404, {"message": f"Merchant {merchant.group(1)} not found (unknown merchant id)"})
+            return json_response(200, {"id": cfg.merchant_id, "name": "Sandbox Merchant",
+                                       "href": f"/v3/merchants/{cfg.merchant_id}"})
         if not m:
             return json_response(404, {"message": "Not Found"})
         if m.group(1) != cfg.merchant_id:

@@ -139,3 +139,11 @@ def test_a_bad_token_ends_with_one_line(sandbox):
     assert run.returncode == 2
     (line,) = run.error_lines()
     assert "access_token" in line and "nope-nope" not in run.stderr
+
+
+def test_connection_test_reads_the_merchant_and_creates_no_export(sandbox):
+    before = sandbox.stats()["exports_created"]["clover"]
+    run = run_tap(config(sandbox), args=["--test"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "connection test passed" in run.stderr
+    assert sandbox.stats()["exports_created"]["clover"] == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -75,6 +76,7 @@ class IsolatedMeltano:
                 link.symlink_to(PLUGINS_DIR / kind, target_is_directory=True)
         self.warehouse = self.home / "warehouse.duckdb"
         self.extra_env: dict[str, str] = {}
+        self.runs = 0
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
@@ -90,20 +92,37 @@ class IsolatedMeltano:
 
     def run(self, *args: str, timeout: float = 600) -> MeltanoResult:
         cmd = [str(MELTANO), f"--environment={self.environment}", *args]
+        started = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=timeout)
+        self.runs += 1
+        log = self.home / f"meltano-{self.runs:02d}.log"
+        log.write_text(proc.stdout)
+        print(f"meltano {' '.join(args)}: exit {proc.returncode} in "
+              f"{time.monotonic() - started:.1f}s (output: {log})")
         return MeltanoResult(cmd, proc.returncode, proc.stdout)
 
-    def state(self, state_id: str) -> dict[str, Any]:
-        """`meltano state get <state_id>` as a dict ({} when there is none)."""
-        cmd = [str(MELTANO), "--log-level=error", f"--environment={self.environment}",
-               "state", "get", state_id]
+    def states(self) -> dict[str, dict[str, Any]]:
+        """`meltano state export`: {state_id: completed Singer state} of this test's Meltano."""
+        cmd = [str(MELTANO), "--log-level=error", "state", "export"]
         proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         text = proc.stdout.strip()
-        return json.loads(text) if text else {}
+        exported = json.loads(text) if text else {}
+        return {state_id: entry.get("completed") or {} for state_id, entry in exported.items()}
+
+
+def bookmark_values(singer_state: dict[str, Any]) -> dict[str, set[str]]:
+    """{stream: replication key values} of a Singer state (partitioned or not)."""
+    out: dict[str, set[str]] = {}
+    for stream, bookmark in (singer_state.get("bookmarks") or {}).items():
+        values = {p.get("replication_key_value") for p in bookmark.get("partitions", [])}
+        if "replication_key_value" in bookmark:
+            values.add(bookmark["replication_key_value"])
+        out[stream] = {v for v in values if v is not None}
+    return out
 
 
 def read_warehouse(path: Path) -> dict[tuple[str, str], dict[str, Any]]:

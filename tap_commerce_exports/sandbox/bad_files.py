@@ -6,7 +6,8 @@ header with no rows, an error page instead of JSON, a JSON object without ``elem
 a value that does not fit its column. Setting ``fault_bad_file`` to one of
 :data:`KINDS` makes the NEXT export file the file host serves (whose format the kind
 applies to, and which has rows when the kind needs one) a damaged copy of itself; the
-switch then turns itself off (back to ``None``). The damaged file stays damaged: later
+switch then turns itself off (back to ``None``). A comma-separated list (``"bom,crlf"``)
+damages the next files in turn, one kind each. The damaged file stays damaged: later
 downloads of the same URL path get the same bytes, as a real bad file would.
 
 What was done is recorded (:func:`served`), so a test can compare the tap's message
@@ -111,8 +112,12 @@ def served(state: SandboxState) -> list[Damage]:
 
 
 def validate_kind(kind: str | None) -> None:
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"fault_bad_file must be one of {', '.join(KINDS)} (or null)")
+    if kind is None:
+        return
+    for one in kind.split(","):
+        if one.strip() not in KINDS:
+            raise ValueError(f"fault_bad_file must be one of {', '.join(KINDS)}, a "
+                             "comma-separated list of them, or null")
 
 
 def file_to_serve(state: SandboxState, url_path: str, entry: FileEntry) -> str:
@@ -125,9 +130,10 @@ def file_to_serve(state: SandboxState, url_path: str, entry: FileEntry) -> str:
         done = reg.damaged.get(url_path)
         if done is not None:
             return done
-        kind = state.config.fault_bad_file
-        if kind is None:
+        armed = state.config.fault_bad_file
+        if armed is None:
             return entry.path
+        kind, _, rest = (k.strip() for k in armed.partition(","))
         file_format = "csv" if "csv" in entry.content_type else "json"
         if kind not in (CSV_KINDS if file_format == "csv" else JSON_KINDS):
             return entry.path
@@ -147,7 +153,7 @@ def file_to_serve(state: SandboxState, url_path: str, entry: FileEntry) -> str:
         reg.damaged[url_path] = disk
         reg.log.append(damage)
         with state.lock:
-            state.config.fault_bad_file = None  # one file per switch
+            state.config.fault_bad_file = rest or None  # one file per kind
     state.stats.incr("bad_files_served")
     return disk
 

@@ -13,6 +13,9 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 _QUERY_RE = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
+#: A request target without scheme and host, as urllib3's debug lines print it:
+#: ``"GET /media/x.csv?expires=...&signature=... HTTP/1.1"``.
+_PATH_QUERY_RE = re.compile(r"((?:^|[\s\"'(])/[^\s?#'\"]*)\?[^\s'\"]*")
 _secrets: set[str] = set()
 
 
@@ -39,7 +42,8 @@ def scrub(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    return _QUERY_RE.sub(r"\1?<redacted>", text)
+    text = _QUERY_RE.sub(r"\1?<redacted>", text)
+    return _PATH_QUERY_RE.sub(r"\1?<redacted>", text)
 
 
 class SecretsFilter(logging.Filter):

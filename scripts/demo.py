@@ -146,7 +146,7 @@ class Sandbox:
 
     @staticmethod
     def _rel(path: Path) -> str:
-        return os.path.relpath(path, Path.cwd())
+        return _show(path)
 
 
 def _stop_group(proc: subprocess.Popen, grace: float) -> None:
@@ -166,6 +166,15 @@ def _stop_group(proc: subprocess.Popen, grace: float) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _show(path: Path) -> str:
+    """A path as the user would type it: relative when it is under the current folder."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 # ----------------------------------------------------------------------------- meltano
@@ -195,7 +204,7 @@ def run_meltano(pipeline: Pipeline, environment: str, env: dict[str, str], verbo
             out.close()
     elapsed = time.monotonic() - started
     ok = rc == 0
-    where = "" if verbose else f" (log {os.path.relpath(log_path, Path.cwd())})"
+    where = "" if verbose else f" (log {_show(log_path)})"
     print(f"{pipeline.title}: {'done' if ok else f'FAILED, exit code {rc}'} in {elapsed:.1f}s{where}",
           flush=True)
     if not ok and not verbose:
@@ -239,7 +248,7 @@ def warehouse_counts(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def print_table(path: Path, before: dict, after: dict) -> None:
-    rel = os.path.relpath(path, Path.cwd())
+    rel = _show(path)
     if not after:
         print(f"\nwarehouse {rel}: no table yet")
         return
@@ -322,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Stopped) as exc:
-        print(f"\ndemo: interrupted ({exc or 'SIGINT'}), stopping", file=sys.stderr)
+        print(f"\ndemo: interrupted ({str(exc) or 'Ctrl-C'}), stopping", file=sys.stderr)
         return 130
     finally:
         if sandbox:

@@ -161,6 +161,23 @@ def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
         assert config["start_date"] and config["access_token"] and config["api_url"].startswith("http://127.0.0.1:8000")
 
 
+def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path):
+    _needs_meltano()
+    meltano = IsolatedMeltano(tmp_path, environment="prod")
+    meltano.extra_env = plugin_env(NC_EXTRACTOR, {
+        "access_token": "nc-secret", "api_url": "https://nc.example/api/admin/", "store": "shop",
+        "window_days": 60, "max_concurrent_exports": 8, "max_requests_per_second": 3,
+        "start_date": "2025-01-01",
+    })
+    result = meltano.run("--log-level=error", "config", "--unsafe", "print", CLOVER_EXTRACTOR, "--format", "json")
+    assert result.returncode == 0, result.tail()
+    config = json.loads(result.output[result.output.index("{"):])
+    assert config["provider"] == "clover"
+    assert not config.get("access_token") and not config.get("api_url") and not config.get("store")
+    assert (config["window_days"], config["max_concurrent_exports"], config["max_requests_per_second"]) == (30, 1, 16)
+    assert config["start_date"] == "2025-01-01"  # shared on purpose
+
+
 def test_meltano_run_loads_the_ground_truth_once_and_state_makes_reruns_incremental(sandbox, tmp_path):
     _needs_meltano()
     meltano = IsolatedMeltano(tmp_path)

@@ -294,7 +294,7 @@ def check_chain(chain: Chain, provider: str, streams: list[str], truth: dict[str
     report = ChainReport()
     interrupted: Counter = Counter()
     for attempt in chain.attempts:
-        if not attempt.killed:
+        if attempt.returncode == 0:  # killed, or a stream failed: its window may be re-read
             continue
         for stream in streams:
             bookmark = bookmark_of(attempt.last_state, stream) or start

@@ -10,6 +10,7 @@ in flight per token; 503 when too many exports run, or outside the availability 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from urllib.parse import quote
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.api_client import ApiClient, ApiError, response_json, retry_after_seconds
@@ -90,7 +91,7 @@ class CloverProvider(ExportProvider):
             RateLimiter(settings.max_requests_per_second, self.facts.max_concurrent_requests),
             auth_hint="check 'access_token' (an OAuth or merchant API token with export permission) and 'merchant_id'",
         )
-        self._base = f"v3/merchants/{settings.merchant_id}/exports"
+        self._base = f"v3/merchants/{quote(settings.merchant_id or '', safe='')}/exports"
 
     @property
     def account(self) -> str:
@@ -104,7 +105,7 @@ class CloverProvider(ExportProvider):
 
     def check_access(self) -> str:
         try:
-            self.api.get_json(f"v3/merchants/{self.settings.merchant_id}")
+            self.api.get_json(f"v3/merchants/{quote(self.settings.merchant_id or '', safe='')}")
         except ApiError as exc:
             if exc.status == 404:
                 raise self._not_found() from None
@@ -126,7 +127,7 @@ class CloverProvider(ExportProvider):
         return self._status(response_json(response))
 
     def get_export(self, export_id: str) -> ExportStatus:
-        return self._status(self.api.get_json(f"{self._base}/{export_id}"))
+        return self._status(self.api.get_json(f"{self._base}/{quote(export_id, safe='')}"))
 
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         if refresh or status.file_urls is None:

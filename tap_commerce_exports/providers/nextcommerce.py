@@ -8,6 +8,8 @@ Statuses: ``pending`` and ``available`` are documented; anything else is a failu
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.api_client import ApiClient, ApiError, response_json
 from tap_commerce_exports.http.ratelimit import RateLimiter
@@ -69,10 +71,10 @@ class NextCommerceProvider(ExportProvider):
         return self._status(response_json(response))
 
     def get_export(self, export_id: str) -> ExportStatus:
-        return self._status(self.api.get_json(f"exports/{int(export_id)}/"))
+        return self._status(self.api.get_json(f"exports/{quote(export_id, safe='')}/"))
 
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
-        body = self.api.get_json(f"exports/{int(status.export_id)}/download/")
+        body = self.api.get_json(f"exports/{quote(status.export_id, safe='')}/download/")
         url = body.get("url") if isinstance(body, dict) else None
         if not url:
             raise ApiError(f"export {status.export_id}: the download endpoint gave no URL")

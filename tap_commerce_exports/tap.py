@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from functools import cached_property
@@ -25,7 +26,9 @@ class TapCommerceExports(Tap):
 
     name = "tap-commerce-exports"
     package_name = "tap-commerce-exports"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: the SDK appends its built-in settings (stream maps, flattening...) to the
+    # class's schema in place, and CONFIG_SCHEMA must stay the tap's own settings.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     capabilities = [  # noqa: RUF012
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,

@@ -94,6 +94,18 @@ class ExportSync:
                         for i, w in enumerate(windows))
         return jobs
 
+    def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
+        return ExportOrchestrator(
+            self.provider,
+            workdir=workdir,
+            max_concurrent_exports=self.settings.max_concurrent_exports,
+            poll_interval=self.settings.poll_interval,
+            poll_max_interval=self.settings.poll_max_interval,
+            export_timeout=self.settings.export_timeout,
+            outside_hours=self.settings.outside_hours,
+            webhook_active=webhook_active,
+        )
+
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         streams = [s for s in self.tap.streams.values() if s.selected]
@@ -111,16 +123,8 @@ class ExportSync:
         receiver = None
         started = time.monotonic()
         try:
-            self.orchestrator = ExportOrchestrator(
-                self.provider,
-                workdir=workdir,
-                max_concurrent_exports=self.settings.max_concurrent_exports,
-                poll_interval=self.settings.poll_interval,
-                poll_max_interval=self.settings.poll_max_interval,
-                export_timeout=self.settings.export_timeout,
-                outside_hours=self.settings.outside_hours,
-                webhook_active=self.settings.webhook_listen is not None,
-            )
+            self.orchestrator = self._orchestrator(
+                workdir, webhook_active=self.settings.webhook_listen is not None)
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
 
@@ -251,14 +255,7 @@ class ExportSync:
         (``Stream.sync``, used by the SDK's standard tests). Regular runs use :meth:`run`."""
         p = StreamProgress(stream, dict(stream.schema))
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))
-        orchestrator = ExportOrchestrator(
-            self.provider, workdir=workdir,
-            max_concurrent_exports=self.settings.max_concurrent_exports,
-            poll_interval=self.settings.poll_interval,
-            poll_max_interval=self.settings.poll_max_interval,
-            export_timeout=self.settings.export_timeout,
-            outside_hours=self.settings.outside_hours,
-        )
+        orchestrator = self._orchestrator(workdir, webhook_active=False)
         def announce_new_columns() -> None:
             # The SDK path writes SCHEMA itself: give the stream (and its maps) the
             # widened schema, and announce it before the records that carry new columns.

@@ -352,7 +352,12 @@ def bench_memory(report: Report, large_rows: int) -> None:
     results: dict[int, tuple[float, float, float]] = {}
     with sandbox(processing_delay=0.0) as sb:
         config = tap_config(sb)
-        catalog = TapCommerceExports(config=config, validate_config=False).catalog_dict
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            catalog = TapCommerceExports(config=config, validate_config=False).catalog_dict
+        finally:  # the SDK's Tap installs its own SIGINT/SIGTERM handlers: keep ours
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         for entry in catalog["streams"]:
             for md in entry["metadata"]:
                 if md["breadcrumb"] == []:

@@ -38,11 +38,20 @@ class _StripAuth(requests.auth.AuthBase):
         return request
 
 
+class _NoCredentialsSession(requests.Session):
+    """On a redirect, ``requests`` re-adds ``~/.netrc`` credentials (``rebuild_auth``)
+    without calling the session's auth hook: never send any."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        prepared_request.headers.pop("Authorization", None)
+
+
 class FileDownloader:
     """Streams signed file URLs to local files."""
 
     def __init__(self, timeout: tuple[float, float] = (10.0, 120.0)) -> None:
-        self._session = requests.Session()
+        self._session = _NoCredentialsSession()
         self._session.auth = _StripAuth()
         self._session.headers["User-Agent"] = USER_AGENT
         self._timeout = timeout

@@ -334,6 +334,11 @@ class ExportOrchestrator:
             job.state = JobState.FAILED
             if self._queue and self._queue[0] is job:
                 self._queue.popleft()
+            # the stream stops at this window: never create its later windows' exports
+            for later in self._jobs:
+                if (later.stream.name == job.stream.name and later.seq > job.seq
+                        and later.state is JobState.QUEUED):
+                    later.state = JobState.CANCELLED
             self._cv.notify_all()
 
     # ---------------------------------------------------------------- downloads

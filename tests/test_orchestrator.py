@@ -1,0 +1,435 @@
+"""The export-job engine, driven through a scripted fake provider and a fake downloader."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tap_commerce_exports.errors import AuthError, ExportFailed, UserError
+from tap_commerce_exports.http.download import TruncatedDownload, UrlExpired
+from tap_commerce_exports.jobs.job import ExportJob, JobState
+from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
+from tap_commerce_exports.providers.base import (
+    Availability,
+    ExportPhase,
+    ExportProvider,
+    ExportsBusy,
+    ExportStatus,
+    ProviderFacts,
+)
+from tap_commerce_exports.providers.streams import ExportStreamDefinition
+from tap_commerce_exports.windows import Window, plan_windows
+
+UTC = timezone.utc
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+ORDERS = ExportStreamDefinition("orders", "order_list", ("number",), "created_at", "x.json")
+CUSTOMERS = ExportStreamDefinition("customers", "customer_list", ("id",), "date_joined", "x.json")
+REFUNDS = ExportStreamDefinition("returns", "return_list", ("id",), "created_at", "x.json")
+
+PHASES = {"pending": ExportPhase.PENDING, "running": ExportPhase.RUNNING,
+          "available": ExportPhase.DONE}
+
+
+class FakeProvider(ExportProvider):
+    """Scripted statuses per (export type, window index); records everything asked of it."""
+
+    facts = ProviderFacts("fake", "Fake", "csv", (ORDERS, CUSTOMERS, REFUNDS), 30, None, 4, 4.0,
+                          None, False)
+
+    def __init__(self, statuses=None, *, create_errors=None, availability=None) -> None:
+        super().__init__(settings=None)  # type: ignore[arg-type]
+        self.statuses = statuses or {}  # (export_type, window_index) -> list of raw statuses
+        self.create_errors = create_errors or {}  # (export_type, window_index) -> list of exceptions
+        self.availability_fn = availability
+        self.lock = threading.Lock()
+        self.created: list[tuple[str, int]] = []
+        self.by_id: dict[str, tuple[str, int]] = {}
+        self.scripts: dict[str, list[str]] = {}
+        self.checks: dict[str, int] = {}
+        self.url_versions: dict[str, int] = {}
+        self.refreshes: list[str] = []
+        self.live: set[str] = set()  # created and not yet downloaded
+        self.peak_live = 0
+        self.created_event = threading.Event()
+
+    @property
+    def account(self) -> str:
+        return "fake"
+
+    def check_access(self) -> str:
+        return "ok"
+
+    @staticmethod
+    def index(window: Window) -> int:
+        return int((window.start - T0) / timedelta(days=1))
+
+    def create_export(self, export_type: str, window: Window) -> ExportStatus:
+        key = (export_type, self.index(window))
+        with self.lock:
+            errors = self.create_errors.get(key)
+            if errors:
+                raise errors.pop(0)
+            export_id = str(1000 + len(self.created))
+            self.created.append(key)
+            self.by_id[export_id] = key
+            self.scripts[export_id] = list(self.statuses.get(key, ["pending", "available"]))
+            self.checks[export_id] = 0
+            self.url_versions[export_id] = 0
+            self.live.add(export_id)
+            self.peak_live = max(self.peak_live, len(self.live))
+        self.created_event.set()
+        return ExportStatus(export_id, ExportPhase.PENDING, "pending")
+
+    def get_export(self, export_id: str) -> ExportStatus:
+        with self.lock:
+            self.checks[export_id] += 1
+            script = self.scripts[export_id]
+            raw = script.pop(0) if len(script) > 1 else script[0]
+        return ExportStatus(export_id, PHASES.get(raw, ExportPhase.FAILED), raw)
+
+    def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
+        with self.lock:
+            if refresh:
+                self.refreshes.append(status.export_id)
+                self.url_versions[status.export_id] += 1
+            return [f"fake://{status.export_id}/v{self.url_versions[status.export_id]}"]
+
+    def availability(self, now: datetime) -> Availability:
+        if self.availability_fn is None:
+            return Availability(open=True)
+        return self.availability_fn(now)
+
+    def export_id_of(self, export_type: str, index: int) -> str:
+        return next(i for i, k in self.by_id.items() if k == (export_type, index))
+
+
+class FakeDownloader:
+    """Writes the URL as the file's content; failures scripted per URL."""
+
+    def __init__(self, provider: FakeProvider, failures=None) -> None:
+        self.provider = provider
+        self.failures = failures or {}  # url -> list of exceptions to raise first
+        self.urls: list[str] = []
+        self.lock = threading.Lock()
+
+    def download(self, url: str, dest: Path) -> int:
+        with self.lock:
+            self.urls.append(url)
+            errors = self.failures.get(url)
+            if errors:
+                raise errors.pop(0)
+        data = url.encode()
+        dest.write_bytes(data)
+        export_id = url.split("/")[2]
+        with self.provider.lock:
+            self.provider.live.discard(export_id)
+        return len(data)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(ExportOrchestrator, "retry_pause", 0.001)
+
+
+def jobs_for(*streams_and_counts) -> list[ExportJob]:
+    jobs = []
+    for stream, count in streams_and_counts:
+        windows = plan_windows(T0, T0 + timedelta(days=count), timedelta(days=1))
+        jobs += [ExportJob(stream, w, seq) for seq, w in enumerate(windows)]
+    return jobs
+
+
+def make(provider, tmp_path, *, downloader=None, **kwargs) -> ExportOrchestrator:
+    options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02,
+                   export_timeout=10.0)
+    options.update(kwargs)
+    return ExportOrchestrator(provider, workdir=tmp_path / "work",
+                              downloader=downloader or FakeDownloader(provider), **options)
+
+
+def consume(orch, jobs, *, emit_time: float = 0.0):
+    """Run the engine; note each yielded job as (stream, seq, state, error, first file's bytes).
+
+    ``emit_time``: how long the consumer spends on each job (emitting its records).
+    """
+    seen = []
+    for job in orch.run(jobs):
+        data = job.files[0].read_bytes() if job.files else None
+        seen.append((job.stream.name, job.seq, job.state, job.error, data))
+        time.sleep(emit_time)
+    return seen
+
+
+# ------------------------------------------------------------------ order and limits
+def test_jobs_of_several_streams_are_yielded_ready_in_each_streams_window_order(tmp_path):
+    provider = FakeProvider({("order_list", 0): ["pending", "pending", "pending", "available"],
+                             ("customer_list", 2): ["available"]})
+    orch = make(provider, tmp_path)
+    seen = consume(orch, jobs_for((ORDERS, 4), (CUSTOMERS, 3), (REFUNDS, 2)))
+    assert all(state is JobState.READY for _, _, state, _, _ in seen)
+    for name, count in (("orders", 4), ("customers", 3), ("returns", 2)):
+        assert [seq for stream, seq, *_ in seen if stream == name] == list(range(count))
+    assert len(provider.created) == 9
+
+
+def test_a_ready_jobs_files_hold_the_downloaded_bytes_and_are_removed_after_use(tmp_path):
+    provider = FakeProvider()
+    orch = make(provider, tmp_path)
+    kept = []
+    for job in orch.run(jobs_for((ORDERS, 2))):
+        assert job.files and job.files[0].read_bytes().startswith(b"fake://")
+        kept.append(job.files[0])
+    assert kept and not any(p.exists() for p in kept)
+
+
+def test_never_more_exports_in_flight_than_max_concurrent_exports(tmp_path):
+    provider = FakeProvider({(t, i): ["pending", "pending", "available"]
+                             for t in ("order_list", "customer_list", "return_list")
+                             for i in range(5)})
+    orch = make(provider, tmp_path, max_concurrent_exports=2)
+    seen = consume(orch, jobs_for((ORDERS, 5), (CUSTOMERS, 5), (REFUNDS, 5)))
+    assert len(seen) == 15
+    assert provider.peak_live == 2
+
+
+def test_with_one_export_at_a_time_exports_never_overlap(tmp_path):
+    provider = FakeProvider()
+    orch = make(provider, tmp_path, max_concurrent_exports=1)
+    consume(orch, jobs_for((ORDERS, 3), (CUSTOMERS, 3)))
+    assert provider.peak_live == 1
+
+
+def test_windows_are_created_oldest_first_across_streams(tmp_path):
+    provider = FakeProvider()
+    orch = make(provider, tmp_path, max_concurrent_exports=1)
+    consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
+    assert provider.created == [("customer_list", 0), ("order_list", 0),
+                                ("customer_list", 1), ("order_list", 1)]
+
+
+# ------------------------------------------------------------------ failures
+def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_later_windows(tmp_path):
+    provider = FakeProvider({("order_list", 1): ["pending", "error"]})
+    orch = make(provider, tmp_path, max_concurrent_exports=1)
+    jobs = jobs_for((ORDERS, 4), (CUSTOMERS, 3))
+    # the consumer is busy emitting earlier windows while window 1 fails
+    seen = consume(orch, jobs, emit_time=0.03)
+    orders = [(seq, state) for stream, seq, state, *_ in seen if stream == "orders"]
+    assert orders == [(0, JobState.READY), (1, JobState.FAILED)]
+    error = next(err for stream, seq, _, err, _ in seen if stream == "orders" and seq == 1)
+    assert isinstance(error, ExportFailed)
+    failed_id = provider.export_id_of("order_list", 1)
+    assert failed_id in str(error) and "'error'" in str(error)
+    # later windows of the failed stream: cancelled, never created
+    assert ("order_list", 2) not in provider.created
+    assert ("order_list", 3) not in provider.created
+    assert all(j.state is JobState.CANCELLED for j in jobs if j.stream is ORDERS and j.seq >= 2)
+    # other streams complete
+    assert [seq for stream, seq, state, *_ in seen
+            if stream == "customers" and state is JobState.READY] == [0, 1, 2]
+
+
+def test_a_user_error_while_creating_fails_only_that_stream(tmp_path):
+    from tap_commerce_exports.http.api_client import ApiError
+
+    provider = FakeProvider(create_errors={("order_list", 0): [ApiError("HTTP 400 bad type", 400)]})
+    orch = make(provider, tmp_path)
+    seen = consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
+    assert [(s, q, st) for s, q, st, *_ in seen if s == "orders"] == [("orders", 0, JobState.FAILED)]
+    assert len([1 for s, _, st, *_ in seen if s == "customers" and st is JobState.READY]) == 2
+
+
+def test_an_export_pending_past_export_timeout_fails_mentioning_export_timeout(tmp_path):
+    provider = FakeProvider({("order_list", 0): ["pending"]})
+    orch = make(provider, tmp_path, export_timeout=0.1)
+    began = time.monotonic()
+    seen = consume(orch, jobs_for((ORDERS, 1)))
+    assert time.monotonic() - began < 2
+    (_, _, state, error, _), = seen
+    assert state is JobState.FAILED
+    assert isinstance(error, ExportFailed)
+    assert "export_timeout" in str(error)
+    assert provider.export_id_of("order_list", 0) in str(error)
+
+
+def test_a_busy_provider_is_asked_again_until_it_accepts_the_export(tmp_path):
+    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(0.01), ExportsBusy(None)]})
+    orch = make(provider, tmp_path)
+    seen = consume(orch, jobs_for((ORDERS, 1)))
+    assert [state for _, _, state, *_ in seen] == [JobState.READY]
+    assert provider.created == [("order_list", 0)]
+
+
+def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_timeout(tmp_path):
+    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(0.01)] * 1000})
+    orch = make(provider, tmp_path, export_timeout=0.1)
+    seen = consume(orch, jobs_for((ORDERS, 1)))
+    (_, _, state, error, _), = seen
+    assert state is JobState.FAILED
+    assert isinstance(error, ExportFailed) and "export_timeout" in str(error)
+    assert "503" in str(error)
+    assert provider.created == []
+
+
+def test_an_auth_error_when_creating_is_fatal_and_raised_from_run(tmp_path):
+    provider = FakeProvider(create_errors={("order_list", 0): [AuthError("check 'access_token'")]})
+    orch = make(provider, tmp_path)
+    with pytest.raises(AuthError, match="access_token"):
+        consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
+
+
+def test_an_auth_error_while_polling_is_fatal_too(tmp_path):
+    provider = FakeProvider()
+
+    def refuse(export_id):
+        raise AuthError("check 'access_token'")
+
+    provider.get_export = refuse
+    orch = make(provider, tmp_path)
+    with pytest.raises(AuthError):
+        consume(orch, jobs_for((ORDERS, 1)))
+
+
+# ------------------------------------------------------------------ availability hours
+OPENS = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)
+
+
+def hours(now: datetime) -> Availability:
+    if now >= OPENS:
+        return Availability(open=True)
+    return Availability(open=False, opens_at=OPENS,
+                        description="Clover us exports run 10:00-15:00 UTC")
+
+
+def test_outside_export_hours_with_stop_ends_with_a_user_error_saying_when_they_open(tmp_path):
+    provider = FakeProvider(availability=hours)
+    orch = make(provider, tmp_path, outside_hours="stop",
+                wall_clock=lambda: datetime(2025, 1, 6, 3, 0, tzinfo=UTC))
+    with pytest.raises(UserError) as info:
+        consume(orch, jobs_for((ORDERS, 1)))
+    message = str(info.value)
+    assert "2025-01-06 10:00 UTC" in message
+    assert "outside_hours" in message
+    assert "\n" not in message
+    assert provider.created == []
+
+
+class TickingTime:
+    """A monotonic clock that moves 400 s per reading, and a wall clock that follows it
+    (so the engine's waits of at most 300 s for the hours to open pass at once)."""
+
+    def __init__(self, wall_start: datetime) -> None:
+        self.lock = threading.Lock()
+        self.mono = 0.0
+        self.wall_start = wall_start
+
+    def clock(self) -> float:
+        with self.lock:
+            self.mono += 400.0
+            return self.mono
+
+    def wall(self) -> datetime:
+        with self.lock:
+            return self.wall_start + timedelta(seconds=self.mono)
+
+
+def test_outside_export_hours_with_wait_creates_exports_only_once_they_open(tmp_path, caplog):
+    fake = TickingTime(datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
+    created_at: list[datetime] = []
+    provider = FakeProvider(availability=hours)
+    real_create = provider.create_export
+
+    def create(export_type, window):
+        created_at.append(fake.wall())
+        return real_create(export_type, window)
+
+    provider.create_export = create
+    orch = make(provider, tmp_path, outside_hours="wait", clock=fake.clock, wall_clock=fake.wall,
+                export_timeout=1e9)
+    with caplog.at_level(logging.WARNING, logger="tap_commerce_exports.jobs"):
+        seen = consume(orch, jobs_for((ORDERS, 2)))
+    assert [state for _, _, state, *_ in seen] == [JobState.READY, JobState.READY]
+    assert created_at and all(moment >= OPENS for moment in created_at)
+    assert any("2025-01-06 10:00 UTC" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ downloads
+def test_an_expired_url_is_refreshed_from_the_provider_and_the_download_retried(tmp_path):
+    provider = FakeProvider()
+    downloader = FakeDownloader(provider, {"fake://1000/v0": [UrlExpired("HTTP 403")]})
+    orch = make(provider, tmp_path, downloader=downloader)
+    seen = consume(orch, jobs_for((ORDERS, 1)))
+    (_, _, state, _, data), = seen
+    assert state is JobState.READY
+    assert provider.refreshes == ["1000"]
+    assert downloader.urls == ["fake://1000/v0", "fake://1000/v1"]
+    assert data == b"fake://1000/v1"
+
+
+def test_urls_that_keep_expiring_fail_the_job_instead_of_looping(tmp_path):
+    provider = FakeProvider()
+
+    class AlwaysExpired(FakeDownloader):
+        def download(self, url, dest):
+            self.urls.append(url)
+            raise UrlExpired("HTTP 403")
+
+    orch = make(provider, tmp_path, downloader=AlwaysExpired(provider))
+    (_, _, state, error, _), = consume(orch, jobs_for((ORDERS, 1)))
+    assert state is JobState.FAILED and isinstance(error, ExportFailed)
+    assert "expiring" in str(error)
+
+
+def test_a_truncated_download_is_retried(tmp_path):
+    provider = FakeProvider()
+    downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 2})
+    orch = make(provider, tmp_path, downloader=downloader)
+    (_, _, state, _, _), = consume(orch, jobs_for((ORDERS, 1)))
+    assert state is JobState.READY
+    assert downloader.urls == ["fake://1000/v0"] * 3
+
+
+def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_path):
+    provider = FakeProvider()
+    downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 50})
+    orch = make(provider, tmp_path, downloader=downloader)
+    (_, _, state, error, _), = consume(orch, jobs_for((ORDERS, 1)))
+    assert state is JobState.FAILED
+    assert "1000" in str(error) and "5 times" in str(error)
+
+
+# ------------------------------------------------------------------ wake (webhook)
+def test_wake_makes_a_pending_export_checked_at_once_without_waiting_for_the_next_poll(tmp_path):
+    provider = FakeProvider({("order_list", 0): ["available"]})  # ready when the webhook fires
+    orch = make(provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True)
+    woken: list[bool] = []
+
+    def webhook():
+        assert provider.created_event.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if orch.wake("1000"):
+                woken.append(True)
+                return
+            time.sleep(0.005)
+
+    sender = threading.Thread(target=webhook, daemon=True)
+    sender.start()
+    began = time.monotonic()
+    seen = consume(orch, jobs_for((ORDERS, 1)))
+    assert time.monotonic() - began < 3  # not the 60 s poll interval
+    assert woken == [True]
+    assert [state for _, _, state, *_ in seen] == [JobState.READY]
+    assert provider.checks["1000"] == 1
+
+
+def test_wake_of_an_unknown_export_is_refused(tmp_path):
+    orch = make(FakeProvider(), tmp_path)
+    assert orch.wake("424242") is False
+    orch.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
-from tap_commerce_exports.errors import UserError
+from tap_commerce_exports.errors import ConfigError, UserError
 from tap_commerce_exports.http.redact import scrub
 
 
@@ -13,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     from tap_commerce_exports.tap import TapCommerceExports
 
     try:
+        _check_json_files(sys.argv[1:] if argv is None else argv)
         TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports",
                                     standalone_mode=False)
     except UserError as exc:
@@ -33,6 +36,30 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+def _check_json_files(argv: list[str]) -> None:
+    """A --config/--state/--catalog file that is missing or not JSON is a user mistake:
+    say so in one line (the SDK would end with a traceback)."""
+    for i, arg in enumerate(argv):
+        option, sep, value = arg.partition("=")
+        if option not in ("--config", "--state", "--catalog"):
+            continue
+        if not sep:
+            if i + 1 >= len(argv):
+                continue
+            value = argv[i + 1]
+        if option == "--config" and value == "ENV":
+            continue
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"{option} file '{value}' cannot be read ({reason}): check the path") from None
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{option} file '{value}' is not valid JSON ({exc}): fix the file") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

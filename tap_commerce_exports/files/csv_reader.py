@@ -9,6 +9,7 @@ converts is a value of its schema type, so no JSON-schema validator runs per rec
 from __future__ import annotations
 
 import csv
+from datetime import datetime, timedelta
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,18 @@ from tap_commerce_exports.files.row_builder import compile_row_builder
 from tap_commerce_exports.files.window import WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _inner_dates(start: object, end: object) -> tuple[str, str]:
+    """Dates strictly between which a local date-time is inside ``[start, end)``."""
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return "9999-99-99", ""  # no shortcut: every value is compared
+    return ((start + timedelta(days=1)).date().isoformat(),
+            (end - timedelta(days=1)).date().isoformat())
 
 
 class CsvFileReader:
@@ -129,6 +142,13 @@ class CsvFileReader:
                     yield record
             else:
                 field, start, end = window.field, window.start, window.end
+                # Bounds are aware datetimes; cells keep their own offsets, so compare
+                # instants (parsing one validated cell per row), never the texts.
+                instant_of = datetime.fromisoformat if isinstance(start, datetime) else _same
+                # Most rows lie days inside the window: a cell whose LOCAL date is 2+ days
+                # after start's date and 2+ days before end's date is inside whatever its
+                # offset (offsets are under 24 h), so only rows near an edge are parsed.
+                inner_lo, inner_hi = _inner_dates(start, end)
                 for row in reader:
                     rows += 1
                     try:
@@ -140,10 +160,12 @@ class CsvFileReader:
                         rejected += 1
                         self._reject(row)
                         continue
-                    instant = record[field]
-                    if instant is None:
+                    value = record[field]
+                    if value is None:
                         no_window_value += 1
-                    elif not start <= instant < end:  # type: ignore[operator]
+                    elif inner_lo < value[:10] < inner_hi:  # type: ignore[index]
+                        pass
+                    elif not start <= instant_of(value) < end:  # type: ignore[operator]
                         out_of_window += 1
                         continue
                     yield record

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 class WindowFilter:
     """Keep records whose ``field`` lies in ``[start, end)``.
 
-    Bounds are in the record's own representation, so comparison needs no conversion
-    per record: normalized UTC text for CSV (see
-    :func:`tap_commerce_exports.files.converters.utc_instant_text`, whose text order is
-    instant order) and epoch-milliseconds ints for Clover.
+    Bounds are aware ``datetime``s for CSV (cells keep their own UTC offsets, so the
+    reader parses the window cell and compares instants, never texts) and
+    epoch-millisecond ints for Clover (compared as they are).
 
     A record whose field is null is kept (the reader counts it): dropping it would lose
     data silently, while keeping it at worst duplicates it.

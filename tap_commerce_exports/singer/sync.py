@@ -26,7 +26,6 @@ from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
     WindowFilter,
-    utc_instant_text,
 )
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
@@ -189,29 +188,38 @@ class ExportSync:
         window: Window = job.window
         field_name = job.stream.window_field
         if self.provider.facts.file_format == "csv":
-            return WindowFilter(field_name, utc_instant_text(window.start),
-                                utc_instant_text(window.end))
+            return WindowFilter(field_name, window.start, window.end)
         return WindowFilter(field_name, to_epoch_ms(window.start), to_epoch_ms(window.end))
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
         time_extracted = datetime.now(timezone.utc).isoformat()
-        writers = self._record_writers(p, time_extracted)
         dropped = p.dropped_columns
+        write = self._record_sink(p, time_extracted, dropped)
 
         def new_columns() -> None:
-            nonlocal writers
+            nonlocal write
             self._write_schema(p)
-            writers = self._record_writers(p, time_extracted)
+            write = self._record_sink(p, time_extracted, dropped)
 
-        count = 0
-        for record in self._read(job, p, new_columns):
-            if dropped:
-                for name in dropped:
-                    record.pop(name, None)
+        before = p.records
+        for record in self._read(job, p, new_columns):  # hot loop: one call per record
+            write(record)
+        LOGGER.debug("%s: %d records written", job.label, p.records - before)
+
+    def _record_sink(self, p: StreamProgress, time_extracted: str,
+                     dropped: frozenset[str]) -> Callable[[dict], None]:
+        """One callable per record: the plain case IS the output's record writer."""
+        writers = self._record_writers(p, time_extracted)
+        if not dropped and len(writers) == 1:
+            return writers[0]
+
+        def write_all(record: dict) -> None:
+            for name in dropped:
+                record.pop(name, None)
             for write in writers:
                 write(record)
-            count += 1
-        p.records += count
+
+        return write_all
 
     def _read(self, job: ExportJob, p: StreamProgress,
               on_new_columns: Callable[[], None] | None) -> Iterator[dict[str, Any]]:
@@ -238,11 +246,12 @@ class ExportSync:
                             **p.schema["properties"], **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}})
                         if on_new_columns is not None:
                             on_new_columns()
-                for record in reader:
-                    count += 1
-                    yield record
+                yield from reader
                 out_of_window += reader.records_out_of_window
                 rejected += reader.records_rejected
+                count += (reader.rows_read - reader.records_out_of_window
+                          - reader.records_rejected)
+        p.records += count
         extra = ""
         if out_of_window:
             extra += f", {out_of_window} outside the window left to their own window"

@@ -433,3 +433,23 @@ def test_wake_of_an_unknown_export_is_refused(tmp_path):
     orch = make(FakeProvider(), tmp_path)
     assert orch.wake("424242") is False
     orch.stop()
+
+
+def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path):
+    # orders window 0 fails late, after windows 1-4 were created and finished; those can
+    # never be emitted, so they must not keep the places the other stream needs
+    import threading
+
+    provider = FakeProvider({("order_list", 0): ["pending"] * 15 + ["error"]})
+    orch = make(provider, tmp_path, max_concurrent_exports=2)
+    jobs = jobs_for((ORDERS, 6), (CUSTOMERS, 8))
+    result: list = []
+    worker = threading.Thread(target=lambda: result.extend(consume(orch, jobs)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the engine stalled on places held by abandoned windows"
+    assert [(seq, state) for stream, seq, state, *_ in result if stream == "orders"] == [(0, JobState.FAILED)]
+    assert [seq for stream, seq, state, *_ in result
+            if stream == "customers" and state is JobState.READY] == list(range(8))
+    assert all(j.state is JobState.CANCELLED and not j.files
+               for j in jobs if j.stream is ORDERS and j.seq >= 1)

@@ -52,6 +52,7 @@ class ExportJob:
     next_check_at: float = 0.0
     checks: int = 0
     bytes_downloaded: int = 0
+    abandoned: bool = False  # an earlier window of its stream failed
 
     @property
     def export_id(self) -> str | None:

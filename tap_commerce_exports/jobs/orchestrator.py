@@ -127,9 +127,7 @@ class ExportOrchestrator:
                         if job.state is JobState.FAILED:
                             # the caller or the engine failed this window: later windows of
                             # the stream must not be emitted (the bookmark can't pass this one)
-                            for later in queue or ():
-                                if later.state is JobState.QUEUED:
-                                    later.state = JobState.CANCELLED
+                            self._abandon_after(job)
                             per_stream.pop(job.stream.name, None)
                         else:
                             job.state = JobState.CANCELLED  # consumed: holds no place any more
@@ -334,12 +332,20 @@ class ExportOrchestrator:
             job.state = JobState.FAILED
             if self._queue and self._queue[0] is job:
                 self._queue.popleft()
-            # the stream stops at this window: never create its later windows' exports
-            for later in self._jobs:
-                if (later.stream.name == job.stream.name and later.seq > job.seq
-                        and later.state is JobState.QUEUED):
-                    later.state = JobState.CANCELLED
+            self._abandon_after(job)
             self._cv.notify_all()
+
+    def _abandon_after(self, job: ExportJob) -> None:
+        """The stream stops at ``job``'s window: its later windows are never emitted, so
+        they must not be created, polled, or hold a place (caller holds the lock)."""
+        for later in self._jobs:
+            if later.stream.name != job.stream.name or later.seq <= job.seq:
+                continue
+            later.abandoned = True
+            if later.state in (JobState.QUEUED, JobState.WAITING, JobState.READY):
+                later.state = JobState.CANCELLED
+                later.release()
+            # DOWNLOADING ones are cancelled when their download ends (_download_job)
 
     # ---------------------------------------------------------------- downloads
     def _start_download(self, job: ExportJob, status) -> None:
@@ -384,8 +390,11 @@ class ExportOrchestrator:
             with self._cv:
                 job.files = paths
                 job.bytes_downloaded = sum(sizes)
-                job.state = JobState.READY
+                job.state = JobState.CANCELLED if job.abandoned else JobState.READY
                 self._cv.notify_all()
+            if job.abandoned:
+                job.release()
+                return
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
         except UserError as exc:
             if _is_fatal(exc):

@@ -18,6 +18,9 @@ from singer_sdk import typing as th
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
 
+MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
+MAX_SECONDS = 30 * 86400.0
+
 CLOVER_REGIONS = {
     "us": "https://api.clover.com",
     "eu": "https://api.eu.clover.com",
@@ -131,7 +134,8 @@ class Settings:
                 api_url = f"https://{store}.29next.store/api/admin/"
             if not api_url.endswith("/"):
                 api_url += "/"
-            store = store or (urlsplit(api_url).hostname or "store").split(".")[0]
+            # The account that keys state: the store, else the API host (an IP stays whole).
+            store = store or (urlsplit(api_url).hostname or "store")
         else:
             if require_credentials and not merchant_id:
                 raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
@@ -145,22 +149,28 @@ class Settings:
                 f"setting 'end_date' ({end.isoformat()}) is not after 'start_date' "
                 f"({start.isoformat()}): move one of them"
             )
-        window_days = _number(config, "window_days", facts.default_window_days, minimum=1 / 24)
+        window_days = _number(config, "window_days", facts.default_window_days, minimum=1 / 24,
+                              maximum=MAX_DAYS)
         if facts.max_window_days is not None and window_days > facts.max_window_days:
             raise ConfigError(
                 f"setting 'window_days' is {window_days:g}: {facts.title} exports cover at most "
                 f"{facts.max_window_days} days; set it to {facts.max_window_days} or less"
             )
-        lookback = _number(config, "lookback", 0, minimum=0)
-        poll_interval = _number(config, "poll_interval", 5, minimum=0.001)
-        poll_max = _number(config, "poll_max_interval", 120, minimum=0.001)
+        lookback = _number(config, "lookback", 0, minimum=0, maximum=MAX_DAYS)
+        poll_interval = _number(config, "poll_interval", 5, minimum=0.001, maximum=MAX_SECONDS)
+        poll_max = _number(config, "poll_max_interval", 120, minimum=0.001, maximum=MAX_SECONDS)
         if poll_max < poll_interval:
             raise ConfigError(
                 f"setting 'poll_max_interval' ({poll_max:g}) is below 'poll_interval' ({poll_interval:g}): raise it"
             )
-        export_timeout = _number(config, "export_timeout", 10800, minimum=0.001)
-        max_exports = int(_number(config, "max_concurrent_exports",
-                                  facts.default_max_concurrent_exports, minimum=1))
+        export_timeout = _number(config, "export_timeout", 10800, minimum=0.001, maximum=MAX_SECONDS)
+        max_exports_value = _number(config, "max_concurrent_exports",
+                                    facts.default_max_concurrent_exports, minimum=1, maximum=100)
+        if not max_exports_value.is_integer():
+            raise ConfigError(
+                f"setting 'max_concurrent_exports' is {max_exports_value:g}: give a whole number"
+            )
+        max_exports = int(max_exports_value)
         rps = _number(config, "max_requests_per_second", facts.requests_per_second, minimum=0.01)
         outside_hours = _choice(config, "outside_hours", "wait", ("wait", "stop"))
         on_invalid = _choice(config, "on_invalid_record", "fail", ("fail", "log"))
@@ -244,7 +254,8 @@ def _parse_instant(value: Any, key: str, *, required: bool) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
+def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float,
+            maximum: float = 1e12) -> float:
     value = config.get(key)
     if value is None or value == "":
         return float(default)
@@ -254,6 +265,8 @@ def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: flo
         raise ConfigError(f"setting '{key}' is '{value}', which is not a number") from None
     if not number >= minimum:  # also catches NaN
         raise ConfigError(f"setting '{key}' is {value}: it must be at least {minimum:g}")
+    if number > maximum:  # also catches infinity
+        raise ConfigError(f"setting '{key}' is {value}: it must be at most {maximum:g}")
     return number
 
 

@@ -9,11 +9,13 @@ from tap_commerce_exports.files.converters import Converter, csv_converter, utc_
 from tap_commerce_exports.files.csv_reader import CsvFileReader
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.json_reader import JsonElementsFileReader
+from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window import WindowFilter
 
 __all__ = [
     "Converter",
     "CsvFileReader",
+    "ExportFileReader",
     "JsonElementsFileReader",
     "WindowFilter",
     "csv_converter",

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord
@@ -21,6 +20,7 @@ from tap_commerce_exports.files.bytes_check import check_utf8_text
 from tap_commerce_exports.files.converters import Converter, csv_converter
 from tap_commerce_exports.files.headers import normalize_headers
 from tap_commerce_exports.files.row_builder import compile_row_builder
+from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window import WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -38,7 +38,7 @@ def _inner_dates(start: object, end: object) -> tuple[str, str]:
             (end - timedelta(days=1)).date().isoformat())
 
 
-class CsvFileReader:
+class CsvFileReader(ExportFileReader):
     """Typed records of one CSV export file.
 
     Opening the reader checks the bytes (UTF-8, no NUL), reads and normalizes the header
@@ -65,16 +65,8 @@ class CsvFileReader:
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
     ) -> None:
-        self.path = Path(path)
-        self.stream = stream
-        self.file_label = file_label
-        self.window = window
-        self.primary_keys = tuple(primary_keys)
-        self._on_invalid = on_invalid
-        self.rows_read = 0
-        self.records_out_of_window = 0
-        self.records_rejected = 0
-        self.records_without_window_value = 0
+        super().__init__(path, stream=stream, file_label=file_label, on_invalid=on_invalid,
+                         window=window, primary_keys=primary_keys)
 
         check_utf8_text(self.path, file_label)
         # utf-8-sig: a BOM is not part of the first header cell (even a quoted one).
@@ -101,7 +93,6 @@ class CsvFileReader:
             )
         self.window_field_missing: bool = window is not None and window.field not in self.columns
         self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
-        self._started = False
 
     def _read_header(self) -> list[str]:
         try:
@@ -113,12 +104,6 @@ class CsvFileReader:
         raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
 
     # -- iteration -----------------------------------------------------------------
-
-    def __iter__(self) -> Iterator[dict[str, object]]:
-        if self._started:
-            raise RuntimeError(f"{self.file_label}: a CsvFileReader can be iterated once")
-        self._started = True
-        return self._records()
 
     def _records(self) -> Iterator[dict[str, object]]:
         # Hot loop: locals only; counters are written back once, in ``finally``.
@@ -219,14 +204,3 @@ class CsvFileReader:
     def close(self) -> None:
         """Close the file (idempotent)."""
         self._file.close()
-
-    def __enter__(self) -> CsvFileReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

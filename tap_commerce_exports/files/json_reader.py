@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import msgspec
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord
 from tap_commerce_exports.files.json_validation import Check, Problem, compile_check
+from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window import WindowFilter
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -40,7 +40,7 @@ def schema_check(schema: Mapping[str, Any]) -> Check:
     return entry[1]
 
 
-class JsonElementsFileReader:
+class JsonElementsFileReader(ExportFileReader):
     """Records of one ``{"elements": [...]}`` export file.
 
     The constructor reads and decodes the file and raises :class:`InvalidFile` if it is
@@ -62,16 +62,8 @@ class JsonElementsFileReader:
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
     ) -> None:
-        self.path = Path(path)
-        self.stream = stream
-        self.file_label = file_label
-        self.window = window
-        self.primary_keys = tuple(primary_keys)
-        self._on_invalid = on_invalid
-        self.rows_read = 0
-        self.records_out_of_window = 0
-        self.records_rejected = 0
-        self.records_without_window_value = 0
+        super().__init__(path, stream=stream, file_label=file_label, on_invalid=on_invalid,
+                         window=window, primary_keys=primary_keys)
 
         self._elements = self._load()
         seen: set[str] = set()
@@ -85,7 +77,6 @@ class JsonElementsFileReader:
             window is not None and bool(self._elements) and window.field not in seen
         )
         self._check = schema_check(schema)
-        self._started = False
 
     def _load(self) -> list[object]:
         data = self.path.read_bytes()
@@ -108,12 +99,6 @@ class JsonElementsFileReader:
         if type(elements) is not list:
             raise InvalidFile(f"{self.file_label}: JSON object has no 'elements' list")
         return elements
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        if self._started:
-            raise RuntimeError(f"{self.file_label}: a JsonElementsFileReader can be iterated once")
-        self._started = True
-        return self._records()
 
     def _records(self) -> Iterator[dict[str, Any]]:
         check = self._check
@@ -168,14 +153,3 @@ class JsonElementsFileReader:
     def close(self) -> None:
         """Drop the decoded elements (the file itself is already closed)."""
         self._elements = []
-
-    def __enter__(self) -> JsonElementsFileReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,0 +1,79 @@
+"""What every export-file reader shares: its constructor contract, counters and life.
+
+The Singer layer treats CSV (Next Commerce) and JSON-elements (Clover) files alike:
+open a reader with the stream's schema, window and keys, look at ``unknown_columns`` /
+``window_field_missing``, iterate typed records ONCE, then read the counters. Each
+subclass only says how its format becomes records (``_records``) and what to release
+(``close``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tap_commerce_exports.errors import InvalidRecord
+from tap_commerce_exports.files.window import WindowFilter
+
+
+class ExportFileReader(abc.ABC):
+    """Typed records of one downloaded export file; iterable once.
+
+    Counters (final once iteration ends or the reader is closed): ``rows_read``,
+    ``records_out_of_window``, ``records_rejected``, ``records_without_window_value``.
+    Records yielded = rows_read - records_out_of_window - records_rejected.
+    """
+
+    columns: list[str]
+    unknown_columns: list[str]
+    window_field_missing: bool
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        stream: str,
+        file_label: str,
+        on_invalid: Callable[[InvalidRecord], None],
+        window: WindowFilter | None = None,
+        primary_keys: Sequence[str] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.stream = stream
+        self.file_label = file_label
+        self.window = window
+        self.primary_keys = tuple(primary_keys)
+        self._on_invalid = on_invalid
+        self.rows_read = 0
+        self.records_out_of_window = 0
+        self.records_rejected = 0
+        self.records_without_window_value = 0
+        self._started = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._started:
+            raise RuntimeError(f"{self.file_label}: a {type(self).__name__} can be iterated once")
+        self._started = True
+        return self._records()
+
+    @abc.abstractmethod
+    def _records(self) -> Iterator[dict[str, Any]]:
+        """Yield the file's records, counting as it goes."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the reader holds (idempotent)."""
+
+    def __enter__(self) -> ExportFileReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -177,3 +177,17 @@ def test_connection_test_checks_access_without_creating_exports(sandbox):
     assert run.returncode == 0, run.stderr[-2000:]
     assert sandbox.stats()["exports_created"] == before
     assert "connection test passed" in run.stderr
+
+
+def test_lookback_starts_the_next_run_that_many_days_before_the_bookmark(sandbox):
+    first = run_tap(config(sandbox, end_date="2025-02-01T00:00:00Z"), streams=["orders"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_tap(config(sandbox, lookback=5), state=first.last_state, streams=["orders"])
+    assert second.returncode == 0, second.stderr[-2000:]
+    _, expected = truth(sandbox, "orders")
+    _, refetched = truth(sandbox, "orders", "2025-01-27T00:00:00Z", "2025-02-01T00:00:00Z")
+    got_first, got_second = first.keys("orders", ["number"]), second.keys("orders", ["number"])
+    assert sorted(set(got_first) | set(got_second)) == sorted(expected)
+    assert sorted(set(got_first) & set(got_second)) == sorted(refetched), \
+        "duplicates only within the lookback, by design"
+    assert "window(s) from 2025-01-27T00:00:00Z" in second.stderr

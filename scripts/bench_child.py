@@ -254,7 +254,7 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
         jobs.append({
             "stream": job.stream.name, "export_id": job.export_id, "state": job.state.value,
             "first_attempt_at": job.first_attempt_at, "created_at": job.created_at,
-            "available_at": job.available_at, "download_started_at": job.download_started_at,
+            "download_started_at": job.download_started_at,
             "checks": job.checks, "bytes": job.bytes_downloaded,
         })
     return {"start": start, "end": end, "seconds": end - start, "records": sync.output.records,

@@ -180,8 +180,11 @@ class Settings:
         webhook_secret = _opt_str(config, "webhook_secret")
         listen = _opt_str(config, "webhook_listen")
         if listen:
-            if provider != "nextcommerce":
-                raise ConfigError("setting 'webhook_listen' works only with provider 'nextcommerce': remove it")
+            if not facts.supports_webhook:
+                raise ConfigError(
+                    f"setting 'webhook_listen' does not apply to {facts.title} (it has no "
+                    "export webhook): remove it"
+                )
             webhook_listen = _parse_listen(listen)
             if not webhook_secret:
                 raise ConfigError("setting 'webhook_secret' is missing: webhook_listen needs the webhook's signing secret")

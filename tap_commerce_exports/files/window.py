@@ -26,7 +26,3 @@ class WindowFilter:
     field: str
     start: object
     end: object
-
-    def contains(self, value: object) -> bool:
-        """True when ``value`` is inside the window or unknown (null)."""
-        return value is None or self.start <= value < self.end  # type: ignore[operator]

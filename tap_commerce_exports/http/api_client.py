@@ -181,13 +181,14 @@ class ApiClient:
             ) from None
 
     def get_json(self, path_or_url: str, **kwargs: Any) -> Any:
-        return _json(self.request("GET", path_or_url, **kwargs))
+        return response_json(self.request("GET", path_or_url, **kwargs))
 
     def post_json(self, path_or_url: str, body: Any, **kwargs: Any) -> requests.Response:
         return self.request("POST", path_or_url, json=body, **kwargs)
 
 
-def _json(response: requests.Response) -> Any:
+def response_json(response: requests.Response) -> Any:
+    """Decode a response body as JSON, or raise a clear ApiError."""
     try:
         return response.json()
     except ValueError:
@@ -195,11 +196,6 @@ def _json(response: requests.Response) -> Any:
             f"the API answered {redact_url(response.url)} with something that is not JSON "
             f"(HTTP {response.status_code}): check 'api_url'"
         ) from None
-
-
-def response_json(response: requests.Response) -> Any:
-    """Decode a response body as JSON, or raise a clear ApiError."""
-    return _json(response)
 
 
 def _short_body(response: requests.Response) -> str:

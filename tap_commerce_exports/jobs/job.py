@@ -47,8 +47,7 @@ class ExportJob:
     workdir: Path | None = None
     first_attempt_at: float | None = None  # monotonic, first create attempt
     created_at: float | None = None  # monotonic, export accepted by the provider
-    available_at: float | None = None  # monotonic, status DONE first seen
-    download_started_at: float | None = None
+    download_started_at: float | None = None  # monotonic, status DONE first seen
     next_check_at: float = 0.0
     checks: int = 0
     bytes_downloaded: int = 0

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.errors import AuthError, ConfigError, ExportFailed, UserError
 from tap_commerce_exports.http.download import (
     DownloadError,
     FileDownloader,
@@ -180,8 +180,6 @@ class ExportOrchestrator:
                         self._cv.wait(1.0)
                         continue
                     self._cv.wait(self._sleep_time())
-        except UserError as exc:
-            self._fail_all(exc)
         except BaseException as exc:  # noqa: BLE001 - surfaced to the consumer thread
             self._fail_all(exc)
 
@@ -352,8 +350,7 @@ class ExportOrchestrator:
         with self._cv:
             job.status = status
             job.state = JobState.DOWNLOADING
-            job.available_at = self.clock()
-            job.download_started_at = job.available_at
+            job.download_started_at = self.clock()
         self._job_pool.submit(self._download_job, job)
 
     def _download_job(self, job: ExportJob) -> None:
@@ -427,6 +424,4 @@ class ExportOrchestrator:
 
 def _is_fatal(exc: BaseException) -> bool:
     """Errors that no other stream can avoid either (credentials, settings)."""
-    from tap_commerce_exports.errors import AuthError, ConfigError
-
     return isinstance(exc, (AuthError, ConfigError))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -107,17 +107,3 @@ class ExportProvider(abc.ABC):
 
     def close(self) -> None:
         """Release HTTP resources."""
-
-
-@dataclass
-class ExportRequest:
-    """One export the tap wants: a stream over one window."""
-
-    stream: ExportStreamDefinition
-    window: Window
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-def window_span_ok(window: Window, max_days: int | None) -> bool:
-    """True if the window fits the provider's largest allowed range."""
-    return max_days is None or window.end - window.start <= timedelta(days=max_days)

@@ -27,7 +27,6 @@ class SingerOutput:
         self._out = out if out is not None else sys.stdout.buffer
         self._buf = bytearray()
         self._encoder = msgspec.json.Encoder(decimal_format="number")
-        self.records_written = 0
 
     def _message(self, message: Mapping[str, Any]) -> None:
         self._encoder.encode_into(message, self._buf, -1)

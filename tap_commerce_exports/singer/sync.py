@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
 from tap_commerce_exports.errors import ExportFailed, UserError
 from tap_commerce_exports.files import (
@@ -51,7 +51,6 @@ class StreamProgress:
     stream: ExportStream
     schema: dict[str, Any]
     records: int = 0
-    windows_done: int = 0
     error: BaseException | None = None
     dropped_columns: frozenset[str] = field(default_factory=frozenset)
 
@@ -146,7 +145,6 @@ class ExportSync:
                     job.state = JobState.FAILED
                     job.error = exc
                     continue
-                p.windows_done += 1
                 write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
                 self.output.state(snapshot(self.tap.state))
         finally:
@@ -179,7 +177,7 @@ class ExportSync:
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in mapper.stream_maps[stream.name]:
-            if type(stream_map).__name__ == "RemoveRecordTransform":
+            if isinstance(stream_map, RemoveRecordTransform):
                 continue
             self.output.schema(stream_map.stream_alias, stream_map.transformed_schema,
                                stream_map.transformed_key_properties or [])
@@ -228,7 +226,7 @@ class ExportSync:
         is_csv = self.provider.facts.file_format == "csv"
         reader_cls = CsvFileReader if is_csv else JsonElementsFileReader
         window_filter = self._window_filter(job)
-        count = out_of_window = rejected = 0
+        count = out_of_window = rejected = undated = 0
         for index, path in enumerate(job.files):
             label = f"{stream.name} export {job.export_id} file {index + 1}"
             with reader_cls(path, p.schema, stream=stream.name, file_label=label,
@@ -249,6 +247,7 @@ class ExportSync:
                 yield from reader
                 out_of_window += reader.records_out_of_window
                 rejected += reader.records_rejected
+                undated += reader.records_without_window_value
                 count += (reader.rows_read - reader.records_out_of_window
                           - reader.records_rejected)
         p.records += count
@@ -257,6 +256,8 @@ class ExportSync:
             extra += f", {out_of_window} outside the window left to their own window"
         if rejected:
             extra += f", {rejected} rejected"
+        if undated:
+            extra += f", {undated} kept without a '{job.stream.window_field}' value"
         LOGGER.info("%s: emitted %d records from export %s%s", job.label, count, job.export_id, extra)
 
     def iter_stream_records(self, stream: ExportStream) -> Iterator[dict[str, Any]]:
@@ -286,7 +287,7 @@ class ExportSync:
         """One writer per stream map; the plain case writes records untouched."""
         writers: list[Callable[[dict], None]] = []
         for stream_map in self.tap.mapper.stream_maps[p.stream.name]:
-            if type(stream_map).__name__ == "RemoveRecordTransform":
+            if isinstance(stream_map, RemoveRecordTransform):
                 continue
             write = self.output.record_writer(stream_map.stream_alias, time_extracted)
             if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:

@@ -39,10 +39,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,8 +98,9 @@ class ChildFailed(RuntimeError):
     pass
 
 
-def run_process(cmd: list[str], *, stdout: Path | None, log: Path, timeout: float,
-                env: dict[str, str] | None = None) -> float:
+def run_process(
+    cmd: list[str], *, stdout: Path | None, log: Path, timeout: float, env: dict[str, str] | None = None
+) -> float:
     """Run ``cmd`` in its own session, stdout to a file (or /dev/null); return wall seconds.
 
     Its own session: a Ctrl-C on the terminal reaches only the benchmark, which then
@@ -108,9 +110,15 @@ def run_process(cmd: list[str], *, stdout: Path | None, log: Path, timeout: floa
     err_handle = open(log, "wb")  # noqa: SIM115
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, stdout=out_handle, stderr=err_handle, stdin=subprocess.DEVNULL,
-                                cwd=str(BENCH_DIR), env={**os.environ, **(env or {})},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out_handle,
+            stderr=err_handle,
+            stdin=subprocess.DEVNULL,
+            cwd=str(BENCH_DIR),
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         _children[proc.pid] = proc
         try:
             rc = proc.wait(timeout)
@@ -134,14 +142,19 @@ def run_child(mode: str, spec: dict[str, Any], *, stdout: Path | None, timeout: 
     result = BENCH_DIR / f"result-{mode}.json"
     result.unlink(missing_ok=True)
     spec = dict(spec, result=str(result))
-    wall = run_process([PYTHON, CHILD, mode, json.dumps(spec)], stdout=stdout,
-                       log=BENCH_DIR / f"child-{mode}.log", timeout=timeout)
+    wall = run_process(
+        [PYTHON, CHILD, mode, json.dumps(spec)],
+        stdout=stdout,
+        log=BENCH_DIR / f"child-{mode}.log",
+        timeout=timeout,
+    )
     data = json.loads(result.read_text())
     data["process_wall"] = wall
     return data
 
 
 # ----------------------------------------------------------------------------- the table
+
 
 @dataclass
 class Row:
@@ -163,8 +176,10 @@ class Report:
 
     def add(self, measure: str, value: str, goal: str = "-", ok: bool | None = None) -> None:
         self.rows.append(Row(measure, value, goal, "-" if ok is None else verdict(ok)))
-        print(f"  {measure}: {value}" + (f"  (goal {goal}: {verdict(ok)})" if ok is not None else ""),
-              flush=True)
+        print(
+            f"  {measure}: {value}" + (f"  (goal {goal}: {verdict(ok)})" if ok is not None else ""),
+            flush=True,
+        )
 
     def error(self, section: str, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -183,10 +198,13 @@ class Report:
 def machine_header() -> str:
     load = ""
     with contextlib.suppress(OSError, AttributeError):
-        load = ", load avg %.1f/%.1f/%.1f at start" % os.getloadavg()
+        one, five, fifteen = os.getloadavg()
+        load = f", load avg {one:.1f}/{five:.1f}/{fifteen:.1f} at start"
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"## tap-commerce-exports benchmark - {now} - {platform.platform()}, "
-            f"Python {platform.python_version()}, {os.cpu_count()} CPU(s){load}")
+    return (
+        f"## tap-commerce-exports benchmark - {now} - {platform.platform()}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPU(s){load}"
+    )
 
 
 # ----------------------------------------------------------------------------- sandbox
@@ -224,11 +242,16 @@ def sandbox(**overrides: Any) -> Iterator[Any]:
 def tap_config(sb: Any, **extra: Any) -> dict[str, Any]:
     cfg = sb.config
     return {
-        "provider": "nextcommerce", "access_token": cfg.token, "api_url": sb.api_url,
-        "start_date": cfg.data_start, "end_date": cfg.data_end,
+        "provider": "nextcommerce",
+        "access_token": cfg.token,
+        "api_url": sb.api_url,
+        "start_date": cfg.data_start,
+        "end_date": cfg.data_end,
         "window_days": 366,  # one window per stream
-        "max_requests_per_second": TAP_RATE, "poll_interval": FAST_POLL,
-        "export_timeout": 600, **extra,
+        "max_requests_per_second": TAP_RATE,
+        "poll_interval": FAST_POLL,
+        "export_timeout": 600,
+        **extra,
     }
 
 
@@ -244,18 +267,27 @@ def fmt_s(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- 1. record path
 
+
 def bench_record(report: Report, rows: int, repeat: int) -> None:
-    print(f"[1/4] record path: {rows:,} rows x {len(bench_child.COLUMNS)} columns, "
-          f"best of {repeat}, fresh process each", flush=True)
+    print(
+        f"[1/4] record path: {rows:,} rows x {len(bench_child.COLUMNS)} columns, "
+        f"best of {repeat}, fresh process each",
+        flush=True,
+    )
     csv_path = BENCH_DIR / f"orders-{rows}-v{bench_child.GENERATOR_VERSION}.csv"
     if not csv_path.exists():
         started = time.monotonic()
         bench_child.generate_csv(csv_path, rows)
-        print(f"  generated {csv_path.name} ({csv_path.stat().st_size / 1e6:.1f} MB) "
-              f"in {time.monotonic() - started:.1f}s", flush=True)
-    contenders = [("floor", "bare floor: csv.reader + converters + msgspec"),
-                  ("ours", "tap record path (ExportSync._emit)"),
-                  ("sdk", "singer-sdk default path")]
+        print(
+            f"  generated {csv_path.name} ({csv_path.stat().st_size / 1e6:.1f} MB) "
+            f"in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
+    contenders = [
+        ("floor", "bare floor: csv.reader + converters + msgspec"),
+        ("ours", "tap record path (ExportSync._emit)"),
+        ("sdk", "singer-sdk default path"),
+    ]
     best: dict[str, float] = {}  # wall seconds
     best_cpu: dict[str, float] = {}  # CPU seconds of the same process
     outputs: dict[str, Path] = {}
@@ -266,40 +298,58 @@ def bench_record(report: Report, rows: int, repeat: int) -> None:
             res = run_child(mode, spec, stdout=out, timeout=600)
             if attempt == 0:
                 if res["records_in_output"] != rows:
-                    raise ChildFailed(f"{mode} wrote {res['records_in_output']} RECORD messages, "
-                                      f"expected {rows}")
+                    raise ChildFailed(
+                        f"{mode} wrote {res['records_in_output']} RECORD messages, expected {rows}"
+                    )
                 outputs[mode] = out
             best[mode] = min(best.get(mode, math.inf), res["seconds"])
             best_cpu[mode] = min(best_cpu.get(mode, math.inf), res["cpu"])
-            print(f"  run {attempt + 1}: {mode:5s} {res['seconds']:7.2f} s wall, {res['cpu']:7.2f} s CPU "
-                  f"(process {res['process_wall']:.2f} s)", flush=True)
+            print(
+                f"  run {attempt + 1}: {mode:5s} {res['seconds']:7.2f} s wall, {res['cpu']:7.2f} s CPU "
+                f"(process {res['process_wall']:.2f} s)",
+                flush=True,
+            )
     _check_same_records(report, outputs)
     for mode, label in contenders:
-        report.add(f"record path: {label}", f"{fmt_s(best[mode])} ({rows / best[mode]:,.0f} rows/s); "
-                   f"CPU {fmt_s(best_cpu[mode])}")
+        report.add(
+            f"record path: {label}",
+            f"{fmt_s(best[mode])} ({rows / best[mode]:,.0f} rows/s); CPU {fmt_s(best_cpu[mode])}",
+        )
     # Ratios of CPU time: what each path costs, which other work on the machine stretches
     # far less than wall time (each contender is one single-threaded process).
     ours_ratio = best_cpu["ours"] / best_cpu["floor"]
     sdk_ratio = best_cpu["sdk"] / best_cpu["ours"]
-    report.add("record path: ours / floor", f"{ours_ratio:.2f}x CPU ({best['ours'] / best['floor']:.2f}x wall)",
-               "<= 1.5x", ours_ratio <= 1.5)
-    report.add("record path: SDK default / ours", f"{sdk_ratio:.2f}x CPU ({best['sdk'] / best['ours']:.2f}x wall)",
-               ">= 5x", sdk_ratio >= 5)
-    report.add("record path: SDK default / floor (the most SDK / ours can be)",
-               f"{best_cpu['sdk'] / best_cpu['floor']:.2f}x CPU ({best['sdk'] / best['floor']:.2f}x wall)")
+    report.add(
+        "record path: ours / floor",
+        f"{ours_ratio:.2f}x CPU ({best['ours'] / best['floor']:.2f}x wall)",
+        "<= 1.5x",
+        ours_ratio <= 1.5,
+    )
+    report.add(
+        "record path: SDK default / ours",
+        f"{sdk_ratio:.2f}x CPU ({best['sdk'] / best['ours']:.2f}x wall)",
+        ">= 5x",
+        sdk_ratio >= 5,
+    )
+    report.add(
+        "record path: SDK default / floor (the most SDK / ours can be)",
+        f"{best_cpu['sdk'] / best_cpu['floor']:.2f}x CPU ({best['sdk'] / best['floor']:.2f}x wall)",
+    )
     report.notes.append(
         f"Record path: {rows:,}-row CSV, columns of the orders schema plus two integer columns "
         f"({', '.join(bench_child.EXTRA_INTEGER_PROPERTIES)}: orders.json has no integer property) "
         "added to the schema all three use; time = the work inside a fresh process (imports and "
         "tap setup excluded), stdout to a file in .bench/; best of each of wall and CPU time; "
         "ratios on CPU time (user + system of that process), which the machine's other load "
-        "distorts far less than wall time.")
+        "distorts far less than wall time."
+    )
     for out in outputs.values():
         out.unlink(missing_ok=True)
 
 
 def _check_same_records(report: Report, outputs: dict[str, Path]) -> None:
     """Floor and ours must write the same records (values and types)."""
+
     def records(path: Path, limit: int = 2000) -> list[Any]:
         got = []
         with open(path, encoding="utf-8") as fh:
@@ -313,17 +363,26 @@ def _check_same_records(report: Report, outputs: dict[str, Path]) -> None:
 
     floor, ours = records(outputs["floor"]), records(outputs["ours"])
     if floor != ours:
-        first = next(i for i, (a, b) in enumerate(zip(floor, ours)) if a != b) if len(floor) == len(ours) else -1
-        report.notes.append(f"WARNING: floor and tap records differ (first at record {first}): "
-                            "the floor is not doing the same work")
+        first = (
+            next(i for i, (a, b) in enumerate(zip(floor, ours, strict=False)) if a != b)
+            if len(floor) == len(ours)
+            else -1
+        )
+        report.notes.append(
+            f"WARNING: floor and tap records differ (first at record {first}): "
+            "the floor is not doing the same work"
+        )
 
 
 # ----------------------------------------------------------------------------- 2. memory
 
+
 def bench_memory(report: Report, large_rows: int) -> None:
     small_rows = 10_000
-    print(f"[2/4] memory: peak RSS of the tap CLI, one orders export of {large_rows:,} vs "
-          f"{small_rows:,} rows", flush=True)
+    print(
+        f"[2/4] memory: peak RSS of the tap CLI, one orders export of {large_rows:,} vs {small_rows:,} rows",
+        flush=True,
+    )
     from tap_commerce_exports.tap import TapCommerceExports
 
     # Peak RSS of the tap process itself: VmHWM of its own address space. Not
@@ -370,9 +429,13 @@ def bench_memory(report: Report, large_rows: int) -> None:
             rss_file = BENCH_DIR / "memory-rss.txt"
             rss_file.unlink(missing_ok=True)
             out = BENCH_DIR / "memory-out.jsonl"
-            wall = run_process([PYTHON, "-c", wrapper, "--config", str(cfg_file), "--catalog", str(cat_file)],
-                               stdout=out, log=BENCH_DIR / f"memory-{n}.log", timeout=900,
-                               env={"BENCH_RSS_FILE": str(rss_file)})
+            wall = run_process(
+                [PYTHON, "-c", wrapper, "--config", str(cfg_file), "--catalog", str(cat_file)],
+                stdout=out,
+                log=BENCH_DIR / f"memory-{n}.log",
+                timeout=900,
+                env={"BENCH_RSS_FILE": str(rss_file)},
+            )
             written = _count_lines(out, b'"RECORD"')
             out.unlink(missing_ok=True)
             if written != n:
@@ -381,13 +444,17 @@ def bench_memory(report: Report, large_rows: int) -> None:
             found = re.search(r"sync finished in ([0-9.]+)s", (BENCH_DIR / f"memory-{n}.log").read_text())
             sync_s = float(found.group(1)) if found else float("nan")
             results[n] = (rss_mb, wall, sync_s)
-            print(f"  {n:>9,} rows: peak RSS {rss_mb:.1f} MB, process {wall:.1f} s, "
-                  f"tap sync {sync_s:.1f} s", flush=True)
+            print(
+                f"  {n:>9,} rows: peak RSS {rss_mb:.1f} MB, process {wall:.1f} s, tap sync {sync_s:.1f} s",
+                flush=True,
+            )
     small, large = results[small_rows], results[large_rows]
     report.add(f"memory: peak RSS, {small_rows:,}-row export", f"{small[0]:.1f} MB")
-    report.add(f"memory: peak RSS, {large_rows:,}-row export",
-               f"{large[0]:.1f} MB (tap sync {large[2]:.1f} s = {large_rows / large[2]:,.0f} rows/s "
-               "incl. waiting for the sandbox to write the file)")
+    report.add(
+        f"memory: peak RSS, {large_rows:,}-row export",
+        f"{large[0]:.1f} MB (tap sync {large[2]:.1f} s = {large_rows / large[2]:,.0f} rows/s "
+        "incl. waiting for the sandbox to write the file)",
+    )
     ratio = large[0] / small[0]
     report.add("memory: peak RSS ratio large / small", f"{ratio:.2f}x", "<= 1.2x", ratio <= 1.2)
 
@@ -402,6 +469,7 @@ def _count_lines(path: Path, needle: bytes) -> int:
 
 
 # ----------------------------------------------------------------------------- 3. overlap
+
 
 def sync_child(config: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     res = run_child("sync", {"config": config}, stdout=None, timeout=timeout)
@@ -420,9 +488,11 @@ def bench_overlap(report: Report, delay: float, alongside_serial: Any = None) ->
     print(f"[3/4] overlap: 13 streams x 1 window, processing delay D = {delay:g} s", flush=True)
     with sandbox(processing_delay=0.0) as sb:
         walls: dict[str, float] = {}
-        for label, d, limit in (("transfer (D = 0, 13 concurrent)", 0.0, 13),
-                                ("13 concurrent", delay, 13),
-                                ("4 concurrent (default)", delay, None)):
+        for label, d, limit in (
+            ("transfer (D = 0, 13 concurrent)", 0.0, 13),
+            ("13 concurrent", delay, 13),
+            ("4 concurrent (default)", delay, None),
+        ):
             sb.control(processing_delay=d, reset_stats=True)
             extra = {} if limit is None else {"max_concurrent_exports": limit}
             res = sync_child(tap_config(sb, **extra))
@@ -447,31 +517,41 @@ def bench_overlap(report: Report, delay: float, alongside_serial: Any = None) ->
         if "error" in serial:
             raise serial["error"]
         walls["1 at a time"] = serial["res"]["seconds"]
-        print(f"  1 at a time: {walls['1 at a time']:.2f} s, {serial['res']['records']:,} records",
-              flush=True)
+        print(
+            f"  1 at a time: {walls['1 at a time']:.2f} s, {serial['res']['records']:,} records", flush=True
+        )
     transfer = walls["transfer (D = 0, 13 concurrent)"]
     report.add("overlap: transfer baseline (D = 0, 13 concurrent)", fmt_s(transfer))
     goal13 = 1.3 * delay + transfer
     wall13 = walls["13 concurrent"]
-    report.add(f"overlap: max_concurrent_exports 13, D = {delay:g} s",
-               f"{fmt_s(wall13)} = {wall13 / delay:.2f} D",
-               f"<= 1.3 D + transfer = {goal13:.2f} s", wall13 <= goal13)
+    report.add(
+        f"overlap: max_concurrent_exports 13, D = {delay:g} s",
+        f"{fmt_s(wall13)} = {wall13 / delay:.2f} D",
+        f"<= 1.3 D + transfer = {goal13:.2f} s",
+        wall13 <= goal13,
+    )
     for label, ideal in (("4 concurrent (default)", math.ceil(13 / 4)), ("1 at a time", 13)):
         wall = walls[label]
-        report.add(f"overlap: {label.replace(' concurrent', ' concurrent exports')}, D = {delay:g} s",
-                   f"{fmt_s(wall)} = {wall / delay:.2f} D",
-                   f"(info: {ideal} rounds = {ideal} D + transfer)")
+        report.add(
+            f"overlap: {label.replace(' concurrent', ' concurrent exports')}, D = {delay:g} s",
+            f"{fmt_s(wall)} = {wall / delay:.2f} D",
+            f"(info: {ideal} rounds = {ideal} D + transfer)",
+        )
     if alongside_serial is not None:
-        report.notes.append("The one-at-a-time overlap run (information only, mostly waiting) ran "
-                            "alongside the memory section (peak RSS, not a timing) to save ~13 D.")
+        report.notes.append(
+            "The one-at-a-time overlap run (information only, mostly waiting) ran "
+            "alongside the memory section (peak RSS, not a timing) to save ~13 D."
+        )
     report.notes.append(
         f"Overlap and memory: sandbox nc_rate_limit {SANDBOX_RATE:g}/s and tap "
         f"max_requests_per_second {TAP_RATE:g}, so the API rate limit is not what is measured; "
         f"poll_interval {FAST_POLL:g} s (status checks then follow the tap's own backoff); "
-        "wall = ExportSync.run() in a fresh process, output to /dev/null.")
+        "wall = ExportSync.run() in a fresh process, output to /dev/null."
+    )
 
 
 # ----------------------------------------------------------------------------- 4. wake-up
+
 
 def wake_latencies(sb: Any, res: dict[str, Any]) -> list[tuple[float, float]]:
     """Per export: (latency available -> download started, time waited until available).
@@ -502,47 +582,72 @@ def schedule_lateness(delay: float, poll_interval: float, poll_max_interval: flo
 
 
 def bench_wakeup(report: Report, webhook_delay: float, poll_delay: float) -> None:
-    print(f"[4/4] wake-up: webhook (D = {webhook_delay:g} s, poll_max_interval 30 s) and "
-          f"polling only (D = {poll_delay:g} s, poll_interval 1, poll_max_interval 120)", flush=True)
+    print(
+        f"[4/4] wake-up: webhook (D = {webhook_delay:g} s, poll_max_interval 30 s) and "
+        f"polling only (D = {poll_delay:g} s, poll_interval 1, poll_max_interval 120)",
+        flush=True,
+    )
     port = free_port()
     secret = "bench-webhook-secret"
-    with sandbox(processing_delay=webhook_delay, webhook_url=f"http://127.0.0.1:{port}/",
-                 webhook_secret=secret) as sb:
-        res = sync_child(tap_config(sb, max_concurrent_exports=13, poll_interval=1,
-                                    poll_max_interval=30, webhook_listen=f"127.0.0.1:{port}",
-                                    webhook_secret=secret))
+    with sandbox(
+        processing_delay=webhook_delay, webhook_url=f"http://127.0.0.1:{port}/", webhook_secret=secret
+    ) as sb:
+        res = sync_child(
+            tap_config(
+                sb,
+                max_concurrent_exports=13,
+                poll_interval=1,
+                poll_max_interval=30,
+                webhook_listen=f"127.0.0.1:{port}",
+                webhook_secret=secret,
+            )
+        )
         lat = [x for x, _ in wake_latencies(sb, res)]
         sent = sb.stats()["webhooks_sent"]
-        print(f"  webhook: {sent} delivered; latency median {statistics.median(lat):.3f} s, "
-              f"max {max(lat):.3f} s", flush=True)
-        report.add("wake-up with webhook (13 exports)",
-                   f"max {max(lat):.3f} s, median {statistics.median(lat):.3f} s "
-                   f"({sent} webhooks delivered)", "<= 1 s", max(lat) <= 1.0 and sent >= 13)
+        print(
+            f"  webhook: {sent} delivered; latency median {statistics.median(lat):.3f} s, "
+            f"max {max(lat):.3f} s",
+            flush=True,
+        )
+        report.add(
+            "wake-up with webhook (13 exports)",
+            f"max {max(lat):.3f} s, median {statistics.median(lat):.3f} s ({sent} webhooks delivered)",
+            "<= 1 s",
+            max(lat) <= 1.0 and sent >= 13,
+        )
 
     with sandbox(processing_delay=poll_delay) as sb:
-        res = sync_child(tap_config(sb, max_concurrent_exports=13, poll_interval=1,
-                                    poll_max_interval=120))
+        res = sync_child(tap_config(sb, max_concurrent_exports=13, poll_interval=1, poll_max_interval=120))
         pairs = wake_latencies(sb, res)
         shares = [late / waited for late, waited in pairs]
         worst = max(range(len(pairs)), key=lambda i: shares[i])
-        print(f"  polling: lateness median {statistics.median(p[0] for p in pairs):.2f} s, "
-              f"worst {pairs[worst][0]:.2f} s after {pairs[worst][1]:.1f} s waited", flush=True)
-        report.add("wake-up polling only (13 exports), late / waited",
-                   f"max {100 * shares[worst]:.1f}% ({pairs[worst][0]:.2f} s late after "
-                   f"{pairs[worst][1]:.1f} s; the check schedule alone: "
-                   f"{100 * schedule_lateness(poll_delay, 1, 120) / poll_delay:.1f}%)",
-                   "<= 25%", shares[worst] <= 0.25)
+        print(
+            f"  polling: lateness median {statistics.median(p[0] for p in pairs):.2f} s, "
+            f"worst {pairs[worst][0]:.2f} s after {pairs[worst][1]:.1f} s waited",
+            flush=True,
+        )
+        report.add(
+            "wake-up polling only (13 exports), late / waited",
+            f"max {100 * shares[worst]:.1f}% ({pairs[worst][0]:.2f} s late after "
+            f"{pairs[worst][1]:.1f} s; the check schedule alone: "
+            f"{100 * schedule_lateness(poll_delay, 1, 120) / poll_delay:.1f}%)",
+            "<= 25%",
+            shares[worst] <= 0.25,
+        )
     report.notes.append(
         "Wake-up: latency = the tap's download start minus the export's availability in the "
-        "sandbox (its creation + processing delay; CLOCK_MONOTONIC is shared by the processes).")
+        "sandbox (its creation + processing delay; CLOCK_MONOTONIC is shared by the processes)."
+    )
 
 
 # ----------------------------------------------------------------------------- main
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections to run ({', '.join(SECTIONS)})"
+    )
     parser.add_argument("--rows", type=int, default=200_000, help="record-path CSV rows")
     parser.add_argument("--repeat", type=int, default=3, help="record-path runs per contender")
     parser.add_argument("--large-rows", type=int, default=1_000_000, help="memory: large export rows")
@@ -604,8 +709,11 @@ def main() -> int:
     finally:
         stop_children()
     with contextlib.suppress(OSError, AttributeError):
-        report.notes.append("Load average at end: %.1f/%.1f/%.1f (timings stretch when other "
-                            "work shares the CPUs)." % os.getloadavg())
+        one, five, fifteen = os.getloadavg()
+        report.notes.append(
+            f"Load average at end: {one:.1f}/{five:.1f}/{fifteen:.1f} (timings stretch when other "
+            "work shares the CPUs)."
+        )
     report.notes.append(f"Whole benchmark: {time.monotonic() - started:.0f} s.")
     text = report.markdown(header)
     print("\n" + text, end="")

@@ -38,12 +38,26 @@ ORDERS_SCHEMA_PATH = ROOT / "tap_commerce_exports" / "schemas" / "nextcommerce" 
 #: three contenders use (see :func:`bench_schema`).
 EXTRA_INTEGER_PROPERTIES = ("customer_id", "lines_count")
 COLUMNS: tuple[str, ...] = (
-    "number", "created_at", "updated_at", "date_placed",
-    "currency", "status", "payment_status", "fulfillment_status", "source", "shipping_method",
-    "is_test", "supports_post_purchase_upsells",
-    "total_incl_tax", "total_excl_tax", "total_tax", "total_discount", "shipping_incl_tax",
+    "number",
+    "created_at",
+    "updated_at",
+    "date_placed",
+    "currency",
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "source",
+    "shipping_method",
+    "is_test",
+    "supports_post_purchase_upsells",
+    "total_incl_tax",
+    "total_excl_tax",
+    "total_tax",
+    "total_discount",
+    "shipping_incl_tax",
     "total_outstanding",
-    "customer_id", "lines_count",
+    "customer_id",
+    "lines_count",
 )
 GENERATOR_VERSION = 1
 WINDOW_FIELD = "created_at"
@@ -69,8 +83,13 @@ def generate_csv(path: Path, rows: int, seed: int = 20250101) -> None:
     """A realistic orders export: offsets +02:00/-05:00/+05:30/Z/+00:00, a third with
     microseconds, money with cents (some negative), booleans, empty cells, quoted commas."""
     rng = random.Random(seed)
-    offsets = [timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5)),
-               timezone(timedelta(hours=5, minutes=30)), timezone.utc]
+    offsets = [
+        timezone.utc,
+        timezone(timedelta(hours=2)),
+        timezone(timedelta(hours=-5)),
+        timezone(timedelta(hours=5, minutes=30)),
+        timezone.utc,
+    ]
     currencies = ("USD", "EUR", "GBP", "CAD", "AUD", "JPY")
     statuses = ("open", "complete", "canceled", "partially_refunded")
     payment = ("paid", "pending", "authorized", "refunded", "partially_paid", "voided")
@@ -94,24 +113,38 @@ def generate_csv(path: Path, rows: int, seed: int = 20250101) -> None:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         for i in range(rows):
-            created = BASE + timedelta(seconds=i * 13, microseconds=rng.randrange(1_000_000)
-                                       if i % 3 == 0 else 0)
-            writer.writerow([
-                f"{100000 + i}",
-                stamp(created),
-                stamp(created + timedelta(seconds=rng.randint(60, 5 * 86400))),
-                stamp(created + timedelta(seconds=rng.randint(0, 90))) if i % 5 else "",
-                rng.choice(currencies), rng.choice(statuses), rng.choice(payment),
-                rng.choice(fulfil), rng.choice(sources), rng.choice(methods),
-                rng.choice(("true", "false")), rng.choice(("True", "False", "")),
-                money(0, 20000), money(0, 20000), money(0, 3000), money(0, 2000),
-                money(0, 1800) if i % 7 else "", money(-500, 500),
-                str(rng.randint(1, 5_000_000)), str(rng.randint(1, 12)) if i % 11 else "",
-            ])
+            created = BASE + timedelta(
+                seconds=i * 13, microseconds=rng.randrange(1_000_000) if i % 3 == 0 else 0
+            )
+            writer.writerow(
+                [
+                    f"{100000 + i}",
+                    stamp(created),
+                    stamp(created + timedelta(seconds=rng.randint(60, 5 * 86400))),
+                    stamp(created + timedelta(seconds=rng.randint(0, 90))) if i % 5 else "",
+                    rng.choice(currencies),
+                    rng.choice(statuses),
+                    rng.choice(payment),
+                    rng.choice(fulfil),
+                    rng.choice(sources),
+                    rng.choice(methods),
+                    rng.choice(("true", "false")),
+                    rng.choice(("True", "False", "")),
+                    money(0, 20000),
+                    money(0, 20000),
+                    money(0, 3000),
+                    money(0, 2000),
+                    money(0, 1800) if i % 7 else "",
+                    money(-500, 500),
+                    str(rng.randint(1, 5_000_000)),
+                    str(rng.randint(1, 12)) if i % 11 else "",
+                ]
+            )
     os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- workloads
+
 
 def _count_records(path: str) -> int:
     n = 0
@@ -142,10 +175,12 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
         reader = csv.reader(fh)
         header = next(reader)
         converters = [csv_converter(props[c]) for c in header]
-        pairs = list(zip(header, converters))
+        pairs = list(zip(header, converters, strict=False))
         for row in reader:
-            record = {name: ((conv(cell) if conv is not None else cell) if cell else None)
-                      for (name, conv), cell in zip(pairs, row)}
+            record = {
+                name: ((conv(cell) if conv is not None else cell) if cell else None)
+                for (name, conv), cell in zip(pairs, row, strict=False)
+            }
             buf += prefix
             encode_into(record, buf, -1)
             buf += suffix
@@ -168,8 +203,11 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from tap_commerce_exports.windows import Window
 
     config = {
-        "provider": "nextcommerce", "access_token": "bench", "api_url": "http://127.0.0.1:9/api/admin/",
-        "start_date": WINDOW_START.isoformat(), "end_date": WINDOW_END.isoformat(),
+        "provider": "nextcommerce",
+        "access_token": "bench",
+        "api_url": "http://127.0.0.1:9/api/admin/",
+        "start_date": WINDOW_START.isoformat(),
+        "end_date": WINDOW_END.isoformat(),
         "window_days": (WINDOW_END - WINDOW_START).days,
     }
     tap = TapCommerceExports(config=config)
@@ -251,14 +289,26 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     end = time.monotonic()
     jobs = []
     for job in sync.orchestrator._jobs if sync.orchestrator else ():  # noqa: SLF001
-        jobs.append({
-            "stream": job.stream.name, "export_id": job.export_id, "state": job.state.value,
-            "first_attempt_at": job.first_attempt_at, "created_at": job.created_at,
-            "download_started_at": job.download_started_at,
-            "checks": job.checks, "bytes": job.bytes_downloaded,
-        })
-    return {"start": start, "end": end, "seconds": end - start, "records": sync.output.records,
-            "jobs": jobs, "error": error}
+        jobs.append(
+            {
+                "stream": job.stream.name,
+                "export_id": job.export_id,
+                "state": job.state.value,
+                "first_attempt_at": job.first_attempt_at,
+                "created_at": job.created_at,
+                "download_started_at": job.download_started_at,
+                "checks": job.checks,
+                "bytes": job.bytes_downloaded,
+            }
+        )
+    return {
+        "start": start,
+        "end": end,
+        "seconds": end - start,
+        "records": sync.output.records,
+        "jobs": jobs,
+        "error": error,
+    }
 
 
 MODES = {"floor": run_floor, "ours": run_ours, "sdk": run_sdk, "sync": run_sync}

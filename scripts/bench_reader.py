@@ -62,16 +62,30 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         for i in range(rows):
             t = (base + timedelta(seconds=i * 13)).astimezone(rng.choice(offsets))
             stamp = t.isoformat(sep=rng.choice("T "))
-            writer.writerow([
-                i + 1, i // 3, rng.randint(1, 9), rng.randint(1, 5000),
-                f"{rng.randint(0, 99999) / 100:.2f}", f"{rng.randint(0, 99999) / 100:.2f}",
-                f"{rng.randint(0, 999) / 100:.2f}", "" if i % 7 else "4.99", "0.00",
-                stamp, stamp, stamp if i % 5 else "",
-                rng.choice(["true", "false"]), rng.choice(["True", "False", ""]),
-                t.date().isoformat(), "USD", f"SKU-{i % 977}",
-                rng.choice(["Widget, large", "Gadget", "Thing \"pro\""]),
-                rng.choice(["open", "closed"]), f"user{i % 5000}@example.com",
-            ])
+            writer.writerow(
+                [
+                    i + 1,
+                    i // 3,
+                    rng.randint(1, 9),
+                    rng.randint(1, 5000),
+                    f"{rng.randint(0, 99999) / 100:.2f}",
+                    f"{rng.randint(0, 99999) / 100:.2f}",
+                    f"{rng.randint(0, 999) / 100:.2f}",
+                    "" if i % 7 else "4.99",
+                    "0.00",
+                    stamp,
+                    stamp,
+                    stamp if i % 5 else "",
+                    rng.choice(["true", "false"]),
+                    rng.choice(["True", "False", ""]),
+                    t.date().isoformat(),
+                    "USD",
+                    f"SKU-{i % 977}",
+                    rng.choice(["Widget, large", "Gadget", 'Thing "pro"']),
+                    rng.choice(["open", "closed"]),
+                    f"user{i % 5000}@example.com",
+                ]
+            )
 
 
 def floor_typed_lists(path: Path) -> int:
@@ -82,7 +96,7 @@ def floor_typed_lists(path: Path) -> int:
         reader = csv.reader(handle)
         next(reader)
         for row in reader:
-            [(c(v) if c is not None else v) if v else None for c, v in zip(converters, row)]
+            [(c(v) if c is not None else v) if v else None for c, v in zip(converters, row, strict=False)]
             n += 1
     return n
 
@@ -95,26 +109,44 @@ def floor_typed_dicts(path: Path) -> int:
         reader = csv.reader(handle)
         next(reader)
         for row in reader:
-            dict(zip(COLUMNS, [(c(v) if c is not None else v) if v else None
-                               for c, v in zip(converters, row)]))
+            dict(
+                zip(
+                    COLUMNS,
+                    [
+                        (c(v) if c is not None else v) if v else None
+                        for c, v in zip(converters, row, strict=False)
+                    ],
+                    strict=False,
+                )
+            )
             n += 1
     return n
 
 
 def tap_reader(path: Path, window: WindowFilter | None = None) -> int:
     """CsvFileReader end to end: byte check, header normalization, typing, PK check."""
+
     def fail(err: Exception) -> None:
         raise err
 
     n = 0
-    with CsvFileReader(path, {"properties": SCHEMA}, stream="bench", file_label=path.name,
-                       on_invalid=fail, primary_keys=("id",), window=window) as reader:
+    with CsvFileReader(
+        path,
+        {"properties": SCHEMA},
+        stream="bench",
+        file_label=path.name,
+        on_invalid=fail,
+        primary_keys=("id",),
+        window=window,
+    ) as reader:
         for _ in reader:
             n += 1
     return n
 
 
-def interleaved_best(contenders: list[tuple[str, Callable[[], int]]], repeat: int) -> dict[str, tuple[float, int]]:
+def interleaved_best(
+    contenders: list[tuple[str, Callable[[], int]]], repeat: int
+) -> dict[str, tuple[float, int]]:
     """Best CPU time of each contender, run in turn: other processes on a shared machine
     then distort all contenders alike (and CPU time ignores their time slices)."""
     best: dict[str, tuple[float, int]] = {label: (float("inf"), 0) for label, _ in contenders}

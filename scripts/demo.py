@@ -51,10 +51,10 @@ class Pipeline:
 
 
 PIPELINES = (
-    Pipeline("Next Commerce", "tap-commerce-exports", "nextcommerce",
-             "TAP_COMMERCE_EXPORTS_API_URL", "/api/admin/"),
-    Pipeline("Clover", "tap-commerce-exports--clover", "clover",
-             "TAP_COMMERCE_EXPORTS__CLOVER_API_URL", ""),
+    Pipeline(
+        "Next Commerce", "tap-commerce-exports", "nextcommerce", "TAP_COMMERCE_EXPORTS_API_URL", "/api/admin/"
+    ),
+    Pipeline("Clover", "tap-commerce-exports--clover", "clover", "TAP_COMMERCE_EXPORTS__CLOVER_API_URL", ""),
 )
 
 
@@ -74,8 +74,10 @@ def _raise_stopped(signum, _frame):
 
 
 def _sandbox_executable() -> Path:
-    for candidate in (Path(sys.executable).parent / "tap-commerce-exports-sandbox",
-                      ROOT / ".venv" / "bin" / "tap-commerce-exports-sandbox"):
+    for candidate in (
+        Path(sys.executable).parent / "tap-commerce-exports-sandbox",
+        ROOT / ".venv" / "bin" / "tap-commerce-exports-sandbox",
+    ):
         if candidate.exists():
             return candidate
     raise DemoError("tap-commerce-exports-sandbox is not installed: run `make demo` (it installs it)")
@@ -103,22 +105,34 @@ class Sandbox:
                 f"stop it, or run `make demo SANDBOX_PORT=<free port>`"
             )
         LOGS.mkdir(parents=True, exist_ok=True)
-        cmd = [str(_sandbox_executable()), "--port", str(self.port),
-               "--processing-delay", f"{self.processing_delay:g}"]
+        cmd = [
+            str(_sandbox_executable()),
+            "--port",
+            str(self.port),
+            "--processing-delay",
+            f"{self.processing_delay:g}",
+        ]
         print(f"sandbox: starting on 127.0.0.1:{self.port} (log {self._rel(self.log_path)})", flush=True)
         log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=ROOT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         finally:
             log.close()
         deadline = time.monotonic() + timeout
         stats = f"http://127.0.0.1:{self.port}/_sandbox/stats"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise DemoError(f"the sandbox exited with code {self.proc.returncode} before "
-                                f"it was ready:\n{self._tail()}")
+                raise DemoError(
+                    f"the sandbox exited with code {self.proc.returncode} before "
+                    f"it was ready:\n{self._tail()}"
+                )
             if "sandbox listening:" in self.log_path.read_text(errors="replace"):
                 return
             try:
@@ -180,20 +194,30 @@ def _show(path: Path) -> str:
 # ----------------------------------------------------------------------------- meltano
 
 
-def run_meltano(pipeline: Pipeline, environment: str, env: dict[str, str], verbose: bool) -> tuple[bool, float, Path]:
+def run_meltano(
+    pipeline: Pipeline, environment: str, env: dict[str, str], verbose: bool
+) -> tuple[bool, float, Path]:
     """`meltano run <extractor> target-duckdb`; True when it succeeded."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{pipeline.extractor}.log"
     cmd = [str(MELTANO), f"--environment={environment}", "run", pipeline.extractor, "target-duckdb"]
-    print(f"{pipeline.title}: meltano --environment={environment} run {pipeline.extractor} "
-          f"target-duckdb ...", flush=True)
+    print(
+        f"{pipeline.title}: meltano --environment={environment} run {pipeline.extractor} target-duckdb ...",
+        flush=True,
+    )
     started = time.monotonic()
     out = None if verbose else open(log_path, "wb")
     try:
         # Its own session: Ctrl-C reaches us, and we stop Meltano and its plugins together.
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT if out else None,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
         try:
             rc = proc.wait()
         except BaseException:
@@ -205,8 +229,10 @@ def run_meltano(pipeline: Pipeline, environment: str, env: dict[str, str], verbo
     elapsed = time.monotonic() - started
     ok = rc == 0
     where = "" if verbose else f" (log {_show(log_path)})"
-    print(f"{pipeline.title}: {'done' if ok else f'FAILED, exit code {rc}'} in {elapsed:.1f}s{where}",
-          flush=True)
+    print(
+        f"{pipeline.title}: {'done' if ok else f'FAILED, exit code {rc}'} in {elapsed:.1f}s{where}",
+        flush=True,
+    )
     if not ok and not verbose:
         lines = log_path.read_text(errors="replace").splitlines()
         print("\n".join("    " + line for line in lines[-25:]), flush=True)
@@ -226,11 +252,13 @@ def warehouse_counts(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
     try:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' order by 1, 2").fetchall()
+            "where table_type = 'BASE TABLE' order by 1, 2"
+        ).fetchall()
         keys: dict[tuple[str, str], list[str]] = {}
         for schema, table, cols in con.execute(
-                "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
-                "where constraint_type = 'PRIMARY KEY'").fetchall():
+            "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
+            "where constraint_type = 'PRIMARY KEY'"
+        ).fetchall():
             keys[(schema, table)] = list(cols)
         result = {}
         for schema, table in tables:
@@ -239,7 +267,9 @@ def warehouse_counts(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
             dups = 0
             if keys.get((schema, table)):
                 cols = ", ".join(f'"{c}"' for c in keys[(schema, table)])
-                distinct = con.execute(f"select count(*) from (select distinct {cols} from {qualified})").fetchone()[0]
+                distinct = con.execute(
+                    f"select count(*) from (select distinct {cols} from {qualified})"
+                ).fetchone()[0]
                 dups = rows - distinct
             result[(schema, table)] = (rows, dups)
         return result
@@ -295,15 +325,19 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     nc_token = env.get("TAP_COMMERCE_EXPORTS_ACCESS_TOKEN")
-    clover_token = (env.get("TAP_COMMERCE_EXPORTS__CLOVER_ACCESS_TOKEN")
-                    or env.get("TAP_COMMERCE_EXPORTS_CLOVER_ACCESS_TOKEN"))
+    clover_token = env.get("TAP_COMMERCE_EXPORTS__CLOVER_ACCESS_TOKEN") or env.get(
+        "TAP_COMMERCE_EXPORTS_CLOVER_ACCESS_TOKEN"
+    )
     real = bool(nc_token or clover_token)
     if real:
         environment = "prod"
-        pipelines = [p for p, token in zip(PIPELINES, (nc_token, clover_token)) if token]
+        pipelines = [p for p, token in zip(PIPELINES, (nc_token, clover_token), strict=False) if token]
         warehouse = Path(env.get("TARGET_DUCKDB_PATH") or OUTPUT / "warehouse.duckdb")
-        print("demo: real credentials found, no sandbox: running "
-              + ", ".join(p.title for p in pipelines) + " against the real API(s)")
+        print(
+            "demo: real credentials found, no sandbox: running "
+            + ", ".join(p.title for p in pipelines)
+            + " against the real API(s)"
+        )
     else:
         environment = "dev"
         pipelines = list(PIPELINES)
@@ -336,9 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sandbox:
             sandbox.stop()
-    print(f"\ndemo: {'FAILED: ' + ', '.join(failed) if failed else 'ok'} "
-          f"in {time.monotonic() - started:.1f}s; state: "
-          + ", ".join(f"{environment}:{p.extractor}-to-target-duckdb" for p in pipelines))
+    print(
+        f"\ndemo: {'FAILED: ' + ', '.join(failed) if failed else 'ok'} "
+        f"in {time.monotonic() - started:.1f}s; state: "
+        + ", ".join(f"{environment}:{p.extractor}-to-target-duckdb" for p in pipelines)
+    )
     return 1 if failed else 0
 
 

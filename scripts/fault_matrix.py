@@ -25,16 +25,18 @@ import socketserver
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer, bad_files  # noqa: E402
+from tests.tap_harness import utc  # noqa: E402
 from tests.test_interruption import (  # noqa: E402
     DEFINITIONS,
     Attempt,
@@ -45,12 +47,18 @@ from tests.test_interruption import (  # noqa: E402
     seeded_kill_points,
     write_catalog,
 )
-from tests.tap_harness import utc  # noqa: E402
 
 START = "2025-01-01T00:00:00Z"
 STREAMS = {"nextcommerce": ["orders", "customers"], "clover": ["orders", "payments"]}
-FAULT_COUNTERS = ("429s_sent", "500s_sent", "503s_sent", "expired_url_answers",
-                  "truncated_downloads_sent", "exports_failed", "bad_files_served")
+FAULT_COUNTERS = (
+    "429s_sent",
+    "500s_sent",
+    "503s_sent",
+    "expired_url_answers",
+    "truncated_downloads_sent",
+    "exports_failed",
+    "bad_files_served",
+)
 ERROR_MARK = "tap-commerce-exports: error:"
 
 
@@ -93,22 +101,28 @@ class Row:
 
 
 def sandbox_for(**overrides: Any) -> SandboxServer:
-    cfg = dict(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000,
-               retry_after=1)
+    cfg = dict(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000, retry_after=1)
     cfg.update(overrides)
     return SandboxServer(SandboxConfig(**cfg)).start()
 
 
 def config_for(sb: SandboxServer, provider: str, end: str, window_days: float, **extra: Any) -> dict:
-    base = {"access_token": "sandbox-token", "start_date": START, "end_date": end,
-            "window_days": window_days, "poll_interval": 0.02, "poll_max_interval": 0.1,
-            "max_requests_per_second": 500, "export_timeout": 20}
+    base = {
+        "access_token": "sandbox-token",
+        "start_date": START,
+        "end_date": end,
+        "window_days": window_days,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.1,
+        "max_requests_per_second": 500,
+        "export_timeout": 20,
+    }
     if provider == "nextcommerce":
-        base.update(provider="nextcommerce", api_url=sb.api_url, store="demo-store",
-                    max_concurrent_exports=2)
+        base.update(provider="nextcommerce", api_url=sb.api_url, store="demo-store", max_concurrent_exports=2)
     else:
-        base.update(provider="clover", api_url=sb.clover_url, merchant_id="SANDBOXMERCHANT1",
-                    region="sandbox")
+        base.update(
+            provider="clover", api_url=sb.clover_url, merchant_id="SANDBOXMERCHANT1", region="sandbox"
+        )
     base.update(extra)
     return base
 
@@ -122,13 +136,18 @@ def clear_error(attempt: Attempt) -> bool:
     return attempt.returncode == 2 and len(lines) == 1 and "Traceback" not in attempt.stderr
 
 
-def account(row: Row, chain: Chain, provider: str, streams: list[str], sb: SandboxServer,
-            config: dict, rejected_keys: set = frozenset()) -> None:
+def account(
+    row: Row,
+    chain: Chain,
+    provider: str,
+    streams: list[str],
+    sb: SandboxServer,
+    config: dict,
+    rejected_keys: set = frozenset(),
+) -> None:
     start, end = utc(config["start_date"]), utc(config["end_date"])
-    truth = {s: sb.truth_keys(provider, DEFINITIONS[provider][s].export_type, start, end)
-             for s in streams}
-    report = check_chain(chain, provider, streams, truth, start, end,
-                         timedelta(days=config["window_days"]))
+    truth = {s: sb.truth_keys(provider, DEFINITIONS[provider][s].export_type, start, end) for s in streams}
+    report = check_chain(chain, provider, streams, truth, start, end, timedelta(days=config["window_days"]))
     row.expected += report.expected
     row.emitted += report.emitted
     lost = [k for k in report.lost if k[1] not in rejected_keys]
@@ -149,16 +168,25 @@ def account(row: Row, chain: Chain, provider: str, streams: list[str], sb: Sandb
 
 # ----------------------------------------------------------------------------- scenarios
 
-def fault_scenario(name: str, provider: str, fault: dict, *, expect_error: bool = False,
-                   extra: dict | None = None, during: Callable[[SandboxServer], None] | None = None,
-                   root: Path) -> Row:
+
+def fault_scenario(
+    name: str,
+    provider: str,
+    fault: dict,
+    *,
+    expect_error: bool = False,
+    extra: dict | None = None,
+    during: Callable[[SandboxServer], None] | None = None,
+    root: Path,
+) -> Row:
     row = Row("fault mode", name, provider, expect_error=expect_error)
     started = time.monotonic()
     sb = sandbox_for()
     try:
         streams = STREAMS[provider]
-        config = config_for(sb, provider, "2025-01-05T00:00:00Z", 1 if provider == "nextcommerce" else 2,
-                            **(extra or {}))
+        config = config_for(
+            sb, provider, "2025-01-05T00:00:00Z", 1 if provider == "nextcommerce" else 2, **(extra or {})
+        )
         workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{name}-", dir=root))
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         before = sb.stats()
@@ -173,8 +201,15 @@ def fault_scenario(name: str, provider: str, fault: dict, *, expect_error: bool 
             row.clear_errors += clear_error(first)
             if not expect_error:
                 row.problems.append(f"unexpected exit {first.returncode}")
-            sb.control(**{k: (False if isinstance(v, bool) else 0) for k, v in fault.items()
-                          if k.startswith("fault_")}, processing_delay=0.05, complete_exports=True)
+            sb.control(
+                **{
+                    k: (False if isinstance(v, bool) else 0)
+                    for k, v in fault.items()
+                    if k.startswith("fault_")
+                },
+                processing_delay=0.05,
+                complete_exports=True,
+            )
             chain.attempts.append(run_attempt(config, catalog, first.last_state, None, workdir / "run-2"))
         elif expect_error:
             row.problems.append("no error where one was expected")
@@ -198,8 +233,9 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path) -> Row:
             sb.control(clover_objects_per_file=60)
         workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-kills-", dir=root))
         catalog = write_catalog(config, streams, workdir / "catalog.json")
-        points = seeded_kill_points(seed, kills, max_records=2000 if provider == "nextcommerce" else 600,
-                                    seconds=(1.5, 5.0))
+        points = seeded_kill_points(
+            seed, kills, max_records=2000 if provider == "nextcommerce" else 600, seconds=(1.5, 5.0)
+        )
         chains = kill_and_resume(config, catalog, points, workdir)
         for chain in chains:
             row.runs += len(chain.attempts)
@@ -217,16 +253,29 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path) -> Row:
 
 def bad_file_scenario(provider: str, kind: str, mode: str, root: Path) -> Row:
     harmless = all(k in bad_files.HARMLESS or k == "header_only" for k in kind.split(","))
-    row = Row("bad input", f"{kind} ({mode})", provider, expect_error=not harmless and mode == "fail"
-              or kind in ("invalid_utf8", "nul", "empty", "not_json", "no_elements"))
+    row = Row(
+        "bad input",
+        f"{kind} ({mode})",
+        provider,
+        expect_error=not harmless
+        and mode == "fail"
+        or kind in ("invalid_utf8", "nul", "empty", "not_json", "no_elements"),
+    )
     started = time.monotonic()
     sb = sandbox_for()
     try:
         streams = ["orders"]
         end = "2025-01-05T00:00:00Z" if "," in kind else "2025-01-03T00:00:00Z"
         workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{kind}-{mode}-", dir=root))
-        config = config_for(sb, provider, end, 1, max_concurrent_exports=1, on_invalid_record=mode,
-                            rejects_dir=str(workdir / "rejects"))
+        config = config_for(
+            sb,
+            provider,
+            end,
+            1,
+            max_concurrent_exports=1,
+            on_invalid_record=mode,
+            rejects_dir=str(workdir / "rejects"),
+        )
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         sb.control(fault_bad_file=kind)
         first = run_attempt(config, catalog, None, None, workdir / "run-1")
@@ -245,8 +294,11 @@ def bad_file_scenario(provider: str, kind: str, mode: str, root: Path) -> Row:
         row.runs = len(chain.attempts)
         rejected = set()
         if mode == "log":
-            rejects = [json.loads(ln) for f in (workdir / "rejects").glob("*.jsonl")
-                       for ln in f.read_text().splitlines()]
+            rejects = [
+                json.loads(ln)
+                for f in (workdir / "rejects").glob("*.jsonl")
+                for ln in f.read_text().splitlines()
+            ]
             if len(rejects) != len([d for d in damages if d.key is not None]):
                 row.problems.append(f"{len(rejects)} rejects for {len(damages)} damaged rows")
             rejected = {d.key for d in damages if d.key is not None}
@@ -255,8 +307,14 @@ def bad_file_scenario(provider: str, kind: str, mode: str, root: Path) -> Row:
             last = damages[-1]
             assert last.kind == "header_only"
             day_end = utc(end)
-            gone = set(sb.truth_keys(provider, DEFINITIONS[provider]["orders"].export_type,
-                                     day_end - timedelta(days=1), day_end))
+            gone = set(
+                sb.truth_keys(
+                    provider,
+                    DEFINITIONS[provider]["orders"].export_type,
+                    day_end - timedelta(days=1),
+                    day_end,
+                )
+            )
             rejected |= gone
         account(row, chain, provider, streams, sb, config, rejected)
         if "header_only" in kind.split(","):
@@ -279,15 +337,25 @@ SETTINGS = {
 def settings_scenario(name: str, overrides: dict, root: Path) -> Row:
     row = Row("bad setting", name, overrides.get("provider", "nextcommerce"), expect_error=True)
     started = time.monotonic()
-    config = {"provider": "nextcommerce", "access_token": "t", "store": "demo-store",
-              "start_date": START, "end_date": "2025-01-03", **overrides}
+    config = {
+        "provider": "nextcommerce",
+        "access_token": "t",
+        "store": "demo-store",
+        "start_date": START,
+        "end_date": "2025-01-03",
+        **overrides,
+    }
     workdir = Path(tempfile.mkdtemp(prefix="settings-", dir=root))
     (workdir / "config.json").write_text(json.dumps(config))
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "tap_commerce_exports", "--config",
-                           str(workdir / "config.json")], capture_output=True, text=True,
-                          cwd=workdir, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_commerce_exports", "--config", str(workdir / "config.json")],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=60,
+    )
     attempt = Attempt(state_in=None, kill=None, returncode=proc.returncode, stderr=proc.stderr)
     row.runs = 1
     row.faults = 1
@@ -301,6 +369,7 @@ def settings_scenario(name: str, overrides: dict, root: Path) -> Row:
 
 # ----------------------------------------------------------------------------- report
 
+
 def windows_text(row: Row) -> str:
     if not row.duplicates:
         return "0"
@@ -310,14 +379,34 @@ def windows_text(row: Row) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = ("group", "scenario", "provider", "runs", "faults", "expected", "lost", "dups (windows)",
-              "errors clear", "ok")
+    header = (
+        "group",
+        "scenario",
+        "provider",
+        "runs",
+        "faults",
+        "expected",
+        "lost",
+        "dups (windows)",
+        "errors clear",
+        "ok",
+    )
     table = [header]
     for r in rows:
-        table.append((r.group, r.name, r.provider, str(r.runs), str(r.faults), str(r.expected),
-                      str(r.lost) + (f" +{r.rejected} rejected" if r.rejected else ""),
-                      windows_text(r), f"{r.clear_errors}/{r.errors}",
-                      "yes" if r.ok else "NO: " + "; ".join(r.problems)))
+        table.append(
+            (
+                r.group,
+                r.name,
+                r.provider,
+                str(r.runs),
+                str(r.faults),
+                str(r.expected),
+                str(r.lost) + (f" +{r.rejected} rejected" if r.rejected else ""),
+                windows_text(r),
+                f"{r.clear_errors}/{r.errors}",
+                "yes" if r.ok else "NO: " + "; ".join(r.problems),
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, line in enumerate(table):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(line)).rstrip())
@@ -355,19 +444,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.kills - nc_kills > 0:
         jobs.append(lambda: kill_scenario("clover", args.kills - nc_kills, args.seed + 1, root))
     for provider in ("nextcommerce", "clover"):
-        modes = [("429 burst", {"fault_429_burst": 3}, False, None, None),
-                 ("500s", {"fault_500": 2}, False, None, None),
-                 ("expired URL", {"fault_expired_url": True}, False, None, None),
-                 ("truncated download", {"fault_truncated_download": True}, False, None, None),
-                 ("failed export", {"fault_export_failed": 1}, True, None, None)]
+        modes = [
+            ("429 burst", {"fault_429_burst": 3}, False, None, None),
+            ("500s", {"fault_500": 2}, False, None, None),
+            ("expired URL", {"fault_expired_url": True}, False, None, None),
+            ("truncated download", {"fault_truncated_download": True}, False, None, None),
+            ("failed export", {"fault_export_failed": 1}, True, None, None),
+        ]
         if provider == "clover":
             modes.append(("503 on create", {"fault_clover_503": 2}, False, None, None))
         else:
-            modes.append(("never-finishing export", {}, True,
-                          {"export_timeout": 1.5, "max_concurrent_exports": 1}, stuck_first))
+            modes.append(
+                (
+                    "never-finishing export",
+                    {},
+                    True,
+                    {"export_timeout": 1.5, "max_concurrent_exports": 1},
+                    stuck_first,
+                )
+            )
         for name, fault, expect_error, extra, during in modes:
-            jobs.append(lambda p=provider, n=name, f=fault, e=expect_error, x=extra, d=during:
-                        fault_scenario(n, p, f, expect_error=e, extra=x, during=d, root=root))
+            jobs.append(
+                lambda p=provider, n=name, f=fault, e=expect_error, x=extra, d=during: fault_scenario(
+                    n, p, f, expect_error=e, extra=x, during=d, root=root
+                )
+            )
     for provider, kinds in (("nextcommerce", bad_files.CSV_KINDS), ("clover", bad_files.JSON_KINDS)):
         harmless = [k for k in kinds if k in bad_files.HARMLESS or k == "header_only"]
         jobs.append(lambda p=provider, h=harmless: bad_file_scenario(p, ",".join(h), "fail", root))
@@ -400,20 +501,20 @@ def main(argv: list[str] | None = None) -> int:
         "runs": sum(r.runs for r in rows),
         "faults injected": sum(r.faults for r in rows),
         "random kills": f"{sum(r.kills for r in rows)} of {args.kills} kill points fired "
-                        f"({', '.join(f'{k}: {v}' for k, v in sorted(phases.items()))}); a kill point "
-                        "later than its whole run cannot fire",
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(phases.items()))}); a kill point "
+        "later than its whole run cannot fire",
         "records expected": sum(r.expected for r in rows),
         "records lost": sum(r.lost for r in rows),
         "records rejected (in rejects files)": sum(r.rejected for r in rows),
-        "duplicates": f"{sum(dups.values())}" + (f" (only in cut windows: {', '.join(sorted(dups))})"
-                                                 if dups else ""),
+        "duplicates": f"{sum(dups.values())}"
+        + (f" (only in cut windows: {', '.join(sorted(dups))})" if dups else ""),
         "duplicates outside cut windows": sum(r.unexplained for r in rows),
         "bad inputs tried": f"{bad_kinds} file kinds in {sum(1 for r in rows if r.group == 'bad input')} "
-                            f"scenarios + {len(SETTINGS)} settings",
+        f"scenarios + {len(SETTINGS)} settings",
         "clear errors given (one line, exit 2)": f"{sum(r.clear_errors for r in rows)} of "
-                                                 f"{sum(r.errors for r in rows)} errors",
+        f"{sum(r.errors for r in rows)} errors",
         "scenarios that had to fail and did, clearly": f"{sum(1 for r in expected_errors if r.clear_errors)} of "
-                                                      f"{len(expected_errors)}",
+        f"{len(expected_errors)}",
         "problems": sum(len(r.problems) for r in rows),
         "time": f"{elapsed:.0f}s",
     }

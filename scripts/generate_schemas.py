@@ -99,9 +99,7 @@ def _json_types(node: dict[str, Any]) -> list[str]:
 
 def is_money(node: dict[str, Any]) -> bool:
     """Money/decimal strings: ``format: decimal`` or a decimal-number ``pattern``."""
-    return node.get("format") == "decimal" or bool(
-        _DECIMAL_PATTERN.match(node.get("pattern", ""))
-    )
+    return node.get("format") == "decimal" or bool(_DECIMAL_PATTERN.match(node.get("pattern", "")))
 
 
 def scalar_property(node: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
@@ -180,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         schema = stream_schema(definition.name, spec)
         target = out / Path(definition.schema_path).name
         target.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {target.relative_to(REPO) if target.is_relative_to(REPO) else target}"
-              f" ({len(schema['properties'])} properties)")
+        print(
+            f"wrote {target.relative_to(REPO) if target.is_relative_to(REPO) else target}"
+            f" ({len(schema['properties'])} properties)"
+        )
     return 0
 
 

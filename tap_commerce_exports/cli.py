@@ -16,8 +16,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         _check_json_files(sys.argv[1:] if argv is None else argv)
-        TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports",
-                                    standalone_mode=False)
+        TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports", standalone_mode=False)
     except UserError as exc:
         sys.stderr.write(f"tap-commerce-exports: error: {scrub(str(exc))}\n")
         sys.stderr.flush()

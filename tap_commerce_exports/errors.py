@@ -60,9 +60,7 @@ class InvalidRecord(UserError):
             shown = shown[:77] + "..."
         where = f"{file} {position}"
         col = f", column '{column}'" if column else ""
-        super().__init__(
-            f"invalid record in stream '{stream}' at {where}{col}: {reason} (value {shown})"
-        )
+        super().__init__(f"invalid record in stream '{stream}' at {where}{col}: {reason} (value {shown})")
 
 
 class TargetGone(UserError):

@@ -7,10 +7,11 @@ whose one-line message names the setting and says what to put there.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -29,47 +30,117 @@ CLOVER_REGIONS = {
 }
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property("provider", th.StringType, default="nextcommerce", allowed_values=sorted(PROVIDERS),
-                description="Which platform to read: `nextcommerce` or `clover`."),
-    th.Property("access_token", th.StringType, secret=True,
-                description="API token: Next Commerce OAuth access token (scopes exports:read, exports:write) or Clover OAuth/merchant API token."),
-    th.Property("store", th.StringType,
-                description="Next Commerce store subdomain (`{store}.29next.store`)."),
+    th.Property(
+        "provider",
+        th.StringType,
+        default="nextcommerce",
+        allowed_values=sorted(PROVIDERS),
+        description="Which platform to read: `nextcommerce` or `clover`.",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        description="API token: Next Commerce OAuth access token (scopes exports:read, exports:write) or Clover OAuth/merchant API token.",
+    ),
+    th.Property(
+        "store", th.StringType, description="Next Commerce store subdomain (`{store}.29next.store`)."
+    ),
     th.Property("merchant_id", th.StringType, description="Clover merchant id (mId)."),
-    th.Property("region", th.StringType, default="us", allowed_values=sorted(CLOVER_REGIONS),
-                description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours)."),
-    th.Property("api_url", th.StringType,
-                description="Base-URL override, e.g. `http://127.0.0.1:8000/api/admin/` (Next Commerce) or `http://127.0.0.1:8000` (Clover). Must be https unless on loopback."),
-    th.Property("api_version", th.StringType, default="2024-04-01",
-                description="Next Commerce API version header."),
-    th.Property("start_date", th.DateTimeType, required=True,
-                description="Earliest instant to export (ISO-8601 date or date-time; UTC if no offset)."),
-    th.Property("end_date", th.DateTimeType,
-                description="Export up to this instant (exclusive). Default: now."),
-    th.Property("window_days", th.NumberType,
-                description="Days covered by one export. Default 30; Clover allows at most 30."),
-    th.Property("lookback", th.NumberType, default=0,
-                description="Days before the saved bookmark at which the next run starts again, to catch late changes (duplicates then possible, by design)."),
-    th.Property("poll_interval", th.NumberType, default=5,
-                description="Seconds before the first status check of a pending export; later checks wait a fifth of the time waited so far."),
-    th.Property("poll_max_interval", th.NumberType, default=120,
-                description="Longest wait in seconds between two status checks."),
-    th.Property("export_timeout", th.NumberType, default=10800,
-                description="Seconds after which an export that is not ready is given up (the stream stops with a clear error; its bookmark stays)."),
-    th.Property("max_concurrent_exports", th.IntegerType,
-                description="Exports in flight at once across all streams. Default: 4 (Next Commerce), 1 (Clover, as its guide asks)."),
-    th.Property("max_requests_per_second", th.NumberType,
-                description="Client-side API rate limit. Default: the provider's published limit (4 Next Commerce, 16 Clover)."),
-    th.Property("outside_hours", th.StringType, default="wait", allowed_values=["wait", "stop"],
-                description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open."),
-    th.Property("on_invalid_record", th.StringType, default="fail", allowed_values=["fail", "log"],
-                description="A record that does not fit its schema: `fail` the stream with one line naming it, or `log` it to a rejects file and go on."),
-    th.Property("rejects_dir", th.StringType, default="tap-commerce-exports-rejects",
-                description="Folder for rejects files when on_invalid_record is `log`."),
-    th.Property("webhook_listen", th.StringType,
-                description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback)."),
-    th.Property("webhook_secret", th.StringType, secret=True,
-                description="Next Commerce webhook signing secret (required with webhook_listen)."),
+    th.Property(
+        "region",
+        th.StringType,
+        default="us",
+        allowed_values=sorted(CLOVER_REGIONS),
+        description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        description="Base-URL override, e.g. `http://127.0.0.1:8000/api/admin/` (Next Commerce) or `http://127.0.0.1:8000` (Clover). Must be https unless on loopback.",
+    ),
+    th.Property(
+        "api_version", th.StringType, default="2024-04-01", description="Next Commerce API version header."
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        required=True,
+        description="Earliest instant to export (ISO-8601 date or date-time; UTC if no offset).",
+    ),
+    th.Property(
+        "end_date", th.DateTimeType, description="Export up to this instant (exclusive). Default: now."
+    ),
+    th.Property(
+        "window_days",
+        th.NumberType,
+        description="Days covered by one export. Default 30; Clover allows at most 30.",
+    ),
+    th.Property(
+        "lookback",
+        th.NumberType,
+        default=0,
+        description="Days before the saved bookmark at which the next run starts again, to catch late changes (duplicates then possible, by design).",
+    ),
+    th.Property(
+        "poll_interval",
+        th.NumberType,
+        default=5,
+        description="Seconds before the first status check of a pending export; later checks wait a fifth of the time waited so far.",
+    ),
+    th.Property(
+        "poll_max_interval",
+        th.NumberType,
+        default=120,
+        description="Longest wait in seconds between two status checks.",
+    ),
+    th.Property(
+        "export_timeout",
+        th.NumberType,
+        default=10800,
+        description="Seconds after which an export that is not ready is given up (the stream stops with a clear error; its bookmark stays).",
+    ),
+    th.Property(
+        "max_concurrent_exports",
+        th.IntegerType,
+        description="Exports in flight at once across all streams. Default: 4 (Next Commerce), 1 (Clover, as its guide asks).",
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType,
+        description="Client-side API rate limit. Default: the provider's published limit (4 Next Commerce, 16 Clover).",
+    ),
+    th.Property(
+        "outside_hours",
+        th.StringType,
+        default="wait",
+        allowed_values=["wait", "stop"],
+        description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open.",
+    ),
+    th.Property(
+        "on_invalid_record",
+        th.StringType,
+        default="fail",
+        allowed_values=["fail", "log"],
+        description="A record that does not fit its schema: `fail` the stream with one line naming it, or `log` it to a rejects file and go on.",
+    ),
+    th.Property(
+        "rejects_dir",
+        th.StringType,
+        default="tap-commerce-exports-rejects",
+        description="Folder for rejects files when on_invalid_record is `log`.",
+    ),
+    th.Property(
+        "webhook_listen",
+        th.StringType,
+        description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback).",
+    ),
+    th.Property(
+        "webhook_secret",
+        th.StringType,
+        secret=True,
+        description="Next Commerce webhook signing secret (required with webhook_listen).",
+    ),
 ).to_dict()
 
 
@@ -100,8 +171,9 @@ class Settings:
     webhook_secret: str | None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, now: datetime | None = None,
-                    require_credentials: bool = True) -> Settings:
+    def from_config(
+        cls, config: Mapping[str, Any], *, now: datetime | None = None, require_credentials: bool = True
+    ) -> Settings:
         """Check every setting; raise ConfigError with one clear line on the first problem."""
         now = now or datetime.now(timezone.utc)
         provider = str(config.get("provider") or "nextcommerce").strip().lower()
@@ -149,8 +221,9 @@ class Settings:
                 f"setting 'end_date' ({end.isoformat()}) is not after 'start_date' "
                 f"({start.isoformat()}): move one of them"
             )
-        window_days = _number(config, "window_days", facts.default_window_days, minimum=1 / 24,
-                              maximum=MAX_DAYS)
+        window_days = _number(
+            config, "window_days", facts.default_window_days, minimum=1 / 24, maximum=MAX_DAYS
+        )
         if facts.max_window_days is not None and window_days > facts.max_window_days:
             raise ConfigError(
                 f"setting 'window_days' is {window_days:g}: {facts.title} exports cover at most "
@@ -164,8 +237,9 @@ class Settings:
                 f"setting 'poll_max_interval' ({poll_max:g}) is below 'poll_interval' ({poll_interval:g}): raise it"
             )
         export_timeout = _number(config, "export_timeout", 10800, minimum=0.001, maximum=MAX_SECONDS)
-        max_exports_value = _number(config, "max_concurrent_exports",
-                                    facts.default_max_concurrent_exports, minimum=1, maximum=100)
+        max_exports_value = _number(
+            config, "max_concurrent_exports", facts.default_max_concurrent_exports, minimum=1, maximum=100
+        )
         if not max_exports_value.is_integer():
             raise ConfigError(
                 f"setting 'max_concurrent_exports' is {max_exports_value:g}: give a whole number"
@@ -187,18 +261,32 @@ class Settings:
                 )
             webhook_listen = _parse_listen(listen)
             if not webhook_secret:
-                raise ConfigError("setting 'webhook_secret' is missing: webhook_listen needs the webhook's signing secret")
+                raise ConfigError(
+                    "setting 'webhook_secret' is missing: webhook_listen needs the webhook's signing secret"
+                )
 
         return cls(
-            provider=provider, access_token=token, store=store, merchant_id=merchant_id,
-            region=region, api_url=api_url,
+            provider=provider,
+            access_token=token,
+            store=store,
+            merchant_id=merchant_id,
+            region=region,
+            api_url=api_url,
             api_version=str(config.get("api_version") or "2024-04-01"),
-            start_date=start, end_date=end, window=timedelta(days=window_days),
-            lookback=timedelta(days=lookback), poll_interval=poll_interval,
-            poll_max_interval=poll_max, export_timeout=export_timeout,
-            max_concurrent_exports=max_exports, max_requests_per_second=rps,
-            outside_hours=outside_hours, on_invalid_record=on_invalid, rejects_dir=rejects_dir,
-            webhook_listen=webhook_listen, webhook_secret=webhook_secret,
+            start_date=start,
+            end_date=end,
+            window=timedelta(days=window_days),
+            lookback=timedelta(days=lookback),
+            poll_interval=poll_interval,
+            poll_max_interval=poll_max,
+            export_timeout=export_timeout,
+            max_concurrent_exports=max_exports,
+            max_requests_per_second=rps,
+            outside_hours=outside_hours,
+            on_invalid_record=on_invalid,
+            rejects_dir=rejects_dir,
+            webhook_listen=webhook_listen,
+            webhook_secret=webhook_secret,
         )
 
 
@@ -257,8 +345,9 @@ def _parse_instant(value: Any, key: str, *, required: bool) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float,
-            maximum: float = 1e12) -> float:
+def _number(
+    config: Mapping[str, Any], key: str, default: float, *, minimum: float, maximum: float = 1e12
+) -> float:
     value = config.get(key)
     if value is None or value == "":
         return float(default)

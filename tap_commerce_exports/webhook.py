@@ -14,8 +14,8 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 LOGGER = logging.getLogger("tap_commerce_exports.webhook")
 MAX_BODY = 64 * 1024
@@ -30,8 +30,7 @@ def signature(secret: str, payload: object) -> str:
 class WebhookReceiver:
     """Runs an HTTP server in a thread; calls ``on_export(id)`` for valid deliveries."""
 
-    def __init__(self, host: str, port: int, secret: str,
-                 on_export: Callable[[str], bool]) -> None:
+    def __init__(self, host: str, port: int, secret: str, on_export: Callable[[str], bool]) -> None:
         self._secret = secret
         self._on_export = on_export
         receiver = self
@@ -59,8 +58,9 @@ class WebhookReceiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="webhook-receiver")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="webhook-receiver"
+        )
 
     @property
     def address(self) -> tuple[str, int]:

@@ -13,9 +13,10 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
@@ -80,34 +81,52 @@ class IsolatedMeltano:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
-        env.update({
-            "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
-            "MELTANO_DATABASE_URI": f"sqlite:///{self.sys_dir / 'meltano.db'}",
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_AUTO_INSTALL": "false",
-            "TARGET_DUCKDB_PATH": str(self.warehouse),
-        })
+        env.update(
+            {
+                "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
+                "MELTANO_DATABASE_URI": f"sqlite:///{self.sys_dir / 'meltano.db'}",
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "MELTANO_AUTO_INSTALL": "false",
+                "TARGET_DUCKDB_PATH": str(self.warehouse),
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def run(self, *args: str, timeout: float = 600) -> MeltanoResult:
         cmd = [str(MELTANO), f"--environment={self.environment}", *args]
         started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         self.runs += 1
         log = self.home / f"meltano-{self.runs:02d}.log"
         log.write_text(proc.stdout)
-        print(f"meltano {' '.join(args)}: exit {proc.returncode} in "
-              f"{time.monotonic() - started:.1f}s (output: {log})")
+        print(
+            f"meltano {' '.join(args)}: exit {proc.returncode} in "
+            f"{time.monotonic() - started:.1f}s (output: {log})"
+        )
         return MeltanoResult(cmd, proc.returncode, proc.stdout)
 
     def states(self) -> dict[str, dict[str, Any]]:
         """`meltano state export`: {state_id: completed Singer state} of this test's Meltano."""
         cmd = [str(MELTANO), "--log-level=error", "state", "export"]
-        proc = subprocess.run(cmd, cwd=REPO, env=self.env(), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         text = proc.stdout.strip()
         exported = json.loads(text) if text else {}
@@ -135,17 +154,22 @@ def read_warehouse(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     try:
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for schema, table in con.execute(
-                "select table_schema, table_name from information_schema.tables "
-                "where table_type = 'BASE TABLE'").fetchall():
-            cols = [r[0] for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, table]).fetchall()]
+            "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall():
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, table],
+                ).fetchall()
+            ]
             rows = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             out[(schema, table)] = {"columns": cols, "primary_key": [], "rows": rows}
         for schema, table, pk in con.execute(
-                "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
-                "where constraint_type = 'PRIMARY KEY'").fetchall():
+            "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
+            "where constraint_type = 'PRIMARY KEY'"
+        ).fetchall():
             if (schema, table) in out:
                 out[(schema, table)]["primary_key"] = list(pk)
         return out
@@ -160,8 +184,10 @@ def table_keys(path: Path, schema: str, table: str, key_columns: Iterable[str]) 
     cols = ", ".join(f'"{c.lower()}"' for c in key_columns)
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return [tuple(str(v) for v in row)
-                for row in con.execute(f'select {cols} from "{schema}"."{table}"').fetchall()]
+        return [
+            tuple(str(v) for v in row)
+            for row in con.execute(f'select {cols} from "{schema}"."{table}"').fetchall()
+        ]
     finally:
         con.close()
 

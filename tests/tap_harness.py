@@ -8,10 +8,11 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 
@@ -51,13 +52,21 @@ class TapRun:
 
     def keys(self, stream: str, key_properties: Iterable[str]) -> list[Any]:
         props = list(key_properties)
-        return [r[props[0]] if len(props) == 1 else tuple(r[k] for k in props)
-                for r in self.records.get(stream, [])]
+        return [
+            r[props[0]] if len(props) == 1 else tuple(r[k] for k in props)
+            for r in self.records.get(stream, [])
+        ]
 
 
-def run_tap(config: dict[str, Any], *, state: dict | None = None,
-            streams: Iterable[str] | None = None, args: Iterable[str] = (),
-            timeout: float = 240, env: dict[str, str] | None = None) -> TapRun:
+def run_tap(
+    config: dict[str, Any],
+    *,
+    state: dict | None = None,
+    streams: Iterable[str] | None = None,
+    args: Iterable[str] = (),
+    timeout: float = 240,
+    env: dict[str, str] | None = None,
+) -> TapRun:
     """Run ``python -m tap_commerce_exports`` with this config (and state / stream selection)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -76,8 +85,9 @@ def run_tap(config: dict[str, Any], *, state: dict | None = None,
                         md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
             (tmpdir / "catalog.json").write_text(json.dumps(catalog))
             cmd += ["--catalog", str(tmpdir / "catalog.json")]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, cwd=tmp)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=tmp
+        )
     run = TapRun(proc.returncode, proc.stdout, proc.stderr)
     for line in proc.stdout.splitlines():
         if line.strip():
@@ -89,8 +99,12 @@ def discover(config: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.json"
         cfg.write_text(json.dumps(config))
-        proc = subprocess.run([sys.executable, "-m", "tap_commerce_exports", "--config", str(cfg),
-                               "--discover"], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tap_commerce_exports", "--config", str(cfg), "--discover"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return json.loads(proc.stdout)
 
 
@@ -102,7 +116,8 @@ def assert_records_fit_schemas(run: TapRun) -> None:
         if m["type"] == "SCHEMA":
             schemas[m["stream"]] = m["schema"]
             validators[m["stream"]] = jsonschema.Draft7Validator(
-                m["schema"], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+                m["schema"], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+            )
         elif m["type"] == "RECORD":
             errors = list(validators[m["stream"]].iter_errors(m["record"]))
             assert not errors, f"{m['stream']}: {errors[0].message}"

@@ -46,8 +46,10 @@ from tests.test_interruption import bookmark_of, write_catalog
 pytestmark = pytest.mark.e2e
 
 START, MIDDLE, END = "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", "2025-01-03T00:00:00Z"
-ORDERS = {"nextcommerce": next(d for d in NEXTCOMMERCE_STREAMS if d.name == "orders"),
-          "clover": next(d for d in CLOVER_STREAMS if d.name == "orders")}
+ORDERS = {
+    "nextcommerce": next(d for d in NEXTCOMMERCE_STREAMS if d.name == "orders"),
+    "clover": next(d for d in CLOVER_STREAMS if d.name == "orders"),
+}
 
 
 @dataclass(frozen=True)
@@ -88,25 +90,32 @@ CSV_HARMLESS = ("bom", "crlf", "lf", "header_only")  # one run, one window each
 HARMLESS_END = "2025-01-05T00:00:00Z"
 CASES = [
     Case("nextcommerce", ",".join(CSV_HARMLESS)),
-    Case("nextcommerce", "ragged"), Case("nextcommerce", "ragged", "log"),
-    Case("nextcommerce", "bad_value"), Case("nextcommerce", "bad_value", "log"),
-    Case("nextcommerce", "invalid_utf8"), Case("nextcommerce", "nul"), Case("nextcommerce", "empty"),
+    Case("nextcommerce", "ragged"),
+    Case("nextcommerce", "ragged", "log"),
+    Case("nextcommerce", "bad_value"),
+    Case("nextcommerce", "bad_value", "log"),
+    Case("nextcommerce", "invalid_utf8"),
+    Case("nextcommerce", "nul"),
+    Case("nextcommerce", "empty"),
     Case("clover", "bom"),
-    Case("clover", "bad_value"), Case("clover", "bad_value", "log"),
-    Case("clover", "not_json"), Case("clover", "no_elements"),
+    Case("clover", "bad_value"),
+    Case("clover", "bad_value", "log"),
+    Case("clover", "not_json"),
+    Case("clover", "no_elements"),
     Case("clover", "invalid_utf8", "log"),  # an unreadable file fails even with 'log'
-    Case("clover", "nul"), Case("clover", "empty"),
+    Case("clover", "nul"),
+    Case("clover", "empty"),
 ]
 
 SETTINGS_CASES = {
     "unknown provider": ({"provider": "shopify"}, ["'provider'", "shopify", "clover"]),
     "a date that does not parse": ({"end_date": "31/01/2025"}, ["'end_date'", "31/01/2025"]),
-    "end before start": ({"start_date": "2025-02-01", "end_date": "2025-01-01"},
-                         ["'end_date'", "'start_date'"]),
-    "a window too large for Clover": ({"provider": "clover", "window_days": 45},
-                                      ["'window_days'", "30"]),
-    "plain http off loopback": ({"api_url": "http://shop.example.com/api/admin/"},
-                                ["'api_url'", "https"]),
+    "end before start": (
+        {"start_date": "2025-02-01", "end_date": "2025-01-01"},
+        ["'end_date'", "'start_date'"],
+    ),
+    "a window too large for Clover": ({"provider": "clover", "window_days": 45}, ["'window_days'", "30"]),
+    "plain http off loopback": ({"api_url": "http://shop.example.com/api/admin/"}, ["'api_url'", "https"]),
 }
 
 
@@ -117,28 +126,35 @@ def _run_case(case: Case, catalogs: dict[str, Path], root: Path) -> Outcome:
     rejects_dir = workdir / "rejects"
     definition = ORDERS[case.provider]
     end = HARMLESS_END if "," in case.kind else END
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000,
-                                     clover_rate_limit=1000)) as sb:
+    with SandboxServer(
+        SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
+    ) as sb:
         config: dict[str, Any] = {
-            "access_token": "sandbox-token", "start_date": START, "end_date": end,
-            "window_days": 1, "poll_interval": 0.02, "poll_max_interval": 0.1,
-            "max_concurrent_exports": 1, "max_requests_per_second": 500, "export_timeout": 30,
-            "on_invalid_record": case.mode, "rejects_dir": str(rejects_dir),
+            "access_token": "sandbox-token",
+            "start_date": START,
+            "end_date": end,
+            "window_days": 1,
+            "poll_interval": 0.02,
+            "poll_max_interval": 0.1,
+            "max_concurrent_exports": 1,
+            "max_requests_per_second": 500,
+            "export_timeout": 30,
+            "on_invalid_record": case.mode,
+            "rejects_dir": str(rejects_dir),
         }
         if case.provider == "nextcommerce":
             config.update(provider="nextcommerce", api_url=sb.api_url, store="demo-store")
         else:
-            config.update(provider="clover", api_url=sb.clover_url, merchant_id="SANDBOXMERCHANT1",
-                          region="sandbox")
+            config.update(
+                provider="clover", api_url=sb.clover_url, merchant_id="SANDBOXMERCHANT1", region="sandbox"
+            )
         sb.control(fault_bad_file=case.kind)
         run = run_tap(config, args=["--catalog", str(catalogs[case.provider])], timeout=120)
         damaged = bad_files.served(sb.state)
         truth = sb.truth_keys(case.provider, definition.export_type, utc(START), utc(end))
         second = sb.truth_keys(case.provider, definition.export_type, utc(MIDDLE), utc(END))
-        last = sb.truth_keys(case.provider, definition.export_type,
-                             utc(end) - timedelta(days=1), utc(end))
-    outcome = Outcome(case, run, damaged[0] if damaged else None, truth, second, rejects_dir,
-                      damaged, last)
+        last = sb.truth_keys(case.provider, definition.export_type, utc(end) - timedelta(days=1), utc(end))
+    outcome = Outcome(case, run, damaged[0] if damaged else None, truth, second, rejects_dir, damaged, last)
     outcome.keys = run.keys("orders", definition.primary_keys)
     return outcome
 
@@ -146,8 +162,7 @@ def _run_case(case: Case, catalogs: dict[str, Path], root: Path) -> Outcome:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     root = tmp_path_factory.mktemp("bad-files")
-    catalogs = {p: write_catalog({"provider": p}, ["orders"], root / f"catalog-{p}.json")
-                for p in ORDERS}
+    catalogs = {p: write_catalog({"provider": p}, ["orders"], root / f"catalog-{p}.json") for p in ORDERS}
     with ThreadPoolExecutor(max_workers=4) as pool:
         files = {c.name: pool.submit(_run_case, c, catalogs, root) for c in CASES}
         return {n: f.result() for n, f in files.items()}
@@ -173,6 +188,7 @@ def assert_stream_failed_and_bookmark_stayed(result: Outcome) -> None:
 
 # ------------------------------------------------------------------ harmless variations
 
+
 def test_a_bom_crlf_lf_and_a_header_only_file_just_work(outcomes):
     result = outcomes[Case("nextcommerce", ",".join(CSV_HARMLESS)).name]
     assert [d.kind for d in result.damages] == list(CSV_HARMLESS), "one window each, in order"
@@ -195,6 +211,7 @@ def test_a_bom_in_a_json_file_just_works(outcomes):
 
 
 # ------------------------------------------------------------------ one bad row
+
 
 def test_a_ragged_row_fails_the_stream_with_one_line_naming_stream_line_and_cells(outcomes):
     result = outcome(outcomes, "nextcommerce", "ragged")
@@ -226,10 +243,12 @@ def test_a_value_that_does_not_fit_its_field_names_stream_element_field_and_valu
     assert repr(bad_files.BAD_NUMBER) in line
 
 
-@pytest.mark.parametrize("provider, kind", [("nextcommerce", "ragged"), ("nextcommerce", "bad_value"),
-                                            ("clover", "bad_value")])
+@pytest.mark.parametrize(
+    "provider, kind", [("nextcommerce", "ragged"), ("nextcommerce", "bad_value"), ("clover", "bad_value")]
+)
 def test_with_on_invalid_record_log_the_row_goes_to_a_named_rejects_file_and_the_rest_is_emitted(
-        outcomes, provider, kind):
+    outcomes, provider, kind
+):
     result = outcome(outcomes, provider, kind, "log")
     assert result.run.returncode == 0, result.run.stderr[-2000:]
     assert not result.run.error_lines()
@@ -252,6 +271,7 @@ def test_with_on_invalid_record_log_the_row_goes_to_a_named_rejects_file_and_the
 
 
 # ------------------------------------------------------------------ unreadable files
+
 
 def test_invalid_utf8_in_a_csv_names_the_byte_offset_and_line(outcomes):
     result = outcome(outcomes, "nextcommerce", "invalid_utf8")
@@ -277,15 +297,17 @@ def test_an_empty_csv_file_is_an_error_not_an_empty_window(outcomes):
     assert "empty file" in result.error_line
 
 
-@pytest.mark.parametrize("kind, mode, words", [
-    ("not_json", "fail", ["not valid JSON"]),
-    ("no_elements", "fail", ["no 'elements' list"]),
-    ("invalid_utf8", "log", ["not valid UTF-8"]),  # unreadable: fails even with 'log'
-    ("nul", "fail", ["not valid JSON"]),
-    ("empty", "fail", ["not valid JSON"]),
-])
-def test_a_clover_file_that_is_not_an_elements_document_fails_the_stream_clearly(
-        outcomes, kind, mode, words):
+@pytest.mark.parametrize(
+    "kind, mode, words",
+    [
+        ("not_json", "fail", ["not valid JSON"]),
+        ("no_elements", "fail", ["no 'elements' list"]),
+        ("invalid_utf8", "log", ["not valid UTF-8"]),  # unreadable: fails even with 'log'
+        ("nul", "fail", ["not valid JSON"]),
+        ("empty", "fail", ["not valid JSON"]),
+    ],
+)
+def test_a_clover_file_that_is_not_an_elements_document_fails_the_stream_clearly(outcomes, kind, mode, words):
     result = outcomes[Case("clover", kind, mode).name]
     assert result.damage is not None and result.damage.kind == kind
     assert_stream_failed_and_bookmark_stayed(result)
@@ -300,13 +322,20 @@ def test_a_clover_file_that_is_not_an_elements_document_fails_the_stream_clearly
 
 # ------------------------------------------------------------------ settings
 
+
 @pytest.mark.parametrize("name", list(SETTINGS_CASES))
 def test_a_wrong_setting_is_one_line_naming_it_exit_2_no_traceback(name, tmp_path, capsys):
     from tap_commerce_exports.cli import main
 
     overrides, words = SETTINGS_CASES[name]
-    config = {"provider": "nextcommerce", "access_token": "sandbox-token", "store": "demo-store",
-              "start_date": START, "end_date": END, **overrides}
+    config = {
+        "provider": "nextcommerce",
+        "access_token": "sandbox-token",
+        "store": "demo-store",
+        "start_date": START,
+        "end_date": END,
+        **overrides,
+    }
     if config["provider"] == "clover":
         config.update(merchant_id="M1", region="sandbox")
     path = tmp_path / "config.json"

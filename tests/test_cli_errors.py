@@ -40,8 +40,12 @@ def write_config(tmp_path, config) -> str:
 
 
 def good(**overrides):
-    config = {"access_token": TOKEN, "store": "demo-store", "start_date": "2025-01-01",
-              "end_date": "2025-02-01"}
+    config = {
+        "access_token": TOKEN,
+        "store": "demo-store",
+        "start_date": "2025-01-01",
+        "end_date": "2025-02-01",
+    }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
 
@@ -57,18 +61,22 @@ def run_failing(capsys, argv) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("overrides, setting", [
-    ({"start_date": "not-a-date"}, "start_date"),
-    ({"start_date": "2025-03-01", "end_date": "2025-01-01"}, "end_date"),
-    ({"provider": "shopify"}, "provider"),
-    ({"access_token": None}, "access_token"),
-    ({"store": None}, "store"),
-    ({"api_url": "http://example.com/api/admin/"}, "api_url"),
-    ({"webhook_listen": "127.0.0.1:8765"}, "webhook_secret"),
-    ({"provider": "clover", "merchant_id": "M", "window_days": 45}, "window_days"),
-])
+@pytest.mark.parametrize(
+    "overrides, setting",
+    [
+        ({"start_date": "not-a-date"}, "start_date"),
+        ({"start_date": "2025-03-01", "end_date": "2025-01-01"}, "end_date"),
+        ({"provider": "shopify"}, "provider"),
+        ({"access_token": None}, "access_token"),
+        ({"store": None}, "store"),
+        ({"api_url": "http://example.com/api/admin/"}, "api_url"),
+        ({"webhook_listen": "127.0.0.1:8765"}, "webhook_secret"),
+        ({"provider": "clover", "merchant_id": "M", "window_days": 45}, "window_days"),
+    ],
+)
 def test_a_bad_config_file_ends_with_exit_2_and_one_error_line_naming_the_setting(
-        tmp_path, capsys, overrides, setting):
+    tmp_path, capsys, overrides, setting
+):
     line = run_failing(capsys, ["--config", write_config(tmp_path, good(**overrides))])
     assert f"'{setting}'" in line
 
@@ -110,9 +118,21 @@ def discovered(capsys, tmp_path, config) -> list[str]:
 def test_discover_lists_the_13_next_commerce_streams_by_default(capsys, tmp_path):
     streams = discovered(capsys, tmp_path, good())
     assert len(streams) == 13
-    assert {"orders", "order_line_items", "customers", "transactions", "disputes",
-            "subscriptions", "subscription_line_items", "open_carts", "open_cart_line_items",
-            "returns", "return_line_items", "fulfillments", "fulfillment_line_items"} == set(streams)
+    assert {
+        "orders",
+        "order_line_items",
+        "customers",
+        "transactions",
+        "disputes",
+        "subscriptions",
+        "subscription_line_items",
+        "open_carts",
+        "open_cart_line_items",
+        "returns",
+        "return_line_items",
+        "fulfillments",
+        "fulfillment_line_items",
+    } == set(streams)
 
 
 def test_discover_lists_the_2_clover_streams_with_provider_clover(capsys, tmp_path):

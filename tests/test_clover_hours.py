@@ -13,17 +13,20 @@ from tap_commerce_exports.providers.clover import availability_at
 UTC = timezone.utc
 
 
-@pytest.mark.parametrize("moment, region, is_open", [
-    ("2025-06-02T10:00:00", "us", True),    # Monday 10:00, opening minute
-    ("2025-06-02T14:59:59", "us", True),
-    ("2025-06-02T15:00:00", "us", False),   # closes at 15:00
-    ("2025-06-07T09:00:00", "us", False),   # Saturday before opening
-    ("2025-06-02T01:30:00", "eu", True),    # Monday 01-05
-    ("2025-06-07T01:30:00", "eu", False),   # Saturday opens at 02
-    ("2025-06-08T05:30:00", "eu", True),    # Sunday 02-06
-    ("2025-06-02T20:00:00", "sandbox", True),
-    ("2025-06-02T20:00:00", "la", True),    # unpublished: the tap can't know
-])
+@pytest.mark.parametrize(
+    "moment, region, is_open",
+    [
+        ("2025-06-02T10:00:00", "us", True),  # Monday 10:00, opening minute
+        ("2025-06-02T14:59:59", "us", True),
+        ("2025-06-02T15:00:00", "us", False),  # closes at 15:00
+        ("2025-06-07T09:00:00", "us", False),  # Saturday before opening
+        ("2025-06-02T01:30:00", "eu", True),  # Monday 01-05
+        ("2025-06-07T01:30:00", "eu", False),  # Saturday opens at 02
+        ("2025-06-08T05:30:00", "eu", True),  # Sunday 02-06
+        ("2025-06-02T20:00:00", "sandbox", True),
+        ("2025-06-02T20:00:00", "la", True),  # unpublished: the tap can't know
+    ],
+)
 def test_published_hours_per_region(moment, region, is_open):
     at = datetime.fromisoformat(moment).replace(tzinfo=UTC)
     assert availability_at(region, at).open is is_open
@@ -43,11 +46,18 @@ def test_outside_hours_with_stop_ends_at_once_saying_when_exports_open(monkeypat
     from tap_commerce_exports.tap import TapCommerceExports
 
     monkeypatch.setattr(orchestrator, "utcnow", lambda: datetime(2025, 6, 7, 20, 0, tzinfo=UTC))
-    tap = TapCommerceExports(config={
-        "provider": "clover", "region": "us", "access_token": "t0ken-xyz",
-        "merchant_id": "M1", "api_url": "http://127.0.0.1:9",  # never reached
-        "start_date": "2025-01-01", "end_date": "2025-01-05", "outside_hours": "stop",
-    })
+    tap = TapCommerceExports(
+        config={
+            "provider": "clover",
+            "region": "us",
+            "access_token": "t0ken-xyz",
+            "merchant_id": "M1",
+            "api_url": "http://127.0.0.1:9",  # never reached
+            "start_date": "2025-01-01",
+            "end_date": "2025-01-05",
+            "outside_hours": "stop",
+        }
+    )
     with pytest.raises(UserError) as excinfo:
         ExportSync(tap, tap.settings, output=SingerOutput(io.BytesIO())).run()
     message = str(excinfo.value)

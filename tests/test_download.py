@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import Reply
 
 from tap_commerce_exports.http.download import (
     DownloadError,
@@ -10,8 +11,6 @@ from tap_commerce_exports.http.download import (
     TruncatedDownload,
     UrlExpired,
 )
-
-from conftest import Reply
 
 PAYLOAD = b"number,total\n1001,10.50\n1002,0.10\n"
 
@@ -44,14 +43,16 @@ def test_a_successful_download_writes_the_exact_bytes_and_returns_the_size(local
 
 
 def test_no_authorization_header_reaches_the_file_host_even_with_netrc_credentials(
-        local_http, downloader, netrc_for_loopback, tmp_path):
+    local_http, downloader, netrc_for_loopback, tmp_path
+):
     files = local_http(lambda req: Reply(200, PAYLOAD))
     downloader.download(files.url + "/exports/1.csv?sig=abc", tmp_path / "f.csv")
     assert files.requests[0].header("Authorization") is None
 
 
 def test_no_authorization_header_reaches_the_target_of_a_file_host_redirect_even_with_netrc(
-        local_http, downloader, netrc_for_loopback, tmp_path):
+    local_http, downloader, netrc_for_loopback, tmp_path
+):
     def app(req):
         if req.path.startswith("/signed"):
             return Reply(302, b"", {"Location": "/storage/1.csv?sig=xyz"})
@@ -81,7 +82,9 @@ def test_a_refused_signed_url_means_it_expired(local_http, downloader, tmp_path,
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_a_file_host_error_is_a_retryable_download_error_not_an_expiry(local_http, downloader, tmp_path, status):
+def test_a_file_host_error_is_a_retryable_download_error_not_an_expiry(
+    local_http, downloader, tmp_path, status
+):
     files = local_http(lambda req: Reply(status, b"down"))
     with pytest.raises(DownloadError) as info:
         downloader.download(files.url + "/f.csv", tmp_path / "f.csv")

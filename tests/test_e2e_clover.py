@@ -10,18 +10,27 @@ from tests.tap_harness import assert_records_fit_schemas, duplicates, run_tap, u
 pytestmark = pytest.mark.e2e
 
 START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"  # 59 days: more than one 30-day export
-RESET = dict(fault_429_burst=0, fault_500=0, fault_expired_url=False,
-             fault_truncated_download=False, fault_export_failed=0, fault_never_ready=False,
-             fault_clover_503=0, clover_hours="off", clover_legacy_complete=False,
-             date_to_inclusive=True)
+RESET = dict(
+    fault_429_burst=0,
+    fault_500=0,
+    fault_expired_url=False,
+    fault_truncated_download=False,
+    fault_export_failed=0,
+    fault_never_ready=False,
+    fault_clover_503=0,
+    clover_hours="off",
+    clover_legacy_complete=False,
+    date_to_inclusive=True,
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, retry_after=1,
-                                     clover_rate_limit=1000)) as sb:
+    with SandboxServer(
+        SandboxConfig(port=0, processing_delay=0.05, retry_after=1, clover_rate_limit=1000)
+    ) as sb:
         yield sb
 
 
@@ -65,7 +74,9 @@ def test_a_range_longer_than_30_days_syncs_exactly_in_30_day_exports_of_many_fil
     assert_exact(run, sandbox)
     assert_records_fit_schemas(run)
     after = sandbox.stats()
-    assert after["exports_created"]["clover"] - before["exports_created"]["clover"] == 4  # 2 streams x 2 windows
+    assert (
+        after["exports_created"]["clover"] - before["exports_created"]["clover"] == 4
+    )  # 2 streams x 2 windows
     assert after["auth_header_on_file_host"] == 0
     assert after["max_clover_exports_running"] <= 1, "the default runs one export at a time"
     order = run.records["orders"][0]
@@ -91,14 +102,18 @@ def test_window_days_over_30_is_refused_with_one_line(sandbox):
     assert "window_days" in line and "30" in line
 
 
-@pytest.mark.parametrize("fault", [
-    {"fault_429_burst": 3},
-    {"fault_500": 2},
-    {"fault_expired_url": True},
-    {"fault_truncated_download": True},
-    {"fault_clover_503": 3},
-    {"clover_legacy_complete": True},
-], ids=["429", "500", "expired-url", "truncated", "503-on-create", "legacy-COMPLETE"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"fault_429_burst": 3},
+        {"fault_500": 2},
+        {"fault_expired_url": True},
+        {"fault_truncated_download": True},
+        {"fault_clover_503": 3},
+        {"clover_legacy_complete": True},
+    ],
+    ids=["429", "500", "expired-url", "truncated", "503-on-create", "legacy-COMPLETE"],
+)
 def test_each_fault_still_gives_exact_results(sandbox, fault):
     sandbox.control(**fault)
     run = run_tap(config(sandbox, end_date="2025-01-31T00:00:00Z"))
@@ -119,8 +134,17 @@ def test_outside_unknown_hours_a_503_is_retried_with_backoff_then_times_out(sand
     # until export_timeout, and never in a tight loop.
     sandbox.control(clover_hours="us", fake_now="2025-06-02T20:00:00Z")
     before = sandbox.stats()["503s_sent"]
-    run = run_tap(config(sandbox, region="la", export_timeout=1.5, poll_interval=0.2,
-                         poll_max_interval=1, end_date="2025-01-10T00:00:00Z"), streams=["orders"])
+    run = run_tap(
+        config(
+            sandbox,
+            region="la",
+            export_timeout=1.5,
+            poll_interval=0.2,
+            poll_max_interval=1,
+            end_date="2025-01-10T00:00:00Z",
+        ),
+        streams=["orders"],
+    )
     assert run.returncode == 2
     (line,) = run.error_lines()
     assert "503" in line and "export_timeout" in line

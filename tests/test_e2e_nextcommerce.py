@@ -13,17 +13,23 @@ from tests.tap_harness import assert_records_fit_schemas, duplicates, run_tap, u
 pytestmark = pytest.mark.e2e
 
 START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"
-FAULT_RESET = dict(fault_429_burst=0, fault_500=0, fault_expired_url=False,
-                   fault_truncated_download=False, fault_export_failed=0,
-                   fault_never_ready=False, date_to_inclusive=True, header_style="mixed")
+FAULT_RESET = dict(
+    fault_429_burst=0,
+    fault_500=0,
+    fault_expired_url=False,
+    fault_truncated_download=False,
+    fault_export_failed=0,
+    fault_never_ready=False,
+    date_to_inclusive=True,
+    header_style="mixed",
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000,
-                                     retry_after=1)) as sb:
+    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, retry_after=1)) as sb:
         yield sb
 
 
@@ -100,8 +106,9 @@ def test_two_incremental_runs_with_saved_state_equal_one_full_run(sandbox):
 @pytest.mark.parametrize("inclusive", [True, False], ids=["date_to-inclusive", "date_to-exclusive"])
 def test_rows_on_window_boundaries_are_emitted_exactly_once_under_either_rule(sandbox, inclusive):
     sandbox.control(date_to_inclusive=inclusive)
-    run = run_tap(config(sandbox, window_days=1, end_date="2025-01-15T00:00:00Z"),
-                  streams=["orders", "customers"])
+    run = run_tap(
+        config(sandbox, window_days=1, end_date="2025-01-15T00:00:00Z"), streams=["orders", "customers"]
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert_exact(run, sandbox, ["orders", "customers"], end="2025-01-15T00:00:00Z")
 
@@ -117,12 +124,16 @@ def test_both_header_styles_give_the_same_typed_records(sandbox, header_style):
     assert "number" in record and "created_at" in record
 
 
-@pytest.mark.parametrize("fault", [
-    {"fault_429_burst": 3},
-    {"fault_500": 2},
-    {"fault_expired_url": True},
-    {"fault_truncated_download": True},
-], ids=["429-burst", "500", "expired-url", "truncated-download"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"fault_429_burst": 3},
+        {"fault_500": 2},
+        {"fault_expired_url": True},
+        {"fault_truncated_download": True},
+    ],
+    ids=["429-burst", "500", "expired-url", "truncated-download"],
+)
 def test_each_fault_mode_still_gives_exact_results(sandbox, fault):
     sandbox.control(**fault)
     streams = ["orders", "transactions"]
@@ -139,16 +150,18 @@ def test_a_failed_export_stops_its_stream_keeps_its_bookmark_and_others_progress
     (line,) = run.error_lines()
     assert "failed" in line and "export" in line
     bookmarks = run.last_state["bookmarks"]
-    finished = [s for s in ("orders", "customers")
-                if bookmarks.get(s, {}).get("partitions")
-                and bookmarks[s]["partitions"][0]["replication_key_value"] == END]
+    finished = [
+        s
+        for s in ("orders", "customers")
+        if bookmarks.get(s, {}).get("partitions")
+        and bookmarks[s]["partitions"][0]["replication_key_value"] == END
+    ]
     assert len(finished) == 1, "the other stream completes"
 
 
 def test_an_export_that_never_finishes_ends_with_a_clear_timeout(sandbox):
     sandbox.control(fault_never_ready=True)
-    run = run_tap(config(sandbox, export_timeout=1, end_date="2025-01-10T00:00:00Z"),
-                  streams=["orders"])
+    run = run_tap(config(sandbox, export_timeout=1, end_date="2025-01-10T00:00:00Z"), streams=["orders"])
     assert run.returncode == 2
     (line,) = run.error_lines()
     assert "export_timeout" in line
@@ -188,6 +201,7 @@ def test_lookback_starts_the_next_run_that_many_days_before_the_bookmark(sandbox
     _, refetched = truth(sandbox, "orders", "2025-01-27T00:00:00Z", "2025-02-01T00:00:00Z")
     got_first, got_second = first.keys("orders", ["number"]), second.keys("orders", ["number"])
     assert sorted(set(got_first) | set(got_second)) == sorted(expected)
-    assert sorted(set(got_first) & set(got_second)) == sorted(refetched), \
+    assert sorted(set(got_first) & set(got_second)) == sorted(refetched), (
         "duplicates only within the lookback, by design"
+    )
     assert "window(s) from 2025-01-27T00:00:00Z" in second.stderr

@@ -75,7 +75,9 @@ def test_numbers_may_use_an_exponent() -> None:
     assert convert(NUMBER, "1.5e3") == Decimal("1500")
 
 
-@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "-inf", "sNaN", "1,50", " 1", "1_0", "$5", ".", "١"])
+@pytest.mark.parametrize(
+    "text", ["NaN", "nan", "Infinity", "-inf", "sNaN", "1,50", " 1", "1_0", "$5", ".", "١"]
+)
 def test_non_finite_or_decorated_numbers_are_rejected(text: str) -> None:
     with pytest.raises(ValueError, match="not a decimal"):
         convert(NUMBER, text)
@@ -108,8 +110,12 @@ def test_other_text_is_not_a_boolean(text: str) -> None:
 
 
 def test_canonical_date_times_are_kept_exactly_as_written() -> None:
-    for text in ("2024-03-01T10:00:00Z", "2024-03-01T12:00:00+02:00",
-                 "2024-03-01T10:00:00.5-04:30", "2024-03-01T10:00:00.123456+00:00"):
+    for text in (
+        "2024-03-01T10:00:00Z",
+        "2024-03-01T12:00:00+02:00",
+        "2024-03-01T10:00:00.5-04:30",
+        "2024-03-01T10:00:00.123456+00:00",
+    ):
         assert convert(DATETIME, text) == text
 
 
@@ -138,7 +144,15 @@ def test_non_canonical_spellings_are_rerendered_as_rfc3339() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-03-01", "01/03/2024 10:00", "2024-13-01T00:00:00Z", "2024-03-01T25:00:00", "yesterday", "2024-03-01X10:00:00"]
+    "text",
+    [
+        "2024-03-01",
+        "01/03/2024 10:00",
+        "2024-13-01T00:00:00Z",
+        "2024-03-01T25:00:00",
+        "yesterday",
+        "2024-03-01X10:00:00",
+    ],
 )
 def test_text_that_is_not_an_iso_date_time_is_rejected(text: str) -> None:
     with pytest.raises(ValueError, match="date-time"):

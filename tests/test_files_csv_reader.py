@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -48,8 +48,13 @@ def reader(
     primary_keys: Sequence[str] = ("id",),
 ) -> CsvFileReader:
     return CsvFileReader(
-        path, SCHEMA, stream="orders", file_label="orders-42.csv",
-        on_invalid=on_invalid, window=window, primary_keys=primary_keys,
+        path,
+        SCHEMA,
+        stream="orders",
+        file_label="orders-42.csv",
+        on_invalid=on_invalid,
+        window=window,
+        primary_keys=primary_keys,
     )
 
 
@@ -67,7 +72,9 @@ def test_title_case_headers_are_read_as_snake_case_properties(tmp_path: Path) ->
 
 
 def test_cells_are_typed_by_the_schema(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,total_incl_tax,is_test,created_at,note\n7,0.10,TRUE,2024-01-01T02:00:00+02:00,hi\n")
+    path = write(
+        tmp_path, "id,total_incl_tax,is_test,created_at,note\n7,0.10,TRUE,2024-01-01T02:00:00+02:00,hi\n"
+    )
     [record] = read(path)
     assert record == {
         "id": 7,
@@ -84,11 +91,15 @@ def test_money_sums_exactly(tmp_path: Path) -> None:
 
 
 def test_mixed_offsets_keep_their_spelling_and_name_the_same_instant(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,created_at\n1,2024-05-01T12:00:00+02:00\n2,2024-05-01 10:00:00Z\n3,2024-05-01T06:00:00-04:00\n")
+    path = write(
+        tmp_path,
+        "id,created_at\n1,2024-05-01T12:00:00+02:00\n2,2024-05-01 10:00:00Z\n3,2024-05-01T06:00:00-04:00\n",
+    )
     records = read(path)
     assert records[0]["created_at"] == "2024-05-01T12:00:00+02:00"
     assert {datetime.fromisoformat(r["created_at"]) for r in records} == {
-        datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)}
+        datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+    }
 
 
 def test_empty_cells_are_null(tmp_path: Path) -> None:
@@ -207,7 +218,11 @@ def test_a_bad_value_is_an_invalid_record_naming_stream_file_line_column_and_val
         read(path)
     error = caught.value
     assert (error.stream, error.file, error.position, error.column, error.value) == (
-        "orders", "orders-42.csv", "line 3", "total_incl_tax", "12,50",
+        "orders",
+        "orders-42.csv",
+        "line 3",
+        "total_incl_tax",
+        "12,50",
     )
     assert "not a decimal number" in error.reason
     assert "orders-42.csv line 3" in str(error)
@@ -267,8 +282,9 @@ def test_an_exception_from_on_invalid_propagates(tmp_path: Path) -> None:
 
 # -- window ---------------------------------------------------------------------------
 
-WINDOW = WindowFilter("created_at", datetime(2024, 1, 1, tzinfo=timezone.utc),
-                      datetime(2024, 1, 2, tzinfo=timezone.utc))
+WINDOW = WindowFilter(
+    "created_at", datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 2, tzinfo=timezone.utc)
+)
 
 
 def test_a_row_exactly_at_the_window_start_is_kept(tmp_path: Path) -> None:
@@ -307,8 +323,13 @@ def test_a_file_without_the_window_column_keeps_every_row_and_says_so(tmp_path: 
 def test_adjacent_windows_own_every_row_exactly_once(tmp_path: Path) -> None:
     rows = "\n".join(f"{i},2024-01-0{1 + i // 4}T{(i % 4) * 6:02d}:00:00Z" for i in range(12))
     path = write(tmp_path, "id,created_at\n" + rows + "\n")
-    bounds = ["2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00", "2024-01-03T12:00:00+00:00", "2024-01-04T00:00:00+00:00"]
+    bounds = [
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
+        "2024-01-03T12:00:00+00:00",
+        "2024-01-04T00:00:00+00:00",
+    ]
     seen: list[int] = []
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         seen += [r["id"] for r in read(path, window=WindowFilter("created_at", start, end))]
     assert sorted(seen) == list(range(12))

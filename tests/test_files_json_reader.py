@@ -41,8 +41,13 @@ def reader(
     primary_keys: Sequence[str] = ("id",),
 ) -> JsonElementsFileReader:
     return JsonElementsFileReader(
-        path, schema, stream="payments", file_label="payments-1.json",
-        on_invalid=on_invalid, window=window, primary_keys=primary_keys,
+        path,
+        schema,
+        stream="payments",
+        file_label="payments-1.json",
+        on_invalid=on_invalid,
+        window=window,
+        primary_keys=primary_keys,
     )
 
 
@@ -97,7 +102,10 @@ def test_a_file_with_no_elements_yields_nothing(tmp_path: Path) -> None:
 
 def test_nested_orders_with_line_items_and_payments_validate(tmp_path: Path) -> None:
     order = {
-        "id": "ORD1", "total": 2500, "createdTime": 1, "state": "locked",
+        "id": "ORD1",
+        "total": 2500,
+        "createdTime": 1,
+        "state": "locked",
         "employee": {"id": "E1"},
         "lineItems": {"elements": [{"id": "L1", "name": "Latte", "price": 450, "printed": False}]},
         "payments": {"elements": [{"id": "P1", "amount": 2500, "tender": {"id": "T"}}]},
@@ -140,7 +148,11 @@ def test_a_wrongly_typed_field_is_an_invalid_record_naming_element_and_field(tmp
         list(reader(path))
     error = caught.value
     assert (error.stream, error.file, error.position, error.column, error.value) == (
-        "payments", "payments-1.json", "element 1", "amount", "12.50",
+        "payments",
+        "payments-1.json",
+        "element 1",
+        "amount",
+        "12.50",
     )
     assert "expected integer or null, got string" in error.reason
 
@@ -206,7 +218,15 @@ WINDOW = WindowFilter("createdTime", 1_700_000_000_000, 1_700_086_400_000)
 
 
 def test_an_element_at_the_window_start_is_kept_and_one_at_the_end_is_dropped(tmp_path: Path) -> None:
-    path = write(tmp_path, {"elements": [payment(id="start", createdTime=WINDOW.start), payment(id="end", createdTime=WINDOW.end)]})
+    path = write(
+        tmp_path,
+        {
+            "elements": [
+                payment(id="start", createdTime=WINDOW.start),
+                payment(id="end", createdTime=WINDOW.end),
+            ]
+        },
+    )
     with reader(path, window=WINDOW) as r:
         assert [p["id"] for p in r] == ["start"]
     assert r.records_out_of_window == 1

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from conftest import Reply
 
 from tap_commerce_exports.errors import AuthError
 from tap_commerce_exports.http import redact
@@ -15,8 +16,6 @@ from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.http.redact import SecretsFilter, redact_url, register_secret, scrub
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 from tap_commerce_exports.settings import Settings
-
-from conftest import Reply
 
 TOKEN = "tok-very-secret-4242"
 
@@ -36,15 +35,23 @@ def registered_token(monkeypatch):
 
 
 def client_for(base: str, *, rate: float = 1000.0) -> ApiClient:
-    return ApiClient(base + "/api/admin/", {"Authorization": f"Bearer {TOKEN}"},
-                     RateLimiter(rate), auth_hint="check 'access_token'")
+    return ApiClient(
+        base + "/api/admin/",
+        {"Authorization": f"Bearer {TOKEN}"},
+        RateLimiter(rate),
+        auth_hint="check 'access_token'",
+    )
 
 
 def provider_for(base: str) -> NextCommerceProvider:
-    settings = Settings.from_config({
-        "access_token": TOKEN, "api_url": base + "/api/admin/", "start_date": "2025-01-01",
-        "max_requests_per_second": 1000,
-    })
+    settings = Settings.from_config(
+        {
+            "access_token": TOKEN,
+            "api_url": base + "/api/admin/",
+            "start_date": "2025-01-01",
+            "max_requests_per_second": 1000,
+        }
+    )
     return NextCommerceProvider(settings)
 
 
@@ -74,8 +81,7 @@ def test_secrets_shorter_than_four_characters_are_not_registered(monkeypatch):
 
 
 def _filtered(message: str, *args: object) -> str:
-    record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, __file__, 1, message,
-                               args, None)
+    record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, __file__, 1, message, args, None)
     assert SecretsFilter().filter(record) is True
     return record.getMessage()
 
@@ -88,16 +94,23 @@ def test_the_log_filter_scrubs_the_token_and_query_strings_from_record_arguments
 
 def test_the_log_filter_scrubs_urllib3_request_lines_whose_url_is_a_bare_path(registered_token):
     # urllib3.connectionpool logs: '%s://%s:%s "%s %s %s" %s %s' with the path+query apart
-    out = _filtered('%s://%s:%s "%s %s %s" %s %s', "https", "files.example.com", 443, "GET",
-                    "/exports/1.csv?X-Amz-Signature=SIGNATURE123&X-Amz-Credential=KEY",
-                    "HTTP/1.1", 200, 1234)
+    out = _filtered(
+        '%s://%s:%s "%s %s %s" %s %s',
+        "https",
+        "files.example.com",
+        443,
+        "GET",
+        "/exports/1.csv?X-Amz-Signature=SIGNATURE123&X-Amz-Credential=KEY",
+        "HTTP/1.1",
+        200,
+        1234,
+    )
     assert "SIGNATURE123" not in out and "KEY" not in out
     assert "/exports/1.csv" in out
 
 
 def test_the_log_filter_scrubs_urllib3_redirect_lines(registered_token):
-    out = _filtered("Redirecting %s -> %s", "https://a.example/f?sig=ONE",
-                    "https://b.example/f?sig=TWO")
+    out = _filtered("Redirecting %s -> %s", "https://a.example/f?sig=ONE", "https://b.example/f?sig=TWO")
     assert "ONE" not in out and "TWO" not in out
 
 
@@ -120,8 +133,9 @@ def test_installed_log_filter_scrubs_real_urllib3_debug_output(local_http, caplo
 
 
 # ================================================================== retry-after
-@pytest.mark.parametrize("value, expected", [("2", 2.0), ("0.5", 0.5), (None, 1.0),
-                                             ("", 1.0), ("soon", 1.0), ("-3", 0.0)])
+@pytest.mark.parametrize(
+    "value, expected", [("2", 2.0), ("0.5", 0.5), (None, 1.0), ("", 1.0), ("soon", 1.0), ("-3", 0.0)]
+)
 def test_retry_after_is_read_as_seconds_with_a_default(value, expected):
     assert retry_after_seconds(value) == expected
 
@@ -307,8 +321,9 @@ def test_a_redirect_is_not_followed_so_the_token_never_reaches_its_target(local_
 
 
 def test_a_429_waits_for_retry_after_then_succeeds(local_http):
-    answers = iter([json_reply('{"detail": "slow down"}', 429, **{"Retry-After": "0.15"}),
-                    json_reply('{"ok": true}')])
+    answers = iter(
+        [json_reply('{"detail": "slow down"}', 429, **{"Retry-After": "0.15"}), json_reply('{"ok": true}')]
+    )
     api = local_http(lambda req: next(answers))
     client = client_for(api.url)
     began = time.monotonic()

@@ -30,10 +30,11 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -47,11 +48,14 @@ SEED = 20251123
 START = "2025-01-01T00:00:00Z"
 WINDOW_DAYS = 3
 ROWS_PER_DAY = {"order_list": 60, "customer_list": 40}
-DEFINITIONS = {"nextcommerce": {d.name: d for d in NEXTCOMMERCE_STREAMS},
-               "clover": {d.name: d for d in CLOVER_STREAMS}}
+DEFINITIONS = {
+    "nextcommerce": {d.name: d for d in NEXTCOMMERCE_STREAMS},
+    "clover": {d.name: d for d in CLOVER_STREAMS},
+}
 
 
 # =========================================================================== machinery
+
 
 @dataclass(frozen=True)
 class KillPoint:
@@ -61,11 +65,12 @@ class KillPoint:
     value: float
 
     def __str__(self) -> str:
-        return (f"after {int(self.value)} records" if self.kind == "records"
-                else f"at {self.value:.2f}s")
+        return f"after {int(self.value)} records" if self.kind == "records" else f"at {self.value:.2f}s"
 
 
-def seeded_kill_points(seed: int, n: int, *, max_records: int, seconds: tuple[float, float]) -> list[KillPoint]:
+def seeded_kill_points(
+    seed: int, n: int, *, max_records: int, seconds: tuple[float, float]
+) -> list[KillPoint]:
     """``n`` kill points, alternating record counts and moments, from one seed."""
     rng = random.Random(seed)
     points = []
@@ -128,8 +133,14 @@ _CATALOGS: dict[str, dict] = {}
 
 def _discovered(provider: str) -> dict:
     if provider not in _CATALOGS:
-        base = {"provider": provider, "start_date": START, "access_token": "x",
-                "api_url": "http://127.0.0.1:9/", "store": "s", "merchant_id": "m"}
+        base = {
+            "provider": provider,
+            "start_date": START,
+            "access_token": "x",
+            "api_url": "http://127.0.0.1:9/",
+            "store": "s",
+            "merchant_id": "m",
+        }
         from tap_commerce_exports.tap import TapCommerceExports
 
         _CATALOGS[provider] = TapCommerceExports(config=base, validate_config=False).catalog_dict
@@ -137,8 +148,15 @@ def _discovered(provider: str) -> dict:
 
 
 def tap_command(config_path: Path, catalog: Path, state_path: Path | None) -> list[str]:
-    cmd = [sys.executable, "-m", "tap_commerce_exports", "--config", str(config_path),
-           "--catalog", str(catalog)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tap_commerce_exports",
+        "--config",
+        str(config_path),
+        "--catalog",
+        str(catalog),
+    ]
     if state_path is not None:
         cmd += ["--state", str(state_path)]
     return cmd
@@ -161,8 +179,16 @@ def classify_phase(stderr: str) -> str:
     return "planning"
 
 
-def run_attempt(config: dict, catalog: Path, state: dict | None, kill: KillPoint | None,
-                workdir: Path, *, timeout: float = 120, env: dict | None = None) -> Attempt:
+def run_attempt(
+    config: dict,
+    catalog: Path,
+    state: dict | None,
+    kill: KillPoint | None,
+    workdir: Path,
+    *,
+    timeout: float = 120,
+    env: dict | None = None,
+) -> Attempt:
     """Run the tap once, reading stdout line by line as a target does; kill it at ``kill``."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.json"
@@ -174,8 +200,13 @@ def run_attempt(config: dict, catalog: Path, state: dict | None, kill: KillPoint
     attempt = Attempt(state_in=state, kill=kill)
     err_path = workdir / "stderr.txt"
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen(tap_command(config_path, catalog, state_path), stdout=subprocess.PIPE,
-                                stderr=err, cwd=workdir, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            tap_command(config_path, catalog, state_path),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
+        )
         started = time.monotonic()
         timer = None
         fired = threading.Event()
@@ -220,9 +251,15 @@ def run_attempt(config: dict, catalog: Path, state: dict | None, kill: KillPoint
     return attempt
 
 
-def kill_and_resume(config: dict, catalog: Path, kills: list[KillPoint], workdir: Path,
-                    *, max_attempts: int = 40,
-                    on_attempt: Callable[[Attempt], None] | None = None) -> list[Chain]:
+def kill_and_resume(
+    config: dict,
+    catalog: Path,
+    kills: list[KillPoint],
+    workdir: Path,
+    *,
+    max_attempts: int = 40,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> list[Chain]:
     """Apply every kill point in turn, each to the next run of a chain resumed from the
     last STATE seen; a chain ends with a run that completes. Returns every chain."""
     chains: list[Chain] = []
@@ -288,8 +325,15 @@ class ChainReport:
     final_bookmarks: dict[str, datetime | None] = field(default_factory=dict)
 
 
-def check_chain(chain: Chain, provider: str, streams: list[str], truth: dict[str, list],
-                start: datetime, end: datetime, window: timedelta) -> ChainReport:
+def check_chain(
+    chain: Chain,
+    provider: str,
+    streams: list[str],
+    truth: dict[str, list],
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+) -> ChainReport:
     """Compare the union of a chain's runs with the ground truth (see module docstring)."""
     report = ChainReport()
     interrupted: Counter = Counter()
@@ -327,23 +371,39 @@ def check_chain(chain: Chain, provider: str, streams: list[str], truth: dict[str
 
 # =========================================================================== fixtures
 
+
 @pytest.fixture(scope="module")
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
     # Windows a few times larger than a pipe's buffer, so that a kill can cut one in two.
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.2, nc_rate_limit=1000,
-                                     clover_rate_limit=1000, retry_after=1,
-                                     rows_per_day=ROWS_PER_DAY)) as sb:
+    with SandboxServer(
+        SandboxConfig(
+            port=0,
+            processing_delay=0.2,
+            nc_rate_limit=1000,
+            clover_rate_limit=1000,
+            retry_after=1,
+            rows_per_day=ROWS_PER_DAY,
+        )
+    ) as sb:
         yield sb
 
 
 def nc_config(sandbox, **overrides) -> dict:
     base = {
-        "provider": "nextcommerce", "api_url": sandbox.api_url, "access_token": "sandbox-token",
-        "store": "demo-store", "start_date": START, "end_date": "2025-01-25T00:00:00Z",
-        "window_days": WINDOW_DAYS, "poll_interval": 0.02, "poll_max_interval": 0.1,
-        "max_concurrent_exports": 2, "max_requests_per_second": 500, "export_timeout": 30,
+        "provider": "nextcommerce",
+        "api_url": sandbox.api_url,
+        "access_token": "sandbox-token",
+        "store": "demo-store",
+        "start_date": START,
+        "end_date": "2025-01-25T00:00:00Z",
+        "window_days": WINDOW_DAYS,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.1,
+        "max_concurrent_exports": 2,
+        "max_requests_per_second": 500,
+        "export_timeout": 30,
     }
     base.update(overrides)
     return base
@@ -351,18 +411,28 @@ def nc_config(sandbox, **overrides) -> dict:
 
 def clover_config(sandbox, **overrides) -> dict:
     base = {
-        "provider": "clover", "api_url": sandbox.clover_url, "access_token": "sandbox-token",
-        "merchant_id": "SANDBOXMERCHANT1", "region": "sandbox", "start_date": START,
-        "end_date": "2025-01-17T00:00:00Z", "window_days": WINDOW_DAYS, "poll_interval": 0.02,
-        "poll_max_interval": 0.1, "max_requests_per_second": 500, "export_timeout": 30,
+        "provider": "clover",
+        "api_url": sandbox.clover_url,
+        "access_token": "sandbox-token",
+        "merchant_id": "SANDBOXMERCHANT1",
+        "region": "sandbox",
+        "start_date": START,
+        "end_date": "2025-01-17T00:00:00Z",
+        "window_days": WINDOW_DAYS,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.1,
+        "max_requests_per_second": 500,
+        "export_timeout": 30,
     }
     base.update(overrides)
     return base
 
 
 def truth_for(sandbox, provider: str, streams: list[str], start: str, end: str) -> dict[str, list]:
-    return {s: sandbox.truth_keys(provider, DEFINITIONS[provider][s].export_type, utc(start), utc(end))
-            for s in streams}
+    return {
+        s: sandbox.truth_keys(provider, DEFINITIONS[provider][s].export_type, utc(start), utc(end))
+        for s in streams
+    }
 
 
 def assert_nothing_lost_and_duplicates_only_where_interrupted(chains, provider, streams, truth, config):
@@ -376,12 +446,14 @@ def assert_nothing_lost_and_duplicates_only_where_interrupted(chains, provider, 
         assert not report.lost, f"records lost: {report.lost[:5]}"
         assert not report.extra, f"records not in the ground truth: {report.extra[:5]}"
         assert not report.unexplained, (
-            f"duplicates outside the interrupted windows {report.interrupted}: {report.unexplained[:5]}")
+            f"duplicates outside the interrupted windows {report.interrupted}: {report.unexplained[:5]}"
+        )
         for stream in streams:
             assert report.final_bookmarks[stream] == end, f"{stream}: final bookmark"
 
 
 # =========================================================================== tests
+
 
 def test_random_kills_and_resumes_lose_nothing_and_duplicate_only_the_cut_window(sandbox, tmp_path):
     """Next Commerce, two streams, 8 windows each: 4 seeded SIGKILLs, resumed each time."""
@@ -417,9 +489,15 @@ def test_the_duplicate_check_itself_flags_a_duplicate_outside_the_cut_window():
     killed.records["orders"] = [rec]
     resumed = Attempt(state_in=None, kill=None, returncode=0)
     resumed.records["orders"] = [rec, late, late]
-    report = check_chain(Chain([killed, resumed]), "nextcommerce", ["orders"],
-                         {"orders": ["A1", "B7", "C9"]}, utc(START), utc("2025-01-13T00:00:00Z"),
-                         timedelta(days=4))
+    report = check_chain(
+        Chain([killed, resumed]),
+        "nextcommerce",
+        ["orders"],
+        {"orders": ["A1", "B7", "C9"]},
+        utc(START),
+        utc("2025-01-13T00:00:00Z"),
+        timedelta(days=4),
+    )
     assert report.lost == [("orders", "C9")]
     assert report.duplicates == {("orders", 0): 1, ("orders", 2): 1}
     assert report.unexplained == [("orders", "B7", 2, 2)], "window 2 was never interrupted"
@@ -430,10 +508,15 @@ def test_a_target_that_dies_ends_the_tap_promptly_with_one_line_naming_the_targe
     config = nc_config(sandbox, end_date="2025-03-01T00:00:00Z", window_days=1)  # ~minutes of work
     (tmp_path / "config.json").write_text(json.dumps(config))
     catalog = write_catalog(config, ["orders", "customers", "transactions"], tmp_path / "catalog.json")
-    target = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"],
-                              stdin=subprocess.PIPE)
-    tap = subprocess.Popen(tap_command(tmp_path / "config.json", catalog, None), stdout=target.stdin,
-                           stderr=subprocess.PIPE, cwd=tmp_path)
+    target = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"], stdin=subprocess.PIPE
+    )
+    tap = subprocess.Popen(
+        tap_command(tmp_path / "config.json", catalog, None),
+        stdout=target.stdin,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     assert target.stdin is not None
     target.stdin.close()
     target.wait(timeout=60)
@@ -475,9 +558,20 @@ def test_an_export_that_never_finishes_fails_its_stream_only_and_keeps_its_bookm
     One export at a time: the stuck stream times out, the other stream then completes."""
     streams = ["orders", "customers"]
     mid, end = "2025-01-09T00:00:00Z", "2025-01-13T00:00:00Z"
-    state = {"bookmarks": {s: {"partitions": [{"context": {"account": "demo-store"},
-                                               "replication_key": "window_end",
-                                               "replication_key_value": mid}]} for s in streams}}
+    state = {
+        "bookmarks": {
+            s: {
+                "partitions": [
+                    {
+                        "context": {"account": "demo-store"},
+                        "replication_key": "window_end",
+                        "replication_key_value": mid,
+                    }
+                ]
+            }
+            for s in streams
+        }
+    }
     config = nc_config(sandbox, end_date=end, max_concurrent_exports=1, export_timeout=1.5)
     catalog = write_catalog(config, streams, tmp_path / "catalog.json")
     sandbox.control(processing_delay=3600)
@@ -501,9 +595,19 @@ def test_an_export_that_never_finishes_fails_its_stream_only_and_keeps_its_bookm
 
 
 def test_file_urls_that_keep_expiring_fail_the_stream_clearly_and_leave_the_bookmark(sandbox, tmp_path):
-    state = {"bookmarks": {"orders": {"partitions": [{"context": {"account": "demo-store"},
-                                                      "replication_key": "window_end",
-                                                      "replication_key_value": "2025-01-05T00:00:00Z"}]}}}
+    state = {
+        "bookmarks": {
+            "orders": {
+                "partitions": [
+                    {
+                        "context": {"account": "demo-store"},
+                        "replication_key": "window_end",
+                        "replication_key_value": "2025-01-05T00:00:00Z",
+                    }
+                ]
+            }
+        }
+    }
     config = nc_config(sandbox, end_date="2025-01-09T00:00:00Z")
     catalog = write_catalog(config, ["orders"], tmp_path / "catalog.json")
     sandbox.control(url_ttl=-3600)  # every signed URL is already expired

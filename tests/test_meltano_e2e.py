@@ -75,15 +75,31 @@ def extractor_settings(sandbox, end: str) -> dict[str, str]:
         "poll_max_interval": 2,
         "export_timeout": 120,
     }
-    env = plugin_env(NC_EXTRACTOR, {
-        **common, "provider": "nextcommerce", "api_url": sandbox.api_url, "store": "demo-store",
-        "max_concurrent_exports": 13, "max_requests_per_second": 40,
-    })
-    env.update(plugin_env(CLOVER_EXTRACTOR, {
-        **common, "provider": "clover", "api_url": sandbox.clover_url,
-        "merchant_id": "SANDBOXMERCHANT1", "region": "sandbox",
-        "max_concurrent_exports": 2, "max_requests_per_second": 12,
-    }))
+    env = plugin_env(
+        NC_EXTRACTOR,
+        {
+            **common,
+            "provider": "nextcommerce",
+            "api_url": sandbox.api_url,
+            "store": "demo-store",
+            "max_concurrent_exports": 13,
+            "max_requests_per_second": 40,
+        },
+    )
+    env.update(
+        plugin_env(
+            CLOVER_EXTRACTOR,
+            {
+                **common,
+                "provider": "clover",
+                "api_url": sandbox.clover_url,
+                "merchant_id": "SANDBOXMERCHANT1",
+                "region": "sandbox",
+                "max_concurrent_exports": 2,
+                "max_requests_per_second": 12,
+            },
+        )
+    )
     return env
 
 
@@ -111,17 +127,21 @@ def assert_warehouse_is_ground_truth(meltano: IsolatedMeltano, sandbox, end: str
                 counts[(schema, table)] = 0
                 continue
             info = tables[(schema, table)]
-            assert [c.lower() for c in info["primary_key"]] == [k.lower() for k in d.primary_keys], \
+            assert [c.lower() for c in info["primary_key"]] == [k.lower() for k in d.primary_keys], (
                 f"{schema}.{table}: primary key {info['primary_key']} != {list(d.primary_keys)}"
+            )
             got = table_keys(meltano.warehouse, schema, table, d.primary_keys)
             dups = [k for k, n in Counter(got).items() if n > 1]
             assert not dups, f"{schema}.{table}: duplicate keys {dups[:5]}"
-            assert len(got) == len(expected), f"{schema}.{table}: {len(got)} rows, sandbox has {len(expected)}"
+            assert len(got) == len(expected), (
+                f"{schema}.{table}: {len(got)} rows, sandbox has {len(expected)}"
+            )
             missing = set(expected) - set(got)
             extra = set(got) - set(expected)
             assert not missing and not extra, (
                 f"{schema}.{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), "
-                f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})")
+                f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})"
+            )
             counts[(schema, table)] = len(got)
     unexpected = set(tables) - set(counts)
     assert not unexpected, f"tables nobody expects: {sorted(unexpected)}"
@@ -130,10 +150,27 @@ def assert_warehouse_is_ground_truth(meltano: IsolatedMeltano, sandbox, end: str
 
 #: The tap's settings, by their fixed names.
 TAP_SETTINGS = (
-    "provider", "access_token", "store", "merchant_id", "region", "api_url", "api_version",
-    "start_date", "end_date", "window_days", "lookback", "poll_interval", "poll_max_interval",
-    "export_timeout", "max_concurrent_exports", "max_requests_per_second", "outside_hours",
-    "on_invalid_record", "rejects_dir", "webhook_listen", "webhook_secret",
+    "provider",
+    "access_token",
+    "store",
+    "merchant_id",
+    "region",
+    "api_url",
+    "api_version",
+    "start_date",
+    "end_date",
+    "window_days",
+    "lookback",
+    "poll_interval",
+    "poll_max_interval",
+    "export_timeout",
+    "max_concurrent_exports",
+    "max_requests_per_second",
+    "outside_hours",
+    "on_invalid_record",
+    "rejects_dir",
+    "webhook_listen",
+    "webhook_secret",
 )
 
 
@@ -142,8 +179,11 @@ def _sdk_builtin_settings() -> set[str]:
     from singer_sdk.helpers import capabilities
 
     names = {"faker_config"}
-    for schema in (capabilities.STREAM_MAPS_CONFIG, capabilities.FLATTENING_CONFIG,
-                   capabilities.BATCH_CONFIG):
+    for schema in (
+        capabilities.STREAM_MAPS_CONFIG,
+        capabilities.FLATTENING_CONFIG,
+        capabilities.BATCH_CONFIG,
+    ):
         names |= set(schema["properties"])
     return names
 
@@ -162,8 +202,9 @@ def test_meltano_yml_declares_every_tap_setting_with_a_kind():
     assert not decimal, f"{decimal}: Meltano 4.4.1 cannot pass a `decimal` set by env var (see meltano.yml)"
     assert all(s.get("description") for s in declared.values()), "every setting needs a description"
     for name, prop in own.items():
-        assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), \
+        assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), (
             f"{name}: sensitive in meltano.yml must match secret in the tap"
+        )
     assert tap["namespace"] == "tap_commerce_exports" and tap["pip_url"] == "-e ."
     assert set(tap["capabilities"]) >= {"catalog", "discover", "about", "state", "stream-maps"}
     loaders = {p["name"]: p for p in project["plugins"]["loaders"]}
@@ -177,25 +218,42 @@ def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
     for extractor, provider in ((NC_EXTRACTOR, "nextcommerce"), (CLOVER_EXTRACTOR, "clover")):
         result = meltano.run("--log-level=error", "config", "print", extractor, "--format", "json")
         assert result.returncode == 0, result.tail()
-        config = json.loads(result.output[result.output.index("{"):])
+        config = json.loads(result.output[result.output.index("{") :])
         assert config["provider"] == provider, config
-        assert config["start_date"] and config["access_token"] and config["api_url"].startswith("http://127.0.0.1:8000")
+        assert (
+            config["start_date"]
+            and config["access_token"]
+            and config["api_url"].startswith("http://127.0.0.1:8000")
+        )
 
 
 def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path):
     _needs_meltano()
     meltano = IsolatedMeltano(tmp_path, environment="prod")
-    meltano.extra_env = plugin_env(NC_EXTRACTOR, {
-        "access_token": "nc-secret", "api_url": "https://nc.example/api/admin/", "store": "shop",
-        "window_days": 60, "max_concurrent_exports": 8, "max_requests_per_second": 3,
-        "start_date": "2025-01-01",
-    })
-    result = meltano.run("--log-level=error", "config", "--unsafe", "print", CLOVER_EXTRACTOR, "--format", "json")
+    meltano.extra_env = plugin_env(
+        NC_EXTRACTOR,
+        {
+            "access_token": "nc-secret",
+            "api_url": "https://nc.example/api/admin/",
+            "store": "shop",
+            "window_days": 60,
+            "max_concurrent_exports": 8,
+            "max_requests_per_second": 3,
+            "start_date": "2025-01-01",
+        },
+    )
+    result = meltano.run(
+        "--log-level=error", "config", "--unsafe", "print", CLOVER_EXTRACTOR, "--format", "json"
+    )
     assert result.returncode == 0, result.tail()
-    config = json.loads(result.output[result.output.index("{"):])
+    config = json.loads(result.output[result.output.index("{") :])
     assert config["provider"] == "clover"
     assert not config.get("access_token") and not config.get("api_url") and not config.get("store")
-    assert (config["window_days"], config["max_concurrent_exports"], config["max_requests_per_second"]) == (30, 1, 16)
+    assert (config["window_days"], config["max_concurrent_exports"], config["max_requests_per_second"]) == (
+        30,
+        1,
+        16,
+    )
     assert config["start_date"] == "2025-01-01"  # shared on purpose
 
 
@@ -243,4 +301,3 @@ def assert_bookmarks(meltano: IsolatedMeltano, end: str) -> None:
 def _exports_created(sandbox) -> int:
     """Exports the sandbox has created so far (both providers)."""
     return sum(sandbox.stats()["exports_created"].values())
-

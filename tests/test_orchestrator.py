@@ -32,15 +32,13 @@ ORDERS = ExportStreamDefinition("orders", "order_list", ("number",), "created_at
 CUSTOMERS = ExportStreamDefinition("customers", "customer_list", ("id",), "date_joined", "x.json")
 REFUNDS = ExportStreamDefinition("returns", "return_list", ("id",), "created_at", "x.json")
 
-PHASES = {"pending": ExportPhase.PENDING, "running": ExportPhase.RUNNING,
-          "available": ExportPhase.DONE}
+PHASES = {"pending": ExportPhase.PENDING, "running": ExportPhase.RUNNING, "available": ExportPhase.DONE}
 
 
 class FakeProvider(ExportProvider):
     """Scripted statuses per (export type, window index); records everything asked of it."""
 
-    facts = ProviderFacts("fake", "Fake", "csv", (ORDERS, CUSTOMERS, REFUNDS), 30, None, 4, 4.0,
-                          None, False)
+    facts = ProviderFacts("fake", "Fake", "csv", (ORDERS, CUSTOMERS, REFUNDS), 30, None, 4, 4.0, None, False)
 
     def __init__(self, statuses=None, *, create_errors=None, availability=None) -> None:
         super().__init__(settings=None)  # type: ignore[arg-type]
@@ -146,11 +144,11 @@ def jobs_for(*streams_and_counts) -> list[ExportJob]:
 
 
 def make(provider, tmp_path, *, downloader=None, **kwargs) -> ExportOrchestrator:
-    options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02,
-                   export_timeout=10.0)
+    options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
     options.update(kwargs)
-    return ExportOrchestrator(provider, workdir=tmp_path / "work",
-                              downloader=downloader or FakeDownloader(provider), **options)
+    return ExportOrchestrator(
+        provider, workdir=tmp_path / "work", downloader=downloader or FakeDownloader(provider), **options
+    )
 
 
 def consume(orch, jobs, *, emit_time: float = 0.0):
@@ -168,8 +166,12 @@ def consume(orch, jobs, *, emit_time: float = 0.0):
 
 # ------------------------------------------------------------------ order and limits
 def test_jobs_of_several_streams_are_yielded_ready_in_each_streams_window_order(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["pending", "pending", "pending", "available"],
-                             ("customer_list", 2): ["available"]})
+    provider = FakeProvider(
+        {
+            ("order_list", 0): ["pending", "pending", "pending", "available"],
+            ("customer_list", 2): ["available"],
+        }
+    )
     orch = make(provider, tmp_path)
     seen = consume(orch, jobs_for((ORDERS, 4), (CUSTOMERS, 3), (REFUNDS, 2)))
     assert all(state is JobState.READY for _, _, state, _, _ in seen)
@@ -189,9 +191,13 @@ def test_a_ready_jobs_files_hold_the_downloaded_bytes_and_are_removed_after_use(
 
 
 def test_never_more_exports_in_flight_than_max_concurrent_exports(tmp_path):
-    provider = FakeProvider({(t, i): ["pending", "pending", "available"]
-                             for t in ("order_list", "customer_list", "return_list")
-                             for i in range(5)})
+    provider = FakeProvider(
+        {
+            (t, i): ["pending", "pending", "available"]
+            for t in ("order_list", "customer_list", "return_list")
+            for i in range(5)
+        }
+    )
     orch = make(provider, tmp_path, max_concurrent_exports=2)
     seen = consume(orch, jobs_for((ORDERS, 5), (CUSTOMERS, 5), (REFUNDS, 5)))
     assert len(seen) == 15
@@ -209,8 +215,12 @@ def test_windows_are_created_oldest_first_across_streams(tmp_path):
     provider = FakeProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
-    assert provider.created == [("customer_list", 0), ("order_list", 0),
-                                ("customer_list", 1), ("order_list", 1)]
+    assert provider.created == [
+        ("customer_list", 0),
+        ("order_list", 0),
+        ("customer_list", 1),
+        ("order_list", 1),
+    ]
 
 
 # ------------------------------------------------------------------ failures
@@ -231,8 +241,11 @@ def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_lat
     assert ("order_list", 3) not in provider.created
     assert all(j.state is JobState.CANCELLED for j in jobs if j.stream is ORDERS and j.seq >= 2)
     # other streams complete
-    assert [seq for stream, seq, state, *_ in seen
-            if stream == "customers" and state is JobState.READY] == [0, 1, 2]
+    assert [seq for stream, seq, state, *_ in seen if stream == "customers" and state is JobState.READY] == [
+        0,
+        1,
+        2,
+    ]
 
 
 def test_a_user_error_while_creating_fails_only_that_stream(tmp_path):
@@ -251,7 +264,7 @@ def test_an_export_pending_past_export_timeout_fails_mentioning_export_timeout(t
     began = time.monotonic()
     seen = consume(orch, jobs_for((ORDERS, 1)))
     assert time.monotonic() - began < 2
-    (_, _, state, error, _), = seen
+    ((_, _, state, error, _),) = seen
     assert state is JobState.FAILED
     assert isinstance(error, ExportFailed)
     assert "export_timeout" in str(error)
@@ -270,7 +283,7 @@ def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_tim
     provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(0.01)] * 1000})
     orch = make(provider, tmp_path, export_timeout=0.1)
     seen = consume(orch, jobs_for((ORDERS, 1)))
-    (_, _, state, error, _), = seen
+    ((_, _, state, error, _),) = seen
     assert state is JobState.FAILED
     assert isinstance(error, ExportFailed) and "export_timeout" in str(error)
     assert "503" in str(error)
@@ -303,14 +316,14 @@ OPENS = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)
 def hours(now: datetime) -> Availability:
     if now >= OPENS:
         return Availability(open=True)
-    return Availability(open=False, opens_at=OPENS,
-                        description="Clover us exports run 10:00-15:00 UTC")
+    return Availability(open=False, opens_at=OPENS, description="Clover us exports run 10:00-15:00 UTC")
 
 
 def test_outside_export_hours_with_stop_ends_with_a_user_error_saying_when_they_open(tmp_path):
     provider = FakeProvider(availability=hours)
-    orch = make(provider, tmp_path, outside_hours="stop",
-                wall_clock=lambda: datetime(2025, 1, 6, 3, 0, tzinfo=UTC))
+    orch = make(
+        provider, tmp_path, outside_hours="stop", wall_clock=lambda: datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
+    )
     with pytest.raises(UserError) as info:
         consume(orch, jobs_for((ORDERS, 1)))
     message = str(info.value)
@@ -350,8 +363,9 @@ def test_outside_export_hours_with_wait_creates_exports_only_once_they_open(tmp_
         return real_create(export_type, window)
 
     provider.create_export = create
-    orch = make(provider, tmp_path, outside_hours="wait", clock=fake.clock, wall_clock=fake.wall,
-                export_timeout=1e9)
+    orch = make(
+        provider, tmp_path, outside_hours="wait", clock=fake.clock, wall_clock=fake.wall, export_timeout=1e9
+    )
     with caplog.at_level(logging.WARNING, logger="tap_commerce_exports.jobs"):
         seen = consume(orch, jobs_for((ORDERS, 2)))
     assert [state for _, _, state, *_ in seen] == [JobState.READY, JobState.READY]
@@ -365,7 +379,7 @@ def test_an_expired_url_is_refreshed_from_the_provider_and_the_download_retried(
     downloader = FakeDownloader(provider, {"fake://1000/v0": [UrlExpired("HTTP 403")]})
     orch = make(provider, tmp_path, downloader=downloader)
     seen = consume(orch, jobs_for((ORDERS, 1)))
-    (_, _, state, _, data), = seen
+    ((_, _, state, _, data),) = seen
     assert state is JobState.READY
     assert provider.refreshes == ["1000"]
     assert downloader.urls == ["fake://1000/v0", "fake://1000/v1"]
@@ -381,7 +395,7 @@ def test_urls_that_keep_expiring_fail_the_job_instead_of_looping(tmp_path):
             raise UrlExpired("HTTP 403")
 
     orch = make(provider, tmp_path, downloader=AlwaysExpired(provider))
-    (_, _, state, error, _), = consume(orch, jobs_for((ORDERS, 1)))
+    ((_, _, state, error, _),) = consume(orch, jobs_for((ORDERS, 1)))
     assert state is JobState.FAILED and isinstance(error, ExportFailed)
     assert "expiring" in str(error)
 
@@ -390,7 +404,7 @@ def test_a_truncated_download_is_retried(tmp_path):
     provider = FakeProvider()
     downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 2})
     orch = make(provider, tmp_path, downloader=downloader)
-    (_, _, state, _, _), = consume(orch, jobs_for((ORDERS, 1)))
+    ((_, _, state, _, _),) = consume(orch, jobs_for((ORDERS, 1)))
     assert state is JobState.READY
     assert downloader.urls == ["fake://1000/v0"] * 3
 
@@ -399,7 +413,7 @@ def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_pa
     provider = FakeProvider()
     downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 50})
     orch = make(provider, tmp_path, downloader=downloader)
-    (_, _, state, error, _), = consume(orch, jobs_for((ORDERS, 1)))
+    ((_, _, state, error, _),) = consume(orch, jobs_for((ORDERS, 1)))
     assert state is JobState.FAILED
     assert "1000" in str(error) and "5 times" in str(error)
 
@@ -449,7 +463,9 @@ def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path
     worker.join(timeout=20)
     assert not worker.is_alive(), "the engine stalled on places held by abandoned windows"
     assert [(seq, state) for stream, seq, state, *_ in result if stream == "orders"] == [(0, JobState.FAILED)]
-    assert [seq for stream, seq, state, *_ in result
-            if stream == "customers" and state is JobState.READY] == list(range(8))
-    assert all(j.state is JobState.CANCELLED and not j.files
-               for j in jobs if j.stream is ORDERS and j.seq >= 1)
+    assert [
+        seq for stream, seq, state, *_ in result if stream == "customers" and state is JobState.READY
+    ] == list(range(8))
+    assert all(
+        j.state is JobState.CANCELLED and not j.files for j in jobs if j.stream is ORDERS and j.seq >= 1
+    )

@@ -50,18 +50,26 @@ class GoneTarget(Target):
 def test_schema_record_and_state_are_each_one_valid_json_line():
     target = Target()
     out = SingerOutput(target)
-    out.schema("orders", {"type": "object", "properties": {"number": {"type": "string"}}},
-               ["number"], ["window_end"])
+    out.schema(
+        "orders", {"type": "object", "properties": {"number": {"type": "string"}}}, ["number"], ["window_end"]
+    )
     write = out.record_writer("orders", "2025-01-01T00:00:00Z")
     write({"number": "1001", "note": 'quote " and \n newline'})
     out.state({"bookmarks": {"orders": {}}})
     schema, record, state = target.lines()
-    assert schema == {"type": "SCHEMA", "stream": "orders",
-                      "schema": {"type": "object", "properties": {"number": {"type": "string"}}},
-                      "key_properties": ["number"], "bookmark_properties": ["window_end"]}
-    assert record == {"type": "RECORD", "stream": "orders",
-                      "record": {"number": "1001", "note": 'quote " and \n newline'},
-                      "time_extracted": "2025-01-01T00:00:00Z"}
+    assert schema == {
+        "type": "SCHEMA",
+        "stream": "orders",
+        "schema": {"type": "object", "properties": {"number": {"type": "string"}}},
+        "key_properties": ["number"],
+        "bookmark_properties": ["window_end"],
+    }
+    assert record == {
+        "type": "RECORD",
+        "stream": "orders",
+        "record": {"number": "1001", "note": 'quote " and \n newline'},
+        "time_extracted": "2025-01-01T00:00:00Z",
+    }
     assert state == {"type": "STATE", "value": {"bookmarks": {"orders": {}}}}
     assert target.data.count(b"\n") == 3
 
@@ -74,10 +82,15 @@ def test_schema_without_bookmark_properties_omits_them():
     assert "bookmark_properties" not in target.lines()[0]
 
 
-@pytest.mark.parametrize("money, text", [
-    (Decimal("0.10"), b"0.10"), (Decimal("10.50"), b"10.50"), (Decimal("-1234567890.99"), b"-1234567890.99"),
-    (Decimal("0"), b"0"),
-])
+@pytest.mark.parametrize(
+    "money, text",
+    [
+        (Decimal("0.10"), b"0.10"),
+        (Decimal("10.50"), b"10.50"),
+        (Decimal("-1234567890.99"), b"-1234567890.99"),
+        (Decimal("0"), b"0"),
+    ],
+)
 def test_decimal_money_is_an_exact_json_number(money, text):
     target = Target()
     out = SingerOutput(target)
@@ -126,7 +139,10 @@ def test_records_of_two_writers_keep_their_streams():
     a({"id": 3})
     out.state({})
     assert [(m.get("stream"), m.get("record", {}).get("id")) for m in target.lines()[:3]] == [
-        ("orders", 1), ("customers", 2), ("orders", 3)]
+        ("orders", 1),
+        ("customers", 2),
+        ("orders", 3),
+    ]
 
 
 def test_a_broken_pipe_on_write_is_target_gone():

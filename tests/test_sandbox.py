@@ -12,7 +12,6 @@ import hmac
 import http.client
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -37,12 +36,28 @@ NC_HEADERS = {"Authorization": "Bearer sandbox-token", "X-29Next-API-Version": "
 CL_HEADERS = {"Authorization": "Bearer sandbox-token"}
 MERCHANT = "SANDBOXMERCHANT1"
 RESET = dict(
-    fault_429_burst=0, fault_500=0, fault_expired_url=False, fault_truncated_download=False,
-    fault_export_failed=0, fault_never_ready=False, fault_clover_503=0, clover_hours="off",
-    fake_now=None, clock_offset=0.0, clover_legacy_complete=False, date_to_inclusive=True,
-    header_style="mixed", nc_rate_limit=0, clover_rate_limit=0, clover_max_running=2,
-    clover_objects_per_file=1000, processing_delay=0.05, webhook_url=None, webhook_secret=None,
-    clover_request_delay=0.0, url_ttl=60.0,
+    fault_429_burst=0,
+    fault_500=0,
+    fault_expired_url=False,
+    fault_truncated_download=False,
+    fault_export_failed=0,
+    fault_never_ready=False,
+    fault_clover_503=0,
+    clover_hours="off",
+    fake_now=None,
+    clock_offset=0.0,
+    clover_legacy_complete=False,
+    date_to_inclusive=True,
+    header_style="mixed",
+    nc_rate_limit=0,
+    clover_rate_limit=0,
+    clover_max_running=2,
+    clover_objects_per_file=1000,
+    processing_delay=0.05,
+    webhook_url=None,
+    webhook_secret=None,
+    clover_request_delay=0.0,
+    url_ttl=60.0,
 )
 
 
@@ -87,8 +102,12 @@ def _reset(sb):
 
 
 def nc_create(sb, export_type: str, date_from: str, date_to: str) -> dict:
-    status, body, _ = call(sb.api_url + "exports/", "POST",
-                           {"type": export_type, "date_from": date_from, "date_to": date_to}, NC_HEADERS)
+    status, body, _ = call(
+        sb.api_url + "exports/",
+        "POST",
+        {"type": export_type, "date_from": date_from, "date_to": date_to},
+        NC_HEADERS,
+    )
     assert status == 201, body
     return body
 
@@ -116,7 +135,7 @@ def nc_file(sb, export_type: str, date_from: str, date_to: str) -> bytes:
 def parse_csv(raw: bytes) -> list[dict[str, str | None]]:
     reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))
     header = [normalize_header(h) for h in next(reader)]
-    return [{h: (v if v != "" else None) for h, v in zip(header, row)} for row in reader]
+    return [{h: (v if v != "" else None) for h, v in zip(header, row, strict=False)} for row in reader]
 
 
 def cl_url(sb, export_id: str = "") -> str:
@@ -125,7 +144,9 @@ def cl_url(sb, export_id: str = "") -> str:
 
 
 def cl_create(sb, export_type: str, start: str, end: str):
-    return call(cl_url(sb), "POST", {"type": export_type, "startTime": ms(start), "endTime": ms(end)}, CL_HEADERS)
+    return call(
+        cl_url(sb), "POST", {"type": export_type, "startTime": ms(start), "endTime": ms(end)}, CL_HEADERS
+    )
 
 
 def cl_wait(sb, export_id: str, timeout: float = 10) -> dict:
@@ -163,30 +184,49 @@ def test_auth_version_and_validation_errors(sb):
     status, body, _ = call(url, headers={**NC_HEADERS, "Authorization": "Bearer wrong"})
     assert status == 401 and "detail" in body
     assert call(url, headers={"Authorization": "Bearer sandbox-token"})[0] == 400
-    assert call(url, headers={"authorization": "Bearer sandbox-token", "x-29next-api-version": "2024-04-01"})[0] == 200
+    assert (
+        call(url, headers={"authorization": "Bearer sandbox-token", "x-29next-api-version": "2024-04-01"})[0]
+        == 200
+    )
     assert call(url, headers={**NC_HEADERS, "X-29Next-API-Version": "2023-02-10"})[0] == 400
     create = sb.api_url + "exports/"
-    status, body, _ = call(create, "POST", {"type": "nope", "date_from": "2025-01-01T00:00:00Z",
-                                             "date_to": "2025-01-02T00:00:00Z"}, NC_HEADERS)
+    status, body, _ = call(
+        create,
+        "POST",
+        {"type": "nope", "date_from": "2025-01-01T00:00:00Z", "date_to": "2025-01-02T00:00:00Z"},
+        NC_HEADERS,
+    )
     assert status == 400 and "type" in body
-    status, body, _ = call(create, "POST", {"type": "order_list", "date_from": "2025-01-02T00:00:00Z",
-                                             "date_to": "2025-01-01T00:00:00Z"}, NC_HEADERS)
+    status, body, _ = call(
+        create,
+        "POST",
+        {"type": "order_list", "date_from": "2025-01-02T00:00:00Z", "date_to": "2025-01-01T00:00:00Z"},
+        NC_HEADERS,
+    )
     assert status == 400
     assert call(f"{sb.api_url}exports/999999/", headers=NC_HEADERS)[0] == 404
 
 
 def test_every_type_has_the_key_and_window_columns_the_tap_expects(sb):
     for d in NEXTCOMMERCE_STREAMS:
-        rows = sb.truth("nextcommerce", d.export_type, utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
+        rows = sb.truth(
+            "nextcommerce", d.export_type, utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z")
+        )
         assert 200 <= len(rows) <= 5000, (d.export_type, len(rows))
         for key in d.primary_keys:
             assert all(r[key] is not None for r in rows)
-        keys = sb.truth_keys("nextcommerce", d.export_type, utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
+        keys = sb.truth_keys(
+            "nextcommerce", d.export_type, utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z")
+        )
         assert len(set(keys)) == len(keys), f"{d.export_type}: keys unique"
         instants = [utc(r[d.window_field]) for r in rows]
         assert all(utc("2025-01-01T00:00:00Z") <= t < utc("2025-03-01T00:00:00Z") for t in instants)
-    assert all(isinstance(k, str) for k in sb.truth_keys("nextcommerce", "order_list",
-                                                         utc("2025-01-01T00:00:00Z"), utc("2025-01-02T00:00:00Z")))
+    assert all(
+        isinstance(k, str)
+        for k in sb.truth_keys(
+            "nextcommerce", "order_list", utc("2025-01-01T00:00:00Z"), utc("2025-01-02T00:00:00Z")
+        )
+    )
 
 
 @pytest.mark.parametrize("style", ["snake", "title", "mixed"])
@@ -235,8 +275,12 @@ def test_date_to_inclusive_or_exclusive_on_a_boundary_row(sb, inclusive):
     before = (midnight - timedelta(days=1)).isoformat()
     ids = {r["id"] for r in parse_csv(nc_file(sb, "customer_list", before, midnight.isoformat()))}
     assert (row["id"] in ids) is inclusive
-    after = {r["id"] for r in parse_csv(nc_file(sb, "customer_list", midnight.isoformat(),
-                                                (midnight + timedelta(hours=6)).isoformat()))}
+    after = {
+        r["id"]
+        for r in parse_csv(
+            nc_file(sb, "customer_list", midnight.isoformat(), (midnight + timedelta(hours=6)).isoformat())
+        )
+    }
     assert row["id"] in after, "date_from is always inclusive"
 
 
@@ -364,14 +408,19 @@ def test_webhook_is_signed_over_the_exact_body(sb):
             time.sleep(0.02)
     finally:
         receiver.shutdown()
-    (body, sig), = received
+    ((body, sig),) = received
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(sig, expected)
     envelope = json.loads(body)
     assert json.dumps(envelope).encode() == body
     assert envelope["event_type"] == "export.created" and envelope["object"] == "export"
     assert envelope["data"]["id"] == export["id"] and envelope["data"]["status"] == "available"
-    assert envelope["webhook"] == {"events": ["export.created"], "id": 1, "store": "demo-store", "target": target}
+    assert envelope["webhook"] == {
+        "events": ["export.created"],
+        "id": 1,
+        "store": "demo-store",
+        "target": target,
+    }
     assert sb.stats()["webhooks_sent"] >= 1
 
 
@@ -403,7 +452,16 @@ def test_clover_orders_have_nested_objects_and_legacy_complete(sb):
     done = cl_wait(sb, body["id"])
     assert done["status"] == "COMPLETE"
     order = cl_objects(done)[0]
-    assert {"id", "currency", "employee", "total", "createdTime", "modifiedTime", "lineItems", "device"} <= set(order)
+    assert {
+        "id",
+        "currency",
+        "employee",
+        "total",
+        "createdTime",
+        "modifiedTime",
+        "lineItems",
+        "device",
+    } <= set(order)
     assert isinstance(order["lineItems"]["elements"], list) and order["lineItems"]["elements"][0]["price"] > 0
 
 
@@ -473,36 +531,61 @@ def test_same_seed_gives_identical_bytes_and_new_data_end_keeps_old_rows():
     files = []
     for _ in range(2):
         with SandboxServer(SandboxConfig(port=0, processing_delay=0.0, nc_rate_limit=0)) as other:
-            files.append(nc_file(other, "order_line_items", "2025-01-01T00:00:00Z", "2025-01-09T12:00:00-05:00"))
+            files.append(
+                nc_file(other, "order_line_items", "2025-01-01T00:00:00Z", "2025-01-09T12:00:00-05:00")
+            )
     assert files[0] == files[1] and len(files[0]) > 10_000
     with SandboxServer(SandboxConfig(port=0, data_end="2025-02-01T00:00:00Z")) as short:
-        jan = short.truth("nextcommerce", "order_list", utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
+        jan = short.truth(
+            "nextcommerce", "order_list", utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z")
+        )
         assert not short.truth("clover", "ORDERS", utc("2025-02-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
         short.control(data_end="2025-03-01T00:00:00Z")
-        more = short.truth("nextcommerce", "order_list", utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
+        more = short.truth(
+            "nextcommerce", "order_list", utc("2025-01-01T00:00:00Z"), utc("2025-03-01T00:00:00Z")
+        )
         assert more[: len(jan)] == jan and len(more) > len(jan)
         assert short.truth("clover", "ORDERS", utc("2025-02-01T00:00:00Z"), utc("2025-03-01T00:00:00Z"))
     with SandboxServer(SandboxConfig(port=0, seed=7)) as seven:
-        assert seven.truth_keys("clover", "ORDERS", utc("2025-01-01T00:00:00Z"), utc("2025-01-02T00:00:00Z")) != \
-            SandboxServer(SandboxConfig(port=0)).truth_keys("clover", "ORDERS", utc("2025-01-01T00:00:00Z"),
-                                                            utc("2025-01-02T00:00:00Z"))
+        assert seven.truth_keys(
+            "clover", "ORDERS", utc("2025-01-01T00:00:00Z"), utc("2025-01-02T00:00:00Z")
+        ) != SandboxServer(SandboxConfig(port=0)).truth_keys(
+            "clover", "ORDERS", utc("2025-01-01T00:00:00Z"), utc("2025-01-02T00:00:00Z")
+        )
 
 
 def test_http_control_truth_and_stats(sb):
-    status, cfg, _ = call(sb.clover_url + "/_sandbox/control", "POST", {"fault_500": 3, "header_style": "snake"})
+    status, cfg, _ = call(
+        sb.clover_url + "/_sandbox/control", "POST", {"fault_500": 3, "header_style": "snake"}
+    )
     assert status == 200 and cfg["fault_500"] == 3 and cfg["header_style"] == "snake"
     assert call(sb.clover_url + "/_sandbox/control", "POST", {"no_such_setting": 1})[0] == 400
     sb.control(fault_500=0)
-    status, truth, _ = call(sb.clover_url + "/_sandbox/truth?provider=nextcommerce&type=order_list"
-                                            "&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00%2B00:00")
+    status, truth, _ = call(
+        sb.clover_url + "/_sandbox/truth?provider=nextcommerce&type=order_list"
+        "&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00%2B00:00"
+    )
     assert status == 200 and truth["keys"] == [r["number"] for r in truth["rows"]] and truth["keys"]
-    status, truth, _ = call(sb.clover_url + "/_sandbox/truth?provider=clover&type=ORDERS"
-                                            "&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z")
+    status, truth, _ = call(
+        sb.clover_url + "/_sandbox/truth?provider=clover&type=ORDERS"
+        "&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z"
+    )
     assert status == 200 and len(truth["keys"]) == len(truth["rows"]) > 10
     stats = call(sb.clover_url + "/_sandbox/stats")[1]
-    for key in ("requests", "exports_created", "429s_sent", "503s_sent", "500s_sent", "auth_header_on_file_host",
-                "max_concurrent_clover_requests", "max_clover_exports_running", "downloads_served",
-                "truncated_downloads_sent", "expired_url_answers", "webhooks_sent"):
+    for key in (
+        "requests",
+        "exports_created",
+        "429s_sent",
+        "503s_sent",
+        "500s_sent",
+        "auth_header_on_file_host",
+        "max_concurrent_clover_requests",
+        "max_clover_exports_running",
+        "downloads_served",
+        "truncated_downloads_sent",
+        "expired_url_answers",
+        "webhooks_sent",
+    ):
         assert key in stats
     assert set(stats["exports_created"]) == {"nextcommerce", "clover"}
     assert {d.window_field for d in CLOVER_STREAMS} == {"createdTime"}
@@ -510,9 +593,23 @@ def test_http_control_truth_and_stats(sb):
 
 def test_command_line_prints_one_line_and_stops_cleanly_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_commerce_exports.sandbox", "--port", "0", "--processing-delay", "0.1",
-         "--seed", "3", "--no-date-to-inclusive", "--rows-per-day", "order_list=5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tap_commerce_exports.sandbox",
+            "--port",
+            "0",
+            "--processing-delay",
+            "0.1",
+            "--seed",
+            "3",
+            "--no-date-to-inclusive",
+            "--rows-per-day",
+            "order_list=5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -521,7 +618,11 @@ def test_command_line_prints_one_line_and_stops_cleanly_on_sigterm():
         api_url = line.split("api_url=")[1].split()[0]
         assert call(api_url + "exports/types/", headers=NC_HEADERS)[0] == 200
         cfg = call(api_url.replace("/api/admin/", "/_sandbox/config"))[1]
-        assert cfg["seed"] == 3 and cfg["date_to_inclusive"] is False and cfg["rows_per_day"] == {"order_list": 5}
+        assert (
+            cfg["seed"] == 3
+            and cfg["date_to_inclusive"] is False
+            and cfg["rows_per_day"] == {"order_list": 5}
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -144,8 +144,14 @@ def test_every_clover_nested_object_is_open_to_new_fields(definition: ExportStre
 
 @pytest.mark.parametrize(
     ("stream", "wrapper"),
-    [("orders", "lineItems"), ("orders", "payments"), ("orders", "refunds"), ("orders", "discounts"),
-     ("orders", "credits"), ("payments", "refunds")],
+    [
+        ("orders", "lineItems"),
+        ("orders", "payments"),
+        ("orders", "refunds"),
+        ("orders", "discounts"),
+        ("orders", "credits"),
+        ("payments", "refunds"),
+    ],
 )
 def test_clover_collections_are_elements_wrappers_with_item_schemas(stream: str, wrapper: str) -> None:
     definition = next(d for d in CLOVER_STREAMS if d.name == stream)
@@ -164,7 +170,9 @@ def test_generated_next_commerce_schemas_match_the_generator(tmp_path: Path) -> 
     import sys
 
     script = SCHEMAS.parent.parent / "scripts" / "generate_schemas.py"
-    subprocess.run([sys.executable, str(script), str(spec), "--out", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(spec), "--out", str(tmp_path)], check=True, capture_output=True
+    )
     for definition in NEXTCOMMERCE_STREAMS:
         generated = json.loads((tmp_path / Path(definition.schema_path).name).read_text())
         assert generated == load(definition), definition.name

@@ -15,8 +15,9 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 from tap_commerce_exports.tap import TapCommerceExports
 
-_SANDBOX = SandboxServer(SandboxConfig(port=0, processing_delay=0.02, nc_rate_limit=1000,
-                                       clover_rate_limit=1000))
+_SANDBOX = SandboxServer(
+    SandboxConfig(port=0, processing_delay=0.02, nc_rate_limit=1000, clover_rate_limit=1000)
+)
 _SANDBOX.start()
 
 COMMON = {
@@ -37,8 +38,13 @@ TestNextCommerceTap = get_tap_test_class(
 
 TestCloverTap = get_tap_test_class(
     TapCommerceExports,
-    config={**COMMON, "provider": "clover", "api_url": _SANDBOX.clover_url,
-            "merchant_id": "SANDBOXMERCHANT1", "region": "sandbox"},
+    config={
+        **COMMON,
+        "provider": "clover",
+        "api_url": _SANDBOX.clover_url,
+        "merchant_id": "SANDBOXMERCHANT1",
+        "region": "sandbox",
+    },
     suite_config=SuiteConfig(max_records_limit=5),
 )
 

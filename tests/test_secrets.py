@@ -35,19 +35,24 @@ from tests.tap_harness import run_tap
 from tests.test_interruption import tap_command, write_catalog
 
 TOKEN = "tok-7Hq2-never-print-me-9x"
-DEBUG_ENV = {"LOGLEVEL": "DEBUG", "TAP_COMMERCE_EXPORTS_LOGLEVEL": "DEBUG",
-             "TAP_COMMERCE_EXPORTS_LOG_LEVEL": "DEBUG"}
+DEBUG_ENV = {
+    "LOGLEVEL": "DEBUG",
+    "TAP_COMMERCE_EXPORTS_LOGLEVEL": "DEBUG",
+    "TAP_COMMERCE_EXPORTS_LOG_LEVEL": "DEBUG",
+}
 START, END = "2025-01-01T00:00:00Z", "2025-01-05T00:00:00Z"
-RESET = dict(fault_expired_url=False, fault_truncated_download=False, fault_export_failed=0,
-             processing_delay=0.05)
+RESET = dict(
+    fault_expired_url=False, fault_truncated_download=False, fault_export_failed=0, processing_delay=0.05
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    with SandboxServer(SandboxConfig(port=0, token=TOKEN, processing_delay=0.05,
-                                     nc_rate_limit=1000, clover_rate_limit=1000)) as sb:
+    with SandboxServer(
+        SandboxConfig(port=0, token=TOKEN, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
+    ) as sb:
         yield sb
 
 
@@ -59,15 +64,24 @@ def clean_sandbox(request):
 
 
 def config_for(sandbox, provider: str, **overrides) -> dict:
-    base = {"access_token": TOKEN, "start_date": START, "end_date": END, "window_days": 1,
-            "poll_interval": 0.02, "poll_max_interval": 0.1, "max_requests_per_second": 500,
-            "export_timeout": 30}
+    base = {
+        "access_token": TOKEN,
+        "start_date": START,
+        "end_date": END,
+        "window_days": 1,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.1,
+        "max_requests_per_second": 500,
+        "export_timeout": 30,
+    }
     if provider == "nextcommerce":
-        base.update(provider="nextcommerce", api_url=sandbox.api_url, store="demo-store",
-                    max_concurrent_exports=2)
+        base.update(
+            provider="nextcommerce", api_url=sandbox.api_url, store="demo-store", max_concurrent_exports=2
+        )
     else:
-        base.update(provider="clover", api_url=sandbox.clover_url, merchant_id="SANDBOXMERCHANT1",
-                    region="sandbox")
+        base.update(
+            provider="clover", api_url=sandbox.clover_url, merchant_id="SANDBOXMERCHANT1", region="sandbox"
+        )
     base.update(overrides)
     return base
 
@@ -78,14 +92,17 @@ def catalog(tmp_path: Path, provider: str, streams: list[str]) -> Path:
 
 # ------------------------------------------------------------------ token and logs
 
+
 @pytest.mark.parametrize("provider", ["nextcommerce", "clover"])
-def test_at_debug_level_neither_the_token_nor_a_signed_url_reaches_the_output(
-        sandbox, tmp_path, provider):
+def test_at_debug_level_neither_the_token_nor_a_signed_url_reaches_the_output(sandbox, tmp_path, provider):
     """With retries on expired and truncated downloads, so warning paths log URLs too."""
     sandbox.control(fault_expired_url=True, fault_truncated_download=True, reset_stats=True)
     streams = ["orders"]
-    run = run_tap(config_for(sandbox, provider), env=DEBUG_ENV,
-                  args=["--catalog", str(catalog(tmp_path, provider, streams))])
+    run = run_tap(
+        config_for(sandbox, provider),
+        env=DEBUG_ENV,
+        args=["--catalog", str(catalog(tmp_path, provider, streams))],
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "| DEBUG " in run.stderr and "urllib3" in run.stderr, "debug logging was on"
     assert run.records["orders"], "records were emitted"
@@ -99,8 +116,11 @@ def test_at_debug_level_neither_the_token_nor_a_signed_url_reaches_the_output(
 
 def test_a_bad_token_is_refused_without_printing_it(sandbox, tmp_path):
     wrong = "tok-WRONG-do-not-print-42"
-    run = run_tap(config_for(sandbox, "nextcommerce", access_token=wrong), env=DEBUG_ENV,
-                  args=["--catalog", str(catalog(tmp_path, "nextcommerce", ["orders"]))])
+    run = run_tap(
+        config_for(sandbox, "nextcommerce", access_token=wrong),
+        env=DEBUG_ENV,
+        args=["--catalog", str(catalog(tmp_path, "nextcommerce", ["orders"]))],
+    )
     assert run.returncode == 2
     (line,) = run.error_lines()
     assert "access_token" in line
@@ -109,12 +129,19 @@ def test_a_bad_token_is_refused_without_printing_it(sandbox, tmp_path):
 
 # ------------------------------------------------------------------ redirects
 
+
 def test_an_api_redirect_to_another_host_is_not_followed_and_carries_no_token(local_http, tmp_path):
     elsewhere = local_http(lambda req: Reply(201, b'{"id": 1, "status": "pending"}'))
     api = local_http(lambda req: Reply(302, headers={"Location": f"{elsewhere.url}{req.path}"}))
-    config = {"provider": "nextcommerce", "api_url": f"{api.url}/api/admin/", "access_token": TOKEN,
-              "store": "demo-store", "start_date": START, "end_date": END,
-              "max_requests_per_second": 500}
+    config = {
+        "provider": "nextcommerce",
+        "api_url": f"{api.url}/api/admin/",
+        "access_token": TOKEN,
+        "store": "demo-store",
+        "start_date": START,
+        "end_date": END,
+        "max_requests_per_second": 500,
+    }
     run = run_tap(config, args=["--catalog", str(catalog(tmp_path, "nextcommerce", ["orders"]))])
     assert run.returncode == 2
     (line,) = run.error_lines()
@@ -134,8 +161,9 @@ class FakeNextCommerce:
         self.server = local_http(self.app)
 
     def export(self, n: int) -> bytes:
-        return json.dumps({"id": n, "status": "available", "type": "order_list",
-                           "date_from": self.windows[n], "url": None}).encode()
+        return json.dumps(
+            {"id": n, "status": "available", "type": "order_list", "date_from": self.windows[n], "url": None}
+        ).encode()
 
     def app(self, req: SeenRequest) -> Reply:
         if req.method == "POST" and req.path == "/api/admin/exports/":
@@ -156,7 +184,8 @@ class FakeNextCommerce:
 
 
 def test_file_urls_with_hostile_paths_or_redirects_write_nothing_outside_and_carry_no_token(
-        local_http, tmp_path):
+    local_http, tmp_path
+):
     seen_files: list[SeenRequest] = []
     final = local_http(lambda req: (seen_files.append(req), Reply(200, fake.csv_for(4)))[1])
 
@@ -177,12 +206,23 @@ def test_file_urls_with_hostile_paths_or_redirects_write_nothing_outside_and_car
     fake = FakeNextCommerce(local_http, hostile)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    config = {"provider": "nextcommerce", "api_url": f"{fake.server.url}/api/admin/",
-              "access_token": TOKEN, "store": "demo-store", "start_date": START, "end_date": END,
-              "window_days": 1, "poll_interval": 0.02, "poll_max_interval": 0.1,
-              "max_requests_per_second": 500}
-    run = run_tap(config, env={**DEBUG_ENV, "TMPDIR": str(tmpdir)},
-                  args=["--catalog", str(catalog(tmp_path, "nextcommerce", ["orders"]))])
+    config = {
+        "provider": "nextcommerce",
+        "api_url": f"{fake.server.url}/api/admin/",
+        "access_token": TOKEN,
+        "store": "demo-store",
+        "start_date": START,
+        "end_date": END,
+        "window_days": 1,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.1,
+        "max_requests_per_second": 500,
+    }
+    run = run_tap(
+        config,
+        env={**DEBUG_ENV, "TMPDIR": str(tmpdir)},
+        args=["--catalog", str(catalog(tmp_path, "nextcommerce", ["orders"]))],
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert sorted(r["number"] for r in run.records["orders"]) == ["N-1", "N-2", "N-3", "N-4"]
     assert len(seen_files) == 5, "four file URLs, one of them redirected"
@@ -195,6 +235,7 @@ def test_file_urls_with_hostile_paths_or_redirects_write_nothing_outside_and_car
 
 
 # ------------------------------------------------------------------ temporary files
+
 
 def _watch_tmpdir(proc: subprocess.Popen, tmpdir: Path) -> dict[str, int]:
     """Modes of every entry seen directly under ``tmpdir`` while ``proc`` runs."""
@@ -214,9 +255,13 @@ def _start(config: dict, tmp_path: Path, streams: list[str], env: dict | None = 
     tmpdir.mkdir(exist_ok=True)
     (tmp_path / "config.json").write_text(json.dumps(config))
     cat = catalog(tmp_path, config["provider"], streams)
-    proc = subprocess.Popen(tap_command(tmp_path / "config.json", cat, None), cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(tmpdir), **(env or {})})
+    proc = subprocess.Popen(
+        tap_command(tmp_path / "config.json", cat, None),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmpdir), **(env or {})},
+    )
     return proc, tmpdir
 
 
@@ -234,8 +279,9 @@ def test_temp_files_live_in_a_private_dir_that_is_removed_after_the_run(sandbox,
 
 def test_temp_files_are_removed_after_a_failed_export(sandbox, tmp_path):
     sandbox.control(fault_export_failed=1)
-    proc, tmpdir = _start(config_for(sandbox, "nextcommerce", max_concurrent_exports=1),
-                          tmp_path, ["orders", "customers"])
+    proc, tmpdir = _start(
+        config_for(sandbox, "nextcommerce", max_concurrent_exports=1), tmp_path, ["orders", "customers"]
+    )
     _watch_tmpdir(proc, tmpdir)
     assert proc.wait() == 2
     assert "failed" in proc.stderr.read().decode()
@@ -284,10 +330,14 @@ def receiver():
 
 
 def delivery(export_id=42, event_type="export.created") -> dict:
-    return {"api_version": "2024-04-01", "data": {"id": export_id, "status": "available"},
-            "event_id": "0b7e6c1e-6d0c-4b6f-9d3e-2f1a8c5b7e10", "event_type": event_type,
-            "object": "export", "webhook": {"events": ["export.created"], "id": 3,
-                                            "store": "demo-store", "target": "http://x/"}}
+    return {
+        "api_version": "2024-04-01",
+        "data": {"id": export_id, "status": "available"},
+        "event_id": "0b7e6c1e-6d0c-4b6f-9d3e-2f1a8c5b7e10",
+        "event_type": event_type,
+        "object": "export",
+        "webhook": {"events": ["export.created"], "id": 3, "store": "demo-store", "target": "http://x/"},
+    }
 
 
 def post(rx: WebhookReceiver, body: bytes, headers: dict[str, str]) -> int:
@@ -301,8 +351,10 @@ def post(rx: WebhookReceiver, body: bytes, headers: dict[str, str]) -> int:
 
 
 def signed(payload: dict, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
-    return json.dumps(payload).encode(), {"X-29Next-Signature": signature(secret, payload),
-                                          "Content-Type": "application/json"}
+    return json.dumps(payload).encode(), {
+        "X-29Next-Signature": signature(secret, payload),
+        "Content-Type": "application/json",
+    }
 
 
 def test_webhook_a_valid_delivery_for_a_known_export_wakes_it(receiver):
@@ -348,8 +400,14 @@ def test_webhook_an_unknown_export_id_leaves_the_real_engine_untouched():
     class Provider:
         facts = PROVIDERS["nextcommerce"]
 
-    engine = ExportOrchestrator(Provider(), workdir=Path("/nonexistent"), max_concurrent_exports=1,
-                                poll_interval=1, poll_max_interval=1, export_timeout=1)
+    engine = ExportOrchestrator(
+        Provider(),
+        workdir=Path("/nonexistent"),
+        max_concurrent_exports=1,
+        poll_interval=1,
+        poll_max_interval=1,
+        export_timeout=1,
+    )
     rx = WebhookReceiver("127.0.0.1", 0, SECRET, engine.wake)
     rx.start()
     try:

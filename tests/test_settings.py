@@ -21,8 +21,12 @@ def nc(**overrides):
 
 
 def clover(**overrides):
-    config = {"provider": "clover", "access_token": "tok-123456", "merchant_id": "MID1",
-              "start_date": "2025-01-01"}
+    config = {
+        "provider": "clover",
+        "access_token": "tok-123456",
+        "merchant_id": "MID1",
+        "start_date": "2025-01-01",
+    }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
 
@@ -68,12 +72,15 @@ def test_clover_defaults_are_one_export_at_a_time_16_requests_per_second_and_us_
     assert s.merchant_id == "MID1"
 
 
-@pytest.mark.parametrize("region, host", [
-    ("us", "https://api.clover.com"),
-    ("eu", "https://api.eu.clover.com"),
-    ("LA", "https://api.la.clover.com"),
-    ("sandbox", "https://apisandbox.dev.clover.com"),
-])
+@pytest.mark.parametrize(
+    "region, host",
+    [
+        ("us", "https://api.clover.com"),
+        ("eu", "https://api.eu.clover.com"),
+        ("LA", "https://api.la.clover.com"),
+        ("sandbox", "https://apisandbox.dev.clover.com"),
+    ],
+)
 def test_clover_region_picks_the_api_host(region, host):
     assert parse(clover(region=region)).api_url == host
 
@@ -117,22 +124,28 @@ def test_clover_api_url_override_loses_its_trailing_slash():
     assert parse(clover(api_url="http://127.0.0.1:9000/")).api_url == "http://127.0.0.1:9000"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8000/api/admin/",
-    "http://127.0.0.2:8000/api/admin/",
-    "http://[::1]:8000/api/admin/",
-    "http://localhost:8000/api/admin/",
-    "https://example.com/api/admin/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/api/admin/",
+        "http://127.0.0.2:8000/api/admin/",
+        "http://[::1]:8000/api/admin/",
+        "http://localhost:8000/api/admin/",
+        "https://example.com/api/admin/",
+    ],
+)
 def test_api_url_may_be_plain_http_only_on_loopback(url):
     assert parse(nc(api_url=url)).api_url == url
 
 
-@pytest.mark.parametrize("url", [
-    "http://example.com/api/admin/",
-    "http://10.0.0.5/api/admin/",
-    "http://localhost.example.com/api/admin/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/api/admin/",
+        "http://10.0.0.5/api/admin/",
+        "http://localhost.example.com/api/admin/",
+    ],
+)
 def test_non_https_api_url_off_loopback_is_refused_naming_api_url(url):
     message = config_error(nc(api_url=url))
     assert "'api_url'" in message and "https" in message
@@ -196,8 +209,17 @@ def test_start_date_in_the_future_with_default_end_is_refused():
 
 
 def test_numbers_are_parsed_from_numbers_or_numeric_strings():
-    s = parse(nc(window_days="7", lookback=2, poll_interval="0.5", poll_max_interval=60,
-                 export_timeout="3600", max_concurrent_exports="2", max_requests_per_second=1.5))
+    s = parse(
+        nc(
+            window_days="7",
+            lookback=2,
+            poll_interval="0.5",
+            poll_max_interval=60,
+            export_timeout="3600",
+            max_concurrent_exports="2",
+            max_requests_per_second=1.5,
+        )
+    )
     assert s.window == timedelta(days=7)
     assert s.lookback == timedelta(days=2)
     assert s.poll_interval == 0.5
@@ -207,19 +229,35 @@ def test_numbers_are_parsed_from_numbers_or_numeric_strings():
     assert s.max_requests_per_second == 1.5
 
 
-@pytest.mark.parametrize("key", [
-    "window_days", "lookback", "poll_interval", "poll_max_interval", "export_timeout",
-    "max_concurrent_exports", "max_requests_per_second",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "window_days",
+        "lookback",
+        "poll_interval",
+        "poll_max_interval",
+        "export_timeout",
+        "max_concurrent_exports",
+        "max_requests_per_second",
+    ],
+)
 def test_a_number_setting_given_text_is_one_line_naming_it(key):
     message = config_error(nc(**{key: "lots"}))
     assert f"'{key}'" in message and "not a number" in message
 
 
-@pytest.mark.parametrize("key, value", [
-    ("window_days", 0), ("lookback", -1), ("poll_interval", 0), ("export_timeout", -5),
-    ("max_concurrent_exports", 0), ("max_requests_per_second", 0), ("window_days", "nan"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("window_days", 0),
+        ("lookback", -1),
+        ("poll_interval", 0),
+        ("export_timeout", -5),
+        ("max_concurrent_exports", 0),
+        ("max_requests_per_second", 0),
+        ("window_days", "nan"),
+    ],
+)
 def test_a_number_setting_below_its_minimum_is_one_line_naming_it(key, value):
     message = config_error(nc(**{key: value}))
     assert f"'{key}'" in message and "at least" in message
@@ -230,10 +268,13 @@ def test_poll_max_interval_below_poll_interval_is_one_line_naming_both():
     assert "'poll_max_interval'" in message and "'poll_interval'" in message
 
 
-@pytest.mark.parametrize("key, good, bad", [
-    ("outside_hours", "STOP", "sometimes"),
-    ("on_invalid_record", "log", "ignore"),
-])
+@pytest.mark.parametrize(
+    "key, good, bad",
+    [
+        ("outside_hours", "STOP", "sometimes"),
+        ("on_invalid_record", "log", "ignore"),
+    ],
+)
 def test_choice_settings_accept_their_options_and_refuse_others_naming_the_setting(key, good, bad):
     assert getattr(parse(clover(**{key: good})), key) == good.lower()
     message = config_error(clover(**{key: bad}))
@@ -270,8 +311,11 @@ def test_credentials_may_be_absent_when_not_required():
 
 def test_no_error_message_ever_contains_the_token():
     token = "tok-SECRET-value"
-    for bad in (nc(access_token=token, provider="x"), nc(access_token=token, start_date="x"),
-                nc(access_token=token, api_url="http://example.com/")):
+    for bad in (
+        nc(access_token=token, provider="x"),
+        nc(access_token=token, start_date="x"),
+        nc(access_token=token, api_url="http://example.com/"),
+    ):
         assert token not in config_error(bad)
 
 
@@ -304,11 +348,29 @@ def test_webhook_listen_with_clover_is_refused_naming_webhook_listen():
 # ------------------------------------------------------------------ schema
 def test_config_schema_lists_every_setting_and_marks_secrets():
     props = CONFIG_SCHEMA["properties"]
-    for key in ("provider", "access_token", "store", "merchant_id", "region", "api_url",
-                "api_version", "start_date", "end_date", "window_days", "lookback",
-                "poll_interval", "poll_max_interval", "export_timeout",
-                "max_concurrent_exports", "max_requests_per_second", "outside_hours",
-                "on_invalid_record", "rejects_dir", "webhook_listen", "webhook_secret"):
+    for key in (
+        "provider",
+        "access_token",
+        "store",
+        "merchant_id",
+        "region",
+        "api_url",
+        "api_version",
+        "start_date",
+        "end_date",
+        "window_days",
+        "lookback",
+        "poll_interval",
+        "poll_max_interval",
+        "export_timeout",
+        "max_concurrent_exports",
+        "max_requests_per_second",
+        "outside_hours",
+        "on_invalid_record",
+        "rejects_dir",
+        "webhook_listen",
+        "webhook_secret",
+    ):
         assert key in props, key
     assert props["access_token"].get("secret") is True
     assert props["webhook_secret"].get("secret") is True

@@ -17,13 +17,21 @@ SECRET = "whsec-test-secret"
 def envelope(export_id=1042, event_type="export.created"):
     return {
         "api_version": "2024-04-01",
-        "data": {"id": export_id, "status": "available", "type": "order_list",
-                 "url": "https://media.example/exports/1042.csv"},
+        "data": {
+            "id": export_id,
+            "status": "available",
+            "type": "order_list",
+            "url": "https://media.example/exports/1042.csv",
+        },
         "event_id": "0b6c1a43-3a3d-4f0a-9f55-3b6f1f7f3a11",
         "event_type": event_type,
         "object": "export",
-        "webhook": {"events": ["export.created"], "id": 7, "store": "demo-store",
-                    "target": "https://example.com/hook"},
+        "webhook": {
+            "events": ["export.created"],
+            "id": 7,
+            "store": "demo-store",
+            "target": "https://example.com/hook",
+        },
     }
 
 

@@ -55,7 +55,7 @@ def test_windows_cover_the_range_exactly_with_no_gap_and_no_overlap(start_offset
     windows = plan_windows(start, end, timedelta(seconds=size))
     assert windows[0].start == start
     assert windows[-1].end == end
-    for before, after in zip(windows, windows[1:]):
+    for before, after in zip(windows, windows[1:], strict=False):
         assert before.end == after.start  # adjacent: no gap, no overlap
     for w in windows:
         assert w.start < w.end
@@ -95,8 +95,7 @@ def test_iso_z_keeps_a_fraction_of_a_second_as_microseconds():
     assert iso_z(datetime(2025, 1, 1, 0, 0, 0, 500, tzinfo=UTC)) == "2025-01-01T00:00:00.000500Z"
 
 
-@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1),
-                    timezones=st.just(UTC)))
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)))
 def test_iso_z_round_trips_through_fromisoformat(moment):
     assert datetime.fromisoformat(iso_z(moment).replace("Z", "+00:00")) == moment
 
@@ -112,11 +111,19 @@ def test_a_bookmark_written_is_read_back_as_the_same_instant():
 def test_state_is_in_the_sdk_partition_layout_and_json_serializable():
     state: dict = {}
     write_bookmark(state, "orders", "demo-store", datetime(2025, 2, 1, tzinfo=UTC))
-    assert json.loads(json.dumps(state)) == {"bookmarks": {"orders": {"partitions": [{
-        "context": {"account": "demo-store"},
-        "replication_key": REPLICATION_KEY,
-        "replication_key_value": "2025-02-01T00:00:00Z",
-    }]}}}
+    assert json.loads(json.dumps(state)) == {
+        "bookmarks": {
+            "orders": {
+                "partitions": [
+                    {
+                        "context": {"account": "demo-store"},
+                        "replication_key": REPLICATION_KEY,
+                        "replication_key_value": "2025-02-01T00:00:00Z",
+                    }
+                ]
+            }
+        }
+    }
 
 
 def test_state_stays_one_partition_per_stream_and_account_however_many_windows():
@@ -149,21 +156,37 @@ def test_no_bookmark_reads_as_none():
 
 @pytest.mark.parametrize("value", [None, "", "not a date"])
 def test_an_empty_or_corrupt_bookmark_reads_as_none(value):
-    state = {"bookmarks": {"orders": {"partitions": [
-        {"context": {"account": "s"}, "replication_key": REPLICATION_KEY,
-         "replication_key_value": value}]}}}
+    state = {
+        "bookmarks": {
+            "orders": {
+                "partitions": [
+                    {
+                        "context": {"account": "s"},
+                        "replication_key": REPLICATION_KEY,
+                        "replication_key_value": value,
+                    }
+                ]
+            }
+        }
+    }
     assert read_bookmark(state, "orders", "s") is None
 
 
 def test_a_bookmark_from_state_with_an_offset_is_the_same_instant():
-    state = {"bookmarks": {"orders": {"partitions": [
-        {"context": {"account": "s"}, "replication_key_value": "2025-01-01T02:00:00+02:00"}]}}}
+    state = {
+        "bookmarks": {
+            "orders": {
+                "partitions": [
+                    {"context": {"account": "s"}, "replication_key_value": "2025-01-01T02:00:00+02:00"}
+                ]
+            }
+        }
+    }
     assert read_bookmark(state, "orders", "s") == T0
 
 
 def test_writing_keeps_other_keys_of_the_state():
-    state = {"bookmarks": {"orders": {"partitions": [], "starting_replication_value": None}},
-             "other": 1}
+    state = {"bookmarks": {"orders": {"partitions": [], "starting_replication_value": None}}, "other": 1}
     write_bookmark(state, "orders", "s", T0)
     assert state["other"] == 1
     assert "starting_replication_value" in state["bookmarks"]["orders"]

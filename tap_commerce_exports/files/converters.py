@@ -31,8 +31,14 @@ _JSON = msgspec.json.Decoder(float_hook=Decimal)
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 _BOOLEANS: dict[str, bool] = {
-    "true": True, "t": True, "yes": True, "1": True,
-    "false": False, "f": False, "no": False, "0": False,
+    "true": True,
+    "t": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "f": False,
+    "no": False,
+    "0": False,
 }
 
 
@@ -95,9 +101,7 @@ def to_datetime_text(text: str) -> str:
             parsed.astimezone(UTC)
         except OverflowError:
             raise ValueError("date-time out of range once converted to UTC") from None
-    if text[10] == "T" and text[13] == ":" and (
-        text[-1] == "Z" or (text[-6] in "+-" and text[-3] == ":")
-    ):
+    if text[10] == "T" and text[13] == ":" and (text[-1] == "Z" or (text[-6] in "+-" and text[-3] == ":")):
         return text
     return parsed.isoformat()
 

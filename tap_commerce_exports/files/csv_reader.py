@@ -9,9 +9,9 @@ converts is a value of its schema type, so no JSON-schema validator runs per rec
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,8 @@ from tap_commerce_exports.errors import InvalidFile, InvalidRecord
 from tap_commerce_exports.files.bytes_check import check_utf8_text
 from tap_commerce_exports.files.converters import Converter, csv_converter
 from tap_commerce_exports.files.headers import normalize_headers
-from tap_commerce_exports.files.row_builder import compile_row_builder
 from tap_commerce_exports.files.reader_base import ExportFileReader
+from tap_commerce_exports.files.row_builder import compile_row_builder
 from tap_commerce_exports.files.window import WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -34,8 +34,7 @@ def _inner_dates(start: object, end: object) -> tuple[str, str]:
     """Dates strictly between which a local date-time is inside ``[start, end)``."""
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return "9999-99-99", ""  # no shortcut: every value is compared
-    return ((start + timedelta(days=1)).date().isoformat(),
-            (end - timedelta(days=1)).date().isoformat())
+    return ((start + timedelta(days=1)).date().isoformat(), (end - timedelta(days=1)).date().isoformat())
 
 
 class CsvFileReader(ExportFileReader):
@@ -65,8 +64,14 @@ class CsvFileReader(ExportFileReader):
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
     ) -> None:
-        super().__init__(path, stream=stream, file_label=file_label, on_invalid=on_invalid,
-                         window=window, primary_keys=primary_keys)
+        super().__init__(
+            path,
+            stream=stream,
+            file_label=file_label,
+            on_invalid=on_invalid,
+            window=window,
+            primary_keys=primary_keys,
+        )
 
         check_utf8_text(self.path, file_label)
         # utf-8-sig: a BOM is not part of the first header cell (even a quoted one).
@@ -178,15 +183,17 @@ class CsvFileReader(ExportFileReader):
 
         def invalid(column: str | None, value: object, reason: str) -> InvalidRecord:
             return InvalidRecord(
-                stream=self.stream, file=self.file_label, position=position,
-                column=column, value=value, reason=reason,
+                stream=self.stream,
+                file=self.file_label,
+                position=position,
+                column=column,
+                value=value,
+                reason=reason,
             )
 
         if len(row) != len(self.columns):
-            return invalid(
-                None, row, f"row has {len(row)} cells but the header has {len(self.columns)}"
-            )
-        for column, converter, cell in zip(self.columns, self._converters, row):
+            return invalid(None, row, f"row has {len(row)} cells but the header has {len(self.columns)}")
+        for column, converter, cell in zip(self.columns, self._converters, row, strict=False):
             if not cell:
                 if column in self.primary_keys:
                     return invalid(column, None, "primary key is empty")

@@ -62,8 +62,14 @@ class JsonElementsFileReader(ExportFileReader):
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
     ) -> None:
-        super().__init__(path, stream=stream, file_label=file_label, on_invalid=on_invalid,
-                         window=window, primary_keys=primary_keys)
+        super().__init__(
+            path,
+            stream=stream,
+            file_label=file_label,
+            on_invalid=on_invalid,
+            window=window,
+            primary_keys=primary_keys,
+        )
 
         self._elements = self._load()
         seen: set[str] = set()
@@ -81,7 +87,7 @@ class JsonElementsFileReader(ExportFileReader):
     def _load(self) -> list[object]:
         data = self.path.read_bytes()
         if data.startswith(_UTF8_BOM):
-            data = data[len(_UTF8_BOM):]
+            data = data[len(_UTF8_BOM) :]
         try:
             document = _DECODER.decode(data)
         except msgspec.DecodeError as exc:
@@ -127,7 +133,9 @@ class JsonElementsFileReader(ExportFileReader):
                             inside = window.start <= instant < window.end  # type: ignore[operator]
                         except TypeError:
                             problem = Problem(
-                                (window.field,), instant, "window field is not comparable to the window bounds"
+                                (window.field,),
+                                instant,
+                                "window field is not comparable to the window bounds",
                             )
                         else:
                             if not inside:

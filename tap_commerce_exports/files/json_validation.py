@@ -76,9 +76,7 @@ def compile_check(schema: Mapping[str, Any]) -> Check:
     type_ok = _type_test(types)
     expected = "expected " + " or ".join(types) if types else ""
 
-    properties = {
-        name: compile_check(sub) for name, sub in (schema.get("properties") or {}).items()
-    }
+    properties = {name: compile_check(sub) for name, sub in (schema.get("properties") or {}).items()}
     required = tuple(schema.get("required") or ())
     additional = schema.get("additionalProperties", True)
     extra_check = compile_check(additional) if isinstance(additional, Mapping) else None

@@ -41,7 +41,7 @@ def compile_row_builder(
     params = ["row"]
     namespace: dict[str, object] = {"_empty_key": _empty_key}
     entries = []
-    for i, (column, converter) in enumerate(zip(columns, converters)):
+    for i, (column, converter) in enumerate(zip(columns, converters, strict=False)):
         cell = cells[i]
         if converter is not None:
             params.append(f"c{i}=c{i}")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import backoff
@@ -93,8 +94,7 @@ class ApiClient:
         parts = urlsplit(url)
         if (parts.scheme, parts.hostname, parts.port) != self._origin:
             raise ApiError(
-                f"refusing to send the API token to another host ({redact_url(url)}); "
-                "check 'api_url'"
+                f"refusing to send the API token to another host ({redact_url(url)}); check 'api_url'"
             )
         return url
 
@@ -120,7 +120,11 @@ class ApiClient:
             jitter=backoff.full_jitter,
             on_backoff=lambda d: LOGGER.warning(
                 "%s %s failed (%s); retry %d in %.1fs",
-                method, redact_url(url), scrub(str(d["exception"])), d["tries"], d["wait"],
+                method,
+                redact_url(url),
+                scrub(str(d["exception"])),
+                d["tries"],
+                d["wait"],
             ),
             logger=None,
         )
@@ -129,8 +133,13 @@ class ApiClient:
             while True:
                 with self._limiter.slot():
                     response = self._session.request(
-                        method, url, json=json, params=params, headers=self._headers,
-                        timeout=self._timeout, allow_redirects=False,
+                        method,
+                        url,
+                        json=json,
+                        params=params,
+                        headers=self._headers,
+                        timeout=self._timeout,
+                        allow_redirects=False,
                     )
                 status = response.status_code
                 if status in passthrough:
@@ -143,7 +152,8 @@ class ApiClient:
                     if throttled > self.max_throttle_retries:
                         raise ApiError(
                             f"{method} {redact_url(url)} stayed rate-limited (429) after "
-                            f"{throttled} waits; lower 'max_requests_per_second'", 429,
+                            f"{throttled} waits; lower 'max_requests_per_second'",
+                            429,
                         )
                     LOGGER.info("rate limited by the API; waiting %.1fs as asked (Retry-After)", wait)
                     self._limiter.pause(wait)
@@ -158,12 +168,14 @@ class ApiClient:
                 if 300 <= status < 400:
                     raise ApiError(
                         f"{method} {redact_url(url)} answered a redirect (HTTP {status}); "
-                        "the tap does not follow API redirects: check 'api_url'", status,
+                        "the tap does not follow API redirects: check 'api_url'",
+                        status,
                     )
                 if status >= 400:
                     raise ApiError(
                         f"{method} {redact_url(url)} failed with HTTP {status}: "
-                        f"{scrub(_short_body(response))}", status,
+                        f"{scrub(_short_body(response))}",
+                        status,
                     )
                 return response
 

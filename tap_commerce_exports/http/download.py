@@ -42,8 +42,7 @@ class _NoCredentialsSession(requests.Session):
     """On a redirect, ``requests`` re-adds ``~/.netrc`` credentials (``rebuild_auth``)
     without calling the session's auth hook: never send any."""
 
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
-                     response: requests.Response) -> None:
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         prepared_request.headers.pop("Authorization", None)
 
 
@@ -63,8 +62,7 @@ class FileDownloader:
         """Write the file at ``url`` to ``dest``; return its size in bytes."""
         shown = redact_url(url)
         try:
-            with self._session.get(url, stream=True, timeout=self._timeout,
-                                   allow_redirects=True) as response:
+            with self._session.get(url, stream=True, timeout=self._timeout, allow_redirects=True) as response:
                 if response.status_code in (401, 403, 404, 410):
                     raise UrlExpired(f"file host answered HTTP {response.status_code} for {shown}")
                 if response.status_code != 200:
@@ -85,8 +83,6 @@ class FileDownloader:
                 raise TruncatedDownload(f"download of {shown} broke off mid-body") from None
             raise
         if announced is not None and announced.isdigit() and written < int(announced):
-            raise TruncatedDownload(
-                f"download of {shown} is truncated: {written} of {announced} bytes"
-            )
+            raise TruncatedDownload(f"download of {shown} is truncated: {written} of {announced} bytes")
         LOGGER.debug("downloaded %s (%d bytes)", shown, written)
         return written

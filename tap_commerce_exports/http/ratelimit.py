@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class RateLimiter:
     """Request spacing + concurrency cap + shared pause."""
 
-    def __init__(self, rate: float, max_concurrent: int | None = None,
-                 clock=time.monotonic, sleep=time.sleep) -> None:
+    def __init__(
+        self, rate: float, max_concurrent: int | None = None, clock=time.monotonic, sleep=time.sleep
+    ) -> None:
         self._interval = 1.0 / rate
         self._next_slot = 0.0
         self._paused_until = 0.0

@@ -16,9 +16,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from tap_commerce_exports.errors import AuthError, ConfigError, ExportFailed, UserError
 from tap_commerce_exports.http.download import (
@@ -228,14 +228,20 @@ class ExportOrchestrator:
                 self._busy_attempts += 1
                 waited = now - job.first_attempt_at
                 if waited > self.export_timeout:
-                    self._finish_failed(job, ExportFailed(
-                        f"{job.label}: the provider kept refusing to start the export "
-                        f"(busy, HTTP 503) for {waited:.0f}s; raise 'export_timeout' or retry later"))
+                    self._finish_failed(
+                        job,
+                        ExportFailed(
+                            f"{job.label}: the provider kept refusing to start the export "
+                            f"(busy, HTTP 503) for {waited:.0f}s; raise 'export_timeout' or retry later"
+                        ),
+                    )
                     continue
                 delay = busy.retry_after or busy_retry_delay(
-                    self._busy_attempts, self.poll_interval, self.poll_max_interval)
-                LOGGER.info("%s: provider busy (503); trying to create the export again in %.1fs",
-                            job.label, delay)
+                    self._busy_attempts, self.poll_interval, self.poll_max_interval
+                )
+                LOGGER.info(
+                    "%s: provider busy (503); trying to create the export again in %.1fs", job.label, delay
+                )
                 with self._cv:
                     self._create_blocked_until = self.clock() + delay
                 return
@@ -250,10 +256,10 @@ class ExportOrchestrator:
                 job.created_at = self.clock()
                 job.state = JobState.WAITING
                 job.next_check_at = job.created_at + (
-                    self.poll_max_interval if self.webhook_active else self.poll_interval)
+                    self.poll_max_interval if self.webhook_active else self.poll_interval
+                )
                 self._queue.popleft() if self._queue and self._queue[0] is job else None
-            LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id,
-                        status.raw_status)
+            LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
             if status.phase is ExportPhase.DONE:
                 self._start_download(job, status)
 
@@ -280,9 +286,9 @@ class ExportOrchestrator:
         with self._cv:
             now = self.clock()
             due = [
-                j for j in self._jobs
-                if j.state is JobState.WAITING
-                and (j.next_check_at <= now or j.export_id in self._woken)
+                j
+                for j in self._jobs
+                if j.state is JobState.WAITING and (j.next_check_at <= now or j.export_id in self._woken)
             ]
             woken = {j.export_id for j in due if j.export_id in self._woken}
             self._woken -= woken
@@ -301,24 +307,42 @@ class ExportOrchestrator:
             now = self.clock()
             elapsed = job.elapsed(now)
             if status.phase is ExportPhase.DONE:
-                LOGGER.info("%s: export %s is %s after %.0fs", job.label, status.export_id,
-                            status.raw_status, elapsed)
+                LOGGER.info(
+                    "%s: export %s is %s after %.0fs", job.label, status.export_id, status.raw_status, elapsed
+                )
                 self._start_download(job, status)
             elif status.phase is ExportPhase.FAILED:
-                self._finish_failed(job, ExportFailed(
-                    f"{job.label}: export {status.export_id} ended with status "
-                    f"'{status.raw_status}'; the stream stops here and its bookmark stays"))
+                self._finish_failed(
+                    job,
+                    ExportFailed(
+                        f"{job.label}: export {status.export_id} ended with status "
+                        f"'{status.raw_status}'; the stream stops here and its bookmark stays"
+                    ),
+                )
             elif elapsed > self.export_timeout:
-                self._finish_failed(job, ExportFailed(
-                    f"{job.label}: export {status.export_id} is still '{status.raw_status}' after "
-                    f"{elapsed:.0f}s (export_timeout); the stream stops here and its bookmark stays"))
+                self._finish_failed(
+                    job,
+                    ExportFailed(
+                        f"{job.label}: export {status.export_id} is still '{status.raw_status}' after "
+                        f"{elapsed:.0f}s (export_timeout); the stream stops here and its bookmark stays"
+                    ),
+                )
             else:
-                delay = (self.poll_max_interval if self.webhook_active
-                         else next_poll_delay(elapsed, self.poll_interval, self.poll_max_interval))
-                percent = (f" {status.percent_complete}%" if status.percent_complete is not None
-                           else "")
-                LOGGER.info("%s: export %s is %s%s, %.0fs elapsed, next check in %.0fs",
-                            job.label, status.export_id, status.raw_status, percent, elapsed, delay)
+                delay = (
+                    self.poll_max_interval
+                    if self.webhook_active
+                    else next_poll_delay(elapsed, self.poll_interval, self.poll_max_interval)
+                )
+                percent = f" {status.percent_complete}%" if status.percent_complete is not None else ""
+                LOGGER.info(
+                    "%s: export %s is %s%s, %.0fs elapsed, next check in %.0fs",
+                    job.label,
+                    status.export_id,
+                    status.raw_status,
+                    percent,
+                    elapsed,
+                    delay,
+                )
                 with self._cv:
                     job.status = status
                     job.next_check_at = now + delay
@@ -369,20 +393,21 @@ class ExportOrchestrator:
                         if state["refreshes"] > self.url_refreshes * max(1, len(urls)):
                             raise ExportFailed(
                                 f"{job.label}: the file URLs of export {job.export_id} keep "
-                                "expiring; try again")
+                                "expiring; try again"
+                            )
                         state["urls"] = self.provider.file_urls(job.status, refresh=True)
                         if len(state["urls"]) != len(urls):
-                            raise ExportFailed(
-                                f"{job.label}: export {job.export_id} changed its file list")
+                            raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
                     return state["urls"][index]
 
             paths = [job.workdir / f"part-{i:05d}.{self._ext}" for i in range(len(urls))]
             if len(urls) <= 1:
-                sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url)
-                         for i in range(len(urls))]
+                sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
             else:
-                futures = [self._file_pool.submit(self._download_file, job, i, urls[i], paths[i],
-                                                  fresh_url) for i in range(len(urls))]
+                futures = [
+                    self._file_pool.submit(self._download_file, job, i, urls[i], paths[i], fresh_url)
+                    for i in range(len(urls))
+                ]
                 sizes = [f.result() for f in futures]
             with self._cv:
                 job.files = paths
@@ -400,8 +425,9 @@ class ExportOrchestrator:
         except BaseException as exc:  # noqa: BLE001
             self._finish_failed(job, ExportFailed(f"{job.label}: download failed: {exc}"))
 
-    def _download_file(self, job: ExportJob, index: int, url: str, dest: Path,
-                       fresh_url: Callable[[int, str], str]) -> int:
+    def _download_file(
+        self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]
+    ) -> int:
         failures = 0
         while True:
             if self._stopped:
@@ -416,9 +442,9 @@ class ExportOrchestrator:
                 if failures >= self.download_attempts:
                     raise ExportFailed(
                         f"{job.label}: file {index + 1} of export {job.export_id} failed "
-                        f"{failures} times ({exc})") from None
-                LOGGER.warning("%s: %s; retrying (%d/%d)", job.label, exc, failures,
-                               self.download_attempts)
+                        f"{failures} times ({exc})"
+                    ) from None
+                LOGGER.warning("%s: %s; retrying (%d/%d)", job.label, exc, failures, self.download_attempts)
                 time.sleep(self.retry_pause * failures)
 
 

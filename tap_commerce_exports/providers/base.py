@@ -105,5 +105,5 @@ class ExportProvider(abc.ABC):
         """Whether exports can be created at ``now`` (default: always)."""
         return Availability(open=True)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most providers hold nothing to release
         """Release HTTP resources."""

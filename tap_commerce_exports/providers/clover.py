@@ -114,8 +114,11 @@ class CloverProvider(ExportProvider):
 
     def create_export(self, export_type: str, window: Window) -> ExportStatus:
         # Boundary rule: see windows.py. endTime is the exact window end.
-        body = {"type": export_type, "startTime": to_epoch_ms(window.start),
-                "endTime": to_epoch_ms(window.end)}
+        body = {
+            "type": export_type,
+            "startTime": to_epoch_ms(window.start),
+            "endTime": to_epoch_ms(window.end),
+        }
         try:
             response = self.api.post_json(self._base, body, passthrough=(503,))
         except ApiError as exc:
@@ -152,7 +155,9 @@ class CloverProvider(ExportProvider):
             urls = tuple(str(e["url"]) for e in elements if isinstance(e, dict) and e.get("url"))
         percent = body.get("percentComplete")
         return ExportStatus(
-            export_id=str(body["id"]), phase=phase, raw_status=raw,
+            export_id=str(body["id"]),
+            phase=phase,
+            raw_status=raw,
             percent_complete=int(percent) if isinstance(percent, (int, float)) else None,
             file_urls=urls,
         )

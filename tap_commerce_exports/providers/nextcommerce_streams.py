@@ -17,11 +17,31 @@ NEXTCOMMERCE_STREAMS: tuple[_D, ...] = (
     _D("transactions", "transaction_list", ("id",), "date_created", "nextcommerce/transactions.json"),
     _D("disputes", "dispute_list", ("id",), "date_created", "nextcommerce/disputes.json"),
     _D("subscriptions", "subscription_list", ("id",), "date_created", "nextcommerce/subscriptions.json"),
-    _D("subscription_line_items", "subscription_line_items", ("id",), "date_created", "nextcommerce/subscription_line_items.json"),
+    _D(
+        "subscription_line_items",
+        "subscription_line_items",
+        ("id",),
+        "date_created",
+        "nextcommerce/subscription_line_items.json",
+    ),
     _D("open_carts", "open_cart_list", ("id",), "date_created", "nextcommerce/open_carts.json"),
-    _D("open_cart_line_items", "open_cart_line_items", ("id",), "date_created", "nextcommerce/open_cart_line_items.json"),
+    _D(
+        "open_cart_line_items",
+        "open_cart_line_items",
+        ("id",),
+        "date_created",
+        "nextcommerce/open_cart_line_items.json",
+    ),
     _D("returns", "return_list", ("id",), "created_at", "nextcommerce/returns.json"),
-    _D("return_line_items", "return_line_items", ("id",), "created_at", "nextcommerce/return_line_items.json"),
+    _D(
+        "return_line_items", "return_line_items", ("id",), "created_at", "nextcommerce/return_line_items.json"
+    ),
     _D("fulfillments", "fulfillment_list", ("id",), "created_at", "nextcommerce/fulfillments.json"),
-    _D("fulfillment_line_items", "fulfillment_line_items", ("id",), "created_at", "nextcommerce/fulfillment_line_items.json"),
+    _D(
+        "fulfillment_line_items",
+        "fulfillment_line_items",
+        ("id",),
+        "created_at",
+        "nextcommerce/fulfillment_line_items.json",
+    ),
 )

@@ -14,7 +14,8 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, Sequence, Union, get_args, get_origin, get_type_hints
+from collections.abc import Sequence
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tap_commerce_exports.sandbox.config import SandboxConfig, coerce
 from tap_commerce_exports.sandbox.server import SandboxServer
@@ -35,11 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
             args = [a for a in get_args(hint) if a is not type(None)]
             base = args[0] if len(args) == 1 else str
         if base is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"(default: {f.default})")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default: {f.default})",
+            )
         else:
-            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
-                                help=f"(default: {f.default})")
+            parser.add_argument(
+                flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"(default: {f.default})"
+            )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request to stderr")
     return parser
 
@@ -62,8 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_from_args(ns)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.WARNING, stream=sys.stderr,
-                        format="sandbox: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="sandbox: %(message)s",
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

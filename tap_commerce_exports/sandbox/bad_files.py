@@ -50,8 +50,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tap_commerce_exports.sandbox.state import FileEntry, SandboxState
 
-CSV_KINDS = ("ragged", "bom", "crlf", "lf", "invalid_utf8", "nul", "empty", "header_only",
-             "bad_value")
+CSV_KINDS = ("ragged", "bom", "crlf", "lf", "invalid_utf8", "nul", "empty", "header_only", "bad_value")
 JSON_KINDS = ("not_json", "no_elements", "bom", "invalid_utf8", "nul", "empty", "bad_value")
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(CSV_KINDS + JSON_KINDS))
 #: Kinds that damage one row, so they wait for a file that has one.
@@ -92,7 +91,7 @@ class _Registry:
         self.log: list[Damage] = []
 
 
-_REGISTRIES: "weakref.WeakKeyDictionary[SandboxState, _Registry]" = weakref.WeakKeyDictionary()
+_REGISTRIES: weakref.WeakKeyDictionary[SandboxState, _Registry] = weakref.WeakKeyDictionary()
 _REGISTRIES_LOCK = threading.Lock()
 
 
@@ -116,8 +115,9 @@ def validate_kind(kind: str | None) -> None:
         return
     for one in kind.split(","):
         if one.strip() not in KINDS:
-            raise ValueError(f"fault_bad_file must be one of {', '.join(KINDS)}, a "
-                             "comma-separated list of them, or null")
+            raise ValueError(
+                f"fault_bad_file must be one of {', '.join(KINDS)}, a comma-separated list of them, or null"
+            )
 
 
 def file_to_serve(state: SandboxState, url_path: str, entry: FileEntry) -> str:
@@ -168,6 +168,7 @@ def _export_type(state: SandboxState, url_path: str) -> str | None:
 
 # --------------------------------------------------------------------------- CSV
 
+
 def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
     """(start line, cells) of every record, header included; lines are 1-based."""
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -202,8 +203,9 @@ def _damage_csv(original: bytes, kind: str, export_type: str | None, damage: Dam
         return _write_csv([header])
     if kind in ("crlf", "lf"):
         nl = "\r\n" if kind == "crlf" else "\n"
-        fixed = [[c.replace("\r\n", "\n").replace("\r", "\n").replace("\n", nl) for c in row]
-                 for row in cells]
+        fixed = [
+            [c.replace("\r\n", "\n").replace("\r", "\n").replace("\n", nl) for c in row] for row in cells
+        ]
         return _write_csv(fixed, nl)
     if len(rows) < 2:
         return None
@@ -220,7 +222,7 @@ def _damage_csv(original: bytes, kind: str, export_type: str | None, damage: Dam
     if kind == "bad_value":
         col = _numeric_column(export_type, names)
         damage.header, damage.column, damage.value = header[col], names[col], BAD_NUMBER
-        cells[index] = [*target[:col], BAD_NUMBER, *target[col + 1:]]
+        cells[index] = [*target[:col], BAD_NUMBER, *target[col + 1 :]]
         return _write_csv(cells)
     # invalid_utf8 / nul: raw bytes at the start of the target row's first line
     data = _write_csv(cells)
@@ -260,6 +262,7 @@ def _numeric_column(export_type: str | None, names: list[str]) -> int:
 
 # --------------------------------------------------------------------------- JSON
 
+
 def _damage_json(original: bytes, kind: str, export_type: str | None, damage: Damage) -> bytes | None:
     if kind == "empty":
         return b""
@@ -278,8 +281,7 @@ def _damage_json(original: bytes, kind: str, export_type: str | None, damage: Da
     damage.line = index
     damage.key = element.get("id")
     if kind == "bad_value":
-        field = next((f for f in ("total", "amount") if isinstance(element.get(f), int)),
-                     "createdTime")
+        field = next((f for f in ("total", "amount") if isinstance(element.get(f), int)), "createdTime")
         element[field] = BAD_NUMBER
         damage.column = damage.header = field
         damage.value = BAD_NUMBER
@@ -290,7 +292,7 @@ def _damage_json(original: bytes, kind: str, export_type: str | None, damage: Da
     at = data.index(marker.encode("utf-8"))
     insert = INVALID_UTF8 if kind == "invalid_utf8" else b"\x00"
     damage.byte_offset = at
-    return data[:at] + insert + data[at + len(marker.encode("utf-8")):]
+    return data[:at] + insert + data[at + len(marker.encode("utf-8")) :]
 
 
 def cleanup(state: SandboxState) -> None:

@@ -13,8 +13,8 @@ waiting.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
 

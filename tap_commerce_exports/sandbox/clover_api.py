@@ -97,9 +97,17 @@ def handle(state: SandboxState, req: Request) -> Response:
             time.sleep(cfg.clover_request_delay)
         if merchant and req.method == "GET":
             if merchant.group(1) != cfg.merchant_id:
-                return json_response(404, {"message": f"Merchant {merchant.group(1)} not found (unknown merchant id)"})
-            return json_response(200, {"id": cfg.merchant_id, "name": "Sandbox Merchant",
-                                       "href": f"/v3/merchants/{cfg.merchant_id}"})
+                return json_response(
+                    404, {"message": f"Merchant {merchant.group(1)} not found (unknown merchant id)"}
+                )
+            return json_response(
+                200,
+                {
+                    "id": cfg.merchant_id,
+                    "name": "Sandbox Merchant",
+                    "href": f"/v3/merchants/{cfg.merchant_id}",
+                },
+            )
         if not m:
             return json_response(404, {"message": "Not Found"})
         if m.group(1) != cfg.merchant_id:
@@ -140,7 +148,10 @@ def _create(state: SandboxState, req: Request) -> Response:
     if not in_clover_hours(cfg.clover_hours, state.clock.wall()):
         state.stats.incr("503s_sent")
         return json_response(
-            503, {"message": f"Exports are not available at this time (outside the {cfg.clover_hours.upper()} export hours)"}
+            503,
+            {
+                "message": f"Exports are not available at this time (outside the {cfg.clover_hours.upper()} export hours)"
+            },
         )
     if state.take_fault("fault_clover_503"):
         state.stats.incr("503s_sent")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -92,7 +92,7 @@ class SandboxConfig:
     data_end: str = "2025-03-01T00:00:00Z"
     #: Objects per UTC day: a dict per export type (missing types keep their default),
     #: or one int for every parent type. Line-item types derive from their parents.
-    rows_per_day: Union[dict[str, int], int, None] = None
+    rows_per_day: dict[str, int] | int | None = None
     #: Seconds from creation until an export is ready (monotonic clock).
     processing_delay: float = 2.0
     #: Next Commerce requests per second per token; <= 0 disables the limit.
@@ -117,15 +117,15 @@ class SandboxConfig:
     #: Shifts the sandbox's wall clock (URL expiry, Clover hours, created_at), seconds.
     clock_offset: float = 0.0
     #: Freezes the sandbox's wall clock at this ISO instant (overrides clock_offset).
-    fake_now: Union[str, None] = None
+    fake_now: str | None = None
     clover_legacy_complete: bool = False
     clover_objects_per_file: int = 1000
-    webhook_url: Union[str, None] = None
-    webhook_secret: Union[str, None] = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
     #: Benchmark knob: {export_type: N} makes that type hold exactly N rows spread
     #: evenly over [data_start, data_end) (overrides rows_per_day for it; for a
     #: line-item type, its parent is sized so the lines total about N).
-    large_file_rows: Union[dict[str, int], None] = None
+    large_file_rows: dict[str, int] | None = None
     # --- faults (deterministic; each firing is counted in stats) ---
     fault_429_burst: int = 0
     fault_500: int = 0
@@ -135,7 +135,7 @@ class SandboxConfig:
     fault_never_ready: bool = False
     fault_clover_503: int = 0
     #: One of ``sandbox.bad_files.KINDS``: the next export file served is a damaged copy.
-    fault_bad_file: Union[str, None] = None
+    fault_bad_file: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)

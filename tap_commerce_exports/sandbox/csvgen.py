@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from tap_commerce_exports.sandbox.data_nextcommerce import METADATA_COLUMNS, column_names
 

@@ -14,7 +14,8 @@ UTC.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.data_nextcommerce import exclusive_end
@@ -151,7 +152,10 @@ class CloverData:
             "total": total,
             "paymentState": "PAID" if paid else "OPEN",
             "state": "locked" if paid else "open",
-            "orderType": {"id": clover_id(self.seed, "OTYPE", (h >> 33) % 3), "label": ("Dine In", "To Go", "Delivery")[(h >> 33) % 3]},
+            "orderType": {
+                "id": clover_id(self.seed, "OTYPE", (h >> 33) % 3),
+                "label": ("Dine In", "To Go", "Delivery")[(h >> 33) % 3],
+            },
             "testMode": False,
             "manualTransaction": bool((h >> 35) % 11 == 0),
             "groupLineItems": bool((h >> 36) & 1),
@@ -195,7 +199,11 @@ class CloverData:
         payment.update(
             {
                 "device": common["device"],
-                "tender": {"id": clover_id(self.seed, "TENDER", h % len(TENDERS)), "label": label, "labelKey": key},
+                "tender": {
+                    "id": clover_id(self.seed, "TENDER", h % len(TENDERS)),
+                    "label": label,
+                    "labelKey": key,
+                },
                 "amount": amount,
                 "tipAmount": (h >> 24) % 500,
                 "taxAmount": amount * 8 // 108,

@@ -23,13 +23,12 @@ by its own hash, which keeps a million rows within a few seconds.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from functools import lru_cache
 
 from tap_commerce_exports.sandbox.config import NC_TYPES, SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.datagen import (
-    US_PER_DAY,
     US_PER_S,
     day_count,
     day_hashes,
@@ -51,7 +50,7 @@ NASTY_TEXT: tuple[str, ...] = (
     "Café crème brûlée",
     "日本語の商品セット",
     "Gift 🎁 box",
-    'O\'Brien\'s "special", deluxe',
+    "O'Brien's \"special\", deluxe",
     "Müller-Lüdenscheid Grösse",
     "Ταυτότητα προϊόντος",
     "Family 👩‍👩‍👧 pack",
@@ -63,7 +62,17 @@ NASTY_TEXT: tuple[str, ...] = (
     "中文，逗号",
 )
 FIRST_NAMES = ("Anna", "José", "Zoë", "Łukasz", "美咲", "Olu", "François", "Siobhán", "Ahmed", "O'Neil")
-LAST_NAMES = ("Smith", "García", "Müller", "Nguyễn", "田中", "O'Connor", "Dupont, Jr.", 'Doe "JD"', "Østergaard")
+LAST_NAMES = (
+    "Smith",
+    "García",
+    "Müller",
+    "Nguyễn",
+    "田中",
+    "O'Connor",
+    "Dupont, Jr.",
+    'Doe "JD"',
+    "Østergaard",
+)
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "JPY")
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0",
@@ -350,7 +359,7 @@ SPECS: dict[str, tuple[tuple[Col, ...], str | None]] = {
             _i("location_id", 1, 20),
             _i("quantity", 1, 3),
             _e("restock_type", "cancel", "no_restock", "return"),
-            _e("Condition", "new", "opened", "damaged \"badly\"", ""),
+            _e("Condition", "new", "opened", 'damaged "badly"', ""),
         ),
         "return_list",
     ),
@@ -420,9 +429,18 @@ DYNAMIC_KINDS = frozenset({"key", "window", "parent", "ts", "order_ref"})
 #: Store-defined metadata columns: spelled as the store named them, never title-cased.
 METADATA_COLUMNS = frozenset(
     {
-        "Gift Message", "utm_campaign", "Engraving Text", "Loyalty Tier", "Processor Note",
-        "Internal Notes", "Gift Wrap", "utm_source", "Return Reason", "Condition",
-        "Carrier Notes", "Bin Location",
+        "Gift Message",
+        "utm_campaign",
+        "Engraving Text",
+        "Loyalty Tier",
+        "Processor Note",
+        "Internal Notes",
+        "Gift Wrap",
+        "utm_source",
+        "Return Reason",
+        "Condition",
+        "Carrier Notes",
+        "Bin Location",
     }
 )
 
@@ -435,7 +453,7 @@ def csv_cell(value: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def type_plan(seed: int, export_type: str) -> "_TypePlan":
+def type_plan(seed: int, export_type: str) -> _TypePlan:
     """The (seed, type) plan, built once per process (~0.1 s for the widest type)."""
     return _TypePlan(seed, export_type)
 
@@ -563,7 +581,7 @@ class NextCommerceData:
         dyn = plan.dynamic
         for t, values in self._iter_parts(export_type, start_us, end_us, end_inclusive):
             row = list(plan.raw[t])
-            for j, v in zip(dyn, values):
+            for j, v in zip(dyn, values, strict=False):
                 row[j] = v
             yield row
 
@@ -579,9 +597,7 @@ class NextCommerceData:
         for t, values in self._iter_parts(export_type, start_us, end_us, end_inclusive):
             yield formats[t] % tuple(values)
 
-    def _maker(
-        self, export_type: str, col: Col, j: int
-    ) -> Callable[[int, int, int, int, int], str]:
+    def _maker(self, export_type: str, col: Col, j: int) -> Callable[[int, int, int, int, int], str]:
         """A cell function ``(row hash, instant, day, index, line) -> str`` for a column."""
         shift = (j * 5) % 43
         parent = SPECS[export_type][1]

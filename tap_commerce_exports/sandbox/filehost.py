@@ -40,7 +40,9 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
         return _xml(405, "<Error><Code>MethodNotAllowed</Code></Error>")
     entry = state.files.get(req.path)
     if entry is None or not os.path.exists(entry.path):
-        return _xml(404, "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>")
+        return _xml(
+            404, "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+        )
     expires_text = req.query.get("expires", "")
     sig = req.query.get("signature", "")
     if not expires_text.isdigit() or not hmac.compare_digest(sig, state.sign(req.path, int(expires_text))):

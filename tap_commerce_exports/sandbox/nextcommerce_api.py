@@ -66,7 +66,9 @@ def handle(state: SandboxState, req: Request, rel: str) -> Response:
         return json_response(500, {"detail": "A server error occurred."})
     if state.take_fault("fault_429_burst"):
         state.stats.incr("429s_sent")
-        return json_response(429, {"detail": "Request was throttled."}, [("Retry-After", str(cfg.retry_after))])
+        return json_response(
+            429, {"detail": "Request was throttled."}, [("Retry-After", str(cfg.retry_after))]
+        )
     token = req.bearer()
     if token is None:
         return json_response(401, {"detail": "Authentication credentials were not provided."})
@@ -74,9 +76,13 @@ def handle(state: SandboxState, req: Request, rel: str) -> Response:
         return json_response(401, {"detail": "Invalid token."})
     version = req.header("X-29Next-API-Version")
     if version is None:
-        return json_response(400, {"detail": f"Missing required header X-29Next-API-Version (use {API_VERSION})."})
+        return json_response(
+            400, {"detail": f"Missing required header X-29Next-API-Version (use {API_VERSION})."}
+        )
     if version.strip() != API_VERSION:
-        return json_response(400, {"detail": f"Unsupported API version {version!r}; this API serves {API_VERSION}."})
+        return json_response(
+            400, {"detail": f"Unsupported API version {version!r}; this API serves {API_VERSION}."}
+        )
     if not state.nc_limiter.allow(token, cfg.nc_rate_limit, state.clock.mono()):
         state.stats.incr("429s_sent")
         wait = cfg.retry_after
@@ -158,7 +164,9 @@ def _download(state: SandboxState, job: ExportJob) -> Response:
     if obj["status"] != "available" or not job.files:
         if obj["status"] == "failed":
             return json_response(409, {"detail": f"Export {job.id} failed; it has no file."})
-        return json_response(409, {"detail": f"Export {job.id} is not available yet (status: {obj['status']})."})
+        return json_response(
+            409, {"detail": f"Export {job.id} is not available yet (status: {obj['status']})."}
+        )
     return json_response(200, {"url": state.signed_url(job.files[0])})
 
 
@@ -188,7 +196,9 @@ def _list(state: SandboxState, req: Request) -> Response:
             jobs = [j for j in jobs if j.created_wall >= bound.timestamp()]
         else:
             limit = bound.timestamp() + (86400 if len(value) == 10 else 0)
-            jobs = [j for j in jobs if j.created_wall < limit or (len(value) != 10 and j.created_wall == limit)]
+            jobs = [
+                j for j in jobs if j.created_wall < limit or (len(value) != 10 and j.created_wall == limit)
+            ]
     offset = 0
     cursor = req.query.get("cursor")
     if cursor:

@@ -12,7 +12,6 @@ line (``__main__``) runs the same object until a signal.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -174,7 +173,7 @@ class SandboxServer:
 
     # --- lifecycle -------------------------------------------------------------
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         """Bind and serve on a daemon thread; returns self."""
         handler = type("SandboxHandler", (_Handler,), {"state": self.state})
         cfg = self.state.config
@@ -182,8 +181,9 @@ class SandboxServer:
         httpd.daemon_threads = True
         self._httpd = httpd
         self.state.config.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True, name="sandbox-http")
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="sandbox-http"
+        )
         self._thread.start()
         threading.Thread(target=self._warm_up, daemon=True, name="sandbox-warmup").start()
         return self
@@ -209,7 +209,7 @@ class SandboxServer:
             self._thread = None
         self.state.close()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

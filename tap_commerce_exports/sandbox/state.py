@@ -18,9 +18,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from tap_commerce_exports.sandbox.clock import Clock
 from tap_commerce_exports.sandbox.config import (
@@ -215,7 +216,7 @@ class SandboxState:
                 raise ValueError(f"unknown Next Commerce export type: {export_type}")
             names = [normalize_header(n) for n in column_names(export_type)]
             return [
-                {n: (v if v != "" else None) for n, v in zip(names, row)}
+                {n: (v if v != "" else None) for n, v in zip(names, row, strict=False)}
                 for row in self.nc_data().iter_rows(export_type, start_us, end_us, False)
             ]
         if provider == "clover":
@@ -270,7 +271,9 @@ class SandboxState:
         if fail:
             self.stats.incr("exports_failed")
         snapshot = SandboxConfig(**{k: v for k, v in cfg.to_dict().items()})
-        threading.Thread(target=self._run_job, args=(job, snapshot), daemon=True, name=f"export-{job_id}").start()
+        threading.Thread(
+            target=self._run_job, args=(job, snapshot), daemon=True, name=f"export-{job_id}"
+        ).start()
         return job
 
     def _run_job(self, job: ExportJob, cfg: SandboxConfig) -> None:

@@ -11,7 +11,8 @@ records it covers.
 from __future__ import annotations
 
 import sys
-from typing import Any, BinaryIO, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -32,10 +33,19 @@ class SingerOutput:
         self._encoder.encode_into(message, self._buf, -1)
         self._buf += b"\n"
 
-    def schema(self, stream: str, schema: Mapping[str, Any], key_properties: Sequence[str],
-               bookmark_properties: Sequence[str] | None = None) -> None:
-        message: dict[str, Any] = {"type": "SCHEMA", "stream": stream, "schema": schema,
-                                   "key_properties": list(key_properties)}
+    def schema(
+        self,
+        stream: str,
+        schema: Mapping[str, Any],
+        key_properties: Sequence[str],
+        bookmark_properties: Sequence[str] | None = None,
+    ) -> None:
+        message: dict[str, Any] = {
+            "type": "SCHEMA",
+            "stream": stream,
+            "schema": schema,
+            "key_properties": list(key_properties),
+        }
         if bookmark_properties:
             message["bookmark_properties"] = list(bookmark_properties)
         self._message(message)

@@ -40,19 +40,33 @@ class RejectsLog:
             self._files[error.stream] = out
             self.paths[error.stream] = path
             LOGGER.warning("stream '%s': invalid records are written to %s", error.stream, path)
-        value = error.value if isinstance(error.value, (str, int, float, bool, type(None), list, dict)) else str(error.value)
-        out.write(msgspec.json.encode({
-            "stream": error.stream, "file": error.file, "position": error.position,
-            "column": error.column, "value": value, "reason": error.reason,
-        }) + b"\n")
+        value = (
+            error.value
+            if isinstance(error.value, (str, int, float, bool, type(None), list, dict))
+            else str(error.value)
+        )
+        out.write(
+            msgspec.json.encode(
+                {
+                    "stream": error.stream,
+                    "file": error.file,
+                    "position": error.position,
+                    "column": error.column,
+                    "value": value,
+                    "reason": error.reason,
+                }
+            )
+            + b"\n"
+        )
         self.counts[error.stream] = self.counts.get(error.stream, 0) + 1
 
     def close(self) -> None:
         for out in self._files.values():
             out.close()
         for stream, count in self.counts.items():
-            LOGGER.warning("stream '%s': %d invalid record(s) rejected, see %s",
-                           stream, count, self.paths[stream])
+            LOGGER.warning(
+                "stream '%s': %d invalid record(s) rejected, see %s", stream, count, self.paths[stream]
+            )
 
 
 def fail_on_invalid(error: InvalidRecord) -> None:

@@ -8,8 +8,9 @@ keys). Records are not produced through ``get_records``: the export engine
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk.streams import Stream
 
@@ -46,6 +47,5 @@ class ExportStream(Stream):
         """Top-level properties the catalog deselected (dropped from records)."""
         mask = self.mask
         return frozenset(
-            name for name in self.schema.get("properties", {})
-            if not mask.get(("properties", name), True)
+            name for name in self.schema.get("properties", {}) if not mask.get(("properties", name), True)
         )

@@ -14,10 +14,11 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
@@ -58,9 +59,13 @@ class StreamProgress:
 class ExportSync:
     """One run of the tap over its selected streams."""
 
-    def __init__(self, tap: TapCommerceExports, settings: Settings,
-                 output: SingerOutput | None = None,
-                 provider: ExportProvider | None = None) -> None:
+    def __init__(
+        self,
+        tap: TapCommerceExports,
+        settings: Settings,
+        output: SingerOutput | None = None,
+        provider: ExportProvider | None = None,
+    ) -> None:
         self.tap = tap
         self.settings = settings
         self.output = output or SingerOutput()
@@ -83,13 +88,20 @@ class ExportSync:
                 start = max(start, bookmark - self.settings.lookback)
             windows = plan_windows(start, self.settings.end_date, self.settings.window)
             if not windows:
-                LOGGER.info("stream '%s' is up to date (bookmark %s)", stream.name,
-                            iso_z(bookmark) if bookmark else "-")
+                LOGGER.info(
+                    "stream '%s' is up to date (bookmark %s)",
+                    stream.name,
+                    iso_z(bookmark) if bookmark else "-",
+                )
             else:
-                LOGGER.info("stream '%s': %d window(s) from %s to %s", stream.name, len(windows),
-                            iso_z(windows[0].start), iso_z(windows[-1].end))
-            jobs.extend(ExportJob(stream=stream.definition, window=w, seq=i)
-                        for i, w in enumerate(windows))
+                LOGGER.info(
+                    "stream '%s': %d window(s) from %s to %s",
+                    stream.name,
+                    len(windows),
+                    iso_z(windows[0].start),
+                    iso_z(windows[-1].end),
+                )
+            jobs.extend(ExportJob(stream=stream.definition, window=w, seq=i) for i, w in enumerate(windows))
         return jobs
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
@@ -110,9 +122,10 @@ class ExportSync:
         if not streams:
             LOGGER.warning("no stream is selected: nothing to do")
             return
-        progress = {s.name: StreamProgress(s, dict(s.schema),
-                                           dropped_columns=s.deselected_properties())
-                    for s in streams}
+        progress = {
+            s.name: StreamProgress(s, dict(s.schema), dropped_columns=s.deselected_properties())
+            for s in streams
+        }
         for p in progress.values():
             self._write_schema(p)
         self.output.state(snapshot(self.tap.state))
@@ -122,13 +135,15 @@ class ExportSync:
         started = time.monotonic()
         try:
             self.orchestrator = self._orchestrator(
-                workdir, webhook_active=self.settings.webhook_listen is not None)
+                workdir, webhook_active=self.settings.webhook_listen is not None
+            )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
 
                 host, port = self.settings.webhook_listen
-                receiver = WebhookReceiver(host, port, self.settings.webhook_secret or "",
-                                           self.orchestrator.wake)
+                receiver = WebhookReceiver(
+                    host, port, self.settings.webhook_secret or "", self.orchestrator.wake
+                )
                 receiver.start()
             for job in self.orchestrator.run(jobs):
                 p = progress[job.stream.name]
@@ -159,8 +174,7 @@ class ExportSync:
             self.output.flush()
         elapsed = time.monotonic() - started
         total = sum(p.records for p in progress.values())
-        LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total,
-                    len(progress))
+        LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total, len(progress))
         failed = [p for p in progress.values() if p.error is not None]
         if failed:
             first = failed[0]
@@ -172,15 +186,20 @@ class ExportSync:
         stream = p.stream
         schema = p.schema
         if p.dropped_columns:
-            schema = dict(schema, properties={k: v for k, v in schema["properties"].items()
-                                              if k not in p.dropped_columns})
+            schema = dict(
+                schema,
+                properties={k: v for k, v in schema["properties"].items() if k not in p.dropped_columns},
+            )
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in mapper.stream_maps[stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
-            self.output.schema(stream_map.stream_alias, stream_map.transformed_schema,
-                               stream_map.transformed_key_properties or [])
+            self.output.schema(
+                stream_map.stream_alias,
+                stream_map.transformed_schema,
+                stream_map.transformed_key_properties or [],
+            )
 
     def _window_filter(self, job: ExportJob) -> WindowFilter:
         window: Window = job.window
@@ -204,8 +223,9 @@ class ExportSync:
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
-    def _record_sink(self, p: StreamProgress, time_extracted: str,
-                     dropped: frozenset[str]) -> Callable[[dict], None]:
+    def _record_sink(
+        self, p: StreamProgress, time_extracted: str, dropped: frozenset[str]
+    ) -> Callable[[dict], None]:
         """One callable per record: the plain case IS the output's record writer."""
         writers = self._record_writers(p, time_extracted)
         if not dropped and len(writers) == 1:
@@ -219,8 +239,9 @@ class ExportSync:
 
         return write_all
 
-    def _read(self, job: ExportJob, p: StreamProgress,
-              on_new_columns: Callable[[], None] | None) -> Iterator[dict[str, Any]]:
+    def _read(
+        self, job: ExportJob, p: StreamProgress, on_new_columns: Callable[[], None] | None
+    ) -> Iterator[dict[str, Any]]:
         """Typed records of one job's files, in file order, inside the job's window."""
         stream = p.stream
         is_csv = self.provider.facts.file_format == "csv"
@@ -229,27 +250,42 @@ class ExportSync:
         count = out_of_window = rejected = undated = 0
         for index, path in enumerate(job.files):
             label = f"{stream.name} export {job.export_id} file {index + 1}"
-            with reader_cls(path, p.schema, stream=stream.name, file_label=label,
-                            on_invalid=self.on_invalid, window=window_filter,
-                            primary_keys=stream.primary_keys) as reader:
+            with reader_cls(
+                path,
+                p.schema,
+                stream=stream.name,
+                file_label=label,
+                on_invalid=self.on_invalid,
+                window=window_filter,
+                primary_keys=stream.primary_keys,
+            ) as reader:
                 if reader.window_field_missing and index == 0:
-                    LOGGER.warning("%s: the file has no '%s' column; its rows are kept without "
-                                   "the window-boundary check", job.label, job.stream.window_field)
+                    LOGGER.warning(
+                        "%s: the file has no '%s' column; its rows are kept without "
+                        "the window-boundary check",
+                        job.label,
+                        job.stream.window_field,
+                    )
                 if is_csv:
                     new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
                     if new:
-                        LOGGER.info("%s: columns not in the schema kept as strings: %s",
-                                    job.label, ", ".join(new))
-                        p.schema = dict(p.schema, properties={
-                            **p.schema["properties"], **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}})
+                        LOGGER.info(
+                            "%s: columns not in the schema kept as strings: %s", job.label, ", ".join(new)
+                        )
+                        p.schema = dict(
+                            p.schema,
+                            properties={
+                                **p.schema["properties"],
+                                **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new},
+                            },
+                        )
                         if on_new_columns is not None:
                             on_new_columns()
                 yield from reader
                 out_of_window += reader.records_out_of_window
                 rejected += reader.records_rejected
                 undated += reader.records_without_window_value
-                count += (reader.rows_read - reader.records_out_of_window
-                          - reader.records_rejected)
+                count += reader.rows_read - reader.records_out_of_window - reader.records_rejected
         p.records += count
         extra = ""
         if out_of_window:
@@ -266,6 +302,7 @@ class ExportSync:
         p = StreamProgress(stream, dict(stream.schema))
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))
         orchestrator = self._orchestrator(workdir, webhook_active=False)
+
         def announce_new_columns() -> None:
             # The SDK path writes SCHEMA itself: give the stream (and its maps) the
             # widened schema, and announce it before the records that carry new columns.

@@ -302,8 +302,8 @@ def test_an_empty_csv_file_is_an_error_not_an_empty_window(outcomes):
     [
         ("not_json", "fail", ["not valid JSON"]),
         ("no_elements", "fail", ["no 'elements' list"]),
-        ("invalid_utf8", "log", ["not valid UTF-8"]),  # unreadable: fails even with 'log'
-        ("nul", "fail", ["not valid JSON"]),
+        ("invalid_utf8", "log", ["not valid UTF-8 at byte offset"]),  # unreadable: fails even with 'log'
+        ("nul", "fail", ["not valid JSON", "NUL byte"]),
         ("empty", "fail", ["not valid JSON"]),
     ],
 )
@@ -316,7 +316,7 @@ def test_a_clover_file_that_is_not_an_elements_document_fails_the_stream_clearly
     for word in words:
         assert word in line
     if kind == "nul":
-        assert f"byte {result.damage.byte_offset}" in line
+        assert f"byte offset {result.damage.byte_offset}" in line
     assert not result.keys
 
 

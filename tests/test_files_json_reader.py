@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord
-from tap_commerce_exports.files import JsonElementsFileReader, WindowFilter
+from tap_commerce_exports.files import JsonElementsFileReader, WindowFilter, json_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_commerce_exports" / "schemas" / "clover"
 PAYMENTS = json.loads((SCHEMA_DIR / "payments.json").read_text())
@@ -117,10 +118,44 @@ def test_nested_orders_with_line_items_and_payments_validate(tmp_path: Path) -> 
 # -- file-level errors -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["", "not json", '{"elements": [', b'{"elements": ["caf\xe9"]}'])
+@pytest.mark.parametrize("content", ["", "not json", '{"elements": ['])
 def test_text_that_is_not_json_is_an_invalid_file(tmp_path: Path, content: str | bytes) -> None:
     with pytest.raises(InvalidFile, match=r"payments-1\.json: not valid JSON"):
         reader(write(tmp_path, content))
+
+
+def test_malformed_json_names_the_byte_offset_and_line(tmp_path: Path) -> None:
+    with pytest.raises(InvalidFile, match=r"not valid JSON: malformed at byte offset 15 \(line 2\)"):
+        reader(write(tmp_path, '{"elements": [\n}'))
+
+
+def test_invalid_utf8_names_the_byte_offset_and_line(tmp_path: Path) -> None:
+    with pytest.raises(InvalidFile, match=r"payments-1\.json: not valid UTF-8 at byte offset 19 \(line 2\)"):
+        reader(write(tmp_path, b'{"elements": [\n"caf\xe9"]}'))
+
+
+@pytest.mark.parametrize(
+    "decoder_error",
+    [
+        # msgspec >= 0.23 reports bad UTF-8 as a DecodeError in its own words ...
+        msgspec.DecodeError("Invalid UTF-8 encoded string"),
+        # ... older releases raised the stdlib's UnicodeDecodeError.
+        UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid continuation byte"),
+    ],
+)
+def test_the_message_for_bad_utf8_does_not_depend_on_the_json_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder_error: Exception
+) -> None:
+    class Decoder:
+        def decode(self, data: bytes) -> object:
+            raise decoder_error
+
+    monkeypatch.setattr(json_reader, "_DECODER", Decoder())
+    with pytest.raises(InvalidFile) as raised:
+        reader(write(tmp_path, b'{"elements": ["caf\xe9"]}'))
+    assert str(raised.value) == (
+        "payments-1.json: not valid UTF-8 at byte offset 18 (line 1): invalid continuation byte"
+    )
 
 
 def test_a_json_array_instead_of_an_object_is_an_invalid_file(tmp_path: Path) -> None:

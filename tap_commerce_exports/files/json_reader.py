@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import re
+
 import msgspec
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord
@@ -23,6 +25,36 @@ from tap_commerce_exports.files.window import WindowFilter
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_BYTE_POSITION = re.compile(r"\(byte (\d+)\)")
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _decode_problem(data: bytes, offset: int, decode_error: Exception) -> str:
+    """Our own words for why ``data`` (which starts at byte ``offset`` of the file) is not JSON.
+
+    Why not the decoder's message: its wording and even its exception type change between
+    msgspec releases (0.23 reports bad UTF-8 as a ``DecodeError`` in new words, where older
+    ones raised ``UnicodeDecodeError``), and what a user reads must not change with a
+    dependency. Bad UTF-8 is found by Python's own decoder, which gives the exact byte.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = offset + exc.start
+        return f"not valid UTF-8 at byte offset {at} (line {_line_at(data, exc.start)}): {exc.reason}"
+    if not data.strip():
+        return "not valid JSON: the file is empty"
+    if b"\x00" in data:
+        at = offset + data.index(b"\x00")
+        return f"not valid JSON: NUL byte at byte offset {at}"
+    match = _BYTE_POSITION.search(str(decode_error))
+    if match is None:
+        return "not valid JSON: the document ends early or is malformed"
+    at = int(match.group(1))
+    return f"not valid JSON: malformed at byte offset {offset + at} (line {_line_at(data, at)})"
 
 # Compiled validators by schema object. The schema is stored with its check so that its
 # id() cannot be reused by another object while the entry exists.
@@ -86,16 +118,14 @@ class JsonElementsFileReader(ExportFileReader):
 
     def _load(self) -> list[object]:
         data = self.path.read_bytes()
+        offset = 0
         if data.startswith(_UTF8_BOM):
-            data = data[len(_UTF8_BOM) :]
+            offset = len(_UTF8_BOM)
+            data = data[offset:]
         try:
             document = _DECODER.decode(data)
-        except msgspec.DecodeError as exc:
-            raise InvalidFile(f"{self.file_label}: not valid JSON: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise InvalidFile(
-                f"{self.file_label}: not valid JSON: a string is not valid UTF-8 ({exc.reason})"
-            ) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise InvalidFile(f"{self.file_label}: {_decode_problem(data, offset, exc)}") from None
         if type(document) is not dict:
             raise InvalidFile(
                 f"{self.file_label}: expected a JSON object with an 'elements' list, "

@@ -7,8 +7,9 @@ whose one-line message names the setting and says what to put there.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.NumberType,
         default=0,
         description="Days before the saved bookmark at which the next run starts again, to catch late changes (duplicates then possible, by design).",
+    ),
+    th.Property(
+        "window_columns",
+        th.ObjectType(additional_properties=th.StringType),
+        description='Per stream, the file column that holds each row\'s creation time, when the tap does not find it by itself, e.g. `{"orders": "Placed On"}` (header text or its snake_case form).',
     ),
     th.Property(
         "poll_interval",
@@ -169,6 +175,8 @@ class Settings:
     rejects_dir: Path
     webhook_listen: tuple[str, int] | None
     webhook_secret: str | None
+    #: stream -> the column holding its rows' window instant (``window_columns``).
+    window_columns: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -250,6 +258,7 @@ class Settings:
         on_invalid = _choice(config, "on_invalid_record", "fail", ("fail", "log"))
         rejects_dir = Path(str(config.get("rejects_dir") or "tap-commerce-exports-rejects"))
 
+        window_columns = _window_columns(config, provider)
         webhook_listen = None
         webhook_secret = _opt_str(config, "webhook_secret")
         listen = _opt_str(config, "webhook_listen")
@@ -287,7 +296,38 @@ class Settings:
             rejects_dir=rejects_dir,
             webhook_listen=webhook_listen,
             webhook_secret=webhook_secret,
+            window_columns=window_columns,
         )
+
+
+def _window_columns(config: Mapping[str, Any], provider: str) -> dict[str, str]:
+    """``window_columns``: an object of stream name -> column name (JSON text accepted,
+    as environment variables give it)."""
+    value = config.get("window_columns")
+    if value is None or value == "" or value == {}:
+        return {}
+    example = 'e.g. {"orders": "date_created"}'
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                f"setting 'window_columns' is not a JSON object: give stream -> column, {example}"
+            ) from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"setting 'window_columns' must be an object of stream -> column, {example}")
+    streams = [d.name for d in provider_facts(provider).streams]
+    result: dict[str, str] = {}
+    for stream, column in value.items():
+        if stream not in streams:
+            raise ConfigError(
+                f"setting 'window_columns' names stream '{stream}', which {provider_facts(provider).title} "
+                f"does not have: use one of {', '.join(streams)}"
+            )
+        if not isinstance(column, str) or not column.strip():
+            raise ConfigError(f"setting 'window_columns' gives stream '{stream}' no column name: {example}")
+        result[str(stream)] = column.strip()
+    return result
 
 
 def _opt_str(config: Mapping[str, Any], key: str) -> str | None:

@@ -161,6 +161,7 @@ TAP_SETTINGS = (
     "end_date",
     "window_days",
     "lookback",
+    "window_columns",
     "poll_interval",
     "poll_max_interval",
     "export_timeout",

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.errors import ExportFailed, InvalidFile, MissingWindowColumn, UserError
 from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")
 UNKNOWN_COLUMN_SCHEMA = {"type": ["string", "null"]}
+WINDOW_COLUMN_SCHEMA = {"type": ["string", "null"], "format": "date-time"}
 
 
 @dataclass
@@ -202,11 +204,18 @@ class ExportSync:
             )
 
     def _window_filter(self, job: ExportJob) -> WindowFilter:
+        """The job's window, and where a file may keep each row's window instant: the
+        column named by ``window_columns`` if set, else every name the stream's window
+        field may have (the provider's table)."""
         window: Window = job.window
-        field_name = job.stream.window_field
+        definition = job.stream
+        override = self.settings.window_columns.get(definition.name)
+        names = (override,) if override else definition.window_field_names
         if self.provider.facts.file_format == "csv":
-            return WindowFilter(field_name, window.start, window.end)
-        return WindowFilter(field_name, to_epoch_ms(window.start), to_epoch_ms(window.end))
+            return WindowFilter(definition.window_field, window.start, window.end, names)
+        return WindowFilter(
+            definition.window_field, to_epoch_ms(window.start), to_epoch_ms(window.end), names
+        )
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
         time_extracted = datetime.now(timezone.utc).isoformat()
@@ -248,37 +257,26 @@ class ExportSync:
         reader_cls = CsvFileReader if is_csv else JsonElementsFileReader
         window_filter = self._window_filter(job)
         count = out_of_window = rejected = undated = 0
+        window_column = window_filter.field
         for index, path in enumerate(job.files):
             label = f"{stream.name} export {job.export_id} file {index + 1}"
-            with reader_cls(
-                path,
-                p.schema,
-                stream=stream.name,
-                file_label=label,
-                on_invalid=self.on_invalid,
-                window=window_filter,
-                primary_keys=stream.primary_keys,
-            ) as reader:
-                if reader.window_field_missing and index == 0:
-                    LOGGER.warning(
-                        "%s: the file has no '%s' column; its rows are kept without "
-                        "the window-boundary check",
-                        job.label,
-                        job.stream.window_field,
-                    )
+            with (
+                _window_column_hint(),
+                reader_cls(
+                    path,
+                    p.schema,
+                    stream=stream.name,
+                    file_label=label,
+                    on_invalid=self.on_invalid,
+                    window=window_filter,
+                    primary_keys=stream.primary_keys,
+                ) as reader,
+            ):
+                window_column = reader.window_column or window_column
                 if is_csv:
                     new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
                     if new:
-                        LOGGER.info(
-                            "%s: columns not in the schema kept as strings: %s", job.label, ", ".join(new)
-                        )
-                        p.schema = dict(
-                            p.schema,
-                            properties={
-                                **p.schema["properties"],
-                                **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new},
-                            },
-                        )
+                        self._add_columns(job, p, new, reader.window_column, window_filter.field)
                         if on_new_columns is not None:
                             on_new_columns()
                 yield from reader
@@ -293,8 +291,29 @@ class ExportSync:
         if rejected:
             extra += f", {rejected} rejected"
         if undated:
-            extra += f", {undated} kept without a '{job.stream.window_field}' value"
+            extra += f", {undated} kept without a '{window_column}' value"
         LOGGER.info("%s: emitted %d records from export %s%s", job.label, count, job.export_id, extra)
+
+    @staticmethod
+    def _add_columns(
+        job: ExportJob, p: StreamProgress, new: list[str], window_column: str | None, window_field: str
+    ) -> None:
+        """Widen the stream's schema by the file's columns it does not know: strings,
+        except the window column under another name, typed like the window field."""
+        properties = p.schema["properties"]
+        added = {c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}
+        if window_column in added:
+            added[window_column] = dict(properties.get(window_field) or WINDOW_COLUMN_SCHEMA)
+            LOGGER.info(
+                "%s: rows are placed in windows by column '%s' (typed like '%s')",
+                job.label,
+                window_column,
+                window_field,
+            )
+        strings = [c for c in new if c != window_column]
+        if strings:
+            LOGGER.info("%s: columns not in the schema kept as strings: %s", job.label, ", ".join(strings))
+        p.schema = dict(p.schema, properties={**properties, **added})
 
     def iter_stream_records(self, stream: ExportStream) -> Iterator[dict[str, Any]]:
         """Records of ONE stream through the engine, for singer-sdk's per-stream path
@@ -341,6 +360,18 @@ def _mapped(stream_map: Any, write: Callable[[dict], None]) -> Callable[[dict], 
             write(mapped)
 
     return transform_and_write
+
+
+@contextmanager
+def _window_column_hint() -> Iterator[None]:
+    """Say which setting fixes a file without a window column, in the error's one line."""
+    try:
+        yield
+    except MissingWindowColumn as exc:
+        raise InvalidFile(
+            f'{exc}: set \'window_columns\' to {{"{exc.stream}": "<column>"}} naming the '
+            "column that holds each row's creation time"
+        ) from None
 
 
 def _is_stream_local(exc: UserError) -> bool:

@@ -42,10 +42,3 @@ class ExportStream(Stream):
         from tap_commerce_exports.singer.sync import ExportSync
 
         yield from ExportSync(self._tap, self._tap.settings).iter_stream_records(self)
-
-    def deselected_properties(self) -> frozenset[str]:
-        """Top-level properties the catalog deselected (dropped from records)."""
-        mask = self.mask
-        return frozenset(
-            name for name in self.schema.get("properties", {}) if not mask.get(("properties", name), True)
-        )

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
+from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
 from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
 from tap_commerce_exports.windows import Window, iso_z, plan_windows
 
@@ -55,7 +56,8 @@ class StreamProgress:
     schema: dict[str, Any]
     records: int = 0
     error: BaseException | None = None
-    dropped_columns: frozenset[str] = field(default_factory=frozenset)
+    #: Property paths the catalog deselected (``singer/selection.py``).
+    deselected: tuple[tuple[str, ...], ...] = ()
 
 
 class ExportSync:
@@ -125,8 +127,7 @@ class ExportSync:
             LOGGER.warning("no stream is selected: nothing to do")
             return
         progress = {
-            s.name: StreamProgress(s, dict(s.schema), dropped_columns=s.deselected_properties())
-            for s in streams
+            s.name: StreamProgress(s, dict(s.schema), deselected=deselected_paths(s.mask)) for s in streams
         }
         for p in progress.values():
             self._write_schema(p)
@@ -186,12 +187,7 @@ class ExportSync:
     # ------------------------------------------------------------------ emitting
     def _write_schema(self, p: StreamProgress) -> None:
         stream = p.stream
-        schema = p.schema
-        if p.dropped_columns:
-            schema = dict(
-                schema,
-                properties={k: v for k, v in schema["properties"].items() if k not in p.dropped_columns},
-            )
+        schema = selected_schema(p.schema, p.deselected) if p.deselected else p.schema
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in mapper.stream_maps[stream.name]:
@@ -219,30 +215,28 @@ class ExportSync:
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
         time_extracted = datetime.now(timezone.utc).isoformat()
-        dropped = p.dropped_columns
-        write = self._record_sink(p, time_extracted, dropped)
+        write = self._record_sink(p, time_extracted)
 
         def new_columns() -> None:
             nonlocal write
             self._write_schema(p)
-            write = self._record_sink(p, time_extracted, dropped)
+            write = self._record_sink(p, time_extracted)
 
         before = p.records
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
-    def _record_sink(
-        self, p: StreamProgress, time_extracted: str, dropped: frozenset[str]
-    ) -> Callable[[dict], None]:
+    def _record_sink(self, p: StreamProgress, time_extracted: str) -> Callable[[dict], None]:
         """One callable per record: the plain case IS the output's record writer."""
         writers = self._record_writers(p, time_extracted)
-        if not dropped and len(writers) == 1:
+        prune = record_pruner(p.deselected)
+        if prune is None and len(writers) == 1:
             return writers[0]
 
         def write_all(record: dict) -> None:
-            for name in dropped:
-                record.pop(name, None)
+            if prune is not None:
+                prune(record)
             for write in writers:
                 write(record)
 
@@ -327,7 +321,8 @@ class ExportSync:
             # widened schema, and announce it before the records that carry new columns.
             stream._schema = p.schema  # noqa: SLF001
             stream._stream_maps = None  # noqa: SLF001
-            self.tap.mapper.register_raw_stream_schema(stream.name, p.schema, stream.primary_keys)
+            selected = selected_schema(p.schema, deselected_paths(stream.mask))
+            self.tap.mapper.register_raw_stream_schema(stream.name, selected, stream.primary_keys)
             stream._write_schema_message()  # noqa: SLF001
 
         try:

@@ -22,6 +22,13 @@ from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
 
 MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
 MAX_SECONDS = 30 * 86400.0
+#: Days every run re-reads before its bookmark. Windows are chosen by creation time, so
+#: an order's later changes (payment capture, fulfilment, most refunds: days, not weeks)
+#: reach the warehouse only through a re-read. Measured with scripts/lookback_cost.py:
+#: daily runs create the same exports whatever the lookback (one per stream while
+#: lookback + the run interval fit in one window) and read about (1 + lookback) days of
+#: rows; 7 days caught every sandbox order's last change, 3 days 70 %, 0 days 10 %.
+DEFAULT_LOOKBACK_DAYS = 7
 
 CLOVER_REGIONS = {
     "us": "https://api.clover.com",
@@ -80,8 +87,8 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "lookback",
         th.NumberType,
-        default=0,
-        description="Days before the saved bookmark at which the next run starts again, to catch late changes (duplicates then possible, by design).",
+        default=DEFAULT_LOOKBACK_DAYS,
+        description="Days before the saved bookmark at which the next run starts again, to catch changes made to rows after their window was read (those rows are emitted again, by design). 0 reads each window once.",
     ),
     th.Property(
         "window_columns",
@@ -237,7 +244,7 @@ class Settings:
                 f"setting 'window_days' is {window_days:g}: {facts.title} exports cover at most "
                 f"{facts.max_window_days} days; set it to {facts.max_window_days} or less"
             )
-        lookback = _number(config, "lookback", 0, minimum=0, maximum=MAX_DAYS)
+        lookback = _number(config, "lookback", DEFAULT_LOOKBACK_DAYS, minimum=0, maximum=MAX_DAYS)
         poll_interval = _number(config, "poll_interval", 5, minimum=0.001, maximum=MAX_SECONDS)
         poll_max = _number(config, "poll_max_interval", 120, minimum=0.001, maximum=MAX_SECONDS)
         if poll_max < poll_interval:

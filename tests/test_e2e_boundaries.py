@@ -57,6 +57,7 @@ def config(sandbox, end_date: str, **overrides):
         "max_concurrent_exports": 8,
         "max_requests_per_second": 500,
         "export_timeout": 60,
+        "lookback": 0,  # these runs check exactly once across runs: no re-read
     }
     base.update(overrides)
     return base
@@ -183,3 +184,25 @@ def test_window_columns_names_the_column_a_store_uses(sandbox):
     assert_exactly_once(run, sandbox, end)
     assert run.schemas["orders"]["schema"]["properties"]["placed_on"]["format"] == "date-time"
     assert_records_fit_schemas(run)
+
+
+def test_by_default_each_run_reads_the_last_7_days_again_in_the_same_one_export_per_stream(sandbox):
+    first_end, second_end = utc("2025-01-20T00:00:00Z"), utc("2025-01-21T00:00:00Z")
+    default = {
+        k: v for k, v in config(sandbox, first_end.isoformat(), window_days=30).items() if k != "lookback"
+    }
+    first = run_tap(default, streams=["orders"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = sandbox.stats()["exports_created"]["nextcommerce"]
+
+    second = run_tap(
+        {**default, "end_date": second_end.isoformat()}, streams=["orders"], state=first.last_state
+    )
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert sandbox.stats()["exports_created"]["nextcommerce"] - before == 1, "one export covers the lookback"
+    reread = sandbox.truth_keys("nextcommerce", "order_list", second_end - timedelta(days=8), second_end)
+    assert sorted(second.keys("orders", ["number"])) == sorted(reread)
+    assert second.last_state["bookmarks"]["orders"]["partitions"][0]["replication_key_value"] == (
+        "2025-01-21T00:00:00Z"
+    )

@@ -53,7 +53,7 @@ def test_next_commerce_defaults_are_30_day_windows_4_exports_and_4_requests_per_
     assert s.max_requests_per_second == 4
     assert s.api_url == "https://demo-store.29next.store/api/admin/"
     assert s.api_version == "2024-04-01"
-    assert s.lookback == timedelta(0)
+    assert s.lookback == timedelta(days=7), "re-read a week: an order's changes come within days"
     assert (s.poll_interval, s.poll_max_interval, s.export_timeout) == (5, 120, 10800)
     assert s.outside_hours == "wait"
     assert s.on_invalid_record == "fail"

@@ -32,7 +32,9 @@ SANDBOX_RESET = dict(date_to_inclusive=True, header_style="mixed", window_column
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000)) as sb:
+    with SandboxServer(
+        SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
+    ) as sb:
         yield sb
 
 
@@ -206,3 +208,36 @@ def test_by_default_each_run_reads_the_last_7_days_again_in_the_same_one_export_
     assert second.last_state["bookmarks"]["orders"]["partitions"][0]["replication_key_value"] == (
         "2025-01-21T00:00:00Z"
     )
+
+
+@pytest.mark.parametrize("inclusive", [True, False], ids=["endTime-inclusive", "endTime-exclusive"])
+def test_clover_rows_on_boundaries_and_at_end_date_are_emitted_once_under_either_rule(sandbox, inclusive):
+    sandbox.control(date_to_inclusive=inclusive)
+    moment = utc(START) + timedelta(days=8)
+    while not sandbox.truth_keys("clover", "ORDERS", moment, moment + timedelta(microseconds=1)):
+        moment += timedelta(days=2)
+    end = moment
+    config = {
+        "provider": "clover",
+        "api_url": sandbox.clover_url,
+        "access_token": "sandbox-token",
+        "merchant_id": "SANDBOXMERCHANT1",
+        "region": "sandbox",
+        "start_date": START,
+        "end_date": end.isoformat(),
+        "window_days": 2,
+        "poll_interval": 0.02,
+        "poll_max_interval": 0.2,
+        "max_requests_per_second": 500,
+        "export_timeout": 60,
+    }
+
+    run = run_tap(config, streams=["orders", "payments"])
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    for stream, export_type in (("orders", "ORDERS"), ("payments", "PAYMENTS")):
+        got = run.keys(stream, ["id"])
+        assert not duplicates(got), f"{stream}: emitted twice"
+        assert sorted(got) == sorted(sandbox.truth_keys("clover", export_type, utc(START), end)), stream
+    at_end = sandbox.truth_keys("clover", "ORDERS", end, end + timedelta(microseconds=1))
+    assert at_end and not set(at_end) & set(run.keys("orders", ["id"])), "a row at end_date is the next run's"

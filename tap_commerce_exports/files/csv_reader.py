@@ -21,11 +21,9 @@ from tap_commerce_exports.files.converters import Converter, csv_converter, to_d
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
-from tap_commerce_exports.files.window import WindowFilter
+from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA, WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-#: How a window column is typed when the schema has no property for the window field.
-_DATE_TIME: Mapping[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 
 
 def _same(value: object) -> object:
@@ -114,7 +112,7 @@ class CsvFileReader(ExportFileReader):
         column = window.find_column(self.columns, normalize_header)
         if column is None:
             return
-        typed_by = properties.get(column) or properties.get(window.field) or _DATE_TIME
+        typed_by = properties.get(column) or properties.get(window.field) or WINDOW_COLUMN_SCHEMA
         converter = csv_converter(typed_by)
         if converter is not to_datetime_text:
             self._file.close()

@@ -14,8 +14,12 @@ rows whose window cannot be checked would be duplicated on every boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+#: The type of a window column the schema has no property for (CSV: a date-time text).
+WINDOW_COLUMN_SCHEMA: Mapping[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 
 
 @dataclass(frozen=True)

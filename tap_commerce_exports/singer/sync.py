@@ -29,6 +29,7 @@ from tap_commerce_exports.files import (
     JsonElementsFileReader,
     WindowFilter,
 )
+from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")
 UNKNOWN_COLUMN_SCHEMA = {"type": ["string", "null"]}
-WINDOW_COLUMN_SCHEMA = {"type": ["string", "null"], "format": "date-time"}
 
 
 @dataclass

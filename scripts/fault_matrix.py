@@ -116,6 +116,7 @@ def config_for(sb: SandboxServer, provider: str, end: str, window_days: float, *
         "poll_max_interval": 0.1,
         "max_requests_per_second": 500,
         "export_timeout": 20,
+        "lookback": 0,  # duplicates are checked against the cut windows: no re-read by design
     }
     if provider == "nextcommerce":
         base.update(provider="nextcommerce", api_url=sb.api_url, store="demo-store", max_concurrent_exports=2)

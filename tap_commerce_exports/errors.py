@@ -39,14 +39,27 @@ class MissingWindowColumn(InvalidFile):
     ``end_date`` once too often). The Singer layer adds which setting to set.
     """
 
-    def __init__(self, *, stream: str, file: str, looked_for: tuple[str, ...], columns: list[str]) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        file: str,
+        looked_for: tuple[str, ...],
+        columns: list[str],
+        date_time_columns: list[str] | None = None,
+    ) -> None:
         self.stream = stream
         self.file = file
         self.looked_for = looked_for
         self.columns = columns
+        likely = (
+            f"; of those, date-times in the first row: {', '.join(date_time_columns)}"
+            if date_time_columns
+            else ""
+        )
         super().__init__(
             f"{file}: no column gives each row's window instant (looked for "
-            f"{', '.join(looked_for)}; the file has {', '.join(columns) or 'no columns'})"
+            f"{', '.join(looked_for)}; the file has {', '.join(columns) or 'no columns'}{likely})"
         )
 
 

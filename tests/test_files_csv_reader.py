@@ -314,7 +314,7 @@ def test_rows_with_an_empty_window_field_are_kept_and_counted(tmp_path: Path) ->
 
 
 def test_a_file_with_rows_but_no_window_column_is_refused_naming_what_it_has(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,note\n1,a\n")
+    path = write(tmp_path, "id,note,placed_on\n1,a,2024-01-01T05:00:00Z\n")
     window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "Date Created"))
     with reader(path, window=window) as r:
         assert r.window_column is None
@@ -322,7 +322,8 @@ def test_a_file_with_rows_but_no_window_column_is_refused_naming_what_it_has(tmp
             list(r)
     assert str(caught.value) == (
         "orders-42.csv: no column gives each row's window instant "
-        "(looked for created_at, date_created; the file has id, note)"
+        "(looked for created_at, date_created; the file has id, note, placed_on; "
+        "of those, date-times in the first row: placed_on)"
     )
 
 

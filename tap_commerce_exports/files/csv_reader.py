@@ -30,6 +30,18 @@ def _same(value: object) -> object:
     return value
 
 
+def _date_time_cells(columns: list[str], row: list[str]) -> list[str]:
+    """Columns whose cell in ``row`` is an ISO-8601 date-time: the likely window columns."""
+    found = []
+    for column, cell in zip(columns, row, strict=False):
+        try:
+            to_datetime_text(cell)
+        except ValueError:
+            continue
+        found.append(column)
+    return found
+
+
 def _inner_dates(start: object, end: object) -> tuple[str, str]:
     """Dates strictly between which a local date-time is inside ``[start, end)``."""
     if not isinstance(start, datetime) or not isinstance(end, datetime):
@@ -151,6 +163,7 @@ class CsvFileReader(ExportFileReader):
                             file=self.file_label,
                             looked_for=tuple(dict.fromkeys(map(normalize_header, window.candidates))),
                             columns=self.columns,
+                            date_time_columns=_date_time_cells(self.columns, row),
                         )
             elif window is None:
                 for row in reader:

@@ -5,6 +5,7 @@
 #   make sandbox   the sandbox API emulator in the foreground (port $(SANDBOX_PORT))
 #   make bench     scripts/bench.py
 #   make faults    scripts/fault_matrix.py
+#   make rates     scripts/rate_limits.py: 429s of a busy run at the published limit
 #   make install   only the install steps (cached by stamp files)
 #   make clean     remove every venv, Meltano's .meltano/ (plugins, state), output/
 #
@@ -36,10 +37,10 @@ DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano-$(MELTANO_VERSION)
 PLUGINS_STAMP := .meltano/.stamp-plugins
 
-.PHONY: help install demo test sandbox bench faults clean
+.PHONY: help install demo test sandbox bench faults rates clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 # The project and its [dev] extras (pytest, duckdb, ...), editable.
 $(DEV_STAMP): pyproject.toml
@@ -82,6 +83,9 @@ bench: install
 
 faults: install
 	$(VENV)/bin/python scripts/fault_matrix.py $(ARGS)
+
+rates: $(DEV_STAMP)
+	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .hypothesis .bench build dist

@@ -229,13 +229,9 @@ def server_reason(response: requests.Response, limit: int = 200) -> str | None:
         return None
     reason: object = None
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if body is not None:
-        reason = _reason_in(body)
-    elif not text.startswith("<"):
-        reason = text
+        reason = _reason_in(response.json())
+    except ValueError:  # not JSON: plain text is a reason, markup is not
+        reason = None if text.startswith("<") else text
     if not isinstance(reason, str) or not reason.strip():
         return None
     one_line = scrub(" ".join(reason.split()))  # before cutting: a cut secret is no longer found

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 #: Added to the window: room for the server's own clock and rounding.
 WINDOW_MARGIN = 0.05
@@ -35,8 +35,8 @@ class RateLimiter:
         self,
         rate: float,
         max_concurrent: int | None = None,
-        clock=time.monotonic,
-        sleep=time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         margin: float = WINDOW_MARGIN,
     ) -> None:
         # rate 4 -> 4 per 1 s window; rate 0.5 -> 1 per 2 s; rate 4.5 -> 4 per 0.89 s

@@ -35,7 +35,7 @@ class CreateRefusals:
         if self.since is None:
             self.since = now
         self.refusals += 1
-        backoff = min(self.max_delay, self.base * 2 ** min(self.refusals - 1, 30))
+        backoff = min(self.max_delay, self.base * (1 << min(self.refusals - 1, 30)))
         delay = max(backoff, retry_after or 0.0)
         self.blocked_until = now + delay
         self.reason = reason

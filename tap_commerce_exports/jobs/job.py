@@ -63,6 +63,10 @@ for _state in _LIVE:  # a live job can always fail or be cancelled
     TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {JobState.FAILED, JobState.CANCELLED}
 
 
+#: What a move expects the job to be in: one state, or any of several.
+Expected = JobState | tuple[JobState, ...] | frozenset[JobState]
+
+
 class IllegalTransition(RuntimeError):
     """A move the job's life does not have: a bug in the engine, never a user's mistake."""
 
@@ -96,7 +100,11 @@ class ExportJob:
     def state(self) -> JobState:
         return self._state
 
-    def move(self, expected: JobState | frozenset[JobState] | tuple[JobState, ...], to: JobState) -> None:
+    def in_state(self, *states: JobState) -> bool:
+        """Whether the job is in one of ``states`` now (another thread may move it next)."""
+        return self._state in states
+
+    def move(self, expected: Expected, to: JobState) -> None:
         """Go from ``expected`` (one state or several) to ``to``, or raise.
 
         The caller holds the engine's lock. A wake request belongs to one wait: it ends

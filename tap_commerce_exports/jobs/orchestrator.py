@@ -34,9 +34,9 @@ from tap_commerce_exports.http.download import (
     UrlExpired,
 )
 from tap_commerce_exports.jobs.create_refusals import CreateRefusals
-from tap_commerce_exports.jobs.job import IN_FLIGHT, ExportJob, JobState
+from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
-from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy
+from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy, ExportStatus
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
@@ -102,8 +102,8 @@ class ExportOrchestrator:
         """
         ordered = sorted(jobs, key=lambda j: (j.seq, j.stream.name))
         per_stream: dict[str, deque[ExportJob]] = {}
-        for job in sorted(ordered, key=lambda j: j.seq):
-            per_stream.setdefault(job.stream.name, deque()).append(job)
+        for each in sorted(ordered, key=lambda j: j.seq):
+            per_stream.setdefault(each.stream.name, deque()).append(each)
         with self._cv:
             self._jobs = ordered
             self._queue = deque(ordered)
@@ -112,12 +112,12 @@ class ExportOrchestrator:
         try:
             while per_stream:
                 with self._cv:
-                    job = None
+                    job: ExportJob | None = None
                     while job is None:
                         if self._fatal is not None:
                             raise self._fatal
-                        for queue in per_stream.values():
-                            head = queue[0]
+                        for pending in per_stream.values():
+                            head = pending[0]
                             if head.state in (JobState.READY, JobState.FAILED):
                                 job = head
                                 break
@@ -195,8 +195,8 @@ class ExportOrchestrator:
                 self._create_due()
                 self._poll_due()
                 with self._cv:
-                    if self._stopped:
-                        return
+                    if self._stopped:  # stop() may have set it meanwhile
+                        return  # type: ignore[unreachable]
                     if not any(j.state in (JobState.QUEUED, JobState.WAITING) for j in self._jobs):
                         self._cv.wait(1.0)
                         continue
@@ -209,7 +209,7 @@ class ExportOrchestrator:
             self._fatal = exc
             self._cv.notify_all()
 
-    def _move(self, job: ExportJob, expected, to: JobState) -> None:
+    def _move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
         """The one place a job's state changes: checked (``ExportJob.move``), under the lock."""
         with self._cv:
             job.move(expected, to)
@@ -249,7 +249,7 @@ class ExportOrchestrator:
             if not self._available_now():
                 return
             with self._cv:
-                if job.state is not JobState.QUEUED:  # cancelled meanwhile
+                if not job.in_state(JobState.QUEUED):  # cancelled meanwhile
                     continue
                 self._move(job, JobState.QUEUED, JobState.CREATING)
                 if job.first_attempt_at is None:
@@ -419,7 +419,7 @@ class ExportOrchestrator:
                     job.status = status
                     job.next_check_at = now + delay
 
-    def _finish_failed(self, job: ExportJob, exc: BaseException, expected) -> None:
+    def _finish_failed(self, job: ExportJob, exc: BaseException, expected: Expected) -> None:
         """Fail ``job`` if it is still in ``expected``: a job cancelled meanwhile stays
         cancelled (its stream already stopped earlier, or the sync did)."""
         with self._cv:
@@ -446,7 +446,7 @@ class ExportOrchestrator:
             # DOWNLOADING ones are cancelled when their download ends (_download_job)
 
     # ---------------------------------------------------------------- downloads
-    def _start_download(self, job: ExportJob, status, expected: JobState) -> None:
+    def _start_download(self, job: ExportJob, status: ExportStatus, expected: JobState) -> None:
         with self._cv:
             job.status = status
             self._move(job, expected, JobState.DOWNLOADING)
@@ -455,26 +455,29 @@ class ExportOrchestrator:
 
     def _download_job(self, job: ExportJob) -> None:
         try:
-            assert job.status is not None
+            status = job.status
+            assert status is not None
             job.workdir = self.workdir / f"job-{id(job):x}"
             job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            urls = self.provider.file_urls(job.status)
+            urls = self.provider.file_urls(status)
             lock = threading.Lock()
-            state = {"urls": urls, "refreshes": 0}
+            current = list(urls)
+            refreshes = 0
 
             def fresh_url(index: int, stale: str) -> str:
+                nonlocal current, refreshes
                 with lock:
-                    if state["urls"][index] == stale:
-                        state["refreshes"] += 1
-                        if state["refreshes"] > self.url_refreshes * max(1, len(urls)):
+                    if current[index] == stale:
+                        refreshes += 1
+                        if refreshes > self.url_refreshes * max(1, len(urls)):
                             raise ExportFailed(
                                 f"{job.label}: the file URLs of export {job.export_id} keep "
                                 "expiring; try again"
                             )
-                        state["urls"] = self.provider.file_urls(job.status, refresh=True)
-                        if len(state["urls"]) != len(urls):
+                        current = self.provider.file_urls(status, refresh=True)
+                        if len(current) != len(urls):
                             raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
-                    return state["urls"][index]
+                    return current[index]
 
             paths = [job.workdir / f"part-{i:05d}.{self._ext}" for i in range(len(urls))]
             if len(urls) <= 1:

@@ -180,6 +180,7 @@ class CsvFileReader(ExportFileReader):
                     yield record
             else:
                 field, start, end = self.window_column, window.start, window.end
+                assert field is not None  # the first branch took the file without one
                 # Bounds are aware datetimes; cells keep their own offsets, so compare
                 # instants (parsing one validated cell per row), never the texts.
                 instant_of = datetime.fromisoformat if isinstance(start, datetime) else _same

@@ -143,7 +143,7 @@ class JsonElementsFileReader(ExportFileReader):
         check = self._check
         keys = self.primary_keys
         window = self.window if self.window_column is not None else None
-        field = self.window_column
+        field = self.window_column or ""  # read only when window is not None
         try:
             for index, element in enumerate(self._elements):
                 self.rows_read += 1
@@ -159,7 +159,7 @@ class JsonElementsFileReader(ExportFileReader):
                     if problem is None:
                         problem = check(element)
                 if problem is None and window is not None:
-                    instant = element.get(field)  # type: ignore[union-attr, arg-type]
+                    instant = element.get(field)  # type: ignore[union-attr]
                     if instant is None:
                         self.records_without_window_value += 1
                     else:

@@ -18,6 +18,7 @@ from singer_sdk import typing as th
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
+from tap_commerce_exports.singer.batch import BatchSettings, parse_batch_config
 
 MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
 MAX_SECONDS = 30 * 86400.0
@@ -169,6 +170,7 @@ class Settings:
     rejects_dir: Path
     webhook_listen: tuple[str, int] | None
     webhook_secret: str | None
+    batch: BatchSettings | None = None
 
     @classmethod
     def from_config(
@@ -287,6 +289,7 @@ class Settings:
             rejects_dir=rejects_dir,
             webhook_listen=webhook_listen,
             webhook_secret=webhook_secret,
+            batch=parse_batch_config(config.get("batch_config")),
         )
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.errors import ConfigError, ExportFailed, UserError
 from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
@@ -32,6 +32,7 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.singer.batch import BatchFileSet, new_run_id, parquet_refusal, remove_loaded
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
@@ -76,6 +77,7 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        self._batch_run_id = new_run_id()  # names this run's batch files
 
     # ------------------------------------------------------------------ planning
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
@@ -130,6 +132,10 @@ class ExportSync:
             self._write_schema(p)
         self.output.state(snapshot(self.tap.state))
         jobs = self.plan(streams)
+        emit = self._emit
+        if self.settings.batch is not None:
+            emit = self._emit_batch
+            self._remove_loaded_batches(streams)
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
         receiver = None
         started = time.monotonic()
@@ -151,7 +157,7 @@ class ExportSync:
                     p.error = job.error
                     continue
                 try:
-                    self._emit(job, p)
+                    emit(job, p)
                 except UserError as exc:
                     if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
                         raise
@@ -195,6 +201,10 @@ class ExportSync:
         for stream_map in mapper.stream_maps[stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
+            if self.settings.batch is not None and self.settings.batch.format == "parquet":
+                refusal = parquet_refusal(stream_map.stream_alias, stream_map.transformed_schema)
+                if refusal:  # before any output is flushed: the run writes nothing
+                    raise ConfigError(refusal)
             self.output.schema(
                 stream_map.stream_alias,
                 stream_map.transformed_schema,
@@ -222,6 +232,93 @@ class ExportSync:
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
+
+    # ------------------------------------------------------------------ BATCH mode
+    def _emit_batch(self, job: ExportJob, p: StreamProgress) -> None:
+        """The window's records into one file set per output stream, then one BATCH
+        message per set; the caller writes the STATE after. What fails before it is
+        announced is discarded (the window is exported again); see singer/batch.py."""
+        batch = self.settings.batch
+        assert batch is not None
+        sets: list[BatchFileSet] = []
+        parts: dict[str, int] = {}
+
+        def open_sets() -> Callable[[dict], None]:
+            sets[:] = [
+                BatchFileSet(
+                    batch,
+                    stream=m.stream_alias,
+                    schema=m.transformed_schema,
+                    account=self.provider.account,
+                    start=job.window.start,
+                    end=job.window.end,
+                    run_id=self._batch_run_id,
+                    part=parts.get(m.stream_alias, 0),
+                )
+                for m in self.tap.mapper.stream_maps[p.stream.name]
+                if not isinstance(m, RemoveRecordTransform)
+            ]
+            return self._batch_sink(p, sets)
+
+        def announce() -> None:
+            for file_set in sets:
+                manifest = file_set.complete()
+                parts[file_set.stream] = file_set.next_part
+                if manifest:
+                    self.output.batch(file_set.stream, batch.encoding, manifest)
+
+        write = open_sets()
+
+        def new_columns() -> None:
+            # The SCHEMA that adds columns must precede the files that carry them.
+            nonlocal write
+            announce()
+            self._write_schema(p)
+            write = open_sets()
+
+        try:
+            for record in self._read(job, p, new_columns):  # hot loop: one call per record
+                write(record)
+            announce()
+        except BaseException:
+            for file_set in sets:
+                file_set.discard()
+            raise
+
+    def _batch_sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> Callable[[dict], None]:
+        """Like :meth:`_record_sink`: selection, then each stream map, into its file set."""
+        writers: list[Callable[[dict], None]] = []
+        maps = [
+            m for m in self.tap.mapper.stream_maps[p.stream.name] if not isinstance(m, RemoveRecordTransform)
+        ]
+        for stream_map, file_set in zip(maps, sets, strict=True):
+            if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:
+                writers.append(file_set.write)
+            else:
+                writers.append(_mapped(stream_map, file_set.write))
+        dropped = p.dropped_columns
+        if not dropped and len(writers) == 1:
+            return writers[0]
+
+        def write_all(record: dict) -> None:
+            for name in dropped:
+                record.pop(name, None)
+            for write in writers:
+                write(record)
+
+        return write_all
+
+    def _remove_loaded_batches(self, streams: list[ExportStream]) -> None:
+        """Batch files of earlier runs that the incoming bookmark proves loaded."""
+        batch = self.settings.batch
+        assert batch is not None
+        for stream in streams:
+            bookmark = read_bookmark(self.tap.state, stream.name, self.provider.account)
+            if bookmark is None:
+                continue
+            for m in self.tap.mapper.stream_maps[stream.name]:
+                if not isinstance(m, RemoveRecordTransform):
+                    remove_loaded(batch, m.stream_alias, self.provider.account, bookmark)
 
     def _record_sink(
         self, p: StreamProgress, time_extracted: str, dropped: frozenset[str]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The tap's benchmark: everything the speed issue asks for, measured in one run.
 
-    python scripts/bench.py [--only record,memory,overlap,wakeup] [--rows 200000]
+    python scripts/bench.py [--only record,memory,overlap,wakeup,loader] [--rows 200000]
                             [--repeat 3] [--large-rows 1000000] [--delay 3]
 
 1. Record path, 200k-row 20-column orders CSV (kept in ``.bench/``), each contender in
@@ -17,6 +17,10 @@
    1.3*D + transfer (transfer = the same sync with D = 0).
 4. Wake-up, export available -> download started: with the webhook (goal <= 1 s) and
    with polling only (goal <= 25% of the time waited so far).
+5. Loader (``scripts/bench_loader.py``): one ``--loader-rows`` orders export through the
+   real tap into ``meltanolabs-target-postgres`` and a real PostgreSQL, as RECORD messages
+   and as BATCH files, rows checked equal; goals: BATCH >= 1.8x RECORD end to end, and
+   the tap's CPU per record in BATCH mode no higher than in RECORD mode.
 
 Not a test: it prints a table of values and goals (and writes it to ``.bench/last.md``);
 timings depend on the machine and its load (the header shows both). Exit status 1 only
@@ -50,11 +54,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_child  # noqa: E402
+import bench_loader  # noqa: E402
 
 BENCH_DIR = ROOT / ".bench"
 CHILD = str(ROOT / "scripts" / "bench_child.py")
 PYTHON = sys.executable
-SECTIONS = ("record", "memory", "overlap", "wakeup")
+SECTIONS = ("record", "memory", "overlap", "wakeup", "loader")
 
 #: High limits for sandbox and tap, so that rate limiting is not what sections 2-4 measure.
 SANDBOX_RATE = 1000.0
@@ -653,6 +658,7 @@ def main() -> int:
     parser.add_argument("--large-rows", type=int, default=1_000_000, help="memory: large export rows")
     parser.add_argument("--delay", type=float, default=3.0, help="overlap and webhook: D seconds")
     parser.add_argument("--poll-delay", type=float, default=10.0, help="polling wake-up: D seconds")
+    parser.add_argument("--loader-rows", type=int, default=200_000, help="loader: orders export rows")
     args = parser.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -674,6 +680,7 @@ def main() -> int:
         "memory": lambda: bench_memory(report, args.large_rows),
         "overlap": lambda: bench_overlap(report, args.delay),
         "wakeup": lambda: bench_wakeup(report, args.delay, args.poll_delay),
+        "loader": lambda: bench_loader.bench_loader(report, args.loader_rows, sandbox, tap_config),
     }
     if "memory" in sections and "overlap" in sections:
         memory_done: list[bool] = []

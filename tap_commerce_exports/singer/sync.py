@@ -235,13 +235,19 @@ class ExportSync:
 
     # ------------------------------------------------------------------ BATCH mode
     def _emit_batch(self, job: ExportJob, p: StreamProgress) -> None:
-        """The window's records into one file set per output stream, then one BATCH
-        message per set; the caller writes the STATE after. What fails before it is
-        announced is discarded (the window is exported again); see singer/batch.py."""
+        """The window's records into one file set per output stream, each file announced
+        by a BATCH message once complete; the caller writes the STATE after the last. A
+        file not complete when the window fails is removed; see singer/batch.py."""
         batch = self.settings.batch
         assert batch is not None
         sets: list[BatchFileSet] = []
         parts: dict[str, int] = {}
+
+        def announce(stream: str, manifest: list[str]) -> None:
+            # Each file as soon as it is complete, flushed: the loader loads it while
+            # the next one is written. The STATE comes after the window's last.
+            self.output.batch(stream, batch.encoding, manifest)
+            self.output.flush()
 
         def open_sets() -> Callable[[dict], None]:
             sets[:] = [
@@ -253,6 +259,7 @@ class ExportSync:
                     start=job.window.start,
                     end=job.window.end,
                     run_id=self._batch_run_id,
+                    announce=announce,
                     part=parts.get(m.stream_alias, 0),
                 )
                 for m in self.tap.mapper.stream_maps[p.stream.name]
@@ -260,26 +267,24 @@ class ExportSync:
             ]
             return self._batch_sink(p, sets)
 
-        def announce() -> None:
+        def complete() -> None:
             for file_set in sets:
-                manifest = file_set.complete()
+                file_set.complete()
                 parts[file_set.stream] = file_set.next_part
-                if manifest:
-                    self.output.batch(file_set.stream, batch.encoding, manifest)
 
         write = open_sets()
 
         def new_columns() -> None:
             # The SCHEMA that adds columns must precede the files that carry them.
             nonlocal write
-            announce()
+            complete()
             self._write_schema(p)
             write = open_sets()
 
         try:
             for record in self._read(job, p, new_columns):  # hot loop: one call per record
                 write(record)
-            announce()
+            complete()
         except BaseException:
             for file_set in sets:
                 file_set.discard()

@@ -315,8 +315,8 @@ class _ParquetEncoder(_Encoder):
     CHUNK_ROWS = 10_000
 
     def __init__(self, raw: BinaryIO, compression: str | None, schema: Mapping[str, Any]) -> None:
-        import pyarrow as pa  # type: ignore[import-not-found]
-        import pyarrow.parquet as pq  # type: ignore[import-not-found]
+        import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         self._pa = pa
         fields = []

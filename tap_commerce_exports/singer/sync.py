@@ -313,7 +313,7 @@ class ExportSync:
 
         return write_all
 
-    def _remove_loaded_batches(self, streams: list[ExportStream]) -> None:
+    def _remove_loaded_batches(self, streams: list[Any]) -> None:
         """Batch files of earlier runs that the incoming bookmark proves loaded."""
         batch = self.settings.batch
         assert batch is not None

@@ -32,7 +32,7 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
-from tap_commerce_exports.singer.batch import BatchFileSet, new_run_id, parquet_refusal, remove_loaded
+from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
@@ -77,7 +77,6 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
-        self._batch_run_id = new_run_id()  # names this run's batch files
 
     # ------------------------------------------------------------------ planning
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
@@ -133,9 +132,12 @@ class ExportSync:
         self.output.state(snapshot(self.tap.state))
         jobs = self.plan(streams)
         emit = self._emit
-        if self.settings.batch is not None:
-            emit = self._emit_batch
-            self._remove_loaded_batches(streams)
+        if self.settings.batch is not None:  # BATCH files instead of RECORD messages
+            from tap_commerce_exports.singer.batch_sync import BatchWindows
+
+            batches = BatchWindows(self, self.settings.batch)
+            batches.remove_loaded(streams)
+            emit = batches.emit
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
         receiver = None
         started = time.monotonic()
@@ -232,98 +234,6 @@ class ExportSync:
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
-
-    # ------------------------------------------------------------------ BATCH mode
-    def _emit_batch(self, job: ExportJob, p: StreamProgress) -> None:
-        """The window's records into one file set per output stream, each file announced
-        by a BATCH message once complete; the caller writes the STATE after the last. A
-        file not complete when the window fails is removed; see singer/batch.py."""
-        batch = self.settings.batch
-        assert batch is not None
-        sets: list[BatchFileSet] = []
-        parts: dict[str, int] = {}
-
-        def announce(stream: str, manifest: list[str]) -> None:
-            # Each file as soon as it is complete, flushed: the loader loads it while
-            # the next one is written. The STATE comes after the window's last.
-            self.output.batch(stream, batch.encoding, manifest)
-            self.output.flush()
-
-        def open_sets() -> Callable[[dict], None]:
-            sets[:] = [
-                BatchFileSet(
-                    batch,
-                    stream=m.stream_alias,
-                    schema=m.transformed_schema,
-                    account=self.provider.account,
-                    start=job.window.start,
-                    end=job.window.end,
-                    run_id=self._batch_run_id,
-                    announce=announce,
-                    part=parts.get(m.stream_alias, 0),
-                )
-                for m in self.tap.mapper.stream_maps[p.stream.name]
-                if not isinstance(m, RemoveRecordTransform)
-            ]
-            return self._batch_sink(p, sets)
-
-        def complete() -> None:
-            for file_set in sets:
-                file_set.complete()
-                parts[file_set.stream] = file_set.next_part
-
-        write = open_sets()
-
-        def new_columns() -> None:
-            # The SCHEMA that adds columns must precede the files that carry them.
-            nonlocal write
-            complete()
-            self._write_schema(p)
-            write = open_sets()
-
-        try:
-            for record in self._read(job, p, new_columns):  # hot loop: one call per record
-                write(record)
-            complete()
-        except BaseException:
-            for file_set in sets:
-                file_set.discard()
-            raise
-
-    def _batch_sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> Callable[[dict], None]:
-        """Like :meth:`_record_sink`: selection, then each stream map, into its file set."""
-        writers: list[Callable[[dict], None]] = []
-        maps = [
-            m for m in self.tap.mapper.stream_maps[p.stream.name] if not isinstance(m, RemoveRecordTransform)
-        ]
-        for stream_map, file_set in zip(maps, sets, strict=True):
-            if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:
-                writers.append(file_set.write)
-            else:
-                writers.append(_mapped(stream_map, file_set.write))
-        dropped = p.dropped_columns
-        if not dropped and len(writers) == 1:
-            return writers[0]
-
-        def write_all(record: dict) -> None:
-            for name in dropped:
-                record.pop(name, None)
-            for write in writers:
-                write(record)
-
-        return write_all
-
-    def _remove_loaded_batches(self, streams: list[Any]) -> None:
-        """Batch files of earlier runs that the incoming bookmark proves loaded."""
-        batch = self.settings.batch
-        assert batch is not None
-        for stream in streams:
-            bookmark = read_bookmark(self.tap.state, stream.name, self.provider.account)
-            if bookmark is None:
-                continue
-            for m in self.tap.mapper.stream_maps[stream.name]:
-                if not isinstance(m, RemoveRecordTransform):
-                    remove_loaded(batch, m.stream_alias, self.provider.account, bookmark)
 
     def _record_sink(
         self, p: StreamProgress, time_extracted: str, dropped: frozenset[str]

@@ -285,9 +285,11 @@ class _JsonlEncoder(_Encoder):
 
     def __init__(self, raw: BinaryIO, compression: str | None) -> None:
         self._raw = raw
-        self._gz = (
-            _GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) if compression else None
-        )
+        self._gz = None
+        if compression:
+            self._gz = _GzipFile(  # type: ignore[no-untyped-call,unused-ignore]
+                fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
+            )
         self._sink: BinaryIO = self._gz if self._gz is not None else raw  # type: ignore[assignment]
         self._buf = bytearray()
         self._encode_into = msgspec.json.Encoder(decimal_format="number").encode_into

@@ -48,7 +48,7 @@ class BatchWindows:
             sync.output.batch(stream, batch.encoding, manifest)
             sync.output.flush()
 
-        def open_sets() -> Callable[[dict], None]:
+        def open_sets() -> Callable[[dict[str, Any]], None]:
             sets[:] = [
                 BatchFileSet(
                     batch,
@@ -89,9 +89,9 @@ class BatchWindows:
                 file_set.discard()
             raise
 
-    def _sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> Callable[[dict], None]:
+    def _sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> Callable[[dict[str, Any]], None]:
         """Like ``ExportSync._record_sink``: selection, then each stream map, into its file set."""
-        writers: list[Callable[[dict], None]] = []
+        writers: list[Callable[[dict[str, Any]], None]] = []
         maps = [
             m
             for m in self.sync.tap.mapper.stream_maps[p.stream.name]
@@ -106,7 +106,7 @@ class BatchWindows:
         if not dropped and len(writers) == 1:
             return writers[0]
 
-        def write_all(record: dict) -> None:
+        def write_all(record: dict[str, Any]) -> None:
             for name in dropped:
                 record.pop(name, None)
             for write in writers:
@@ -119,7 +119,7 @@ class BatchWindows:
         sync = self.sync
         account = sync.provider.account
         for stream in streams:
-            bookmark = read_bookmark(sync.tap.state, stream.name, account)
+            bookmark = read_bookmark(dict(sync.tap.state), stream.name, account)
             if bookmark is None:
                 continue
             for m in sync.tap.mapper.stream_maps[stream.name]:

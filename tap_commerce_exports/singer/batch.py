@@ -1,9 +1,9 @@
 """Singer BATCH output: a window's records as whole files the loader bulk-loads.
 
 Why not the SDK's batchers (``singer_sdk.contrib.batch_encoder_jsonl`` / ``_parquet``):
-they chunk a stream's records into files named by a fresh uuid per stream and announce
-each file as soon as it is written, so a bookmark cannot say which files it covers
-(meltano/sdk#976); the Parquet one builds each file in memory (``Table.from_pylist``),
+they chunk a whole stream's records into files named by a fresh uuid, with no tie to
+any bookmark, so a batched stream's state cannot be incremental (meltano/sdk#976);
+the Parquet one builds each file in memory (``Table.from_pylist``),
 writes through fsspec without fsync, and all of them give every stream map the same
 files. Here the unit is the export WINDOW, the one thing the bookmark counts:
 
@@ -18,8 +18,8 @@ files. Here the unit is the export WINDOW, the one thing the bookmark counts:
 * names carry the stream, the account, the window and a per-run id: two runs or two
   accounts never collide, and the next run can tell which files a bookmark covers.
 
-Deletion (the README states it): files of a window that failed or was interrupted before
-it was announced are removed at once (their window is exported again). Announced files
+Deletion (the README states it): a file not finished when its window fails or is
+interrupted is removed at once (the window is exported again). Announced files
 are the loader's to read, possibly after this process has exited, so the tap keeps them;
 the NEXT run removes those whose window ends at or before the bookmark it starts from,
 because that bookmark comes back from the loader only after it loaded them.
@@ -482,7 +482,7 @@ def _fsync_dir(path: Path) -> None:
 # ------------------------------------------------------------------------- cleanup
 
 _NAME = re.compile(
-    r"\.(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)\.[0-9a-f]{12}\.\d{4}\.(?:jsonl|parquet)(?:\.gz)?$"
+    r"\.(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)\.[0-9a-f]{12}\.\d{4,}\.(?:jsonl|parquet)(?:\.gz)?$"
 )
 
 

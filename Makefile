@@ -103,7 +103,7 @@ check: $(DEV_STAMP)
 lock: | $(UV)
 	$(UV) lock --upgrade
 	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
-	@for name in meltano target-duckdb target-jsonl; do \
+	@for name in meltano target-duckdb target-jsonl bench-target-postgres; do \
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
@@ -128,6 +128,6 @@ faults: install
 	$(VENV)/bin/python scripts/fault_matrix.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

@@ -45,7 +45,7 @@ def sandbox():
 
 @pytest.fixture(autouse=True)
 def clean_sandbox(sandbox):
-    reset = dict(fault_export_failed=0, clover_hours="off", header_style="mixed")
+    reset = dict(fault_export_failed=0, clover_hours="off", header_style="mixed", date_to_inclusive=True)
     sandbox.control(**reset)
     yield
     sandbox.control(**reset)
@@ -141,6 +141,28 @@ def test_batch_files_hold_exactly_what_record_messages_carry_and_the_ground_trut
             key = str(keys([record], list(d.primary_keys))[0])
             assert by_key[key] == same_instants(record, schema), f"{name} {key}"
     assert as_batches.last_state == as_records.last_state
+
+
+@pytest.mark.parametrize(
+    ("inclusive", "header_style"),
+    [(True, "snake"), (False, "title")],  # each value of each setting, in two runs
+    ids=["date_to-inclusive-snake", "date_to-exclusive-title"],
+)
+def test_batch_files_hold_boundary_rows_once_under_either_date_to_rule_and_header_style(
+    sandbox, tmp_path, inclusive, header_style
+):
+    """The API's unpublished facts (is date_to inclusive? which header style?) across
+    their values, in BATCH mode too: one-day windows, every boundary crossed."""
+    sandbox.control(date_to_inclusive=inclusive, header_style=header_style)
+    end = "2025-01-08T00:00:00Z"
+    run = run_tap(config(sandbox, "nextcommerce", tmp_path, window_days=1, end_date=end), streams=NC_STREAMS)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = batch_records(run.messages)
+    for name in NC_STREAMS:
+        d = DEFINITIONS["nextcommerce"][name]
+        expected = sandbox.truth_keys("nextcommerce", d.export_type, utc(START), utc(end))
+        found = keys(got[name], list(d.primary_keys))
+        assert sorted(map(str, found)) == sorted(map(str, expected)), name
 
 
 def test_every_file_is_announced_before_the_state_that_moves_its_windows_bookmark(sandbox, tmp_path):

@@ -104,7 +104,7 @@ check: $(DEV_STAMP)
 lock: | $(UV)
 	$(UV) lock --upgrade
 	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
-	@for name in meltano target-duckdb target-jsonl; do \
+	@for name in meltano target-duckdb target-jsonl bench-target-postgres; do \
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
@@ -132,6 +132,6 @@ rates: $(DEV_STAMP)
 	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

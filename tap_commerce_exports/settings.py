@@ -19,6 +19,7 @@ from singer_sdk import typing as th
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
+from tap_commerce_exports.singer.batch import BatchSettings, parse_batch_config
 
 MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
 MAX_SECONDS = 30 * 86400.0
@@ -184,6 +185,7 @@ class Settings:
     webhook_secret: str | None
     #: stream -> the column holding its rows' window instant (``window_columns``).
     window_columns: Mapping[str, str] = field(default_factory=dict)
+    batch: BatchSettings | None = None
 
     @classmethod
     def from_config(
@@ -304,6 +306,7 @@ class Settings:
             webhook_listen=webhook_listen,
             webhook_secret=webhook_secret,
             window_columns=window_columns,
+            batch=parse_batch_config(config.get("batch_config")),
         )
 
 

@@ -37,6 +37,8 @@ class TapCommerceExports(Tap):
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
+        # batch_config (the SDK's setting): whole files per window, see singer/batch.py.
+        PluginCapabilities.BATCH,
     ]
 
     # ------------------------------------------------------------------ settings

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_commerce_exports.errors import ExportFailed, InvalidFile, MissingWindowColumn, UserError
+from tap_commerce_exports.errors import ConfigError, ExportFailed, InvalidFile, MissingWindowColumn, UserError
 from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
@@ -34,6 +34,7 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
@@ -133,6 +134,13 @@ class ExportSync:
             self._write_schema(p)
         self.output.state(snapshot(self.tap.state))
         jobs = self.plan(streams)
+        emit = self._emit
+        if self.settings.batch is not None:  # BATCH files instead of RECORD messages
+            from tap_commerce_exports.singer.batch_sync import BatchWindows
+
+            batches = BatchWindows(self, self.settings.batch)
+            batches.remove_loaded(streams)
+            emit = batches.emit
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
         receiver = None
         started = time.monotonic()
@@ -154,7 +162,7 @@ class ExportSync:
                     p.error = job.error
                     continue
                 try:
-                    self._emit(job, p)
+                    emit(job, p)
                 except UserError as exc:
                     if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
                         raise
@@ -192,6 +200,10 @@ class ExportSync:
         for stream_map in mapper.stream_maps[stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
+            if self.settings.batch is not None and self.settings.batch.format == "parquet":
+                refusal = parquet_refusal(stream_map.stream_alias, stream_map.transformed_schema)
+                if refusal:  # before any output is flushed: the run writes nothing
+                    raise ConfigError(refusal)
             self.output.schema(
                 stream_map.stream_alias,
                 stream_map.transformed_schema,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
 from tap_commerce_exports.singer.batch import BatchFileSet, BatchSettings, new_run_id, remove_loaded
+from tap_commerce_exports.singer.selection import record_pruner
 from tap_commerce_exports.singer.sync import _mapped
 from tap_commerce_exports.state import read_bookmark
 
@@ -102,13 +103,13 @@ class BatchWindows:
                 writers.append(file_set.write)
             else:
                 writers.append(_mapped(stream_map, file_set.write))
-        dropped = p.dropped_columns
-        if not dropped and len(writers) == 1:
+        prune = record_pruner(p.deselected)
+        if prune is None and len(writers) == 1:
             return writers[0]
 
         def write_all(record: dict[str, Any]) -> None:
-            for name in dropped:
-                record.pop(name, None)
+            if prune is not None:
+                prune(record)
             for write in writers:
                 write(record)
 

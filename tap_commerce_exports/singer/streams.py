@@ -29,12 +29,18 @@ def load_schema(definition: ExportStreamDefinition) -> dict[str, Any]:
 class ExportStream(Stream):
     """A stream whose records come from a provider's export files."""
 
-    forced_replication_method = "INCREMENTAL"
-
     def __init__(self, tap: Tap, definition: ExportStreamDefinition) -> None:
         self.definition = definition
         super().__init__(tap=tap, schema=load_schema(definition), name=definition.name)
         self.primary_keys = list(definition.primary_keys)
+        # The catalog says what the sync does: incremental, windows cut on the record's
+        # creation time (the stream's window field, a property of every record). Set on
+        # the instance: the SDK's __init__ resets a class-level forced_replication_method
+        # to None, and a discovered catalog then claimed FULL_TABLE. The state's bookmark
+        # (``window_end``, state.py) is a value on this field's axis: every record whose
+        # window field is before it was emitted.
+        self.replication_key = definition.window_field
+        self.forced_replication_method = "INCREMENTAL"
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
         """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs

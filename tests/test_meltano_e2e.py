@@ -152,6 +152,7 @@ def assert_warehouse_is_ground_truth(meltano: IsolatedMeltano, sandbox, end: str
 TAP_SETTINGS = (
     "provider",
     "access_token",
+    "sandbox_token",
     "store",
     "merchant_id",
     "region",
@@ -234,11 +235,9 @@ def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
         assert result.returncode == 0, result.tail()
         config = json.loads(result.output[result.output.index("{") :])
         assert config["provider"] == provider, config
-        assert (
-            config["start_date"]
-            and config["access_token"]
-            and config["api_url"].startswith("http://127.0.0.1:8000")
-        )
+        assert config["start_date"] and config["api_url"].startswith("http://127.0.0.1:8000")
+        # the sandbox's own token, never access_token (see tests/test_meltano_user_path.py)
+        assert config["sandbox_token"] == "sandbox-token" and not config.get("access_token")
 
 
 def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path):

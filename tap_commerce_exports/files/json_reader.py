@@ -9,12 +9,11 @@ validator compiled once per schema (see :mod:`json_validation`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import re
 
 import msgspec
 
@@ -55,6 +54,7 @@ def _decode_problem(data: bytes, offset: int, decode_error: Exception) -> str:
         return "not valid JSON: the document ends early or is malformed"
     at = int(match.group(1))
     return f"not valid JSON: malformed at byte offset {offset + at} (line {_line_at(data, at)})"
+
 
 # Compiled validators by schema object. The schema is stored with its check so that its
 # id() cannot be reused by another object while the entry exists.

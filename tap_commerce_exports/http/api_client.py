@@ -23,6 +23,7 @@ import requests
 
 from tap_commerce_exports import __version__
 from tap_commerce_exports.errors import AuthError, UserError
+from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.http.redact import redact_url, scrub
 
@@ -188,7 +189,7 @@ class ApiClient:
             ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ApiError(
-                f"cannot reach the API at {redact_url(url)} ({type(exc).__name__}) after "
+                f"cannot reach the API at {redact_url(url)} ({transport_problem(exc)}) after "
                 f"{self.max_tries} tries: check 'api_url' and the network",
             ) from None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from tap_commerce_exports.http.api_client import USER_AGENT
+from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.redact import redact_url
 
 LOGGER = logging.getLogger("tap_commerce_exports.download")
@@ -74,7 +75,7 @@ class FileDownloader:
                         out.write(chunk)
                         written += len(chunk)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise DownloadError(f"download of {shown} broke off ({type(exc).__name__})") from None
+            raise DownloadError(f"download of {shown} broke off ({transport_problem(exc)})") from None
         except requests.exceptions.ChunkedEncodingError:
             raise TruncatedDownload(f"download of {shown} broke off mid-body") from None
         except Exception as exc:  # urllib3 ProtocolError / IncompleteRead

@@ -90,3 +90,22 @@ def test_a_catalog_given_back_to_the_tap_keeps_method_and_key():
     tap = TapCommerceExports(config=config, catalog=catalog, parse_env_config=False)
     orders = tap.streams["orders"]
     assert (orders.replication_method, orders.replication_key) == ("INCREMENTAL", "created_at")
+
+
+def test_a_catalog_asking_for_full_table_gets_a_warning_and_the_incremental_sync(caplog):
+    """Meltano's `metadata` extra can rewrite the catalog; the engine syncs by window
+    whatever it says, so the tap says so instead of silently ignoring it."""
+    config = {"access_token": "tok-123456", "start_date": "2025-01-01", "store": "demo-store"}
+    catalog = TapCommerceExports(config=config, parse_env_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == "orders":
+            entry["replication_method"] = "FULL_TABLE"
+            entry["replication_key"] = None
+            root_metadata(entry).pop("replication-key", None)
+            root_metadata(entry)["forced-replication-method"] = "FULL_TABLE"
+    with caplog.at_level("WARNING", logger="tap_commerce_exports.streams"):
+        tap = TapCommerceExports(config=config, catalog=catalog, parse_env_config=False)
+    orders = tap.streams["orders"]
+    assert (orders.replication_method, orders.replication_key) == ("INCREMENTAL", "created_at")
+    warnings = [r.getMessage() for r in caplog.records if "catalog asks" in r.getMessage()]
+    assert len(warnings) == 1 and "stream 'orders'" in warnings[0] and "FULL_TABLE" in warnings[0]

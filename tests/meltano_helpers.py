@@ -36,7 +36,7 @@ def missing_install() -> str | None:
     """Why the Meltano tests cannot run here (None if they can)."""
     if not MELTANO.exists():
         return f"{MELTANO.relative_to(REPO)} is missing: run `make test` (it installs Meltano)"
-    for plugin in ("extractors/tap-commerce-exports", "loaders/target-duckdb"):
+    for plugin in ("extractors/tap-commerce-exports", "loaders/target-duckdb", "loaders/target-postgres"):
         if not (PLUGINS_DIR / plugin / "venv").is_dir():
             return f".meltano/{plugin} is not installed: run `make test` (it runs `meltano install`)"
     return None

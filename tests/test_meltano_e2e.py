@@ -210,6 +210,24 @@ def test_meltano_yml_declares_every_tap_setting_with_a_kind():
     assert set(tap["capabilities"]) >= {"catalog", "discover", "about", "state", "stream-maps"}
 
 
+def test_numeric_settings_reach_the_tap_as_text_so_the_tap_checks_them():
+    """Meltano 4.4.1 casts an `integer` setting from the environment with int() (a fraction
+    ends in its ValueError traceback) and cannot pass a `decimal` one at all: numbers are
+    `kind: string`, and the tap parses them, naming the setting when one is wrong."""
+    from tap_commerce_exports.settings import CONFIG_SCHEMA
+
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (tap,) = [p for p in project["plugins"]["extractors"] if p["name"] == NC_EXTRACTOR]
+    kinds = {s["name"]: s["kind"] for s in tap["settings"]}
+    numeric = [
+        name
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if {"number", "integer"} & set(prop.get("type") or []) and name in kinds
+    ]
+    assert numeric, "no numeric setting found"
+    assert {n: kinds[n] for n in numeric} == dict.fromkeys(numeric, "string")
+
+
 def test_every_plugin_installs_from_a_committed_lock():
     """Meltano's plugin venvs run what the tests ran: each pip_url pins its package and names
     a constraints file under requirements/ that exists in the repository."""

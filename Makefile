@@ -8,6 +8,7 @@
 #   make sandbox      the sandbox API emulator in the foreground (port $(SANDBOX_PORT))
 #   make bench        scripts/bench.py
 #   make faults       scripts/fault_matrix.py
+#   make rates        scripts/rate_limits.py: the 429s of a busy run at the published limit
 #   make install      only the install steps (cached by stamp files)
 #   make clean        remove every venv, Meltano's .meltano/ (plugins, state), output/
 #
@@ -50,10 +51,10 @@ PLUGINS_STAMP := .meltano/.stamp-plugins
 LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
 	requirements/target-jsonl.txt requirements/target-postgres.txt
 
-.PHONY: help install demo test check lock test-latest sandbox bench faults clean
+.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -126,6 +127,9 @@ bench: install
 
 faults: install
 	$(VENV)/bin/python scripts/fault_matrix.py $(ARGS)
+
+rates: $(DEV_STAMP)
+	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .meltano output .pytest_cache .hypothesis .bench build dist

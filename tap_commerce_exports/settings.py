@@ -64,6 +64,11 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
     ),
     th.Property(
+        "sandbox_token",
+        th.StringType,
+        description="Token of a local API emulator (the bundled sandbox) on a loopback api_url. When set, it is sent instead of access_token, so a real token from the environment or .env never reaches the emulator; refused unless api_url is on this machine.",
+    ),
+    th.Property(
         "api_url",
         th.StringType,
         description="Base-URL override, e.g. `http://127.0.0.1:8000/api/admin/` (Next Commerce) or `http://127.0.0.1:8000` (Clover). Must be https unless on loopback.",
@@ -200,7 +205,7 @@ class Settings:
             )
         facts = provider_facts(provider)
         token = str(config.get("access_token") or "")
-        if require_credentials and not token:
+        if require_credentials and not token and not _opt_str(config, "sandbox_token"):
             raise ConfigError("setting 'access_token' is missing: set it to your API token")
 
         store = _opt_str(config, "store")
@@ -230,6 +235,19 @@ class Settings:
                 raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
             api_url = (api_url or CLOVER_REGIONS[region]).rstrip("/")
         _check_api_url(api_url)
+        sandbox_token = _opt_str(config, "sandbox_token")
+        if sandbox_token:
+            # A separate setting, not a value of access_token: the real token keeps its
+            # usual sources (env var, .env), which outrank any environment of a Meltano
+            # project, yet it can never be what is sent to a local emulator.
+            host = urlsplit(api_url).hostname or ""
+            if not _is_loopback(host):
+                raise ConfigError(
+                    f"setting 'sandbox_token' is set but the API host '{host}' is not on this "
+                    "machine: sandbox_token is only for a local sandbox; unset it (or point "
+                    "'api_url' at the sandbox)"
+                )
+            token = sandbox_token
 
         start = _parse_instant(config.get("start_date"), "start_date", required=True)
         end = _parse_instant(config.get("end_date"), "end_date", required=False) or now

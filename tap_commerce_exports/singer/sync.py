@@ -134,6 +134,13 @@ class ExportSync:
             self._write_schema(p)
         self.output.state(snapshot(self.tap.state))
         jobs = self.plan(streams)
+        if jobs:
+            # Exports take minutes on the real APIs: say why nothing comes for a while.
+            LOGGER.info(
+                "creating %d export(s); records follow once the first is ready "
+                "(to check access without creating exports, run with --test)",
+                len(jobs),
+            )
         emit = self._emit
         if self.settings.batch is not None:  # BATCH files instead of RECORD messages
             from tap_commerce_exports.singer.batch_sync import BatchWindows
@@ -292,7 +299,10 @@ class ExportSync:
         p.records += count
         extra = ""
         if out_of_window:
-            extra += f", {out_of_window} outside the window left to their own window"
+            extra += (
+                f"; skipped {out_of_window} whose '{job.stream.window_field}' is outside this "
+                "window (each is emitted with the window it falls in)"
+            )
         if rejected:
             extra += f", {rejected} rejected"
         if undated:

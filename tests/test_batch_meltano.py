@@ -156,6 +156,7 @@ def test_batch_files_through_meltano_into_postgresql_equal_the_truth_and_a_rerun
                 "start_date": START,
                 "end_date": END,
                 "window_days": 15,
+                "lookback": 0,  # the rerun must read nothing: no re-read of recent windows
                 "poll_interval": 1,
                 "poll_max_interval": 2,
                 "max_requests_per_second": 40,

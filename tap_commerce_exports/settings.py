@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -391,6 +391,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+@overload
+def _parse_instant(value: Any, key: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def _parse_instant(value: Any, key: str, *, required: bool) -> datetime | None: ...
 def _parse_instant(value: Any, key: str, *, required: bool) -> datetime | None:
     if value is None or value == "":
         if required:

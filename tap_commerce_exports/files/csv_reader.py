@@ -183,7 +183,9 @@ class CsvFileReader(ExportFileReader):
                 assert field is not None  # the first branch took the file without one
                 # Bounds are aware datetimes; cells keep their own offsets, so compare
                 # instants (parsing one validated cell per row), never the texts.
-                instant_of = datetime.fromisoformat if isinstance(start, datetime) else _same
+                instant_of: Callable[[Any], object] = (
+                    datetime.fromisoformat if isinstance(start, datetime) else _same
+                )
                 # Most rows lie days inside the window: a cell whose LOCAL date is 2+ days
                 # after start's date and 2+ days before end's date is inside whatever its
                 # offset (offsets are under 24 h), so only rows near an edge are parsed.

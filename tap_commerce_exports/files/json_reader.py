@@ -159,12 +159,12 @@ class JsonElementsFileReader(ExportFileReader):
                     if problem is None:
                         problem = check(element)
                 if problem is None and window is not None:
-                    instant = element.get(field)  # type: ignore[union-attr]
+                    instant = element.get(field)  # type: ignore[attr-defined]  # a dict here: checked above
                     if instant is None:
                         self.records_without_window_value += 1
                     else:
                         try:
-                            inside = window.start <= instant < window.end  # type: ignore[operator]
+                            inside = window.start <= instant < window.end
                         except TypeError:
                             problem = Problem(
                                 (field,),

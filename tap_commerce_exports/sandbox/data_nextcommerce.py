@@ -26,6 +26,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from tap_commerce_exports.sandbox.config import NC_TYPES, SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.datagen import (
@@ -94,7 +95,7 @@ class Col:
 
     name: str
     kind: str
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     null: float = 0.0
 
 
@@ -492,14 +493,14 @@ def _pooled_value(col: Col, rng: random.Random, n: int) -> str:
     if col.kind == "bool":
         return "true" if rng.random() < 0.3 else "false"
     if col.kind == "enum":
-        return rng.choice(col.args)
+        return str(rng.choice(col.args))
     if col.kind == "text":
         return rng.choice(NASTY_TEXT)
     if col.kind == "email":
         first = rng.choice(("anna", "jose", "zoe", "o'neil", "li.wei", "user+tag"))
         return f"{first}{n}@example.{rng.choice(('com', 'de', 'co.jp'))}"
     if col.kind == "url":
-        return col.args[0].format(n=rng.randint(1, 99999))
+        return str(col.args[0]).format(n=rng.randint(1, 99999))
     raise ValueError(col.kind)  # pragma: no cover - guarded by SPECS
 
 

@@ -138,7 +138,7 @@ class CloverPenalty:
                 self._strikes[key] = 0
                 return None
             self._strikes[key] += 1
-            wait = min(60, max(1, base) * 2 ** self._strikes[key])
+            wait = min(60, max(1, base) << self._strikes[key])  # base * 2**strikes
             self._until[key] = now + wait
             return wait
 

@@ -120,7 +120,7 @@ class BatchWindows:
         sync = self.sync
         account = sync.provider.account
         for stream in streams:
-            bookmark = read_bookmark(dict(sync.tap.state), stream.name, account)
+            bookmark = read_bookmark(sync.state, stream.name, account)
             if bookmark is None:
                 continue
             for m in sync.tap.mapper.stream_maps[stream.name]:

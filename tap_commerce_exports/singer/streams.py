@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk.streams import Stream
 
@@ -21,13 +21,16 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.singerlib import Catalog
 
+    from tap_commerce_exports.tap import TapCommerceExports
+
 LOGGER = logging.getLogger("tap_commerce_exports.streams")
 
 
 def load_schema(definition: ExportStreamDefinition) -> dict[str, Any]:
     """The JSON schema shipped next to the code for this stream."""
-    path = resources.files("tap_commerce_exports").joinpath("schemas", definition.schema_path)
-    return json.loads(path.read_text(encoding="utf-8"))
+    path = resources.files("tap_commerce_exports") / "schemas" / definition.schema_path
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 class ExportStream(Stream):
@@ -65,9 +68,10 @@ class ExportStream(Stream):
             )
             self.forced_replication_method, self.replication_key = wanted
 
-    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs
         all streams together through ``singer/sync.py``."""
         from tap_commerce_exports.singer.sync import ExportSync
 
-        yield from ExportSync(self._tap, self._tap.settings).iter_stream_records(self)
+        tap = cast("TapCommerceExports", self._tap)
+        yield from ExportSync(tap, tap.settings).iter_stream_records(self)

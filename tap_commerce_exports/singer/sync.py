@@ -19,11 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_commerce_exports.errors import ConfigError, ExportFailed, InvalidFile, MissingWindowColumn, UserError
+from tap_commerce_exports.errors import (
+    ConfigError,
+    ExportFailed,
+    InvalidFile,
+    InvalidRecord,
+    MissingWindowColumn,
+    UserError,
+)
 from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
@@ -75,7 +82,7 @@ class ExportSync:
         self.settings = settings
         self.output = output or SingerOutput()
         self.provider = provider or build_provider(settings)
-        self.on_invalid: Callable = fail_on_invalid
+        self.on_invalid: Callable[[InvalidRecord], None] = fail_on_invalid
         self.rejects: RejectsLog | None = None
         if settings.on_invalid_record == "log":
             self.rejects = RejectsLog(settings.rejects_dir)
@@ -83,12 +90,18 @@ class ExportSync:
         self.orchestrator: ExportOrchestrator | None = None
 
     # ------------------------------------------------------------------ planning
+    @property
+    def state(self) -> dict[str, Any]:
+        """The tap's state. The SDK types it as a TypedDict of its own keys; what this layer
+        reads and writes in it is ours (``state.py``), through a plain dict's interface."""
+        return cast("dict[str, Any]", self.tap.state)
+
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
         jobs: list[ExportJob] = []
         account = self.provider.account
         for stream in streams:
             start = self.settings.start_date
-            bookmark = read_bookmark(self.tap.state, stream.name, account)
+            bookmark = read_bookmark(self.state, stream.name, account)
             if bookmark is not None:
                 start = max(start, bookmark - self.settings.lookback)
             windows = plan_windows(start, self.settings.end_date, self.settings.window)
@@ -123,7 +136,7 @@ class ExportSync:
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
-        streams = [s for s in self.tap.streams.values() if s.selected]
+        streams = [cast("ExportStream", s) for s in self.tap.streams.values() if s.selected]
         if not streams:
             LOGGER.warning("no stream is selected: nothing to do")
             return
@@ -132,7 +145,7 @@ class ExportSync:
         }
         for p in progress.values():
             self._write_schema(p)
-        self.output.state(snapshot(self.tap.state))
+        self.output.state(snapshot(self.state))
         jobs = self.plan(streams)
         if jobs:
             # Exports take minutes on the real APIs: say why nothing comes for a while.
@@ -177,8 +190,8 @@ class ExportSync:
                     p.error = exc
                     self.orchestrator.fail(job, exc)
                     continue
-                write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
-                self.output.state(snapshot(self.tap.state))
+                write_bookmark(self.state, p.stream.name, self.provider.account, job.window.end)
+                self.output.state(snapshot(self.state))
         finally:
             if receiver is not None:
                 receiver.stop()
@@ -245,14 +258,14 @@ class ExportSync:
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
-    def _record_sink(self, p: StreamProgress, time_extracted: str) -> Callable[[dict], None]:
+    def _record_sink(self, p: StreamProgress, time_extracted: str) -> Callable[[dict[str, Any]], None]:
         """One callable per record: the plain case IS the output's record writer."""
         writers = self._record_writers(p, time_extracted)
         prune = record_pruner(p.deselected)
         if prune is None and len(writers) == 1:
             return writers[0]
 
-        def write_all(record: dict) -> None:
+        def write_all(record: dict[str, Any]) -> None:
             if prune is not None:
                 prune(record)
             for write in writers:
@@ -355,9 +368,11 @@ class ExportSync:
             orchestrator.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _record_writers(self, p: StreamProgress, time_extracted: str) -> list[Callable[[dict], None]]:
+    def _record_writers(
+        self, p: StreamProgress, time_extracted: str
+    ) -> list[Callable[[dict[str, Any]], None]]:
         """One writer per stream map; the plain case writes records untouched."""
-        writers: list[Callable[[dict], None]] = []
+        writers: list[Callable[[dict[str, Any]], None]] = []
         for stream_map in self.tap.mapper.stream_maps[p.stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
@@ -369,8 +384,8 @@ class ExportSync:
         return writers
 
 
-def _mapped(stream_map: Any, write: Callable[[dict], None]) -> Callable[[dict], None]:
-    def transform_and_write(record: dict) -> None:
+def _mapped(stream_map: Any, write: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def transform_and_write(record: dict[str, Any]) -> None:
         mapped = stream_map.transform(dict(record))
         if mapped is not None:
             write(mapped)

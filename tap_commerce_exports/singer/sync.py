@@ -28,6 +28,7 @@ from tap_commerce_exports.files import (
     JsonElementsFileReader,
     WindowFilter,
 )
+from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
@@ -114,6 +115,7 @@ class ExportSync:
             export_timeout=self.settings.export_timeout,
             outside_hours=self.settings.outside_hours,
             webhook_active=webhook_active,
+            downloader=FileDownloader(limits=download_limits(self.settings)),
         )
 
     # ------------------------------------------------------------------ running

@@ -144,7 +144,11 @@ class ExportSync:
 
                 host, port = self.settings.webhook_listen
                 receiver = WebhookReceiver(
-                    host, port, self.settings.webhook_secret or "", self.orchestrator.wake
+                    host,
+                    port,
+                    self.settings.webhook_secret or "",
+                    self.orchestrator.wake,
+                    store=self.tap.config.get("store"),  # as configured: not the api_url host
                 )
                 receiver.start()
             for job in self.orchestrator.run(jobs):

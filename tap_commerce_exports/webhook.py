@@ -224,6 +224,9 @@ class WebhookReceiver:
             address_family = family
             daemon_threads = True
             block_on_close = False
+            request_queue_size = (
+                128  # a burst is accepted (then admitted or refused), not left in SYN retries
+            )
 
             def process_request(self, request: Any, client_address: Any) -> None:
                 if not receiver._admit():

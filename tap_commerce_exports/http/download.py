@@ -175,9 +175,20 @@ class _Transfer:
             self._shutdown(response)
 
     @staticmethod
-    def _shutdown(response: requests.Response) -> None:
+    def _socket_of(response: requests.Response) -> socket.socket | None:
+        """The socket the body is read from. The connection's own attribute is cleared by
+        ``http.client`` when the peer announced it will close (HTTP/1.0, ``Connection:
+        close``); the body's file object still holds the socket then."""
         connection = getattr(response.raw, "connection", None)
         sock = getattr(connection, "sock", None)
+        if sock is None:
+            body = getattr(getattr(response.raw, "_fp", None), "fp", None)
+            sock = getattr(getattr(body, "raw", None), "_sock", None)
+        return sock if isinstance(sock, socket.socket) else None
+
+    @classmethod
+    def _shutdown(cls, response: requests.Response) -> None:
+        sock = cls._socket_of(response)
         if sock is None:
             return
         try:

@@ -795,3 +795,19 @@ def test_a_malformed_status_answer_is_one_line_naming_export_and_field(peer, pro
 def test_the_gzip_bomb_helper_really_inflates_a_thousand_fold():
     bomb = gzip_bomb(8)
     assert len(gzip.decompress(bomb)) == 8 * MIB and len(bomb) * 1000 < 8 * MIB
+
+
+def test_the_line_bound_counts_across_chunks_and_accepts_long_files_of_short_lines(tmp_path):
+    from tap_commerce_exports.files.bytes_check import MAX_LINE_BYTES, check_utf8_text
+
+    just_under = tmp_path / "under.csv"
+    just_under.write_bytes(b"a\n" + b"x" * (MAX_LINE_BYTES - 1) + b"\nb\n")
+    check_utf8_text(just_under, "f")
+    just_over = tmp_path / "over.csv"
+    just_over.write_bytes(b"a\n" + b"x" * (MAX_LINE_BYTES + 1) + b"\nb\n")
+    with pytest.raises(InvalidFile, match="line 2 "):
+        check_utf8_text(just_over, "f")
+    for ending in (b"\n", b"\r\n", b"\r"):  # old-Mac CR-only lines are lines too
+        many = tmp_path / "many.csv"
+        many.write_bytes((b"1001,10.50" + ending) * (MAX_LINE_BYTES // 5))
+        check_utf8_text(many, "f")

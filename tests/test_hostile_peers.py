@@ -705,21 +705,26 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "tap-commerce-exports: error:" in line]
 
 
-def test_sigterm_during_a_dripping_download_ends_the_process_within_a_second(peer, tmp_path):
+@pytest.mark.parametrize(
+    "signum, code", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_stop_signal_during_a_dripping_download_ends_the_process_within_a_second(
+    peer, tmp_path, signum, code
+):
     peer.files["E-order_list"] = peer.drip()
     proc = tap_process(nc_config(peer), ["orders"], tmp_path)
     try:
         assert peer.file_started.wait(60), "the download never started"
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         proc.wait(timeout=10)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
         _, err = proc.communicate()
-    assert took < 1.0, f"exited {took:.2f}s after SIGTERM (was still running 6 s later)"
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert took < 1.0, f"exited {took:.2f}s after the signal (was still running 6 s later)"
+    assert proc.returncode == code
     assert "Traceback" not in err
 
 
@@ -811,3 +816,47 @@ def test_the_line_bound_counts_across_chunks_and_accepts_long_files_of_short_lin
         many = tmp_path / "many.csv"
         many.write_bytes((b"1001,10.50" + ending) * (MAX_LINE_BYTES // 5))
         check_utf8_text(many, "f")
+
+
+# =========================================================================== rejects file
+def _invalid(stream: str = "orders") -> Any:
+    from tap_commerce_exports.errors import InvalidRecord
+
+    return InvalidRecord(
+        stream=stream, file="f", position="line 2", column="email", value="jane@example.com", reason="bad"
+    )
+
+
+def test_the_rejects_folder_is_private_whatever_the_umask_and_its_files_0600(tmp_path):
+    from tap_commerce_exports.singer.rejects import RejectsLog
+
+    old = os.umask(0o022)
+    try:
+        log = RejectsLog(tmp_path / "rejects")
+        log(_invalid())
+        log.close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "rejects").stat().st_mode & 0o777 == 0o700
+    (path,) = log.paths.values()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text())["value"] == "jane@example.com"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_a_rejects_file_planted_in_advance_is_refused_not_followed_or_appended_to(tmp_path, planted):
+    from tap_commerce_exports.singer.rejects import RejectsLog
+
+    log = RejectsLog(tmp_path / "rejects")
+    (tmp_path / "rejects").mkdir(mode=0o700)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("theirs\n")
+    path = tmp_path / "rejects" / f"orders-{log.run_id}.jsonl"
+    if planted == "symlink":
+        path.symlink_to(target)
+    else:
+        path.write_text("theirs\n")
+    with pytest.raises(ConfigError) as caught:
+        log(_invalid())
+    assert "already exists (or is a link)" in str(caught.value)
+    assert target.read_text() == "theirs\n"

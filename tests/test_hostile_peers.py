@@ -860,3 +860,43 @@ def test_a_rejects_file_planted_in_advance_is_refused_not_followed_or_appended_t
         log(_invalid())
     assert "already exists (or is a link)" in str(caught.value)
     assert target.read_text() == "theirs\n"
+
+
+# =========================================================================== settings
+def test_the_download_bounds_have_generous_defaults_and_reach_the_downloader():
+    from tap_commerce_exports.http.download import download_limits
+    from tap_commerce_exports.settings import Settings
+
+    base = {"access_token": "t", "store": "s", "start_date": "2025-01-01"}
+    limits = download_limits(Settings.from_config(base))
+    assert (limits.max_file_bytes, limits.max_export_bytes) == (20 * 1024 * MIB, 100 * 1024 * MIB)
+    assert (limits.max_ratio, limits.timeout) == (200, 7200.0)
+    custom = Settings.from_config(
+        {
+            **base,
+            "max_download_file_mb": 5,
+            "max_download_export_mb": 9,
+            "max_decompression_ratio": 50,
+            "download_timeout": 60,
+        }
+    )
+    assert download_limits(custom) == DownloadLimits(
+        max_file_bytes=5 * MIB, max_export_bytes=9 * MIB, max_ratio=50, timeout=60.0
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("max_download_file_mb", 1.5),
+        ("max_download_export_mb", 0),
+        ("max_decompression_ratio", "lots"),
+        ("download_timeout", -1),
+    ],
+)
+def test_a_malformed_download_bound_is_one_line_naming_the_setting(key, value):
+    from tap_commerce_exports.settings import Settings
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_config({"access_token": "t", "store": "s", "start_date": "2025-01-01", key: value})
+    assert f"'{key}'" in str(caught.value)

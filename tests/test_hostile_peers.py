@@ -900,3 +900,48 @@ def test_a_malformed_download_bound_is_one_line_naming_the_setting(key, value):
     with pytest.raises(ConfigError) as caught:
         Settings.from_config({"access_token": "t", "store": "s", "start_date": "2025-01-01", key: value})
     assert f"'{key}'" in str(caught.value)
+
+
+FD_LIMITED_RECEIVER = """
+import resource, socket
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+from tap_commerce_exports.webhook import WebhookReceiver
+rcv = WebhookReceiver("127.0.0.1", 0, "s", lambda e: True)
+rcv.start()
+print(rcv.address[1], flush=True)
+sys.stdin.readline()  # the flood is in place
+opened = []
+try:
+    for _ in range(60):  # what a sync needs meanwhile: files, sockets to the API
+        opened.append(socket.socket())
+    RESULT = {"opened": len(opened), "held": rcv.active_connections}
+except OSError as exc:
+    RESULT = {"opened": len(opened), "error": exc.strerror}
+"""
+
+
+def test_a_flood_of_idle_connections_leaves_a_128_descriptor_process_room_for_its_sync():
+    prologue = "import json, resource, sys\nARGS = sys.argv[1:]\n"
+    epilogue = "\nprint(json.dumps(RESULT), flush=True)\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", prologue + FD_LIMITED_RECEIVER + epilogue],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    clients: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+        for sock in clients[32:]:  # wait for the refusals by reading them
+            assert sock.recv(4096).startswith(b"HTTP/1.0 503")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        result = json.loads(proc.stdout.readline())
+    finally:
+        for sock in clients:
+            sock.close()
+        proc.kill()
+        proc.wait()
+    assert result == {"opened": 60, "held": 32}, "122 idle connections once used up all 128 descriptors"

@@ -156,6 +156,19 @@ class HostilePeer:
 
         return write
 
+    def stall(self, head: bytes = b"number,total\n") -> Callable:
+        """Headers and a first line, then silence until the peer is closed."""
+
+        def write(h: BaseHTTPRequestHandler) -> None:
+            h.send_response(200)
+            h.send_header("Content-Length", "1000")
+            h.end_headers()
+            h.wfile.write(head)
+            h.wfile.flush()
+            self.stop.wait()
+
+        return write
+
     def redirect(self, location: str) -> Callable:
         def write(h: BaseHTTPRequestHandler) -> None:
             h.send_response(302)
@@ -481,6 +494,19 @@ def test_a_file_that_drips_a_byte_at_a_time_is_cut_at_the_download_deadline(peer
         downloads(timeout=0.5).download(peer.url + "/files/drip.csv?Signature=s", tmp_path / "d.csv")
     assert time.monotonic() - started < 1.5
     assert "'download_timeout'" in str(caught.value)
+
+
+def test_a_body_that_stalls_past_the_read_timeout_is_a_retryable_error_in_our_words(peer, tmp_path):
+    from tap_commerce_exports.http.download import DownloadError
+
+    peer.files["stall.csv"] = peer.stall()
+    downloader = FileDownloader(timeout=(2.0, 0.3))
+    try:
+        with pytest.raises(DownloadError) as caught:
+            downloader.download(peer.url + "/files/stall.csv?Signature=s", tmp_path / "s.csv")
+    finally:
+        downloader.close()
+    assert str(caught.value).startswith(f"download of {peer.url}/files/stall.csv broke off")
 
 
 def test_cancel_stops_a_download_in_flight_at_once(peer, downloads, tmp_path):

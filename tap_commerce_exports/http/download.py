@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from tap_commerce_exports.errors import UserError
 from tap_commerce_exports.http.api_client import USER_AGENT
@@ -287,6 +288,8 @@ class FileDownloader:
                 raise DownloadError(
                     f"download of {shown}: the body does not match its Content-Encoding"
                 ) from None
+            if isinstance(exc, urllib3.exceptions.HTTPError):  # e.g. a read timeout mid-body
+                raise DownloadError(f"download of {shown} broke off ({name})") from None
             raise
         finally:
             timer.cancel()

@@ -1,15 +1,20 @@
 # tap-commerce-exports: one entry point for people and CI.
 #
-#   make demo      venv + Meltano + plugins, sandbox, both providers into DuckDB, row table
-#   make test      the test suite (what CI runs, through .ci/run)
-#   make sandbox   the sandbox API emulator in the foreground (port $(SANDBOX_PORT))
-#   make bench     scripts/bench.py
-#   make faults    scripts/fault_matrix.py
-#   make install   only the install steps (cached by stamp files)
-#   make clean     remove every venv, Meltano's .meltano/ (plugins, state), output/
+#   make demo         venv + Meltano + plugins, sandbox, both providers into DuckDB, row table
+#   make test         make check, then the test suite (what CI runs, through .ci/run)
+#   make check        ruff (lint + format check) and mypy on the package
+#   make lock         refresh every lock file to the newest releases allowed (then make test)
+#   make test-latest  the canary: unit tests against the newest releases, no lock
+#   make sandbox      the sandbox API emulator in the foreground (port $(SANDBOX_PORT))
+#   make bench        scripts/bench.py
+#   make faults       scripts/fault_matrix.py
+#   make rates        scripts/rate_limits.py: the 429s of a busy run at the published limit
+#   make install      only the install steps (cached by stamp files)
+#   make clean        remove every venv, Meltano's .meltano/ (plugins, state), output/
 #
-# Needs only Python 3.11 and make. Each install step leaves a stamp file and is redone
-# only when what it depends on changes (pyproject.toml, meltano.yml, the pins below).
+# Needs only Python 3.11 and make. Everything installs from the committed locks (uv.lock,
+# requirements/*.txt) with uv, itself pinned below; each step leaves a stamp file and is
+# redone only when its lock changes.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,8 +23,13 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 MELTANO_VENV := .venv-meltano
-MELTANO_VERSION := 4.4.1
 MELTANO := $(MELTANO_VENV)/bin/meltano
+# uv installs every venv from a lock: measured from a fresh clone, `make demo` 67 s -> see
+# README; it also resolves the locks (`make lock`). Pinned, in a venv of its own.
+UV_VERSION := 0.13.9
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+LATEST_VENV := .venv-latest
 SANDBOX_PORT ?= 8000
 SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
@@ -31,32 +41,42 @@ ARGS ?=
 # Meltano never reports usage from this project, nor asks anything on a terminal.
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
+export UV_NO_PROGRESS := 1
+export UV_LINK_MODE := copy
 
 DEV_STAMP := $(VENV)/.stamp-dev
-MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano-$(MELTANO_VERSION)
+MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
 PLUGINS_STAMP := .meltano/.stamp-plugins
+LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
+	requirements/target-jsonl.txt
 
-.PHONY: help install demo test sandbox bench faults clean
+.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
-# The project and its [dev] extras (pytest, duckdb, ...), editable.
-$(DEV_STAMP): pyproject.toml
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+$(UV):
+	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+# The project and its [dev] extra (pytest, ruff, mypy, duckdb, ...), editable, exactly as
+# uv.lock has them (--frozen: the lock is used as it is, never re-resolved).
+$(DEV_STAMP): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --quiet --frozen --extra dev --python $(PYTHON)
 	@touch $@
 
 # Meltano in its own venv: its many pinned dependencies never constrain the tap's, and
 # the tap is tested with exactly the dependencies a user of the tap gets.
-$(MELTANO_STAMP):
-	@test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
-	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==$(MELTANO_VERSION)'
-	@rm -f $(MELTANO_VENV)/.stamp-meltano-*
+$(MELTANO_STAMP): requirements/meltano.txt | $(UV)
+	@test -x $(MELTANO_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MELTANO_VENV)
+	$(UV) pip sync --quiet --python $(MELTANO_VENV)/bin/python requirements/meltano.txt
 	@touch $@
 
-# Plugins as meltano.yml declares them (no hub): the tap (-e .), target-duckdb, target-jsonl.
-$(PLUGINS_STAMP): meltano.yml pyproject.toml $(MELTANO_STAMP)
+# Plugins as meltano.yml declares them (no hub): the tap (-e . with requirements/tap.txt as
+# constraints), target-duckdb, target-jsonl (each with its requirements/target-*.txt).
+# Meltano 4 builds plugin venvs with uv (its default venv backend).
+$(PLUGINS_STAMP): meltano.yml pyproject.toml $(LOCKS) $(MELTANO_STAMP)
 	$(MELTANO) --log-level=warning install
 	@mkdir -p output
 	@touch $@
@@ -69,10 +89,35 @@ demo: install
 	$(VENV)/bin/python scripts/demo.py --port $(SANDBOX_PORT) $(ARGS)
 
 # Exit code 5 (no test collected) is not a failure of the suite's plumbing; say it loudly.
-test: install
+test: install check
 	@rc=0; $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test"; rc=0; fi; \
 	exit $$rc
+
+# What maintained Python projects run before their tests; config in pyproject.toml.
+check: $(DEV_STAMP)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/mypy tap_commerce_exports
+
+# Every lock to the newest releases the ranges allow. Then run `make test`; commit together.
+lock: | $(UV)
+	$(UV) lock --upgrade
+	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
+	@for name in meltano target-duckdb target-jsonl; do \
+	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
+	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
+	done
+
+# The canary (not gating): the newest release of every dependency, no lock, unit tests only
+# (no Meltano, no end-to-end processes), so drift shows up here before it reaches a lock.
+test-latest: | $(UV)
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
+	$(UV) pip install --quiet --refresh --python $(LATEST_VENV)/bin/python -e '.[dev]'
+	@$(UV) pip freeze --python $(LATEST_VENV)/bin/python \
+	  | grep -iE '^(singer-sdk|requests|urllib3|msgspec|jsonschema|backoff)==' | tr '\n' ' '; echo
+	$(LATEST_VENV)/bin/python -m pytest $(XDIST) -m "not e2e and not meltano" $(PYTEST_ARGS)
 
 sandbox: $(DEV_STAMP)
 	exec $(VENV)/bin/tap-commerce-exports-sandbox --port $(SANDBOX_PORT) $(SANDBOX_ARGS)
@@ -83,7 +128,10 @@ bench: install
 faults: install
 	$(VENV)/bin/python scripts/fault_matrix.py $(ARGS)
 
+rates: $(DEV_STAMP)
+	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

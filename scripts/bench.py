@@ -476,7 +476,7 @@ def sync_child(config: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     if res["error"]:
         raise ChildFailed(f"sync failed: {res['error']}")
     states = {j["state"] for j in res["jobs"]}
-    if len(res["jobs"]) != 13 or states - {"cancelled"}:
+    if len(res["jobs"]) != 13 or states - {"consumed"}:
         raise ChildFailed(f"expected 13 consumed jobs, got {len(res['jobs'])} in states {states}")
     return res
 

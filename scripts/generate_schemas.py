@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS  # noqa: E402
 
-DEFAULT_SPEC = REPO / ".." / "shared" / "api" / "nextcommerce-admin-2024-04-01.yaml"
+DEFAULT_SPEC = REPO / "scripts" / "openapi" / "nextcommerce-admin-2024-04-01.yaml"
 OUT_DIR = REPO / "tap_commerce_exports" / "schemas"
 
 # stream -> (OpenAPI component, extra parent-key properties {name: json type})

@@ -57,8 +57,9 @@ def _check_json_files(argv: list[str]) -> None:
             raise ConfigError(f"{option} file '{value}' cannot be read ({reason}): check the path") from None
         try:
             json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{option} file '{value}' is not valid JSON ({exc}): fix the file") from None
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}" if text.strip() else "the file is empty"
+            raise ConfigError(f"{option} file '{value}' is not valid JSON ({where}): fix the file") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,9 +28,10 @@ REPLICATION_KEY = "window_end"
 
 
 def _partitions(state: dict[str, Any], stream: str) -> list[dict[str, Any]]:
-    bookmarks = state.setdefault("bookmarks", {})
+    bookmarks: dict[str, dict[str, Any]] = state.setdefault("bookmarks", {})
     stream_state = bookmarks.setdefault(stream, {})
-    return stream_state.setdefault("partitions", [])
+    partitions: list[dict[str, Any]] = stream_state.setdefault("partitions", [])
+    return partitions
 
 
 def read_bookmark(state: dict[str, Any], stream: str, account: str) -> datetime | None:

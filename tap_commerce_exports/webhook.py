@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import socket
@@ -28,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -185,10 +187,11 @@ class WebhookReceiver:
         self._secret = secret
         self._on_export = on_export
         self._store = (store or "").strip().lower() or None
-        self.limits = limits = limits or WebhookLimits()
+        bounds = limits or WebhookLimits()
+        self.limits = bounds
         self._clock = clock
-        self._refusals = _RefusalLog(limits.log_interval, clock)
-        self._replays = _ReplayGuard(limits.replay_window, limits.replay_memory, clock)
+        self._refusals = _RefusalLog(bounds.log_interval, clock)
+        self._replays = _ReplayGuard(bounds.replay_window, bounds.replay_memory, clock)
         self._reaper = _Reaper(clock)
         self._active = 0
         self._active_lock = threading.Lock()
@@ -198,7 +201,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "tap-commerce-exports-webhook"
-            timeout = limits.read_timeout  # StreamRequestHandler sets it on the socket
+            timeout = bounds.read_timeout  # StreamRequestHandler sets it on the socket
 
             def log_message(self, fmt: str, *args: object) -> None:  # quiet: no URLs in logs
                 return
@@ -233,7 +236,7 @@ class WebhookReceiver:
                     receiver._turn_away(request)
                     self.shutdown_request(request)
                     return
-                receiver._reaper.add(request, receiver._clock() + limits.connection_deadline)
+                receiver._reaper.add(request, receiver._clock() + bounds.connection_deadline)
                 try:
                     super().process_request(request, client_address)
                 except BaseException:  # no thread could be started: give the slot back
@@ -307,7 +310,7 @@ class WebhookReceiver:
         self._reaper.stop()
 
     # ------------------------------------------------------------------ deliveries
-    def handle(self, headers, rfile) -> tuple[int, str]:
+    def handle(self, headers: Message, rfile: io.BufferedIOBase) -> tuple[int, str]:
         """Validate one delivery; return (HTTP status, short reason)."""
         length = headers.get("Content-Length")
         if length is None or not length.isascii() or not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
@@ -356,7 +359,7 @@ class WebhookReceiver:
         self._refusals.refused(why)
         return status, answer
 
-    def _for_our_store(self, payload: dict) -> bool:
+    def _for_our_store(self, payload: dict[str, Any]) -> bool:
         """False only if the event names a store and it is not ours (the field's exact
         form is not published: a bare subdomain or a full host both match)."""
         if self._store is None:

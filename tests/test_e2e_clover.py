@@ -18,6 +18,9 @@ RESET = dict(
     fault_export_failed=0,
     fault_never_ready=False,
     fault_clover_503=0,
+    clover_503_body="message",
+    clover_503_retry_after=0,
+    fake_now=None,
     clover_hours="off",
     clover_legacy_complete=False,
     date_to_inclusive=True,
@@ -149,6 +152,44 @@ def test_outside_unknown_hours_a_503_is_retried_with_backoff_then_times_out(sand
     (line,) = run.error_lines()
     assert "503" in line and "export_timeout" in line
     assert sandbox.stats()["503s_sent"] - before <= 6
+
+
+@pytest.mark.parametrize("shape", ["message", "error", "text", "empty"])
+def test_refused_creates_back_off_on_one_clock_for_the_account_and_say_the_servers_reason(sandbox, shape):
+    # every create answered 503 (the hours of region 'la' are not published): both
+    # streams wait on the same doubling clock, and stop together at export_timeout
+    sandbox.control(clover_hours="us", fake_now="2025-06-02T20:00:00Z", clover_503_body=shape)
+    before = sandbox.stats()["requests"].get("clover_create", 0)
+    run = run_tap(
+        config(
+            sandbox,
+            region="la",
+            export_timeout=3,
+            poll_interval=0.2,
+            poll_max_interval=0.2,  # bounds status checks, not the wait after a refusal
+            max_concurrent_exports=2,
+            end_date="2025-01-10T00:00:00Z",
+        )
+    )
+    assert run.returncode == 2
+    (line,) = run.error_lines()
+    reason = "no reason given" if shape == "empty" else '"outside availability window (US export hours)"'
+    assert reason in line and "export_timeout" in line
+    assert "and 1 more stream(s) failed" in line  # payments stopped on the same clock
+    creates = sandbox.stats()["requests"].get("clover_create", 0) - before
+    assert creates <= 6, f"{creates} creates in 3 s: the back-off is not doubling for the account"
+    assert not run.records
+
+
+def test_a_retry_after_on_a_refused_create_is_honoured(sandbox):
+    sandbox.control(clover_hours="us", fake_now="2025-06-02T20:00:00Z", clover_503_retry_after=2)
+    before = sandbox.stats()["requests"].get("clover_create", 0)
+    run = run_tap(
+        config(sandbox, region="la", export_timeout=3, poll_interval=0.05, end_date="2025-01-10T00:00:00Z"),
+        streams=["orders"],
+    )
+    assert run.returncode == 2
+    assert sandbox.stats()["requests"].get("clover_create", 0) - before == 2  # at 0 s and at 2 s
 
 
 def test_a_bad_merchant_id_ends_with_one_line(sandbox):

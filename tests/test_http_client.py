@@ -12,7 +12,7 @@ from conftest import Reply
 from tap_commerce_exports.errors import AuthError
 from tap_commerce_exports.http import redact
 from tap_commerce_exports.http.api_client import ApiClient, ApiError, retry_after_seconds
-from tap_commerce_exports.http.ratelimit import RateLimiter
+from tap_commerce_exports.http.ratelimit import WINDOW_MARGIN, RateLimiter
 from tap_commerce_exports.http.redact import SecretsFilter, redact_url, register_secret, scrub
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 from tap_commerce_exports.settings import Settings
@@ -158,14 +158,44 @@ class FakeTime:
         self.now += seconds
 
 
-def test_requests_are_spaced_at_the_configured_rate():
+def test_requests_are_spaced_at_the_configured_rate_within_one_window():
     t = FakeTime()
     limiter = RateLimiter(4, clock=t.clock, sleep=t.sleep)
     starts = []
     for _ in range(5):
         with limiter.slot():
             starts.append(t.now)
-    assert starts == pytest.approx([100.0, 100.25, 100.5, 100.75, 101.0])
+    # four spaced sends, then the fifth one window (1 s + margin) after the first answer
+    assert starts == pytest.approx([100.0, 100.25, 100.5, 100.75, 101.0 + WINDOW_MARGIN])
+
+
+def test_a_request_holds_its_place_until_one_window_after_its_answer_whatever_the_latency():
+    # the server may stamp a request anywhere between our send and its answer: so the
+    # (limit+1)-th request goes out only a full window after the answer to the first
+    t = FakeTime()
+    limiter = RateLimiter(4, clock=t.clock, sleep=t.sleep)
+    latencies = [0.4, 0.0, 0.3, 0.0, 0.2, 0.5, 0.0, 0.1, 0.0, 0.3, 0.7, 0.0]
+    spans = []
+    for latency in latencies:
+        with limiter.slot():
+            start = t.now
+            t.now += latency
+        spans.append((start, t.now))
+    for i in range(4, len(spans)):
+        assert spans[i][0] >= spans[i - 4][1] + 1.0
+    # so no 1-second window of server time can hold 5 of them, wherever each was stamped
+    for i in range(len(spans) - 4):
+        assert spans[i + 4][0] - spans[i][1] >= 1.0
+
+
+def test_a_rate_below_one_per_second_is_one_request_per_so_many_seconds():
+    t = FakeTime()
+    limiter = RateLimiter(0.5, clock=t.clock, sleep=t.sleep)
+    starts = []
+    for _ in range(3):
+        with limiter.slot():
+            starts.append(t.now)
+    assert starts == pytest.approx([100.0, 102.0 + WINDOW_MARGIN, 104.0 + 2 * WINDOW_MARGIN])
 
 
 def test_a_slow_caller_does_not_bank_a_burst_of_requests():
@@ -178,7 +208,35 @@ def test_a_slow_caller_does_not_bank_a_burst_of_requests():
     for _ in range(3):
         with limiter.slot():
             starts.append(t.now)
-    assert starts == pytest.approx([110.0, 110.5, 111.0])
+    assert starts == pytest.approx([110.0, 110.5, 111.0 + WINDOW_MARGIN])
+
+
+def test_a_request_sent_while_the_limit_is_in_flight_waits_a_window_after_their_answers():
+    limiter = RateLimiter(2)
+    inside, release = threading.Barrier(3), threading.Event()
+
+    def hold():
+        with limiter.slot():
+            inside.wait(5)
+            release.wait(5)
+
+    holders = [threading.Thread(target=hold) for _ in range(2)]
+    for th in holders:
+        th.start()
+    inside.wait(5)  # both places of the window are held by requests in flight
+    started: list[float] = []
+
+    def late():
+        with limiter.slot():
+            started.append(time.monotonic())
+
+    caller = threading.Thread(target=late)
+    caller.start()
+    answered = time.monotonic()
+    release.set()
+    for th in [*holders, caller]:
+        th.join(5)
+    assert started and started[0] >= answered + 1.0
 
 
 def test_a_pause_after_a_429_holds_back_every_caller_until_it_ends():
@@ -412,3 +470,40 @@ def test_a_non_json_answer_is_one_line_naming_api_url(local_http):
     with pytest.raises(ApiError) as info:
         client_for(api.url).get_json("x")
     assert "'api_url'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("application/json", '{"message": "outside availability window"}', "outside availability window"),
+        (
+            "application/json",
+            '{"error": {"code": 503, "message": "outside availability window"}}',
+            "outside availability window",
+        ),
+        ("application/json", '{"detail": "Too many exports in progress"}', "Too many exports in progress"),
+        ("application/json", '{"errors": [], "status": 503}', None),
+        ("text/plain", "outside availability\n  window", "outside availability window"),
+        ("text/html", "<html><body><h1>503 Service Unavailable</h1></body></html>", None),
+        ("text/plain", "", None),
+    ],
+    ids=["message", "nested-error", "detail", "no-reason", "text", "html", "empty"],
+)
+def test_the_servers_reason_for_a_refusal_is_read_from_whatever_shape_its_answer_has(
+    local_http, content_type, body, reason
+):
+    from tap_commerce_exports.http.api_client import server_reason
+
+    api = local_http(lambda req: Reply(503, body.encode(), {"Content-Type": content_type}))
+    response = client_for(api.url).post_json("exports/", {}, passthrough=(503,))
+    assert server_reason(response) == reason
+
+
+def test_a_reason_is_one_short_line_without_secrets(local_http):
+    from tap_commerce_exports.http.api_client import server_reason
+
+    register_secret("s3cr3t-token-value")
+    text = "refused for s3cr3t-token-value " + "x" * 500
+    api = local_http(lambda req: Reply(503, text.encode(), {"Content-Type": "text/plain"}))
+    reason = server_reason(client_for(api.url).post_json("exports/", {}, passthrough=(503,)))
+    assert reason is not None and len(reason) == 200 and "s3cr3t" not in reason

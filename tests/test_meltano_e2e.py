@@ -205,10 +205,24 @@ def test_meltano_yml_declares_every_tap_setting_with_a_kind():
         assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), (
             f"{name}: sensitive in meltano.yml must match secret in the tap"
         )
-    assert tap["namespace"] == "tap_commerce_exports" and tap["pip_url"] == "-e ."
+    assert tap["namespace"] == "tap_commerce_exports"
     assert set(tap["capabilities"]) >= {"catalog", "discover", "about", "state", "stream-maps"}
-    loaders = {p["name"]: p for p in project["plugins"]["loaders"]}
-    assert "==" in loaders["target-duckdb"]["pip_url"] and "==" in loaders["target-jsonl"]["pip_url"]
+
+
+def test_every_plugin_installs_from_a_committed_lock():
+    """Meltano's plugin venvs run what the tests ran: each pip_url pins its package and names
+    a constraints file under requirements/ that exists in the repository."""
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    plugins = project["plugins"]["extractors"] + project["plugins"]["loaders"]
+    for plugin in plugins:
+        if "inherit_from" in plugin:
+            continue
+        words = plugin["pip_url"].split()
+        assert words[0] == "-e" and words[1] == "." or "==" in words[0], plugin["name"]
+        constraints = words[words.index("-c") + 1]
+        assert constraints.startswith("${MELTANO_PROJECT_ROOT}/requirements/"), plugin["name"]
+        path = REPO / constraints.replace("${MELTANO_PROJECT_ROOT}/", "")
+        assert path.is_file(), f"{plugin['name']}: {path} is missing (make lock)"
 
 
 def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):

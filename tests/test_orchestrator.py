@@ -471,3 +471,73 @@ def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path
     assert all(
         j.state is JobState.CANCELLED and not j.files for j in jobs if j.stream is ORDERS and j.seq >= 1
     )
+
+
+# ------------------------------------------------------------------ refused creates (503)
+class RecordingCreates(FakeProvider):
+    """Refuses the first ``refusals`` creates (of whichever stream) with a 503 and a reason."""
+
+    def __init__(self, refusals: int, retry_after: float | None = None) -> None:
+        super().__init__()
+        self.refusals_left = refusals
+        self.retry_after = retry_after
+        self.attempts: list[tuple[float, str]] = []
+
+    def create_export(self, export_type, window):
+        with self.lock:
+            self.attempts.append((time.monotonic(), export_type))
+            refuse = self.refusals_left > 0
+            self.refusals_left -= 1
+        if refuse:
+            raise ExportsBusy(self.retry_after, "outside availability window")
+        return super().create_export(export_type, window)
+
+
+def test_a_refused_create_holds_back_the_creates_of_every_stream_on_one_doubling_clock(tmp_path):
+    provider = RecordingCreates(refusals=3)
+    # poll_max_interval bounds status checks, not the waits after a refusal
+    orch = make(provider, tmp_path, poll_interval=0.05, poll_max_interval=0.05)
+    seen = consume(orch, jobs_for((ORDERS, 1), (CUSTOMERS, 1)))
+    assert [state for _, _, state, *_ in seen] == [JobState.READY, JobState.READY]
+    times = [t for t, _ in provider.attempts]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2  # whichever stream asks next
+    assert len(provider.attempts) == 5
+
+
+def test_a_retry_after_longer_than_the_back_off_is_honoured(tmp_path):
+    provider = RecordingCreates(refusals=1, retry_after=0.3)
+    orch = make(provider, tmp_path, poll_interval=0.01)
+    consume(orch, jobs_for((ORDERS, 1)))
+    (first, _), (second, _) = provider.attempts
+    assert second - first >= 0.3
+
+
+def test_refusals_past_export_timeout_stop_every_stream_waiting_to_create_with_the_servers_reason(tmp_path):
+    provider = RecordingCreates(refusals=10_000)
+    orch = make(provider, tmp_path, poll_interval=0.05, export_timeout=0.5)
+    seen = consume(orch, jobs_for((ORDERS, 3), (CUSTOMERS, 2)))
+    assert sorted((s, q, st) for s, q, st, *_ in seen) == [
+        ("customers", 0, JobState.FAILED),
+        ("orders", 0, JobState.FAILED),
+    ]
+    for *_, error, _ in seen:
+        assert isinstance(error, ExportFailed)
+        assert 'HTTP 503: "outside availability window"' in str(error) and "export_timeout" in str(error)
+    # one clock for both streams: 0.05 + 0.1 + 0.2 fit in 0.5 s, the next 0.4 does not
+    assert len(provider.attempts) == 4
+    assert provider.created == []
+
+
+def test_the_refusal_clock_doubles_up_to_minutes_never_under_retry_after_and_restarts_on_accept():
+    from tap_commerce_exports.jobs.create_refusals import MAX_DELAY, CreateRefusals
+
+    clock = CreateRefusals(base=5)
+    assert [clock.refused(float(t), None, "busy") for t in range(4)] == [5, 10, 20, 40]
+    assert clock.refusing_for(10.0) == 10.0
+    for t in range(20):
+        delay = clock.refused(10.0 + t, None, "busy")
+    assert delay == MAX_DELAY == 300
+    assert clock.refused(40.0, 900, "busy") == 900  # the server asks for longer: honoured
+    clock.accepted()
+    assert (clock.refusing_for(50.0), clock.refused(50.0, 1, None)) == (0.0, 5)

@@ -43,6 +43,8 @@ RESET = dict(
     fault_export_failed=0,
     fault_never_ready=False,
     fault_clover_503=0,
+    clover_503_body="message",
+    clover_503_retry_after=0,
     clover_hours="off",
     fake_now=None,
     clock_offset=0.0,
@@ -497,6 +499,37 @@ def test_clover_hours_and_fault_503(sb):
     sb.control(clover_hours="off", fake_now=None, fault_clover_503=1, clover_max_running=100)
     assert cl_create(sb, "ORDERS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")[0] == 503
     assert cl_create(sb, "ORDERS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ("message", {"message": "outside availability window (US export hours)"}),
+        ("error", {"error": {"code": 503, "message": "outside availability window (US export hours)"}}),
+        ("text", b"outside availability window (US export hours)"),
+        ("empty", b""),
+    ],
+)
+def test_what_a_clover_503_says_is_a_setting(sb, shape, expected):
+    sb.control(
+        clover_hours="us", fake_now="2025-06-02T20:00:00Z", clover_503_body=shape, clover_503_retry_after=7
+    )
+    status, body, headers = cl_create(sb, "ORDERS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
+    assert (status, body, headers["retry-after"]) == (503, expected, "7")
+    sb.control(clover_503_retry_after=0)
+    assert cl_create(sb, "ORDERS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")[2]["retry-after"] is None
+
+
+def test_the_rate_limit_holds_in_any_one_second_window_not_per_calendar_second():
+    from tap_commerce_exports.sandbox.faults import SlidingWindowLimiter
+
+    limiter = SlidingWindowLimiter()
+    # four at the end of one second, then a fifth at the start of the next: refused
+    assert [limiter.allow("t", 4, t) for t in (10.6, 10.7, 10.8, 10.9)] == [True] * 4
+    assert limiter.allow("t", 4, 11.1) is False
+    assert limiter.allow("t", 4, 11.599) is False
+    assert limiter.allow("t", 4, 11.6) is True  # a full second after the first one
+    assert limiter.allow("t", 4, 11.65) is False
 
 
 def test_clover_rate_limit_and_early_retry_gets_a_longer_wait(sb):

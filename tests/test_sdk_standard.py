@@ -8,6 +8,8 @@ engine as a normal run.
 from __future__ import annotations
 
 import functools
+import socket
+from collections.abc import Iterator
 
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
@@ -15,10 +17,32 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 from tap_commerce_exports.tap import TapCommerceExports
 
-_SANDBOX = SandboxServer(
-    SandboxConfig(port=0, processing_delay=0.02, nc_rate_limit=1000, clover_rate_limit=1000)
+
+def _free_port() -> int:
+    """A port free now: the SDK builds the test classes (and our config) at import time,
+    before any fixture runs, so the sandbox's address must be known before it starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+_SANDBOX_CONFIG = SandboxConfig(
+    port=_free_port(), processing_delay=0.02, nc_rate_limit=1000, clover_rate_limit=1000
 )
-_SANDBOX.start()
+_BASE = f"http://127.0.0.1:{_SANDBOX_CONFIG.port}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sandbox() -> Iterator[SandboxServer]:
+    """The sandbox, for this module only: started before the SDK's class-scoped runners sync,
+    stopped after the last test."""
+    server = SandboxServer(_SANDBOX_CONFIG).start()
+    assert server.api_url.startswith(_BASE) and server.clover_url.startswith(_BASE)
+    try:
+        yield server
+    finally:
+        server.stop()
+
 
 COMMON = {
     "access_token": "sandbox-token",
@@ -32,7 +56,7 @@ COMMON = {
 
 TestNextCommerceTap = get_tap_test_class(
     TapCommerceExports,
-    config={**COMMON, "provider": "nextcommerce", "api_url": _SANDBOX.api_url, "store": "demo-store"},
+    config={**COMMON, "provider": "nextcommerce", "api_url": f"{_BASE}/api/admin/", "store": "demo-store"},
     suite_config=SuiteConfig(max_records_limit=5),
 )
 
@@ -41,7 +65,7 @@ TestCloverTap = get_tap_test_class(
     config={
         **COMMON,
         "provider": "clover",
-        "api_url": _SANDBOX.clover_url,
+        "api_url": _BASE,
         "merchant_id": "SANDBOXMERCHANT1",
         "region": "sandbox",
     },
@@ -63,9 +87,3 @@ def _store_columns_are_announced_at_sync_time(*args, **kwargs):
 
 
 setattr(TestNextCommerceTap, _STATIC_CATALOG_TEST, _store_columns_are_announced_at_sync_time)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_sandbox():
-    yield
-    _SANDBOX.stop()

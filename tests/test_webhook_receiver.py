@@ -176,7 +176,7 @@ def test_an_unknown_export_id_changes_nothing_in_a_real_engine(receiver, tmp_pat
     status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
     orch.stop()
     assert status == 404
-    assert orch._woken == set()
+    assert not any(job.wake_requested for job in orch._jobs)
 
 
 def test_a_body_that_is_not_json_is_refused_with_400(receiver):

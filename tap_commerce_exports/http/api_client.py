@@ -23,6 +23,7 @@ import requests
 
 from tap_commerce_exports import __version__
 from tap_commerce_exports.errors import AuthError, UserError
+from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.http.redact import redact_url, scrub
 
@@ -188,7 +189,7 @@ class ApiClient:
             ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ApiError(
-                f"cannot reach the API at {redact_url(url)} ({type(exc).__name__}) after "
+                f"cannot reach the API at {redact_url(url)} ({transport_problem(exc)}) after "
                 f"{self.max_tries} tries: check 'api_url' and the network",
             ) from None
 
@@ -208,6 +209,49 @@ def response_json(response: requests.Response) -> Any:
             f"the API answered {redact_url(response.url)} with something that is not JSON "
             f"(HTTP {response.status_code}): check 'api_url'"
         ) from None
+
+
+#: Keys under which an API's error body may carry its reason, in the order tried.
+_REASON_KEYS = ("message", "detail", "reason", "error_description", "description", "error")
+
+
+def server_reason(response: requests.Response, limit: int = 200) -> str | None:
+    """The server's own words for a refusal, or None if its answer gives none.
+
+    What an error body looks like is often not published (Clover's 503), so this reads
+    the usual shapes: ``{"message": R}``, ``{"error": {"message": R}}``, ``{"detail": R}``
+    ..., or a short plain-text body. Markup (an HTML error page) is not a reason. The
+    words are the server's; the sentence around them is the caller's. Secrets are
+    scrubbed, and the text is one line of at most ``limit`` characters.
+    """
+    text = (response.text or "").strip()
+    if not text:
+        return None
+    reason: object = None
+    try:
+        reason = _reason_in(response.json())
+    except ValueError:  # not JSON: plain text is a reason, markup is not
+        reason = None if text.startswith("<") else text
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    one_line = scrub(" ".join(reason.split()))  # before cutting: a cut secret is no longer found
+    if len(one_line) > limit:
+        one_line = one_line[: limit - 3] + "..."
+    return one_line
+
+
+def _reason_in(body: object, depth: int = 0) -> object:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list) and body and depth < 3:
+        return _reason_in(body[0], depth + 1)
+    if isinstance(body, dict) and depth < 3:
+        for key in _REASON_KEYS:
+            if key in body:
+                found = _reason_in(body[key], depth + 1)
+                if isinstance(found, str) and found.strip():
+                    return found
+    return None
 
 
 def _short_body(response: requests.Response) -> str:

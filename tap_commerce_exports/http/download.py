@@ -35,6 +35,7 @@ import urllib3
 
 from tap_commerce_exports.errors import UserError
 from tap_commerce_exports.http.api_client import USER_AGENT
+from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.redact import redact_url
 
 LOGGER = logging.getLogger("tap_commerce_exports.download")
@@ -267,14 +268,14 @@ class FileDownloader:
             if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise self._disk_full(dest) from None
-                raise DownloadError(f"download of {shown} failed ({type(exc).__name__})") from None
+                raise DownloadError(f"download of {shown} failed ({transport_problem(exc)})") from None
             if isinstance(exc, DownloadError):
                 raise
             if isinstance(exc, requests.exceptions.ChunkedEncodingError):
                 raise TruncatedDownload(f"download of {shown} broke off mid-body") from None
             if isinstance(exc, requests.exceptions.TooManyRedirects):
                 raise self._too_many_redirects(shown) from None
-            raise DownloadError(f"download of {shown} broke off ({type(exc).__name__})") from None
+            raise DownloadError(f"download of {shown} broke off ({transport_problem(exc)})") from None
         except UserError:
             budget.give_back(transfer.written)
             raise
@@ -289,7 +290,7 @@ class FileDownloader:
                     f"download of {shown}: the body does not match its Content-Encoding"
                 ) from None
             if isinstance(exc, urllib3.exceptions.HTTPError):  # e.g. a read timeout mid-body
-                raise DownloadError(f"download of {shown} broke off ({name})") from None
+                raise DownloadError(f"download of {shown} broke off ({transport_problem(exc)})") from None
             raise
         finally:
             timer.cancel()

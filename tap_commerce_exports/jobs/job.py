@@ -1,11 +1,25 @@
 """One export job: a stream over one window, and where it is in its life.
 
-Life of a job (``JobState``)::
+Life of a job (``JobState``); every arrow is an entry of :data:`TRANSITIONS`::
 
-    QUEUED --create--> WAITING --status DONE--> DOWNLOADING --files on disk--> READY
-       |                  |                          |                          |
-       +--------------- FAILED <--------------------+                     (consumed,
-    CANCELLED (its stream failed earlier, or the sync stopped)              files removed)
+    QUEUED --> CREATING --accepted--> WAITING --status DONE--> DOWNLOADING --files--> READY
+      ^           |  \\___accepted, already DONE______________^                       |
+      +--refused--+                                                          CONSUMED <-+
+                                                                  (records emitted, files removed)
+    any live state --> FAILED     (the provider, the download or the consumer failed it)
+    any live state --> CANCELLED  (an earlier window of its stream failed, or the sync stopped)
+
+Why a table: the engine thread, the download pool, the consumer (the Singer layer) and
+``stop()`` all move jobs, and a request in flight can come back after another thread
+moved its job on (a cancelled job must not become WAITING again when its create
+answers). So a move names the state it expects to leave; :meth:`ExportJob.move`
+refuses a move the table does not allow, and the engine makes every move under its
+lock, through one method, and re-reads the state after each request.
+
+Durable exports (#12) fit the same table: a job adopted from saved state (an existing
+export id) enters as ``QUEUED -> WAITING`` without a create; a failed export retried is
+``WAITING -> QUEUED``; a split window ends its job as ``CANCELLED`` and queues two new
+ones. Those edges are added with the code that uses them.
 """
 
 from __future__ import annotations
@@ -23,24 +37,52 @@ from tap_commerce_exports.windows import Window
 
 class JobState(enum.Enum):
     QUEUED = "queued"
+    CREATING = "creating"  # the create request is in flight
     WAITING = "waiting"
     DOWNLOADING = "downloading"
     READY = "ready"
+    CONSUMED = "consumed"  # the consumer had it; its files are gone
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-IN_FLIGHT = frozenset({JobState.WAITING, JobState.DOWNLOADING})
+#: States that hold one of the ``max_concurrent_exports`` places.
+IN_FLIGHT = frozenset({JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING})
+#: States a job never leaves.
+FINAL = frozenset({JobState.CONSUMED, JobState.FAILED, JobState.CANCELLED})
+_LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.CREATING}),
+    JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING}),
+    JobState.WAITING: frozenset({JobState.DOWNLOADING}),
+    JobState.DOWNLOADING: frozenset({JobState.READY}),
+    JobState.READY: frozenset({JobState.CONSUMED}),
+}
+for _state in _LIVE:  # a live job can always fail or be cancelled
+    TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {JobState.FAILED, JobState.CANCELLED}
+
+
+#: What a move expects the job to be in: one state, or any of several.
+Expected = JobState | tuple[JobState, ...] | frozenset[JobState]
+
+
+class IllegalTransition(RuntimeError):
+    """A move the job's life does not have: a bug in the engine, never a user's mistake."""
 
 
 @dataclass(eq=False)
 class ExportJob:
-    """A stream's export over one window, from request to files on disk."""
+    """A stream's export over one window, from request to files on disk.
+
+    ``state`` is read-only: only :meth:`move` changes it (the engine calls it under its
+    lock).
+    """
 
     stream: ExportStreamDefinition
     window: Window
     seq: int  # position of this window within its stream
-    state: JobState = JobState.QUEUED
+    _state: JobState = field(default=JobState.QUEUED, init=False, repr=False)
     status: ExportStatus | None = None
     files: list[Path] = field(default_factory=list)
     error: BaseException | None = None
@@ -52,6 +94,32 @@ class ExportJob:
     checks: int = 0
     bytes_downloaded: int = 0
     abandoned: bool = False  # an earlier window of its stream failed
+    wake_requested: bool = False  # the webhook said it is ready: check it now
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    def in_state(self, *states: JobState) -> bool:
+        """Whether the job is in one of ``states`` now (another thread may move it next)."""
+        return self._state in states
+
+    def move(self, expected: Expected, to: JobState) -> None:
+        """Go from ``expected`` (one state or several) to ``to``, or raise.
+
+        The caller holds the engine's lock. A wake request belongs to one wait: it ends
+        with it, so a webhook that came during a status check can't outlive the job's
+        WAITING (it would keep the engine thread awake for good).
+        """
+        allowed = (expected,) if isinstance(expected, JobState) else tuple(expected)
+        if self._state not in allowed or to not in TRANSITIONS.get(self._state, ()):
+            raise IllegalTransition(
+                f"{self.label}: cannot go from {self._state.value} to {to.value}"
+                f" (expected {'/'.join(s.value for s in allowed)})"
+            )
+        self._state = to
+        if to is not JobState.WAITING:
+            self.wake_requested = False
 
     @property
     def export_id(self) -> str | None:

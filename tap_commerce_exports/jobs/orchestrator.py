@@ -7,6 +7,12 @@ background thread owns every job: it creates exports ahead (at most
 finished exports to a small download pool. The caller (the Singer layer) consumes
 finished jobs in each stream's window order through :meth:`ExportOrchestrator.run`, so
 records and bookmarks still advance window by window.
+
+Threads: the engine thread, the download pool, the consumer and ``stop()`` all change
+jobs. Every change of a job's state goes through :meth:`ExportOrchestrator._move`
+(under the lock, from the state it expects); after every request the engine re-reads
+the job's state under the lock, so a job cancelled while its request was in flight
+stays cancelled.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from tap_commerce_exports.http.download import (
     TruncatedDownload,
     UrlExpired,
 )
-from tap_commerce_exports.jobs.job import IN_FLIGHT, ExportJob, JobState
-from tap_commerce_exports.jobs.polling import busy_retry_delay, next_poll_delay
-from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy
+from tap_commerce_exports.jobs.create_refusals import CreateRefusals
+from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
+from tap_commerce_exports.jobs.polling import next_poll_delay
+from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy, ExportStatus
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
@@ -78,9 +85,8 @@ class ExportOrchestrator:
         self._queue: deque[ExportJob] = deque()
         self._fatal: BaseException | None = None
         self._stopped = False
-        self._woken: set[str] = set()
-        self._create_blocked_until = 0.0
-        self._busy_attempts = 0
+        self._create_blocked_until = 0.0  # the provider's published hours are closed
+        self._refusals = CreateRefusals(base=poll_interval)  # this account's 503s on create
         self._hours_logged_until: datetime | None = None
         self._job_pool = cf.ThreadPoolExecutor(max(1, max_concurrent_exports), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
@@ -96,8 +102,8 @@ class ExportOrchestrator:
         """
         ordered = sorted(jobs, key=lambda j: (j.seq, j.stream.name))
         per_stream: dict[str, deque[ExportJob]] = {}
-        for job in sorted(ordered, key=lambda j: j.seq):
-            per_stream.setdefault(job.stream.name, deque()).append(job)
+        for each in sorted(ordered, key=lambda j: j.seq):
+            per_stream.setdefault(each.stream.name, deque()).append(each)
         with self._cv:
             self._jobs = ordered
             self._queue = deque(ordered)
@@ -106,12 +112,12 @@ class ExportOrchestrator:
         try:
             while per_stream:
                 with self._cv:
-                    job = None
+                    job: ExportJob | None = None
                     while job is None:
                         if self._fatal is not None:
                             raise self._fatal
-                        for queue in per_stream.values():
-                            head = queue[0]
+                        for pending in per_stream.values():
+                            head = pending[0]
                             if head.state in (JobState.READY, JobState.FAILED):
                                 job = head
                                 break
@@ -130,7 +136,8 @@ class ExportOrchestrator:
                             self._abandon_after(job)
                             per_stream.pop(job.stream.name, None)
                         else:
-                            job.state = JobState.CANCELLED  # consumed: holds no place any more
+                            if job.state is JobState.READY:  # (stop() may have cancelled it)
+                                self._move(job, JobState.READY, JobState.CONSUMED)
                             if queue is not None and not queue:
                                 per_stream.pop(job.stream.name, None)
                         self._cv.notify_all()
@@ -138,23 +145,37 @@ class ExportOrchestrator:
             self.stop()
 
     def wake(self, export_id: str) -> bool:
-        """Check this export now (the webhook said it is ready). False if unknown."""
+        """Check this export now (the webhook said it is ready). False if unknown.
+
+        The request lives on the job and ends with its WAITING (see ``ExportJob.move``):
+        one that comes while the export's status is being read asks for one more read.
+        """
         with self._cv:
             for job in self._jobs:
                 if job.export_id == export_id:
                     if job.state is JobState.WAITING:
-                        self._woken.add(export_id)
+                        job.wake_requested = True
                         self._cv.notify_all()
                     return True
         return False
+
+    def fail(self, job: ExportJob, exc: BaseException) -> None:
+        """The consumer could not use the READY ``job`` it holds (e.g. a bad file): fail it.
+
+        Its stream stops at this window once the consumer asks for the next job, as
+        when the engine fails a job.
+        """
+        with self._cv:
+            job.error = exc
+            self._move(job, JobState.READY, JobState.FAILED)
 
     def stop(self) -> None:
         """Stop the engine; exports still running on the provider simply expire there."""
         with self._cv:
             self._stopped = True
             for job in self._jobs:
-                if job.state is JobState.QUEUED:
-                    job.state = JobState.CANCELLED
+                if job.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY):
+                    self._move(job, job.state, JobState.CANCELLED)
             self._cv.notify_all()
         self.downloader.cancel()  # cuts downloads in flight: no pool thread outlives the stop
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -175,8 +196,8 @@ class ExportOrchestrator:
                 self._create_due()
                 self._poll_due()
                 with self._cv:
-                    if self._stopped:
-                        return
+                    if self._stopped:  # stop() may have set it meanwhile
+                        return  # type: ignore[unreachable]
                     if not any(j.state in (JobState.QUEUED, JobState.WAITING) for j in self._jobs):
                         self._cv.wait(1.0)
                         continue
@@ -189,13 +210,20 @@ class ExportOrchestrator:
             self._fatal = exc
             self._cv.notify_all()
 
+    def _move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
+        """The one place a job's state changes: checked (``ExportJob.move``), under the lock."""
+        with self._cv:
+            job.move(expected, to)
+            self._cv.notify_all()
+
     def _sleep_time(self) -> float:
         now = self.clock()
-        moments = [j.next_check_at for j in self._jobs if j.state is JobState.WAITING]
-        if self._queue and self._has_capacity():
-            moments.append(self._create_blocked_until)
-        if self._woken:
+        waiting = [j for j in self._jobs if j.state is JobState.WAITING]
+        if any(j.wake_requested for j in waiting):
             return 0.0
+        moments = [j.next_check_at for j in waiting]
+        if self._queue and self._has_capacity():
+            moments.append(max(self._create_blocked_until, self._refusals.blocked_until))
         if not moments:
             return 1.0
         return max(0.0, min(min(moments) - now, 1.0 if self._queue else 60.0))
@@ -216,53 +244,90 @@ class ExportOrchestrator:
                 if self._stopped or not self._has_capacity():
                     return
                 job = self._next_queued()
-                if job is None or self.clock() < self._create_blocked_until:
+                now = self.clock()
+                if job is None or now < max(self._create_blocked_until, self._refusals.blocked_until):
                     return
             if not self._available_now():
                 return
-            now = self.clock()
-            if job.first_attempt_at is None:
-                job.first_attempt_at = now
+            with self._cv:
+                if not job.in_state(JobState.QUEUED):  # cancelled meanwhile
+                    continue
+                self._move(job, JobState.QUEUED, JobState.CREATING)
+                if job.first_attempt_at is None:
+                    job.first_attempt_at = now
             try:
                 status = self.provider.create_export(job.stream.export_type, job.window)
             except ExportsBusy as busy:
-                self._busy_attempts += 1
-                waited = now - job.first_attempt_at
-                if waited > self.export_timeout:
-                    self._finish_failed(
-                        job,
-                        ExportFailed(
-                            f"{job.label}: the provider kept refusing to start the export "
-                            f"(busy, HTTP 503) for {waited:.0f}s; raise 'export_timeout' or retry later"
-                        ),
-                    )
-                    continue
-                delay = busy.retry_after or busy_retry_delay(
-                    self._busy_attempts, self.poll_interval, self.poll_max_interval
-                )
-                LOGGER.info(
-                    "%s: provider busy (503); trying to create the export again in %.1fs", job.label, delay
-                )
-                with self._cv:
-                    self._create_blocked_until = self.clock() + delay
+                self._refused(job, busy)
                 return
             except UserError as exc:
                 if _is_fatal(exc):
                     raise
-                self._finish_failed(job, exc)
+                self._finish_failed(job, exc, JobState.CREATING)
                 continue
-            self._busy_attempts = 0
             with self._cv:
+                self._refusals.accepted()
+                if self._queue and self._queue[0] is job:
+                    self._queue.popleft()
+                if job.state is not JobState.CREATING:
+                    # cancelled while the create was in flight: the export runs out on
+                    # the provider; it must not take a place nor be downloaded
+                    LOGGER.info(
+                        "%s: export %s was created for a window no longer needed; left alone",
+                        job.label,
+                        status.export_id,
+                    )
+                    continue
                 job.status = status
                 job.created_at = self.clock()
-                job.state = JobState.WAITING
                 job.next_check_at = job.created_at + (
                     self.poll_max_interval if self.webhook_active else self.poll_interval
                 )
-                self._queue.popleft() if self._queue and self._queue[0] is job else None
+                if status.phase is ExportPhase.DONE:
+                    self._start_download(job, status, JobState.CREATING)
+                else:
+                    self._move(job, JobState.CREATING, JobState.WAITING)
             LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
-            if status.phase is ExportPhase.DONE:
-                self._start_download(job, status)
+
+    def _refused(self, job: ExportJob, busy: ExportsBusy) -> None:
+        """A 503 on create: every create of the account waits on one clock; past
+        ``export_timeout`` of refusals, every stream still waiting to create stops."""
+        with self._cv:
+            if job.state is JobState.CREATING:
+                self._move(job, JobState.CREATING, JobState.QUEUED)
+            now = self.clock()
+            delay = self._refusals.refused(now, busy.retry_after, busy.reason)
+            refusing = self._refusals.refusing_for(now)
+            give_up = refusing + delay > self.export_timeout
+        if not give_up:
+            LOGGER.info(
+                "%s: the provider refused to create the export (%s); every create waits %.1fs",
+                job.label,
+                busy.describe(),
+                delay,
+            )
+            return
+        LOGGER.warning(
+            "the provider has refused to create exports for %.0fs (%s); giving up on the "
+            "streams still waiting to create one",
+            refusing,
+            busy.describe(),
+        )
+        with self._cv:
+            heads: dict[str, ExportJob] = {}
+            for queued in self._jobs:
+                if queued.state is JobState.QUEUED and queued.stream.name not in heads:
+                    heads[queued.stream.name] = queued
+        for head in sorted(heads.values(), key=lambda j: (j.seq, j.stream.name)):
+            self._finish_failed(
+                head,
+                ExportFailed(
+                    f"{head.label}: the provider refused to create exports for {refusing:.0f}s "
+                    f"({busy.describe()}) and the next try would pass 'export_timeout' "
+                    f"({self.export_timeout:g}s); run the tap again later or raise 'export_timeout'"
+                ),
+                JobState.QUEUED,
+            )
 
     def _available_now(self) -> bool:
         availability = self.provider.availability(self.wall_clock())
@@ -289,10 +354,10 @@ class ExportOrchestrator:
             due = [
                 j
                 for j in self._jobs
-                if j.state is JobState.WAITING and (j.next_check_at <= now or j.export_id in self._woken)
+                if j.state is JobState.WAITING and (j.next_check_at <= now or j.wake_requested)
             ]
-            woken = {j.export_id for j in due if j.export_id in self._woken}
-            self._woken -= woken
+            for job in due:
+                job.wake_requested = False  # this check answers it; a later wake asks again
         for job in due:
             if self._stopped:
                 return
@@ -302,8 +367,11 @@ class ExportOrchestrator:
             except UserError as exc:
                 if _is_fatal(exc):
                     raise
-                self._finish_failed(job, exc)
+                self._finish_failed(job, exc, JobState.WAITING)
                 continue
+            with self._cv:
+                if job.state is not JobState.WAITING:  # cancelled while the check was in flight
+                    continue
             job.checks += 1
             now = self.clock()
             elapsed = job.elapsed(now)
@@ -311,7 +379,9 @@ class ExportOrchestrator:
                 LOGGER.info(
                     "%s: export %s is %s after %.0fs", job.label, status.export_id, status.raw_status, elapsed
                 )
-                self._start_download(job, status)
+                with self._cv:
+                    if job.state is JobState.WAITING:
+                        self._start_download(job, status, JobState.WAITING)
             elif status.phase is ExportPhase.FAILED:
                 self._finish_failed(
                     job,
@@ -319,6 +389,7 @@ class ExportOrchestrator:
                         f"{job.label}: export {status.export_id} ended with status "
                         f"'{status.raw_status}'; the stream stops here and its bookmark stays"
                     ),
+                    JobState.WAITING,
                 )
             elif elapsed > self.export_timeout:
                 self._finish_failed(
@@ -327,6 +398,7 @@ class ExportOrchestrator:
                         f"{job.label}: export {status.export_id} is still '{status.raw_status}' after "
                         f"{elapsed:.0f}s (export_timeout); the stream stops here and its bookmark stays"
                     ),
+                    JobState.WAITING,
                 )
             else:
                 delay = (
@@ -348,15 +420,19 @@ class ExportOrchestrator:
                     job.status = status
                     job.next_check_at = now + delay
 
-    def _finish_failed(self, job: ExportJob, exc: BaseException) -> None:
-        LOGGER.error("%s", exc)
+    def _finish_failed(self, job: ExportJob, exc: BaseException, expected: Expected) -> None:
+        """Fail ``job`` if it is still in ``expected``: a job cancelled meanwhile stays
+        cancelled (its stream already stopped earlier, or the sync did)."""
         with self._cv:
+            allowed = (expected,) if isinstance(expected, JobState) else tuple(expected)
+            if job.state not in allowed:
+                return
             job.error = exc
-            job.state = JobState.FAILED
+            self._move(job, allowed, JobState.FAILED)
             if self._queue and self._queue[0] is job:
                 self._queue.popleft()
             self._abandon_after(job)
-            self._cv.notify_all()
+        LOGGER.error("%s", exc)
 
     def _abandon_after(self, job: ExportJob) -> None:
         """The stream stops at ``job``'s window: its later windows are never emitted, so
@@ -365,41 +441,44 @@ class ExportOrchestrator:
             if later.stream.name != job.stream.name or later.seq <= job.seq:
                 continue
             later.abandoned = True
-            if later.state in (JobState.QUEUED, JobState.WAITING, JobState.READY):
-                later.state = JobState.CANCELLED
+            if later.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY):
+                self._move(later, later.state, JobState.CANCELLED)
                 later.release()
             # DOWNLOADING ones are cancelled when their download ends (_download_job)
 
     # ---------------------------------------------------------------- downloads
-    def _start_download(self, job: ExportJob, status) -> None:
+    def _start_download(self, job: ExportJob, status: ExportStatus, expected: JobState) -> None:
         with self._cv:
             job.status = status
-            job.state = JobState.DOWNLOADING
+            self._move(job, expected, JobState.DOWNLOADING)
             job.download_started_at = self.clock()
         self._job_pool.submit(self._download_job, job)
 
     def _download_job(self, job: ExportJob) -> None:
         try:
-            assert job.status is not None
+            status = job.status
+            assert status is not None
             job.workdir = self.workdir / f"job-{id(job):x}"
             job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            urls = self.provider.file_urls(job.status)
+            urls = self.provider.file_urls(status)
             lock = threading.Lock()
-            state = {"urls": urls, "refreshes": 0}
+            current = list(urls)
+            refreshes = 0
 
             def fresh_url(index: int, stale: str) -> str:
+                nonlocal current, refreshes
                 with lock:
-                    if state["urls"][index] == stale:
-                        state["refreshes"] += 1
-                        if state["refreshes"] > self.url_refreshes * max(1, len(urls)):
+                    if current[index] == stale:
+                        refreshes += 1
+                        if refreshes > self.url_refreshes * max(1, len(urls)):
                             raise ExportFailed(
                                 f"{job.label}: the file URLs of export {job.export_id} keep "
                                 "expiring; try again"
                             )
-                        state["urls"] = self.provider.file_urls(job.status, refresh=True)
-                        if len(state["urls"]) != len(urls):
+                        current = self.provider.file_urls(status, refresh=True)
+                        if len(current) != len(urls):
                             raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
-                    return state["urls"][index]
+                    return current[index]
 
             paths = [job.workdir / f"part-{i:05d}.{self._ext}" for i in range(len(urls))]
             if len(urls) <= 1:
@@ -411,20 +490,25 @@ class ExportOrchestrator:
                 ]
                 sizes = [f.result() for f in futures]
             with self._cv:
+                if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
+                    job.release()
+                    return
                 job.files = paths
                 job.bytes_downloaded = sum(sizes)
-                job.state = JobState.CANCELLED if job.abandoned else JobState.READY
-                self._cv.notify_all()
-            if job.abandoned:
+                abandoned = job.abandoned
+                self._move(job, JobState.DOWNLOADING, JobState.CANCELLED if abandoned else JobState.READY)
+            if abandoned:
                 job.release()
                 return
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
         except UserError as exc:
             if _is_fatal(exc):
                 self._fail_all(exc)
-            self._finish_failed(job, exc)
+            self._finish_failed(job, exc, JobState.DOWNLOADING)
         except BaseException as exc:  # noqa: BLE001
-            self._finish_failed(job, ExportFailed(f"{job.label}: download failed: {exc}"))
+            self._finish_failed(
+                job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING
+            )
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

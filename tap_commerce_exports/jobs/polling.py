@@ -15,8 +15,3 @@ WAITED_FRACTION = 0.2
 def next_poll_delay(elapsed: float, poll_interval: float, poll_max_interval: float) -> float:
     """Seconds until the next status check of an export pending for ``elapsed`` seconds."""
     return min(poll_max_interval, max(poll_interval, elapsed * WAITED_FRACTION))
-
-
-def busy_retry_delay(attempt: int, poll_interval: float, poll_max_interval: float) -> float:
-    """Seconds before asking again after the provider said "too many exports" (503)."""
-    return min(poll_max_interval, poll_interval * (2 ** min(attempt, 16)))

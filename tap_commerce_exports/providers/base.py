@@ -56,11 +56,22 @@ class ExportStatus:
 
 
 class ExportsBusy(Exception):
-    """The provider refused to start an export now (too many running): try later."""
+    """The provider refused to start an export now (HTTP 503): try later.
 
-    def __init__(self, retry_after: float | None = None) -> None:
+    Such a refusal concerns the whole account (too many exports running, outside the
+    export hours), so the engine holds back every create of the account on one clock.
+    ``reason`` is the server's own words, as the provider module read them from the
+    answer (what a 503 says is not published), or None if it gave none.
+    """
+
+    def __init__(self, retry_after: float | None = None, reason: str | None = None) -> None:
         super().__init__("provider busy")
         self.retry_after = retry_after
+        self.reason = reason
+
+    def describe(self) -> str:
+        """``HTTP 503: "<the server's reason>"``, or ``HTTP 503, no reason given``."""
+        return f'HTTP 503: "{self.reason}"' if self.reason else "HTTP 503, no reason given"
 
 
 @dataclass(frozen=True)

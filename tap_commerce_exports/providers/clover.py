@@ -13,7 +13,13 @@ from datetime import datetime, time, timedelta, timezone
 from urllib.parse import quote
 
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.http.api_client import ApiClient, ApiError, response_json, retry_after_seconds
+from tap_commerce_exports.http.api_client import (
+    ApiClient,
+    ApiError,
+    response_json,
+    retry_after_seconds,
+    server_reason,
+)
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, percent_of, text_of, url_list_of
 from tap_commerce_exports.providers.base import (
@@ -127,7 +133,11 @@ class CloverProvider(ExportProvider):
                 raise self._not_found() from None
             raise
         if response.status_code == 503:
-            raise ExportsBusy(retry_after_seconds(response.headers.get("retry-after"), default=0) or None)
+            # what a 503 says is not published: read the reason from whatever shape it has
+            raise ExportsBusy(
+                retry_after_seconds(response.headers.get("retry-after"), default=0) or None,
+                server_reason(response),
+            )
         return self._status(response_json(response))
 
     def get_export(self, export_id: str) -> ExportStatus:

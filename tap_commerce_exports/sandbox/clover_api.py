@@ -127,6 +127,20 @@ def handle(state: SandboxState, req: Request) -> Response:
         state.clover_inflight.leave(key)
 
 
+def _unavailable(state: SandboxState, reason: str) -> Response:
+    """A 503 on create, its body shaped by ``clover_503_body`` (unpublished), counted."""
+    cfg = state.config
+    state.stats.incr("503s_sent")
+    headers = [("retry-after", str(cfg.clover_503_retry_after))] if cfg.clover_503_retry_after else []
+    if cfg.clover_503_body == "text":
+        return Response(503, reason.encode("utf-8"), "text/plain; charset=utf-8", headers)
+    if cfg.clover_503_body == "empty":
+        return Response(503, b"", "text/plain", headers)
+    if cfg.clover_503_body == "error":
+        return json_response(503, {"error": {"code": 503, "message": reason}}, headers)
+    return json_response(503, {"message": reason}, headers)
+
+
 def _create(state: SandboxState, req: Request) -> Response:
     cfg = state.config
     try:
@@ -146,21 +160,13 @@ def _create(state: SandboxState, req: Request) -> Response:
     if end - start > MAX_RANGE_MS:
         return json_response(400, {"message": "The maximum time range of an export is 30 days"})
     if not in_clover_hours(cfg.clover_hours, state.clock.wall()):
-        state.stats.incr("503s_sent")
-        return json_response(
-            503,
-            {
-                "message": f"Exports are not available at this time (outside the {cfg.clover_hours.upper()} export hours)"
-            },
-        )
+        return _unavailable(state, f"outside availability window ({cfg.clover_hours.upper()} export hours)")
     if state.take_fault("fault_clover_503"):
-        state.stats.incr("503s_sent")
-        return json_response(503, {"message": "Service Unavailable"})
+        return _unavailable(state, "Service Unavailable")
     with state.lock:
         running = state.clover_running()
         if running >= cfg.clover_max_running:
-            state.stats.incr("503s_sent")
-            return json_response(503, {"message": "Too many exports in progress; wait for one to finish"})
+            return _unavailable(state, "Too many exports in progress; wait for one to finish")
         job = state.new_job("clover", export_type, {"startTime": start, "endTime": end})
     state.stats.observe_max("clover_running", running + 1)
     return json_response(200, export_object(state, job))

@@ -35,6 +35,9 @@ NC_TYPES: dict[str, str] = {
 
 CLOVER_TYPES: tuple[str, ...] = ("ORDERS", "PAYMENTS")
 
+#: Shapes a Clover 503 body may take (``clover_503_body``).
+CLOVER_503_BODIES: tuple[str, ...] = ("message", "error", "text", "empty")
+
 #: Default objects per UTC day. Line-item types are not listed: their rows are derived
 #: from their parents (1-3 lines per parent), so that every line points at a real parent
 #: and carries the parent's timestamp.
@@ -114,6 +117,12 @@ class SandboxConfig:
     clover_request_delay: float = 0.0
     #: "off" | "us" | "eu": availability windows for creating Clover exports.
     clover_hours: str = "off"
+    #: What a Clover 503 on create says (not published): "message" ``{"message": R}``,
+    #: "error" ``{"error": {"code": 503, "message": R}}``, "text" (R as text/plain) or
+    #: "empty" (no body); R is the refusal's reason (hours, running exports, fault).
+    clover_503_body: str = "message"
+    #: Seconds announced in a ``retry-after`` header on a Clover 503; 0 sends none.
+    clover_503_retry_after: int = 0
     #: Shifts the sandbox's wall clock (URL expiry, Clover hours, created_at), seconds.
     clock_offset: float = 0.0
     #: Freezes the sandbox's wall clock at this ISO instant (overrides clock_offset).
@@ -177,6 +186,10 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("header_style must be snake, title or mixed")
     if cfg.clover_hours not in ("off", "us", "eu"):
         raise ValueError("clover_hours must be off, us or eu")
+    if cfg.clover_503_body not in CLOVER_503_BODIES:
+        raise ValueError(f"clover_503_body must be one of {', '.join(CLOVER_503_BODIES)}")
+    if cfg.clover_503_retry_after < 0:
+        raise ValueError("clover_503_retry_after must be >= 0")
     start, end = parse_instant(cfg.data_start), parse_instant(cfg.data_end)
     if end <= start:
         raise ValueError("data_end must be after data_start")

@@ -163,8 +163,7 @@ class ExportSync:
                         raise
                     LOGGER.error("%s", exc)
                     p.error = exc
-                    job.state = JobState.FAILED
-                    job.error = exc
+                    self.orchestrator.fail(job, exc)
                     continue
                 write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
                 self.output.state(snapshot(self.tap.state))

@@ -122,7 +122,9 @@ class ExportOrchestrator:
                                 job = head
                                 break
                         if job is None:
-                            self._cv.wait(1.0)
+                            # Short: this is the main thread, and a SIGTERM the kernel hands
+                            # to another thread is only acted on when the main one wakes.
+                            self._cv.wait(0.1)
                     per_stream[job.stream.name].popleft()
                 try:
                     yield job

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         _check_json_files(sys.argv[1:] if argv is None else argv)
         TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports", standalone_mode=False)
     except UserError as exc:
-        sys.stderr.write(f"tap-commerce-exports: error: {scrub(str(exc))}\n")
-        sys.stderr.flush()
+        report_error(f"tap-commerce-exports: error: {scrub(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tap-commerce-exports: interrupted; the last STATE emitted stands\n")
@@ -43,9 +44,6 @@ def _exit_promptly(code: int) -> None:
     """After a stop signal the orderly stop is done (downloads cut, output flushed):
     exit now. The interpreter's own teardown (joining idle pool threads, freeing every
     module) can take a second on a busy machine, and the promise is to be gone by then."""
-    import logging
-    import os
-
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -53,6 +51,23 @@ def _exit_promptly(code: int) -> None:
             pass  # the reader is gone: nothing more to say to it
     logging.shutdown()
     os._exit(code)
+
+
+def report_error(line: str) -> None:
+    """The one line that ends a run, where its reader looks for it.
+
+    Run by hand: written to stderr as it is. Run by a host that configures the SDK's logs
+    (``SINGER_SDK_LOG_CONFIG``; Meltano does, in its structured JSON format): logged at
+    ERROR through those handlers, so the host shows it as an error, not as an [info] line
+    of stderr; still one line."""
+    root = logging.getLogger()
+    if os.environ.get("SINGER_SDK_LOG_CONFIG") and root.handlers:
+        logging.getLogger("tap_commerce_exports").error("%s", line)
+        for handler in root.handlers:
+            handler.flush()
+        return
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _check_json_files(argv: list[str]) -> None:

@@ -199,7 +199,12 @@ def child(code: str, *args: str, timeout: float = 120) -> dict[str, Any]:
     """Run ``code`` in a fresh Python (``ARGS`` = args); it prints one JSON object, to
     which the child's peak RSS (MB) is added. A real process, so peak memory is its own."""
     prologue = "import json, resource, sys\nARGS = sys.argv[1:]\n"
-    epilogue = "\nRESULT['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\nprint(json.dumps(RESULT))\n"
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a big pytest worker
+    # would report the worker's peak; VmHWM belongs to the new address space.
+    epilogue = (
+        "\nRESULT['peak_rss_mb'] = next(int(l.split()[1]) for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM:')) / 1024\nprint(json.dumps(RESULT))\n"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", prologue + textwrap.dedent(code) + epilogue, *args],
         capture_output=True,
@@ -286,6 +291,31 @@ def receivers():
     yield start
     for rcv in started:
         rcv.stop()
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def webhook_log():
+    """The receiver's WARNING lines, read from its own logger (whatever logging setup an
+    earlier test in this process left behind: caplog needs propagation to the root)."""
+    logger = logging.getLogger("tap_commerce_exports.webhook")
+    handler = _Lines()
+    old_level, old_disabled = logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+    logger.disabled = old_disabled
 
 
 def open_fds() -> int:
@@ -375,25 +405,23 @@ def test_a_slow_loris_is_cut_at_the_connection_deadline_and_an_idle_one_at_the_r
     ],
 )
 def test_malformed_deliveries_get_a_4xx_and_a_short_line_never_a_traceback(
-    receivers, capfd, caplog, head, body, expected
+    receivers, capfd, webhook_log, head, body, expected
 ):
     rcv = receivers()
-    with caplog.at_level(logging.WARNING, logger="tap_commerce_exports.webhook"):
-        assert raw_request(rcv, head, body) == expected
+    assert raw_request(rcv, head, body) == expected
     assert "Traceback" not in capfd.readouterr().err
-    lines = [r.getMessage() for r in caplog.records]
+    lines = webhook_log
     assert len(lines) == 1 and lines[0].startswith("webhook delivery refused: ") and len(lines[0]) < 120
 
 
-def test_a_flood_of_bad_signatures_logs_one_line_per_minute_with_the_count_held_back(receivers, caplog):
+def test_a_flood_of_bad_signatures_logs_one_line_per_minute_with_the_count_held_back(receivers, webhook_log):
     clock = Clock()
     rcv = receivers(clock=clock)
-    with caplog.at_level(logging.WARNING, logger="tap_commerce_exports.webhook"):
-        for _ in range(100):
-            assert deliver(rcv, envelope(), signature="00" * 32)[0] == 401
-        clock.now += 61
-        deliver(rcv, envelope(), signature="00" * 32)
-    lines = [r.getMessage() for r in caplog.records]
+    for _ in range(100):
+        assert deliver(rcv, envelope(), signature="00" * 32)[0] == 401
+    clock.now += 61
+    deliver(rcv, envelope(), signature="00" * 32)
+    lines = webhook_log
     assert lines == [
         "webhook delivery refused: bad signature",
         "webhook delivery refused: bad signature (99 more since the last such line)",

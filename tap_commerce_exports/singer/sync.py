@@ -37,6 +37,7 @@ from tap_commerce_exports.files import (
     WindowFilter,
 )
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
+from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
@@ -132,6 +133,7 @@ class ExportSync:
             export_timeout=self.settings.export_timeout,
             outside_hours=self.settings.outside_hours,
             webhook_active=webhook_active,
+            downloader=FileDownloader(limits=download_limits(self.settings)),
         )
 
     # ------------------------------------------------------------------ running
@@ -173,7 +175,11 @@ class ExportSync:
 
                 host, port = self.settings.webhook_listen
                 receiver = WebhookReceiver(
-                    host, port, self.settings.webhook_secret or "", self.orchestrator.wake
+                    host,
+                    port,
+                    self.settings.webhook_secret or "",
+                    self.orchestrator.wake,
+                    store=self.tap.config.get("store"),  # as configured: not the api_url host
                 )
                 receiver.start()
             for job in self.orchestrator.run(jobs):

@@ -14,11 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
-
 from tap_commerce_exports.singer.batch import BatchFileSet, BatchSettings, new_run_id, remove_loaded
-from tap_commerce_exports.singer.selection import record_pruner
-from tap_commerce_exports.singer.sync import _mapped
+from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.state import read_bookmark
 
 if TYPE_CHECKING:
@@ -62,8 +59,7 @@ class BatchWindows:
                     announce=announce,
                     part=parts.get(m.stream_alias, 0),
                 )
-                for m in sync.tap.mapper.stream_maps[p.stream.name]
-                if not isinstance(m, RemoveRecordTransform)
+                for m in output_maps(sync.tap.mapper, p.stream.name)
             ]
             return self._sink(p, sets)
 
@@ -90,30 +86,10 @@ class BatchWindows:
                 file_set.discard()
             raise
 
-    def _sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> Callable[[dict[str, Any]], None]:
-        """Like ``ExportSync._record_sink``: selection, then each stream map, into its file set."""
-        writers: list[Callable[[dict[str, Any]], None]] = []
-        maps = [
-            m
-            for m in self.sync.tap.mapper.stream_maps[p.stream.name]
-            if not isinstance(m, RemoveRecordTransform)
-        ]
-        for stream_map, file_set in zip(maps, sets, strict=True):
-            if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:
-                writers.append(file_set.write)
-            else:
-                writers.append(_mapped(stream_map, file_set.write))
-        prune = record_pruner(p.deselected)
-        if prune is None and len(writers) == 1:
-            return writers[0]
-
-        def write_all(record: dict[str, Any]) -> None:
-            if prune is not None:
-                prune(record)
-            for write in writers:
-                write(record)
-
-        return write_all
+    def _sink(self, p: StreamProgress, sets: list[BatchFileSet]) -> RecordWriter:
+        """Selection, then each stream map, into its file set: as RECORD output does."""
+        maps = output_maps(self.sync.tap.mapper, p.stream.name)
+        return record_sink(p.deselected, list(zip(maps, [s.write for s in sets], strict=True)))
 
     def remove_loaded(self, streams: Iterable[Any]) -> None:
         """Batch files of earlier runs that the incoming bookmark proves loaded."""
@@ -123,6 +99,5 @@ class BatchWindows:
             bookmark = read_bookmark(sync.state, stream.name, account)
             if bookmark is None:
                 continue
-            for m in sync.tap.mapper.stream_maps[stream.name]:
-                if not isinstance(m, RemoveRecordTransform):
-                    remove_loaded(self.settings, m.stream_alias, account, bookmark)
+            for m in output_maps(sync.tap.mapper, stream.name):
+                remove_loaded(self.settings, m.stream_alias, account, bookmark)

@@ -21,8 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
-
 from tap_commerce_exports.errors import (
     ConfigError,
     ExportFailed,
@@ -44,8 +42,9 @@ from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
 from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
+from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
-from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
+from tap_commerce_exports.singer.selection import deselected_paths, selected_schema
 from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
 from tap_commerce_exports.windows import Window, iso_z, plan_windows
 
@@ -223,9 +222,7 @@ class ExportSync:
         schema = selected_schema(p.schema, p.deselected) if p.deselected else p.schema
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
-        for stream_map in mapper.stream_maps[stream.name]:
-            if isinstance(stream_map, RemoveRecordTransform):
-                continue
+        for stream_map in output_maps(mapper, stream.name):
             if self.settings.batch is not None and self.settings.batch.format == "parquet":
                 refusal = parquet_refusal(stream_map.stream_alias, stream_map.transformed_schema)
                 if refusal:  # before any output is flushed: the run writes nothing
@@ -264,20 +261,13 @@ class ExportSync:
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
-    def _record_sink(self, p: StreamProgress, time_extracted: str) -> Callable[[dict[str, Any]], None]:
-        """One callable per record: the plain case IS the output's record writer."""
-        writers = self._record_writers(p, time_extracted)
-        prune = record_pruner(p.deselected)
-        if prune is None and len(writers) == 1:
-            return writers[0]
-
-        def write_all(record: dict[str, Any]) -> None:
-            if prune is not None:
-                prune(record)
-            for write in writers:
-                write(record)
-
-        return write_all
+    def _record_sink(self, p: StreamProgress, time_extracted: str) -> RecordWriter:
+        """One callable per record into this stream's RECORD messages (``record_sink``)."""
+        targets = [
+            (m, self.output.record_writer(m.stream_alias, time_extracted))
+            for m in output_maps(self.tap.mapper, p.stream.name)
+        ]
+        return record_sink(p.deselected, targets)
 
     def _read(
         self, job: ExportJob, p: StreamProgress, on_new_columns: Callable[[], None] | None
@@ -373,30 +363,6 @@ class ExportSync:
         finally:
             orchestrator.stop()
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _record_writers(
-        self, p: StreamProgress, time_extracted: str
-    ) -> list[Callable[[dict[str, Any]], None]]:
-        """One writer per stream map; the plain case writes records untouched."""
-        writers: list[Callable[[dict[str, Any]], None]] = []
-        for stream_map in self.tap.mapper.stream_maps[p.stream.name]:
-            if isinstance(stream_map, RemoveRecordTransform):
-                continue
-            write = self.output.record_writer(stream_map.stream_alias, time_extracted)
-            if isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled:
-                writers.append(write)
-            else:
-                writers.append(_mapped(stream_map, write))
-        return writers
-
-
-def _mapped(stream_map: Any, write: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    def transform_and_write(record: dict[str, Any]) -> None:
-        mapped = stream_map.transform(dict(record))
-        if mapped is not None:
-            write(mapped)
-
-    return transform_and_write
 
 
 @contextmanager

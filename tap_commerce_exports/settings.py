@@ -6,7 +6,6 @@ whose one-line message names the setting and says what to put there.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
 from tap_commerce_exports.singer.batch import BatchSettings, parse_batch_config
 
@@ -269,7 +269,7 @@ class Settings:
             # usual sources (env var, .env), which outrank any environment of a Meltano
             # project, yet it can never be what is sent to a local emulator.
             host = urlsplit(api_url).hostname or ""
-            if not _is_loopback(host):
+            if not is_loopback(host):
                 raise ConfigError(
                     f"setting 'sandbox_token' is set but the API host '{host}' is not on this "
                     "machine: sandbox_token is only for a local sandbox; unset it (or point "
@@ -414,20 +414,11 @@ def _check_api_url(url: str) -> None:
         raise ConfigError(f"setting 'api_url' is '{url}': give a full URL like https://host/path/")
     if parts.username or parts.password:
         raise ConfigError("setting 'api_url' carries credentials: remove them; use 'access_token'")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"setting 'api_url' uses plain http for '{parts.hostname}': use https "
             "(plain http is allowed only for loopback addresses)"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @overload

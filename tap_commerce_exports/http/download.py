@@ -17,7 +17,6 @@ from any thread, within a moment: the sync's stop (SIGTERM) must not wait on a p
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import shutil
 import socket
@@ -35,6 +34,7 @@ import urllib3
 
 from tap_commerce_exports.errors import UserError
 from tap_commerce_exports.http.api_client import USER_AGENT
+from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.redact import redact_url
 
@@ -121,20 +121,11 @@ def url_allowed(url: str) -> str | None:
     scheme = parts.scheme.lower()
     if scheme == "https" and host:
         return None
-    if scheme == "http" and _is_loopback(host):
+    if scheme == "http" and is_loopback(host):
         return None
     if scheme == "http":
         return f"it uses plain http for '{host}' (only https, or http on loopback, is fetched)"
     return f"its scheme is '{scheme or '(none)'}' (only https, or http on loopback, is fetched)"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _StripAuth(requests.auth.AuthBase):

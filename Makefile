@@ -95,10 +95,16 @@ test: install check
 	exit $$rc
 
 # What maintained Python projects run before their tests; config in pyproject.toml.
+# The locks too: uv.lock must match pyproject.toml, and requirements/tap.txt must be what
+# uv.lock exports (Meltano's extractor venv installs from it).
 check: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 	$(VENV)/bin/mypy tap_commerce_exports
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run make lock"; exit 1; }
+	@$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header \
+	  | diff -q - requirements/tap.txt >/dev/null \
+	  || { echo "requirements/tap.txt is not what uv.lock exports: run make lock"; exit 1; }
 
 # Every lock to the newest releases the ranges allow. Then run `make test`; commit together.
 lock: | $(UV)

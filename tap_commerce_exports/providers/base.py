@@ -74,6 +74,23 @@ class ExportsBusy(Exception):
         return f'HTTP 503: "{self.reason}"' if self.reason else "HTTP 503, no reason given"
 
 
+class CreateAnswerLost(Exception):
+    """A create was sent but its answer never came (5xx, timeout, dropped connection).
+
+    The provider may or may not have made the export: sending the create again could
+    leave two exports running. The engine asks :meth:`ExportProvider.find_export` first.
+    ``reason`` is our description of what was lost.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ExportGone(Exception):
+    """The provider no longer knows this export id (HTTP 404): it expired or was deleted."""
+
+
 @dataclass(frozen=True)
 class Availability:
     """Whether exports may be created now, and if not, when they may."""
@@ -87,6 +104,8 @@ class ExportProvider(abc.ABC):
     """The HTTP side of one platform's export API (the "repository" of export jobs)."""
 
     facts: ProviderFacts
+    #: Whether :meth:`find_export` can find an export whose create answer was lost.
+    can_find_exports: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -111,6 +130,11 @@ class ExportProvider(abc.ABC):
     @abc.abstractmethod
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         """The download URLs of a DONE export, asking the API for fresh ones if ``refresh``."""
+
+    def find_export(self, export_type: str, window: Window, since: datetime) -> ExportStatus | None:
+        """The export of ``export_type`` over exactly ``window`` created at or after
+        ``since``, if the provider can list its exports (default: it can't)."""
+        return None
 
     def availability(self, now: datetime) -> Availability:
         """Whether exports can be created at ``now`` (default: always)."""

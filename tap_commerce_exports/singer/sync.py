@@ -4,6 +4,8 @@ Guarantees kept here:
 * Records of a stream are emitted window by window, in window order.
 * The bookmark moves to a window's end only after ALL its records were written, and the
   STATE message flushes them first; a failed or interrupted window leaves it where it was.
+* An export is saved in STATE (flushed) as soon as it exists, the bookmark unmoved, so
+  a rerun after a kill follows it instead of creating another and waiting from zero.
 * A stream that fails (export failed, timed out, unreadable file, invalid record with
   ``on_invalid_record: fail``) stops; other streams go on; the run then exits non-zero.
 """
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
@@ -34,7 +36,14 @@ from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
-from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
+from tap_commerce_exports.state import (
+    SavedExport,
+    read_bookmark,
+    read_exports,
+    snapshot,
+    write_bookmark,
+    write_exports,
+)
 from tap_commerce_exports.windows import Window, iso_z, plan_windows
 
 if TYPE_CHECKING:
@@ -101,8 +110,39 @@ class ExportSync:
                     iso_z(windows[0].start),
                     iso_z(windows[-1].end),
                 )
-            jobs.extend(ExportJob(stream=stream.definition, window=w, seq=i) for i, w in enumerate(windows))
+            saved = {
+                (e.window_start, e.window_end): e for e in read_exports(self._state, stream.name, account)
+            }
+            for i, w in enumerate(windows):
+                job = ExportJob(stream=stream.definition, window=w, seq=i)
+                match = saved.pop((w.start, w.end), None)
+                if match is not None:
+                    job.adopt_id, job.adopt_created_at = match.export_id, match.created_at
+                jobs.append(job)
+            if saved:
+                LOGGER.info(
+                    "stream '%s': %d export(s) saved by the last run match no window planned now "
+                    "(the windows changed); left alone",
+                    stream.name,
+                    len(saved),
+                )
         return jobs
+
+    @property
+    def _state(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self.tap.state)
+
+    def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
+        """Put the exports in flight (all but ``besides``, just emitted) into the state."""
+        assert self.orchestrator is not None
+        by_stream: dict[str, list[SavedExport]] = {name: [] for name in names}
+        for job in self.orchestrator.exports_in_flight(besides=besides):
+            assert job.export_id is not None
+            by_stream.setdefault(job.stream.name, []).append(
+                SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
+            )
+        for name, exports in by_stream.items():
+            write_exports(self._state, name, self.provider.account, exports)
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
         return ExportOrchestrator(
@@ -114,6 +154,8 @@ class ExportSync:
             export_timeout=self.settings.export_timeout,
             outside_hours=self.settings.outside_hours,
             webhook_active=webhook_active,
+            export_attempts=self.settings.export_attempts,
+            min_split_span=self.settings.min_split_window,
         )
 
     # ------------------------------------------------------------------ running
@@ -145,7 +187,13 @@ class ExportSync:
                     host, port, self.settings.webhook_secret or "", self.orchestrator.wake
                 )
                 receiver.start()
-            for job in self.orchestrator.run(jobs):
+            names = [s.name for s in streams]
+
+            def exports_changed() -> None:
+                self._save_exports(names)
+                self.output.state(snapshot(self._state))
+
+            for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
                 if job.state is JobState.FAILED:
                     p.error = job.error
@@ -160,6 +208,7 @@ class ExportSync:
                     self.orchestrator.fail(job, exc)
                     continue
                 write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
+                self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.tap.state))
         finally:
             if receiver is not None:

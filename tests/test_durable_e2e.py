@@ -17,10 +17,12 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from tap_commerce_exports.windows import iso_z
 from tests.tap_harness import utc
 from tests.test_interruption import (
     DEFINITIONS,
@@ -56,9 +58,17 @@ def sandbox():
         yield sb
 
 
-def config_for(sandbox, provider: str, **overrides) -> dict:
+def config_for(sandbox, provider: str, slot: int, **overrides) -> dict:
+    """Six days (two 3-day windows) of their own per test: Next Commerce would otherwise
+    follow another test's exports of the same windows, found in its list of exports."""
     make = nc_config if provider == "nextcommerce" else clover_config
-    base = {"end_date": "2025-01-07T00:00:00Z", "max_concurrent_exports": 4, **overrides}
+    start = utc("2025-01-01T00:00:00Z") + timedelta(days=6 * slot)
+    base = {
+        "start_date": iso_z(start),
+        "end_date": iso_z(start + timedelta(days=6)),
+        "max_concurrent_exports": 4,
+        **overrides,
+    }
     return make(sandbox, **base)
 
 
@@ -104,7 +114,7 @@ def run_until_exports_saved(config: dict, catalog: Path, n: int, workdir: Path) 
 @pytest.mark.parametrize("provider", ["nextcommerce", "clover"])
 def test_a_run_killed_while_exports_are_pending_is_resumed_without_a_new_export(sandbox, tmp_path, provider):
     streams = STREAMS[provider]
-    config = config_for(sandbox, provider)
+    config = config_for(sandbox, provider, 0)
     catalog = write_catalog(config, streams, tmp_path / "catalog.json")
     windows = 2 * len(streams)  # 6 days of 3-day windows per stream
 
@@ -130,15 +140,36 @@ def test_a_run_killed_while_exports_are_pending_is_resumed_without_a_new_export(
         assert sorted(keys) == sorted(truth[stream]) and max(keys.values()) == 1, stream
 
     started = time.monotonic()
-    fresh = run_attempt(config, catalog, None, None, tmp_path / "fresh")
+    fresh = run_attempt(config_for(sandbox, provider, 1), catalog, None, None, tmp_path / "fresh")
     fresh_s = time.monotonic() - started
     assert fresh.returncode == 0
     assert resumed_s < fresh_s - DELAY / 2, (resumed_s, fresh_s)
 
 
-def sync_with_faults(sandbox, tmp_path, provider: str, faults: dict, **settings) -> tuple[dict, dict, object]:
+def test_next_commerce_finds_the_exports_of_a_killed_run_whose_state_was_never_kept(sandbox, tmp_path):
+    """As through Meltano with a target that keeps STATE until it writes records: the
+    rerun starts with no state, and follows the exports its list endpoint shows."""
+    streams = STREAMS["nextcommerce"]
+    config = config_for(sandbox, "nextcommerce", 6)
+    catalog = write_catalog(config, streams, tmp_path / "catalog.json")
+    created_before = sandbox.stats()["exports_created"]["nextcommerce"]
+    run_until_exports_saved(config, catalog, 4, tmp_path / "killed")
+    rerun = run_attempt(config, catalog, None, None, tmp_path / "rerun")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert sandbox.stats()["exports_created"]["nextcommerce"] - created_before == 4, "no export created twice"
+    assert rerun.stderr.count("found in the provider's list") == 4
+    truth = truth_for(sandbox, "nextcommerce", streams, config["start_date"], config["end_date"])
+    for stream in streams:
+        assert sorted(record_key("nextcommerce", stream, r) for r in rerun.records[stream]) == sorted(
+            truth[stream]
+        )
+
+
+def sync_with_faults(
+    sandbox, tmp_path, provider: str, slot: int, faults: dict, **settings
+) -> tuple[dict, dict, object]:
     streams = STREAMS[provider]
-    config = config_for(sandbox, provider, **settings)
+    config = config_for(sandbox, provider, slot, **settings)
     catalog = write_catalog(config, streams, tmp_path / "catalog.json")
     sandbox.control(processing_delay=0.2, reset_stats=True, **faults)
     try:
@@ -159,14 +190,14 @@ def sync_with_faults(sandbox, tmp_path, provider: str, faults: dict, **settings)
 
 
 def test_a_create_whose_answer_is_lost_leaves_one_export_per_window(sandbox, tmp_path):
-    _, stats, run = sync_with_faults(sandbox, tmp_path, "nextcommerce", {"fault_create_answer_lost": 2})
+    _, stats, run = sync_with_faults(sandbox, tmp_path, "nextcommerce", 2, {"fault_create_answer_lost": 2})
     assert stats["create_answers_lost"] == 2
     assert stats["exports_created"]["nextcommerce"] == 4  # 2 streams x 2 windows, none twice
     assert run.stderr.count("got no answer (POST") == 2
 
 
 def test_an_export_that_fails_once_is_retried(sandbox, tmp_path):
-    _, stats, run = sync_with_faults(sandbox, tmp_path, "nextcommerce", {"fault_export_failed": 1})
+    _, stats, run = sync_with_faults(sandbox, tmp_path, "nextcommerce", 3, {"fault_export_failed": 1})
     assert stats["exports_failed"] == 1
     assert stats["exports_created"]["nextcommerce"] == 5
     assert "(attempt 1 of 3); creating a new one" in run.stderr
@@ -179,6 +210,7 @@ def test_exports_that_fail_above_some_span_are_split_until_the_store_syncs(sandb
         sandbox,
         tmp_path,
         provider,
+        4 if provider == "nextcommerce" else 5,
         {"fault_fail_above_days": 1},
         export_attempts=1,
         min_window_days=0.5,

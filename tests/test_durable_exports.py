@@ -17,7 +17,13 @@ import pytest
 from tap_commerce_exports.errors import ExportFailed
 from tap_commerce_exports.http.download import DownloadError
 from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
-from tap_commerce_exports.providers.base import CreateAnswerLost, ExportGone, ExportPhase, ExportStatus
+from tap_commerce_exports.providers.base import (
+    CreateAnswerLost,
+    ExportGone,
+    ExportPhase,
+    ExportStatus,
+    FoundExport,
+)
 from tap_commerce_exports.state import SavedExport, read_exports, write_exports
 from tap_commerce_exports.windows import Window
 from tests.test_orchestrator import (
@@ -163,6 +169,27 @@ def test_a_job_moves_only_along_the_durable_edges():
     job.move(JobState.WAITING, JobState.SPLIT)
     with pytest.raises(IllegalTransition):
         job.move(JobState.SPLIT, JobState.QUEUED)  # a split job is final
+
+
+def test_a_window_with_no_saved_export_follows_one_the_provider_lists_for_it(tmp_path, caplog):
+    provider = DurableFake()
+    jobs = jobs_for((ORDERS, 2))
+    provider.earlier_export("77", "order_list", jobs[0].window, ["available"])
+    provider.earlier_export("78", "order_list", jobs[1].window, ["error"])
+    listed = [
+        FoundExport(
+            jobs[0].window.start, jobs[0].window.end, ExportStatus("77", ExportPhase.DONE, "available"), T0
+        ),
+        FoundExport(
+            jobs[1].window.start, jobs[1].window.end, ExportStatus("78", ExportPhase.FAILED, "error"), T0
+        ),
+    ]
+    provider.recent_exports = lambda export_type, since: listed if export_type == "order_list" else []  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, "tap_commerce_exports.jobs"):
+        seen = run_all(make(provider, tmp_path, wall_clock=lambda: T0 + timedelta(seconds=1)), jobs)
+    assert [s[2] for s in seen] == [JobState.READY, JobState.READY]
+    assert provider.created == [("order_list", 1)]  # the failed one listed is not followed
+    assert "following export 77 an earlier run made, found in the provider's list" in caplog.text
 
 
 # ------------------------------------------------------------------ lost create answers

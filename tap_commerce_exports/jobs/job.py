@@ -104,7 +104,8 @@ class ExportJob:
     wake_requested: bool = False  # the webhook said it is ready: check it now
     adopt_id: str | None = None  # an export of this window saved in the last run's STATE
     adopt_created_at: datetime | None = None  # when that export was created (wall clock)
-    adopted: bool = False  # the export now followed came from saved state
+    adopt_listed: bool = False  # ... found in the provider's list, not in saved state
+    adopted: bool = False  # the export now followed came from saved state (or the list)
     created_wall: datetime | None = None  # when the provider accepted the export
     failures: int = 0  # exports of this window that ended failed
     parts: tuple[ExportJob, ExportJob] | None = None  # the halves of a SPLIT job

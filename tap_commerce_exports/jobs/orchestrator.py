@@ -49,10 +49,13 @@ from tap_commerce_exports.providers.base import (
     ExportProvider,
     ExportsBusy,
     ExportStatus,
+    FoundExport,
 )
 from tap_commerce_exports.windows import Window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
+#: How far the provider's clock may be behind ours when its created_at is compared.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -242,6 +245,7 @@ class ExportOrchestrator:
     # ---------------------------------------------------------------- engine thread
     def _loop(self) -> None:
         try:
+            self._find_listed()
             self._adopt_saved()
             while True:
                 with self._cv:
@@ -264,6 +268,42 @@ class ExportOrchestrator:
             self._fatal = exc
             self._cv.notify_all()
 
+    def _find_listed(self) -> None:
+        """Windows with no saved export: a provider that lists its exports may still show
+        one an earlier run made for it within ``export_timeout`` (that run's STATE never
+        reached the state backend, e.g. a target keeps STATE until it writes records):
+        it is followed like a saved one. One list per export type."""
+        if not self.provider.can_find_exports:
+            return
+        with self._cv:
+            todo = [j for j in self._jobs if j.adopt_id is None and j.state is JobState.QUEUED]
+        since = self.wall_clock() - timedelta(seconds=self.export_timeout)
+        listed: dict[str, list[FoundExport]] = {}
+        for job in todo:
+            export_type = job.stream.export_type
+            if export_type not in listed:
+                try:
+                    listed[export_type] = self.provider.recent_exports(export_type, since)
+                except UserError as exc:
+                    if _is_fatal(exc):
+                        raise
+                    LOGGER.warning(
+                        "could not list the recent %s exports (%s); creating new ones", export_type, exc
+                    )
+                    listed[export_type] = []
+            match = next(
+                (
+                    f
+                    for f in listed[export_type]
+                    if (f.window_start, f.window_end) == (job.window.start, job.window.end)
+                    and f.status.phase is not ExportPhase.FAILED
+                ),
+                None,
+            )
+            if match is not None:
+                job.adopt_id, job.adopt_created_at = match.status.export_id, match.created_at
+                job.adopt_listed = True
+
     def _adopt_saved(self) -> None:
         """QUEUED -> WAITING for every job that comes with a saved export: no create;
         its age counts towards ``export_timeout`` and its first check is now."""
@@ -285,9 +325,12 @@ class ExportOrchestrator:
             self.adopted += len(adopted)
         for job in adopted:
             LOGGER.info(
-                "%s: following export %s from the last run (created %s); no new export",
+                "%s: following export %s %s (created %s); no new export",
                 job.label,
                 job.adopt_id,
+                "an earlier run made, found in the provider's list"
+                if job.adopt_listed
+                else "from the last run",
                 job.created_wall.strftime("%Y-%m-%d %H:%M:%S UTC") if job.created_wall else "-",
             )
 
@@ -362,7 +405,7 @@ class ExportOrchestrator:
         before it is sent again, so one lost answer never leaves two exports."""
         export_type, window = job.stream.export_type, job.window
         for attempt in range(1, self.lost_create_attempts + 1):
-            since = self.wall_clock()
+            since = self.wall_clock() - CLOCK_SKEW  # the provider's clock may be behind ours
             try:
                 return self.provider.create_export(export_type, window)
             except CreateAnswerLost as lost:

@@ -74,6 +74,16 @@ class ExportsBusy(Exception):
         return f'HTTP 503: "{self.reason}"' if self.reason else "HTTP 503, no reason given"
 
 
+@dataclass(frozen=True)
+class FoundExport:
+    """An export the provider listed: its window, its status, when it was created."""
+
+    window_start: datetime
+    window_end: datetime
+    status: ExportStatus
+    created_at: datetime | None
+
+
 class CreateAnswerLost(Exception):
     """A create was sent but its answer never came (5xx, timeout, dropped connection).
 
@@ -131,9 +141,16 @@ class ExportProvider(abc.ABC):
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         """The download URLs of a DONE export, asking the API for fresh ones if ``refresh``."""
 
+    def recent_exports(self, export_type: str, since: datetime) -> list[FoundExport]:
+        """Exports of ``export_type`` created at or after ``since``, newest first, if the
+        provider can list its exports (``can_find_exports``; default: it can't)."""
+        return []
+
     def find_export(self, export_type: str, window: Window, since: datetime) -> ExportStatus | None:
-        """The export of ``export_type`` over exactly ``window`` created at or after
-        ``since``, if the provider can list its exports (default: it can't)."""
+        """The newest export of ``export_type`` over exactly ``window`` created since ``since``."""
+        for found in self.recent_exports(export_type, since):
+            if found.window_start == window.start and found.window_end == window.end:
+                return found.status
         return None
 
     def availability(self, now: datetime) -> Availability:

@@ -23,6 +23,7 @@ from tap_commerce_exports.providers.base import (
     ExportPhase,
     ExportProvider,
     ExportStatus,
+    FoundExport,
 )
 from tap_commerce_exports.providers.registry import PROVIDERS
 from tap_commerce_exports.settings import Settings
@@ -35,19 +36,23 @@ MAX_LIST_PAGES = 10
 
 def _instant(value: object) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def is_export_of(body: object, export_type: str, window: Window) -> bool:
-    """Whether an Export object is of ``export_type`` over exactly ``window``.
+def found_export(body: object, export_type: str) -> tuple[datetime, datetime, datetime | None] | None:
+    """(date_from, date_to, created_at) of an Export object of ``export_type``, else None.
 
-    Dates are compared as instants: the API may write them with or without fractions.
+    Dates are read as instants: the API may write them with or without fractions.
     """
     if not isinstance(body, dict) or body.get("type") != export_type:
-        return False
-    return _instant(body.get("date_from")) == window.start and _instant(body.get("date_to")) == window.end
+        return None
+    start, end = _instant(body.get("date_from")), _instant(body.get("date_to"))
+    if start is None or end is None:
+        return None
+    return start, end, _instant(body.get("created_at"))
 
 
 class NextCommerceProvider(ExportProvider):
@@ -101,11 +106,13 @@ class NextCommerceProvider(ExportProvider):
 
     can_find_exports = True
 
-    def find_export(self, export_type: str, window: Window, since: datetime) -> ExportStatus | None:
-        # the creation-day filter is a date (its time zone is not published): a day early
+    def recent_exports(self, export_type: str, since: datetime) -> list[FoundExport]:
+        # the creation-day filter is a date (its time zone is not published): a day early,
+        # then the exact instant from each export's created_at
         day = (since.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()
         url: str | None = "exports/"
         params: dict[str, str] | None = {"type": export_type, "date_created_from": day}
+        found: list[FoundExport] = []
         for _ in range(MAX_LIST_PAGES):
             if url is None:
                 break
@@ -113,11 +120,13 @@ class NextCommerceProvider(ExportProvider):
             params = None  # ``next`` carries the filters and the cursor
             results = body.get("results") if isinstance(body, dict) else None
             for item in results or []:
-                if is_export_of(item, export_type, window):
-                    return self._status(item)  # newest first: the latest such export
+                dates = found_export(item, export_type)
+                if dates is None or (dates[2] is not None and dates[2] < since):
+                    continue
+                found.append(FoundExport(dates[0], dates[1], self._status(item), dates[2]))
             nxt = body.get("next") if isinstance(body, dict) else None
             url = str(nxt) if nxt else None
-        return None
+        return found
 
     def get_export(self, export_id: str) -> ExportStatus:
         try:

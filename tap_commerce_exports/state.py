@@ -112,7 +112,8 @@ def read_exports(state: dict[str, Any], stream: str, account: str) -> list[Saved
 
 
 def write_exports(state: dict[str, Any], stream: str, account: str, exports: list[SavedExport]) -> None:
-    """Save ``stream``'s in-flight exports of ``account`` (none: the key goes away)."""
+    """Save ``stream``'s in-flight exports of ``account`` (none: the key goes away, and
+    an entry that held only exports goes with it)."""
     partitions = _partitions(state, stream)
     entry = next((p for p in partitions if p.get("context", {}).get("account") == account), None)
     if entry is None:
@@ -122,6 +123,10 @@ def write_exports(state: dict[str, Any], stream: str, account: str, exports: lis
         partitions.append(entry)
     if not exports:
         entry.pop("exports", None)
+        if "replication_key_value" not in entry:  # nothing left to say: no empty entry
+            partitions.remove(entry)
+            if not partitions:
+                state["bookmarks"].pop(stream, None)
         return
     entry["exports"] = [
         {

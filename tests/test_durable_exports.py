@@ -24,7 +24,7 @@ from tap_commerce_exports.providers.base import (
     ExportStatus,
     FoundExport,
 )
-from tap_commerce_exports.state import SavedExport, read_exports, write_exports
+from tap_commerce_exports.state import SavedExport, read_exports, write_bookmark, write_exports
 from tap_commerce_exports.windows import Window
 from tests.test_orchestrator import (
     CUSTOMERS,
@@ -320,4 +320,9 @@ def test_saved_exports_round_trip_and_leave_the_state_when_none_are_left():
     assert read_exports(state, "orders", "demo-store") == exports
     assert read_exports(state, "orders", "other-store") == []
     write_exports(state, "orders", "demo-store", [])
-    assert state == {"bookmarks": {"orders": {"partitions": [{"context": {"account": "demo-store"}}]}}}
+    assert state == {"bookmarks": {}}, "an entry that only held exports leaves no trace"
+    write_bookmark(state, "orders", "demo-store", T0)
+    write_exports(state, "orders", "demo-store", exports)
+    write_exports(state, "orders", "demo-store", [])
+    assert state["bookmarks"]["orders"]["partitions"][0]["replication_key_value"] == "2025-01-01T00:00:00Z"
+    assert "exports" not in state["bookmarks"]["orders"]["partitions"][0]

@@ -145,7 +145,10 @@ def test_each_fault_mode_still_gives_exact_results(sandbox, fault):
 
 def test_a_failed_export_stops_its_stream_keeps_its_bookmark_and_others_progress(sandbox):
     sandbox.control(fault_export_failed=1)
-    run = run_tap(config(sandbox, max_concurrent_exports=1), streams=["orders", "customers"])
+    run = run_tap(
+        config(sandbox, max_concurrent_exports=1, export_attempts=1, min_window_days=365),
+        streams=["orders", "customers"],
+    )
     assert run.returncode != 0
     (line,) = run.error_lines()
     assert "failed" in line and "export" in line

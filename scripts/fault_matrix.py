@@ -365,9 +365,20 @@ def durable_scenario(provider: str, root: Path, delay: float = 3.0) -> Row:
             row.problems.append(f"{row.created_twice} saved exports created again")
         if row.adopted != windows:
             row.problems.append(f"{row.adopted} of {windows} saved exports adopted")
-        t0 = time.monotonic()
-        fresh = run_attempt(config, catalog, None, None, workdir / "fresh")
-        row.fresh_s = time.monotonic() - t0
+        # a sandbox of its own: Next Commerce would find the exports above in its list
+        other = sandbox_for(processing_delay=delay, clover_max_running=4)
+        try:
+            t0 = time.monotonic()
+            fresh = run_attempt(
+                {**config, "api_url": other.api_url if provider == "nextcommerce" else other.clover_url},
+                catalog,
+                None,
+                None,
+                workdir / "fresh",
+            )
+            row.fresh_s = time.monotonic() - t0
+        finally:
+            other.stop()
         if fresh.returncode != 0:
             row.problems.append(f"fresh run exit {fresh.returncode}")
         if row.resumed_s >= row.fresh_s:

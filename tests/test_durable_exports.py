@@ -10,6 +10,7 @@ QUEUED -> WAITING (adopt), WAITING -> QUEUED (retry or replace), DOWNLOADING -> 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -190,6 +191,22 @@ def test_a_window_with_no_saved_export_follows_one_the_provider_lists_for_it(tmp
     assert [s[2] for s in seen] == [JobState.READY, JobState.READY]
     assert provider.created == [("order_list", 1)]  # the failed one listed is not followed
     assert "following export 77 an earlier run made, found in the provider's list" in caplog.text
+
+
+def test_adopted_exports_ready_far_ahead_never_hold_back_the_windows_before_them(tmp_path):
+    provider = DurableFake()
+    jobs = jobs_for((ORDERS, 6))
+    for job in jobs[2:]:  # four exports of later windows, ready at once, fill every place
+        provider.earlier_export(f"7{job.seq}", "order_list", job.window, ["available"])
+        adopted(job, f"7{job.seq}")
+    orch = make(provider, tmp_path, max_concurrent_exports=1, wall_clock=lambda: T0 + timedelta(seconds=1))
+    seen: list = []
+    worker = threading.Thread(target=lambda: seen.extend(run_all(orch, jobs)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the engine waited forever"
+    assert [s[2] for s in seen] == [JobState.READY] * 6
+    assert provider.created == [("order_list", 0), ("order_list", 1)]
 
 
 # ------------------------------------------------------------------ lost create answers

@@ -452,7 +452,7 @@ class ExportOrchestrator:
         if any(j.wake_requested for j in waiting):
             return 0.0
         moments = [j.next_check_at for j in waiting]
-        if self._queue and self._has_capacity():
+        if self._queue and self._next_creatable() is not None:
             moments.append(max(self._create_blocked_until, self._refusals.blocked_until))
         if not moments:
             return 1.0
@@ -468,12 +468,34 @@ class ExportOrchestrator:
             self._queue.popleft()
         return self._queue[0] if self._queue else None
 
+    def _next_creatable(self) -> ExportJob | None:
+        """The next job to create now, or None (caller holds the lock).
+
+        Normally the queue's head, while places are free. When only the files held for
+        the consumer fill the places, a window the consumer needs BEFORE one of those
+        READY ones may still go (adopted exports can be READY far ahead of windows still
+        to create: holding those back would wait forever)."""
+        head = self._next_queued()
+        if head is None or self._has_capacity():
+            return head
+        if sum(1 for j in self._jobs if j.state in IN_FLIGHT) >= self.max_concurrent:
+            return None
+        ready_ahead: dict[str, datetime] = {}
+        for j in self._jobs:
+            if j.state is JobState.READY:
+                latest = ready_ahead.get(j.stream.name)
+                ready_ahead[j.stream.name] = j.window.start if latest is None else max(latest, j.window.start)
+        for j in self._queue:
+            if j.state is JobState.QUEUED and j.window.start < ready_ahead.get(j.stream.name, j.window.start):
+                return j
+        return None
+
     def _create_due(self) -> None:
         while True:
             with self._cv:
-                if self._stopped or not self._has_capacity():
+                job = self._next_creatable()
+                if self._stopped or job is None:
                     return
-                job = self._next_queued()
                 now = self.clock()
                 if job is None or now < max(self._create_blocked_until, self._refusals.blocked_until):
                     return

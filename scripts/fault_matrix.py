@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socketserver
 import sys
 import tempfile
@@ -164,17 +165,30 @@ def saved_ids(state: dict | None) -> set[str]:
     return ids
 
 
+CREATED_RE = re.compile(r"\| (\S+) (\S+)\.\.(\S+): created export ")
+
+
 def created_twice(
     sb: SandboxServer, provider: str, chains: list[Chain], *, lost_answers: bool = False
 ) -> int:
-    """Windows given a second export although the tap could know of the first: its id was
-    in a STATE a later run started from (or, ``lost_answers``, every window: the list
-    endpoint finds a create whose answer was lost)."""
-    handed_on = set().union(*(saved_ids(a.state_in) for c in chains for a in c.attempts))
+    """Windows given a second export although the tap could know of the first: a run
+    created an export for a window whose export was in the STATE it started from (or,
+    ``lost_answers``, any window with two exports: the list finds a lost create)."""
+    if lost_answers:
+        return sum(1 for ids in exports_by_window(sb, provider).values() if len(ids) > 1)
     twice = 0
-    for ids in exports_by_window(sb, provider).values():
-        if len(ids) > 1 and (lost_answers or any(i in handed_on for i in ids[:-1])):
-            twice += 1
+    for chain in chains:
+        for attempt in chain.attempts:
+            saved = set()
+            for stream, entry in (attempt.state_in or {}).get("bookmarks", {}).items():
+                for partition in entry.get("partitions", []):
+                    for e in partition.get("exports", []):
+                        saved.add((stream, utc(e["window_start"]), utc(e["window_end"])))
+            replaced = attempt.stderr.count("; creating a new one")
+            again = {
+                (m.group(1), utc(m.group(2)), utc(m.group(3))) for m in CREATED_RE.finditer(attempt.stderr)
+            } & saved
+            twice += max(0, len(again) - replaced)
     return twice
 
 
@@ -235,9 +249,9 @@ def fault_scenario(
     sb = sandbox_for()
     try:
         streams = STREAMS[provider]
-        config = config_for(
-            sb, provider, "2025-01-05T00:00:00Z", 1 if provider == "nextcommerce" else 2, **(extra or {})
-        )
+        settings = dict(extra or {})
+        window_days = settings.pop("window_days", 1 if provider == "nextcommerce" else 2)
+        config = config_for(sb, provider, "2025-01-05T00:00:00Z", window_days, **settings)
         workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{name}-", dir=root))
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         before = sb.stats()

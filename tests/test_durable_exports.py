@@ -25,7 +25,15 @@ from tap_commerce_exports.providers.base import (
     ExportStatus,
     FoundExport,
 )
-from tap_commerce_exports.state import SavedExport, read_exports, write_bookmark, write_exports
+from tap_commerce_exports.state import (
+    MAX_UNUSABLE,
+    SavedExport,
+    add_unusable,
+    read_exports,
+    read_unusable,
+    write_bookmark,
+    write_exports,
+)
 from tap_commerce_exports.windows import Window
 from tests.test_orchestrator import (
     CUSTOMERS,
@@ -343,3 +351,24 @@ def test_saved_exports_round_trip_and_leave_the_state_when_none_are_left():
     write_exports(state, "orders", "demo-store", [])
     assert state["bookmarks"]["orders"]["partitions"][0]["replication_key_value"] == "2025-01-01T00:00:00Z"
     assert "exports" not in state["bookmarks"]["orders"]["partitions"][0]
+
+
+def test_an_export_whose_files_could_not_be_used_is_never_followed_again(tmp_path):
+    provider = DurableFake()
+    jobs = jobs_for((ORDERS, 1))
+    provider.earlier_export("77", "order_list", jobs[0].window, ["available"])
+    found = FoundExport(
+        jobs[0].window.start, jobs[0].window.end, ExportStatus("77", ExportPhase.DONE, "available"), T0
+    )
+    provider.recent_exports = lambda export_type, since: [found]  # type: ignore[method-assign]
+    orch = make(provider, tmp_path)
+    orch.unusable_exports.add("77")
+    [(_, _, state, _)] = run_all(orch, jobs)
+    assert state is JobState.READY and provider.created == [("order_list", 0)]
+
+
+def test_unusable_exports_stay_a_short_list_per_entry():
+    state: dict = {}
+    for n in range(10):
+        add_unusable(state, "orders", "demo-store", str(n))
+    assert read_unusable(state, "orders", "demo-store") == [str(n) for n in range(10 - MAX_UNUSABLE, 10)]

@@ -116,6 +116,8 @@ class ExportOrchestrator:
         self.min_split_span = min_split_span  # None: a failing window is never split
         self._exports_changed = False  # an export was created, adopted, replaced or split
         self.adopted = 0  # exports followed from saved state, this run
+        #: Export ids whose files the consumer could not use (from state): never followed.
+        self.unusable_exports: set[str] = set()
 
     # ---------------------------------------------------------------- consumer side
     def run(
@@ -297,6 +299,7 @@ class ExportOrchestrator:
                     for f in listed[export_type]
                     if (f.window_start, f.window_end) == (job.window.start, job.window.end)
                     and f.status.phase is not ExportPhase.FAILED
+                    and f.status.export_id not in self.unusable_exports
                 ),
                 None,
             )
@@ -312,6 +315,8 @@ class ExportOrchestrator:
             now = self.clock()
             wall = self.wall_clock()
             for job in self._jobs:
+                if job.adopt_id in self.unusable_exports:
+                    job.adopt_id = None  # its files could not be used: a new export it is
                 if job.adopt_id is None or job.state is not JobState.QUEUED:
                     continue
                 created = job.adopt_created_at or wall

@@ -38,8 +38,10 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.state import (
     SavedExport,
+    add_unusable,
     read_bookmark,
     read_exports,
+    read_unusable,
     snapshot,
     write_bookmark,
     write_exports,
@@ -179,6 +181,10 @@ class ExportSync:
             self.orchestrator = self._orchestrator(
                 workdir, webhook_active=self.settings.webhook_listen is not None
             )
+            for s in streams:
+                self.orchestrator.unusable_exports.update(
+                    read_unusable(self._state, s.name, self.provider.account)
+                )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
 
@@ -197,6 +203,7 @@ class ExportSync:
                 p = progress[job.stream.name]
                 if job.state is JobState.FAILED:
                     p.error = job.error
+                    exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
                 try:
                     self._emit(job, p)
@@ -206,6 +213,9 @@ class ExportSync:
                     LOGGER.error("%s", exc)
                     p.error = exc
                     self.orchestrator.fail(job, exc)
+                    if job.export_id is not None:  # its files can't be used: never follow it again
+                        add_unusable(self._state, p.stream.name, self.provider.account, job.export_id)
+                    exports_changed()
                     continue
                 write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
                 self._save_exports(names, besides=job)

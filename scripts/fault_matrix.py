@@ -63,6 +63,7 @@ FAULT_COUNTERS = (
     "expired_url_answers",
     "truncated_downloads_sent",
     "exports_failed",
+    "create_answers_lost",
     "bad_files_served",
 )
 ERROR_MARK = "tap-commerce-exports: error:"

@@ -49,7 +49,7 @@ DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
 PLUGINS_STAMP := .meltano/.stamp-plugins
 LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
-	requirements/target-jsonl.txt
+	requirements/target-jsonl.txt requirements/target-postgres.txt
 
 .PHONY: help install demo test check lock test-latest sandbox bench faults rates clean
 
@@ -104,7 +104,7 @@ check: $(DEV_STAMP)
 lock: | $(UV)
 	$(UV) lock --upgrade
 	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
-	@for name in meltano target-duckdb target-jsonl; do \
+	@for name in meltano target-duckdb target-jsonl target-postgres bench-target-postgres; do \
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
@@ -132,6 +132,6 @@ rates: $(DEV_STAMP)
 	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

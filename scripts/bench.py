@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The tap's benchmark: everything the speed issue asks for, measured in one run.
 
-    python scripts/bench.py [--only record,memory,overlap,wakeup] [--rows 200000]
+    python scripts/bench.py [--only record,memory,overlap,wakeup,loader] [--rows 200000]
                             [--repeat 3] [--large-rows 1000000] [--delay 3]
 
 1. Record path, 200k-row 20-column orders CSV (kept in ``.bench/``), each contender in
@@ -11,12 +11,16 @@
    (c) singer-sdk's default path (a Stream yielding csv.DictReader rows, default
    conformance and writer). Goals: ours <= 1.5x floor, SDK >= 5x ours.
 2. Memory: peak RSS of the real tap CLI syncing one 1,000,000-row export vs one
-   10,000-row export; goal <= 1.2x.
+   10,000-row export, and the large one again as BATCH files; goal <= 1.2x.
 3. Overlap: all 13 Next Commerce streams, one window each, processing delay D per
    export, with max_concurrent_exports 13, 4 (default) and 1; goal for 13: wall <=
    1.3*D + transfer (transfer = the same sync with D = 0).
 4. Wake-up, export available -> download started: with the webhook (goal <= 1 s) and
    with polling only (goal <= 25% of the time waited so far).
+5. Loader (``scripts/bench_loader.py``): one ``--loader-rows`` orders export through the
+   real tap into ``meltanolabs-target-postgres`` and a real PostgreSQL, as RECORD messages
+   and as BATCH files, rows checked equal; goals: BATCH >= 1.8x RECORD end to end, and
+   the tap's CPU per record in BATCH mode no higher than in RECORD mode.
 
 Not a test: it prints a table of values and goals (and writes it to ``.bench/last.md``);
 timings depend on the machine and its load (the header shows both). Exit status 1 only
@@ -50,11 +54,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_child  # noqa: E402
+import bench_loader  # noqa: E402
 
 BENCH_DIR = ROOT / ".bench"
 CHILD = str(ROOT / "scripts" / "bench_child.py")
 PYTHON = sys.executable
-SECTIONS = ("record", "memory", "overlap", "wakeup")
+SECTIONS = ("record", "memory", "overlap", "wakeup", "loader")
 
 #: High limits for sandbox and tap, so that rate limiting is not what sections 2-4 measure.
 SANDBOX_RATE = 1000.0
@@ -448,6 +453,25 @@ def bench_memory(report: Report, large_rows: int) -> None:
                 f"  {n:>9,} rows: peak RSS {rss_mb:.1f} MB, process {wall:.1f} s, tap sync {sync_s:.1f} s",
                 flush=True,
             )
+        # The same large export as BATCH files (streamed to disk, rotated every 25k rows).
+        batch_root = BENCH_DIR / "memory-batches"
+        batch_cfg = dict(config, batch_config={"storage": {"root": batch_root.as_uri(), "prefix": "bench-"}})
+        cfg_file.write_text(json.dumps(batch_cfg))
+        rss_file.unlink(missing_ok=True)
+        run_process(
+            [PYTHON, "-c", wrapper, "--config", str(cfg_file), "--catalog", str(cat_file)],
+            stdout=BENCH_DIR / "memory-out.jsonl",
+            log=BENCH_DIR / "memory-batch.log",
+            timeout=900,
+            env={"BENCH_RSS_FILE": str(rss_file)},
+        )
+        announced = _count_lines(BENCH_DIR / "memory-out.jsonl", b'"BATCH"')
+        (BENCH_DIR / "memory-out.jsonl").unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(batch_root, ignore_errors=True)
+        batch_rss = int(rss_file.read_text()) / 1024
+        print(f"  {large_rows:>9,} rows as BATCH: peak RSS {batch_rss:.1f} MB, {announced} files", flush=True)
     small, large = results[small_rows], results[large_rows]
     report.add(f"memory: peak RSS, {small_rows:,}-row export", f"{small[0]:.1f} MB")
     report.add(
@@ -457,6 +481,13 @@ def bench_memory(report: Report, large_rows: int) -> None:
     )
     ratio = large[0] / small[0]
     report.add("memory: peak RSS ratio large / small", f"{ratio:.2f}x", "<= 1.2x", ratio <= 1.2)
+    ratio = batch_rss / small[0]
+    report.add(
+        f"memory: peak RSS, {large_rows:,}-row export as BATCH files / small",
+        f"{batch_rss:.1f} MB = {ratio:.2f}x",
+        "<= 1.2x",
+        ratio <= 1.2,
+    )
 
 
 def _count_lines(path: Path, needle: bytes) -> int:
@@ -653,6 +684,7 @@ def main() -> int:
     parser.add_argument("--large-rows", type=int, default=1_000_000, help="memory: large export rows")
     parser.add_argument("--delay", type=float, default=3.0, help="overlap and webhook: D seconds")
     parser.add_argument("--poll-delay", type=float, default=10.0, help="polling wake-up: D seconds")
+    parser.add_argument("--loader-rows", type=int, default=200_000, help="loader: orders export rows")
     args = parser.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -674,6 +706,7 @@ def main() -> int:
         "memory": lambda: bench_memory(report, args.large_rows),
         "overlap": lambda: bench_overlap(report, args.delay),
         "wakeup": lambda: bench_wakeup(report, args.delay, args.poll_delay),
+        "loader": lambda: bench_loader.bench_loader(report, args.loader_rows, sandbox, tap_config),
     }
     if "memory" in sections and "overlap" in sections:
         memory_done: list[bool] = []

@@ -198,6 +198,7 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     SingerOutput.record_writer, through the real ExportSync object."""
     from tap_commerce_exports.jobs.job import ExportJob
     from tap_commerce_exports.singer.output import SingerOutput
+    from tap_commerce_exports.singer.selection import deselected_paths
     from tap_commerce_exports.singer.sync import ExportSync, StreamProgress
     from tap_commerce_exports.tap import TapCommerceExports
     from tap_commerce_exports.windows import Window
@@ -214,7 +215,7 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     stream = tap.streams["orders"]
     # SingerOutput() writes to sys.stdout.buffer, which the parent points at a file
     sync = ExportSync(tap, tap.settings, output=SingerOutput())
-    progress = StreamProgress(stream, bench_schema(), dropped_columns=stream.deselected_properties())
+    progress = StreamProgress(stream, bench_schema(), deselected=deselected_paths(stream.mask))
     job = ExportJob(stream=stream.definition, window=Window(WINDOW_START, WINDOW_END), seq=0)
     job.files = [Path(spec["csv"])]
     sync._write_schema(progress)  # noqa: SLF001 - as run() does before any record

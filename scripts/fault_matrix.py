@@ -7,7 +7,8 @@
   lost, exports that fail above N days). A run that ends with an error is rerun from the
   last STATE it emitted, with the fault off, as a scheduler would;
 * ``--kills`` seeded random SIGKILLs (during start-up, waits, downloads, parsing,
-  between windows), each followed by a resume from the last STATE a target saw;
+  between windows), each followed by a resume from the last STATE a target saw; and
+  half as many again with ``batch_config`` (BATCH files, read when announced);
 * durable exports: a run killed while all its exports are pending, resumed from its
   last STATE after the exports went on without it, timed against a fresh run;
 * every bad input file kind (``sandbox/bad_files.py``), with ``on_invalid_record`` fail
@@ -127,6 +128,7 @@ def config_for(sb: SandboxServer, provider: str, end: str, window_days: float, *
         "poll_max_interval": 0.1,
         "max_requests_per_second": 500,
         "export_timeout": 20,
+        "lookback": 0,  # duplicates are checked against the cut windows: no re-read by design
     }
     if provider == "nextcommerce":
         base.update(provider="nextcommerce", api_url=sb.api_url, store="demo-store", max_concurrent_exports=2)
@@ -292,17 +294,26 @@ def fault_scenario(
     return row
 
 
-def kill_scenario(provider: str, kills: int, seed: int, root: Path) -> Row:
-    row = Row("random kills", f"{kills} seeded SIGKILLs", provider)
+def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
+    """``batch``: the same with ``batch_config`` (small files, several per window), the
+    harness loading each BATCH message's files when it arrives, as a target does."""
+    row = Row("random kills", f"{kills} seeded SIGKILLs" + (" (BATCH)" if batch else ""), provider)
     started = time.monotonic()
     sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 60, "customer_list": 40})
     try:
         streams = STREAMS[provider]
         end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
-        config = config_for(sb, provider, end, 3)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-kills-", dir=root))
+        extra = {}
+        if batch:
+            extra["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": (workdir / "batches").as_uri()},
+                "batch_size": 40,
+            }
+        config = config_for(sb, provider, end, 3, **extra)
         if provider == "clover":
             sb.control(clover_objects_per_file=60)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-kills-", dir=root))
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         points = seeded_kill_points(
             seed, kills, max_records=2000 if provider == "nextcommerce" else 600, seconds=(1.5, 5.0)
@@ -596,6 +607,13 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append(lambda: kill_scenario("nextcommerce", nc_kills, args.seed, root))
     if args.kills - nc_kills > 0:
         jobs.append(lambda: kill_scenario("clover", args.kills - nc_kills, args.seed + 1, root))
+    batch_kills = max(1, args.kills // 2) if args.kills else 0
+    kill_points = args.kills + (batch_kills + max(1, batch_kills // 2) if batch_kills else 0)
+    if batch_kills:
+        jobs.append(lambda: kill_scenario("nextcommerce", batch_kills, args.seed + 2, root, batch=True))
+        jobs.append(
+            lambda: kill_scenario("clover", max(1, batch_kills // 2), args.seed + 3, root, batch=True)
+        )
     for provider in ("nextcommerce", "clover"):
         jobs.append(lambda p=provider: durable_scenario(p, root))
     for provider in ("nextcommerce", "clover"):
@@ -670,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": len(rows),
         "runs": sum(r.runs for r in rows),
         "faults injected": sum(r.faults for r in rows),
-        "random kills": f"{sum(r.kills for r in rows)} of {args.kills} kill points fired "
+        "random kills": f"{sum(r.kills for r in rows)} of {kill_points} kill points fired "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(phases.items()))}); a kill point "
         "later than its whole run cannot fire",
         "records expected": sum(r.expected for r in rows),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         _check_json_files(sys.argv[1:] if argv is None else argv)
         TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports", standalone_mode=False)
     except UserError as exc:
-        sys.stderr.write(f"tap-commerce-exports: error: {scrub(str(exc))}\n")
-        sys.stderr.flush()
+        report_error(f"tap-commerce-exports: error: {scrub(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tap-commerce-exports: interrupted; the last STATE emitted stands\n")
@@ -35,6 +36,23 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+def report_error(line: str) -> None:
+    """The one line that ends a run, where its reader looks for it.
+
+    Run by hand: written to stderr as it is. Run by a host that configures the SDK's logs
+    (``SINGER_SDK_LOG_CONFIG``; Meltano does, in its structured JSON format): logged at
+    ERROR through those handlers, so the host shows it as an error, not as an [info] line
+    of stderr; still one line."""
+    root = logging.getLogger()
+    if os.environ.get("SINGER_SDK_LOG_CONFIG") and root.handlers:
+        logging.getLogger("tap_commerce_exports").error("%s", line)
+        for handler in root.handlers:
+            handler.flush()
+        return
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _check_json_files(argv: list[str]) -> None:

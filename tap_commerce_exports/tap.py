@@ -21,10 +21,23 @@ from tap_commerce_exports.singer.streams import ExportStream
 LOGGER = logging.getLogger("tap_commerce_exports")
 
 
+class _DropEnvParsingNotice(logging.Filter):
+    """Drops the SDK's "Skipping parse of env var settings..." (and its "Parsing env var"
+    twin): under Meltano it appeared once per tap process (discovery, then the run) and
+    read as if environment variables were ignored, while Meltano had already resolved
+    them into the config file. Nothing a user can act on; our own lines say what runs."""
+
+    NOTICES = frozenset({"Skipping parse of env var settings...", "Parsing env var for settings config..."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.NOTICES
+
+
 class TapCommerceExports(Tap):
     """Bulk data from commerce platforms' asynchronous export APIs (Next Commerce, Clover)."""
 
     name = "tap-commerce-exports"
+    logging.getLogger(name).addFilter(_DropEnvParsingNotice())
     package_name = "tap-commerce-exports"
     # A copy: the SDK appends its built-in settings (stream maps, flattening...) to the
     # class's schema in place, and CONFIG_SCHEMA must stay the tap's own settings.
@@ -37,6 +50,8 @@ class TapCommerceExports(Tap):
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
+        # batch_config (the SDK's setting): whole files per window, see singer/batch.py.
+        PluginCapabilities.BATCH,
     ]
 
     # ------------------------------------------------------------------ settings

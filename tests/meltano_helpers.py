@@ -9,8 +9,11 @@ nothing is installed again and nothing of the user's `.meltano/` (state, logs) c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -26,14 +29,14 @@ CLOVER_EXTRACTOR = "tap-commerce-exports--clover"
 
 #: Variables of the caller that must not leak into a test's Meltano (real tokens, a
 #: user's warehouse path, a user's Meltano settings).
-_SCRUBBED_PREFIXES = ("TAP_COMMERCE_EXPORTS", "TARGET_DUCKDB", "TARGET_JSONL", "MELTANO_")
+_SCRUBBED_PREFIXES = ("TAP_COMMERCE_EXPORTS", "TARGET_DUCKDB", "TARGET_JSONL", "TARGET_POSTGRES", "MELTANO_")
 
 
 def missing_install() -> str | None:
     """Why the Meltano tests cannot run here (None if they can)."""
     if not MELTANO.exists():
         return f"{MELTANO.relative_to(REPO)} is missing: run `make test` (it installs Meltano)"
-    for plugin in ("extractors/tap-commerce-exports", "loaders/target-duckdb"):
+    for plugin in ("extractors/tap-commerce-exports", "loaders/target-duckdb", "loaders/target-postgres"):
         if not (PLUGINS_DIR / plugin / "venv").is_dir():
             return f".meltano/{plugin} is not installed: run `make test` (it runs `meltano install`)"
     return None
@@ -64,18 +67,36 @@ class MeltanoResult:
 
 
 class IsolatedMeltano:
-    """This repo's Meltano project, with a private system directory under `home`."""
+    """This repo's Meltano project, with a private system directory under `home`.
 
-    def __init__(self, home: Path, environment: str = "dev") -> None:
+    ``fresh_copy=True``: the project is a copy (``home/project``: meltano.yml and the
+    links a clone's `make install` leaves, `.venv` and `.venv-meltano`), as a fresh clone
+    is, so commands that change meltano.yml or .env (`config set`, `select`, `job add`)
+    change only the copy. Its plugins are the installed ones, seen through "shadow"
+    venvs (links to every file) whose install fingerprint is the copy's: Meltano 4.4.1
+    reinstalls a plugin whose fingerprint differs, whatever `auto_install` says, and
+    would rebuild the shared venv from the copy."""
+
+    def __init__(self, home: Path, environment: str = "dev", *, fresh_copy: bool = False) -> None:
         self.home = Path(home)
         self.environment = environment
         self.sys_dir = self.home / "meltano-sys"
         self.sys_dir.mkdir(parents=True, exist_ok=True)
-        for kind in ("extractors", "loaders"):
-            link = self.sys_dir / kind
-            if not link.exists():
-                link.symlink_to(PLUGINS_DIR / kind, target_is_directory=True)
-        self.warehouse = self.home / "warehouse.duckdb"
+        self.project = REPO
+        if fresh_copy:
+            self.project = self.home / "project"
+            _copy_project(self.project)
+            _shadow_plugins(self.sys_dir, self.project)
+        else:
+            for kind in ("extractors", "loaders"):
+                link = self.sys_dir / kind
+                if not link.exists():
+                    link.symlink_to(PLUGINS_DIR / kind, target_is_directory=True)
+        # a copy writes where its meltano.yml says (dev: output/sandbox.duckdb)
+        self.warehouse = (
+            self.project / "output" / "sandbox.duckdb" if fresh_copy else self.home / "warehouse.duckdb"
+        )
+        self.fresh_copy = fresh_copy
         self.extra_env: dict[str, str] = {}
         self.runs = 0
 
@@ -87,18 +108,26 @@ class IsolatedMeltano:
                 "MELTANO_DATABASE_URI": f"sqlite:///{self.sys_dir / 'meltano.db'}",
                 "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
                 "MELTANO_AUTO_INSTALL": "false",
-                "TARGET_DUCKDB_PATH": str(self.warehouse),
             }
         )
+        if not self.fresh_copy:
+            env["TARGET_DUCKDB_PATH"] = str(self.warehouse)
         env.update(self.extra_env)
         return env
 
     def run(self, *args: str, timeout: float = 600) -> MeltanoResult:
         cmd = [str(MELTANO), f"--environment={self.environment}", *args]
+        return self._run(cmd, " ".join(args), timeout)
+
+    def shell(self, line: str, timeout: float = 600) -> MeltanoResult:
+        """One command line as a user types it (bash, in the project folder)."""
+        return self._run(["bash", "-c", line], line, timeout)
+
+    def _run(self, cmd: list[str], label: str, timeout: float) -> MeltanoResult:
         started = time.monotonic()
         proc = subprocess.run(
             cmd,
-            cwd=REPO,
+            cwd=self.project,
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -109,10 +138,7 @@ class IsolatedMeltano:
         self.runs += 1
         log = self.home / f"meltano-{self.runs:02d}.log"
         log.write_text(proc.stdout)
-        print(
-            f"meltano {' '.join(args)}: exit {proc.returncode} in "
-            f"{time.monotonic() - started:.1f}s (output: {log})"
-        )
+        print(f"meltano {label}: exit {proc.returncode} in {time.monotonic() - started:.1f}s (output: {log})")
         return MeltanoResult(cmd, proc.returncode, proc.stdout)
 
     def states(self) -> dict[str, dict[str, Any]]:
@@ -120,7 +146,7 @@ class IsolatedMeltano:
         cmd = [str(MELTANO), "--log-level=error", "state", "export"]
         proc = subprocess.run(
             cmd,
-            cwd=REPO,
+            cwd=self.project,
             env=self.env(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -131,6 +157,48 @@ class IsolatedMeltano:
         text = proc.stdout.strip()
         exported = json.loads(text) if text else {}
         return {state_id: entry.get("completed") or {} for state_id, entry in exported.items()}
+
+
+def _copy_project(project: Path) -> None:
+    """What a fresh clone holds after `make install`, as far as Meltano's commands go."""
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "meltano.yml", project / "meltano.yml")
+    for venv in (".venv", ".venv-meltano"):
+        (project / venv).symlink_to(REPO / venv, target_is_directory=True)
+    (project / "output").mkdir(exist_ok=True)
+
+
+def _meltano_fingerprint(pip_url: str, root: Path) -> str:
+    """Meltano 4.4.1's install fingerprint (meltano.core.venv_service.fingerprint) of a
+    pip_url expanded for project `root`: SHA-256 of the sorted, deduplicated args."""
+    args = shlex.split(pip_url.replace("${MELTANO_PROJECT_ROOT}", str(root)))
+    return hashlib.sha256(" ".join(sorted(set(args))).encode()).hexdigest()
+
+
+def _shadow_plugins(sys_dir: Path, project: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((REPO / "meltano.yml").read_text())
+    for kind in ("extractors", "loaders"):
+        for plugin in config["plugins"][kind]:
+            if "pip_url" not in plugin:
+                continue  # inherited: shares its parent's venv
+            real = PLUGINS_DIR / kind / plugin["name"] / "venv"
+            stamp = real / ".meltano_plugin_fingerprint"
+            if not stamp.exists():
+                continue  # not installed: Meltano says so when a command needs it
+            if stamp.read_text().strip() != _meltano_fingerprint(plugin["pip_url"], REPO):
+                raise RuntimeError(
+                    f"{plugin['name']}: Meltano's install fingerprint is not computed as "
+                    "tests/meltano_helpers.py expects (new Meltano?), or the plugin is "
+                    "installed from another meltano.yml: run `make install`"
+                )
+            shadow = sys_dir / kind / plugin["name"] / "venv"
+            shadow.mkdir(parents=True)
+            for child in real.iterdir():
+                if child.name != stamp.name:
+                    (shadow / child.name).symlink_to(child)
+            (shadow / stamp.name).write_text(_meltano_fingerprint(plugin["pip_url"], project))
 
 
 def bookmark_values(singer_state: dict[str, Any]) -> dict[str, set[str]]:

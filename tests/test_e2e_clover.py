@@ -57,6 +57,7 @@ def config(sandbox, **overrides):
         "poll_max_interval": 0.2,
         "max_requests_per_second": 200,
         "export_timeout": 60,
+        "lookback": 0,  # these runs check exactly once across runs: no re-read
     }
     base.update(overrides)
     return base

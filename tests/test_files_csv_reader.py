@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files import CsvFileReader, WindowFilter
 
 SCHEMA = {
@@ -313,11 +313,77 @@ def test_rows_with_an_empty_window_field_are_kept_and_counted(tmp_path: Path) ->
     assert r.records_without_window_value == 1
 
 
-def test_a_file_without_the_window_column_keeps_every_row_and_says_so(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,note\n1,a\n")
+def test_a_file_with_rows_but_no_window_column_is_refused_naming_what_it_has(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,note,placed_on\n1,a,2024-01-01T05:00:00Z\n")
+    window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "Date Created"))
+    with reader(path, window=window) as r:
+        assert r.window_column is None
+        with pytest.raises(MissingWindowColumn) as caught:
+            list(r)
+    assert str(caught.value) == (
+        "orders-42.csv: no column gives each row's window instant "
+        "(looked for created_at, date_created; the file has id, note, placed_on; "
+        "of those, date-times in the first row: placed_on)"
+    )
+
+
+def test_a_header_only_file_without_the_window_column_is_simply_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,note\n\n")
     with reader(path, window=WINDOW) as r:
-        assert r.window_field_missing is True
-        assert len(list(r)) == 1
+        assert list(r) == []
+
+
+@pytest.mark.parametrize("header", ["date_created", "Date Created", "dateCreated"])
+def test_the_window_column_is_found_under_an_alias_in_any_header_style(tmp_path: Path, header: str) -> None:
+    path = write(
+        tmp_path,
+        f"id,{header}\n1,2024-01-01T09:00:00+09:00\n2,2024-01-02T09:00:00+09:00\n3,2024-01-01 12:00\n",
+    )
+    window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "date_created"))
+    with reader(path, window=window) as r:
+        assert r.window_column == "date_created"
+        records = list(r)
+    assert [rec["id"] for rec in records] == [1, 3]
+    assert r.records_out_of_window == 1
+    assert records[1]["date_created"] == "2024-01-01T12:00:00+00:00", "typed as a date-time, like created_at"
+
+
+def test_an_alias_window_column_is_validated_as_a_date_time(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,date_created\n1,yesterday\n")
+    window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "date_created"))
+    with pytest.raises(InvalidRecord, match="column 'date_created': not an ISO-8601 date-time"):
+        list(reader(path, window=window))
+
+
+def test_the_schema_s_own_window_field_wins_over_an_alias(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,date_created,created_at\n1,2023-06-01T00:00:00Z,2024-01-01T05:00:00Z\n")
+    window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "date_created"))
+    with reader(path, window=window) as r:
+        assert [rec["id"] for rec in r] == [1]
+        assert r.window_column == "created_at"
+
+
+def test_a_window_column_the_schema_types_otherwise_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,note\n1,2024-01-01T05:00:00Z\n")
+    window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("note",))
+    with pytest.raises(InvalidFile, match="column 'note' cannot place rows in date windows"):
+        reader(path, window=window)
+
+
+@pytest.mark.parametrize("offset", ["-12:00", "-09:30", "-03:30", "+00:00", "+05:45", "+09:00", "+14:00"])
+def test_rows_on_both_edges_are_judged_as_instants_in_every_utc_offset(tmp_path: Path, offset: str) -> None:
+    sign = 1 if offset[0] == "+" else -1
+    minutes = sign * (int(offset[1:3]) * 60 + int(offset[4:]))
+    edges = [
+        WINDOW.start,
+        WINDOW.end,
+        WINDOW.start - timedelta(microseconds=1),
+        WINDOW.end - timedelta(seconds=1),
+    ]
+    tz = timezone(timedelta(minutes=minutes))
+    lines = [f"{i},{edge.astimezone(tz).isoformat()}" for i, edge in enumerate(edges)]
+    path = write(tmp_path, "id,created_at\n" + "\n".join(lines) + "\n")
+    assert [r["id"] for r in read(path, window=WINDOW)] == [0, 3]
 
 
 def test_adjacent_windows_own_every_row_exactly_once(tmp_path: Path) -> None:

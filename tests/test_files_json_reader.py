@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files import JsonElementsFileReader, WindowFilter, json_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_commerce_exports" / "schemas" / "clover"
@@ -98,7 +98,7 @@ def test_a_file_with_no_elements_yields_nothing(tmp_path: Path) -> None:
     path = write(tmp_path, {"elements": []})
     with reader(path, window=WindowFilter("createdTime", 0, 1)) as r:
         assert list(r) == []
-        assert r.window_field_missing is False
+        assert r.window_column is None
 
 
 def test_nested_orders_with_line_items_and_payments_validate(tmp_path: Path) -> None:
@@ -273,12 +273,27 @@ def test_elements_without_a_window_value_are_kept_and_counted(tmp_path: Path) ->
     path = write(tmp_path, {"elements": [element, payment(id="B", createdTime=None)]})
     with reader(path, window=WINDOW) as r:
         assert len(list(r)) == 2
-        assert r.window_field_missing is False
+        assert r.window_column == "createdTime"
     assert r.records_without_window_value == 2
 
 
-def test_a_file_whose_elements_lack_the_window_field_is_flagged(tmp_path: Path) -> None:
-    path = write(tmp_path, {"elements": [{"id": "a"}]})
-    with reader(path, window=WINDOW) as r:
-        assert r.window_field_missing is True
-        assert len(list(r)) == 1
+def test_a_file_whose_elements_lack_the_window_field_is_refused_naming_what_they_have(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, {"elements": [{"id": "a", "modifiedTime": 1}]})
+    with pytest.raises(MissingWindowColumn) as caught:
+        reader(path, window=WINDOW)
+    assert str(caught.value) == (
+        "payments-1.json: no column gives each row's window instant "
+        "(looked for createdTime; the file has id, modifiedTime)"
+    )
+
+
+def test_the_window_field_may_be_named_otherwise(tmp_path: Path) -> None:
+    window = WindowFilter("createdTime", WINDOW.start, WINDOW.end, ("serverCreated",))
+    inside, outside = payment(id="in"), payment(id="out")
+    inside["serverCreated"], outside["serverCreated"] = WINDOW.start, WINDOW.end
+    path = write(tmp_path, {"elements": [inside, outside]})
+    with reader(path, window=window) as r:
+        assert [p["id"] for p in r] == ["in"]
+        assert r.window_column == "serverCreated"

@@ -152,6 +152,7 @@ def assert_warehouse_is_ground_truth(meltano: IsolatedMeltano, sandbox, end: str
 TAP_SETTINGS = (
     "provider",
     "access_token",
+    "sandbox_token",
     "store",
     "merchant_id",
     "region",
@@ -161,6 +162,7 @@ TAP_SETTINGS = (
     "end_date",
     "window_days",
     "lookback",
+    "window_columns",
     "poll_interval",
     "poll_max_interval",
     "export_timeout",
@@ -209,6 +211,24 @@ def test_meltano_yml_declares_every_tap_setting_with_a_kind():
     assert set(tap["capabilities"]) >= {"catalog", "discover", "about", "state", "stream-maps"}
 
 
+def test_numeric_settings_reach_the_tap_as_text_so_the_tap_checks_them():
+    """Meltano 4.4.1 casts an `integer` setting from the environment with int() (a fraction
+    ends in its ValueError traceback) and cannot pass a `decimal` one at all: numbers are
+    `kind: string`, and the tap parses them, naming the setting when one is wrong."""
+    from tap_commerce_exports.settings import CONFIG_SCHEMA
+
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (tap,) = [p for p in project["plugins"]["extractors"] if p["name"] == NC_EXTRACTOR]
+    kinds = {s["name"]: s["kind"] for s in tap["settings"]}
+    numeric = [
+        name
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if {"number", "integer"} & set(prop.get("type") or []) and name in kinds
+    ]
+    assert numeric, "no numeric setting found"
+    assert {n: kinds[n] for n in numeric} == dict.fromkeys(numeric, "string")
+
+
 def test_every_plugin_installs_from_a_committed_lock():
     """Meltano's plugin venvs run what the tests ran: each pip_url pins its package and names
     a constraints file under requirements/ that exists in the repository."""
@@ -234,11 +254,9 @@ def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
         assert result.returncode == 0, result.tail()
         config = json.loads(result.output[result.output.index("{") :])
         assert config["provider"] == provider, config
-        assert (
-            config["start_date"]
-            and config["access_token"]
-            and config["api_url"].startswith("http://127.0.0.1:8000")
-        )
+        assert config["start_date"] and config["api_url"].startswith("http://127.0.0.1:8000")
+        # the sandbox's own token, never access_token (see tests/test_meltano_user_path.py)
+        assert config["sandbox_token"] == "sandbox-token" and not config.get("access_token")
 
 
 def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path):
@@ -281,12 +299,15 @@ def test_meltano_run_loads_the_ground_truth_once_and_state_makes_reruns_incremen
     assert sum(first.values()) > 0
     assert_bookmarks(meltano, END_1)
 
-    # 2. Same range again: Meltano hands the tap its bookmarks; nothing new, nothing twice.
+    # 2. Same range again: Meltano hands the tap its bookmarks; only the lookback (7 days
+    # before each bookmark, the default) is read again, in one export per stream, and the
+    # loader's upsert keeps one copy of each row: nothing new, nothing twice.
     exports_before = _exports_created(sandbox)
     meltano_run(meltano, sandbox, END_1)
     second = assert_warehouse_is_ground_truth(meltano, sandbox, END_1)
     assert second == first
-    assert _exports_created(sandbox) == exports_before, "the second run asked for exports again"
+    streams = sum(len(definitions) for *_, definitions in PROVIDERS)
+    assert _exports_created(sandbox) - exports_before == streams, "one lookback export per stream"
 
     # 3. New data after the old end, and a later end_date: exactly the new rows arrive.
     sandbox.control(data_end=END_2)

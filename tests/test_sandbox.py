@@ -60,6 +60,8 @@ RESET = dict(
     webhook_secret=None,
     clover_request_delay=0.0,
     url_ttl=60.0,
+    window_column_names=None,
+    utc_offsets=None,
 )
 
 
@@ -246,6 +248,44 @@ def test_round_trip_file_equals_truth(sb, style, export_type):
     rows = parse_csv(raw)
     truth = sb.truth("nextcommerce", export_type, utc("2025-01-05T00:00:00Z"), utc("2025-01-12T00:00:00Z"))
     assert rows == truth and len(rows) > 50
+
+
+@pytest.mark.parametrize("style", ["snake", "title"])
+def test_window_column_names_rename_the_creation_time_column_in_files_and_truth(sb, style):
+    sb.control(
+        header_style=style, window_column_names={"order_list": "date_created"}, date_to_inclusive=False
+    )
+    raw = nc_file(sb, "order_list", "2025-01-05T00:00:00Z", "2025-01-07T00:00:00Z")
+    header = raw.split(b"\r\n", 1)[0].decode().split(",")
+    assert ("Date Created" if style == "title" else "date_created") in header
+    assert not {"created_at", "Created At"} & set(header)
+    truth = sb.truth("nextcommerce", "order_list", utc("2025-01-05T00:00:00Z"), utc("2025-01-07T00:00:00Z"))
+    assert parse_csv(raw) == truth and "date_created" in truth[0]
+
+
+def test_utc_offsets_choose_the_offsets_cells_are_written_in_and_keep_every_instant(sb):
+    window = (utc("2025-01-05T00:00:00Z"), utc("2025-01-07T00:00:00Z"))
+    before = [utc(r["created_at"]) for r in sb.truth("nextcommerce", "order_list", *window)]
+    sb.control(utc_offsets=[-210, 840, "Z"])
+    rows = sb.truth("nextcommerce", "order_list", *window)
+    assert [utc(r["created_at"]) for r in rows] == before
+    written = {r["created_at"][-6:] if not r["created_at"].endswith("Z") else "Z" for r in rows}
+    written |= {r["updated_at"][-6:] if not r["updated_at"].endswith("Z") else "Z" for r in rows}
+    assert written == {"-03:30", "+14:00", "Z"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"window_column_names": {"orders": "x"}}, "unknown Next Commerce export type"),
+        ({"window_column_names": {"order_list": "Date Created"}}, "needs a snake_case name"),
+        ({"utc_offsets": []}, "at least one offset"),
+        ({"utc_offsets": [1440]}, "is not 'Z' or minutes"),
+    ],
+)
+def test_bad_boundary_settings_are_refused_naming_the_setting(changes, words):
+    with pytest.raises(ValueError, match=words):
+        SandboxConfig(**changes)
 
 
 def test_files_are_nasty_on_purpose(sb):

@@ -53,7 +53,7 @@ def test_next_commerce_defaults_are_30_day_windows_4_exports_and_4_requests_per_
     assert s.max_requests_per_second == 4
     assert s.api_url == "https://demo-store.29next.store/api/admin/"
     assert s.api_version == "2024-04-01"
-    assert s.lookback == timedelta(0)
+    assert s.lookback == timedelta(days=7), "re-read a week: an order's changes come within days"
     assert (s.poll_interval, s.poll_max_interval, s.export_timeout) == (5, 120, 10800)
     assert s.outside_hours == "wait"
     assert s.on_invalid_record == "fail"
@@ -375,3 +375,29 @@ def test_config_schema_lists_every_setting_and_marks_secrets():
     assert props["access_token"].get("secret") is True
     assert props["webhook_secret"].get("secret") is True
     assert "start_date" in CONFIG_SCHEMA.get("required", [])
+
+
+# ------------------------------------------------------------------ window_columns
+def test_window_columns_name_a_stream_s_window_column_and_default_to_none():
+    assert parse(nc()).window_columns == {}
+    assert parse(nc(window_columns={"orders": " Placed On "})).window_columns == {"orders": "Placed On"}
+    assert parse(nc(window_columns='{"customers": "signup"}')).window_columns == {"customers": "signup"}
+    assert parse(clover(window_columns={"payments": "serverCreated"})).window_columns == {
+        "payments": "serverCreated"
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({"order": "x"}, "names stream 'order', which Next Commerce does not have: use one of orders,"),
+        ({"orders": ""}, "gives stream 'orders' no column name"),
+        ({"orders": 3}, "gives stream 'orders' no column name"),
+        ("orders=x", "is not a JSON object"),
+        (["orders"], "must be an object of stream -> column"),
+    ],
+)
+def test_a_bad_window_columns_value_says_what_to_put_there(value, words):
+    message = config_error(nc(window_columns=value))
+    assert message.startswith("setting 'window_columns'")
+    assert words in message

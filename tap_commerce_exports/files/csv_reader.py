@@ -15,19 +15,31 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files.bytes_check import check_utf8_text
-from tap_commerce_exports.files.converters import Converter, csv_converter
-from tap_commerce_exports.files.headers import normalize_headers
+from tap_commerce_exports.files.converters import Converter, csv_converter, to_datetime_text
+from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
-from tap_commerce_exports.files.window import WindowFilter
+from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA, WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _same(value: object) -> object:
     return value
+
+
+def _date_time_cells(columns: list[str], row: list[str]) -> list[str]:
+    """Columns whose cell in ``row`` is an ISO-8601 date-time: the likely window columns."""
+    found = []
+    for column, cell in zip(columns, row, strict=False):
+        try:
+            to_datetime_text(cell)
+        except ValueError:
+            continue
+        found.append(column)
+    return found
 
 
 def _inner_dates(start: object, end: object) -> tuple[str, str]:
@@ -96,8 +108,32 @@ class CsvFileReader(ExportFileReader):
                 f"{file_label}: header has no primary-key column {', '.join(missing_keys)} "
                 f"(stream '{stream}'; columns: {', '.join(self.columns)})"
             )
-        self.window_field_missing: bool = window is not None and window.field not in self.columns
+        self.window_column: str | None = None
+        if window is not None:
+            self._type_window_column(window, properties)
         self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
+
+    def _type_window_column(self, window: WindowFilter, properties: Mapping[str, Any]) -> None:
+        """Find the window column and give it the window field's date-time converter.
+
+        Whatever the file calls it (``created_at``, ``Date Created``...), the column is
+        typed by the window field's schema, so its cells are validated date-times and
+        the window check can compare instants. Not finding it is an error only once the
+        file turns out to have rows (see ``_records``): an empty export is fine.
+        """
+        column = window.find_column(self.columns, normalize_header)
+        if column is None:
+            return
+        typed_by = properties.get(column) or properties.get(window.field) or WINDOW_COLUMN_SCHEMA
+        converter = csv_converter(typed_by)
+        if converter is not to_datetime_text:
+            self._file.close()
+            raise InvalidFile(
+                f"{self.file_label}: column '{column}' cannot place rows in date windows "
+                f"(stream '{self.stream}'): its schema type is not a date-time"
+            )
+        self._converters[self.columns.index(column)] = converter
+        self.window_column = column
 
     def _read_header(self) -> list[str]:
         try:
@@ -114,10 +150,22 @@ class CsvFileReader(ExportFileReader):
         # Hot loop: locals only; counters are written back once, in ``finally``.
         build = self._build
         reader = self._reader
-        window = None if self.window_field_missing else self.window
+        window = self.window
         rows = out_of_window = rejected = no_window_value = 0
         try:
-            if window is None:
+            if window is not None and self.window_column is None:
+                # Rows whose window cannot be checked are never kept: the first one
+                # stops the file (a header-only file has nothing to check).
+                for row in reader:
+                    if row:
+                        raise MissingWindowColumn(
+                            stream=self.stream,
+                            file=self.file_label,
+                            looked_for=tuple(dict.fromkeys(map(normalize_header, window.candidates))),
+                            columns=self.columns,
+                            date_time_columns=_date_time_cells(self.columns, row),
+                        )
+            elif window is None:
                 for row in reader:
                     rows += 1
                     try:
@@ -131,10 +179,13 @@ class CsvFileReader(ExportFileReader):
                         continue
                     yield record
             else:
-                field, start, end = window.field, window.start, window.end
+                field, start, end = self.window_column, window.start, window.end
+                assert field is not None  # the first branch took the file without one
                 # Bounds are aware datetimes; cells keep their own offsets, so compare
                 # instants (parsing one validated cell per row), never the texts.
-                instant_of = datetime.fromisoformat if isinstance(start, datetime) else _same
+                instant_of: Callable[[Any], object] = (
+                    datetime.fromisoformat if isinstance(start, datetime) else _same
+                )
                 # Most rows lie days inside the window: a cell whose LOCAL date is 2+ days
                 # after start's date and 2+ days before end's date is inside whatever its
                 # offset (offsets are under 24 h), so only rows near an edge are parsed.

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files.json_validation import Check, Problem, compile_check
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window import WindowFilter
@@ -111,9 +111,12 @@ class JsonElementsFileReader(ExportFileReader):
         properties: Mapping[str, Any] = schema.get("properties", {})
         self.columns: list[str] = sorted(seen)
         self.unknown_columns: list[str] = [c for c in self.columns if c not in properties]
-        self.window_field_missing: bool = (
-            window is not None and bool(self._elements) and window.field not in seen
-        )
+        self.window_column: str | None = window.find_column(seen) if window is not None else None
+        if window is not None and self.window_column is None and seen:
+            # Elements whose window cannot be checked are never kept (see files.window).
+            raise MissingWindowColumn(
+                stream=stream, file=file_label, looked_for=window.candidates, columns=self.columns
+            )
         self._check = schema_check(schema)
 
     def _load(self) -> list[object]:
@@ -139,7 +142,8 @@ class JsonElementsFileReader(ExportFileReader):
     def _records(self) -> Iterator[dict[str, Any]]:
         check = self._check
         keys = self.primary_keys
-        window = None if self.window_field_missing else self.window
+        window = self.window if self.window_column is not None else None
+        field = self.window_column or ""  # read only when window is not None
         try:
             for index, element in enumerate(self._elements):
                 self.rows_read += 1
@@ -155,15 +159,15 @@ class JsonElementsFileReader(ExportFileReader):
                     if problem is None:
                         problem = check(element)
                 if problem is None and window is not None:
-                    instant = element.get(window.field)  # type: ignore[union-attr]
+                    instant = element.get(field)  # type: ignore[attr-defined]  # a dict here: checked above
                     if instant is None:
                         self.records_without_window_value += 1
                     else:
                         try:
-                            inside = window.start <= instant < window.end  # type: ignore[operator]
+                            inside = window.start <= instant < window.end
                         except TypeError:
                             problem = Problem(
-                                (window.field,),
+                                (field,),
                                 instant,
                                 "window field is not comparable to the window bounds",
                             )

@@ -2,7 +2,7 @@
 
 The Singer layer treats CSV (Next Commerce) and JSON-elements (Clover) files alike:
 open a reader with the stream's schema, window and keys, look at ``unknown_columns`` /
-``window_field_missing``, iterate typed records ONCE, then read the counters. Each
+``window_column``, iterate typed records ONCE, then read the counters. Each
 subclass only says how its format becomes records (``_records``) and what to release
 (``close``).
 """
@@ -29,7 +29,9 @@ class ExportFileReader(abc.ABC):
 
     columns: list[str]
     unknown_columns: list[str]
-    window_field_missing: bool
+    #: The file's column (or field) holding the window instant: the first of the
+    #: window's candidate names the file has; None if it has none (or no window).
+    window_column: str | None
 
     def __init__(
         self,

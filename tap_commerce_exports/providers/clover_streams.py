@@ -1,7 +1,10 @@
 """Clover's two export types and the Singer stream each becomes.
 
 Records keep Clover's own field names; ``createdTime`` (epoch milliseconds) decides the
-window a record belongs to.
+window a record belongs to. That name is Clover's own published object field, so no
+alias is tried (``clientCreatedTime`` is the device's clock, not the server's, and would
+move rows across window boundaries); a file without it stops its stream, and
+``window_columns`` can name another field.
 """
 
 from __future__ import annotations

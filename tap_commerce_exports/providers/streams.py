@@ -2,7 +2,7 @@
 
 A provider module lists one :class:`ExportStreamDefinition` per export type. The Singer
 layer turns each into a stream; the export-job layer uses ``export_type``; the file layer
-uses ``schema_path`` and ``window_field``.
+uses ``schema_path``, ``window_field`` and ``window_field_aliases``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ class ExportStreamDefinition:
             adjacent windows never lose or duplicate a boundary row, whichever way the
             provider treats the end of the range.
         schema_path: Path of the JSON schema, relative to ``tap_commerce_exports/schemas``.
+        window_field_aliases: Other names a file may give the window field's column,
+            tried in this order when ``window_field`` is not in the file. Why: column
+            names are not always published (a store's orders file may say
+            ``date_created`` where the API object says ``created_at``), and a window
+            column that is not found would leave boundary rows unchecked. Whatever name
+            the column has, it is typed by ``window_field``'s schema.
     """
 
     name: str
@@ -31,3 +37,9 @@ class ExportStreamDefinition:
     primary_keys: tuple[str, ...]
     window_field: str
     schema_path: str
+    window_field_aliases: tuple[str, ...] = ()
+
+    @property
+    def window_field_names(self) -> tuple[str, ...]:
+        """Every name the window column may have in a file, the schema's own first."""
+        return (self.window_field, *self.window_field_aliases)

@@ -153,7 +153,12 @@ def _create(state: SandboxState, req: Request) -> Response:
     if export_type not in CLOVER_TYPES:
         return json_response(400, {"message": f"Invalid export type {export_type!r}: use ORDERS or PAYMENTS"})
     start, end = body.get("startTime"), body.get("endTime")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+    if not (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and not isinstance(start, bool)
+        and not isinstance(end, bool)
+    ):
         return json_response(400, {"message": "startTime and endTime are required, in epoch milliseconds"})
     if end <= start:
         return json_response(400, {"message": "endTime must be after startTime"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -106,6 +107,14 @@ class SandboxConfig:
     date_to_inclusive: bool = True
     #: "snake" | "title" | "mixed" (see MIXED_HEADER_STYLE).
     header_style: str = "mixed"
+    #: Next Commerce column names are not published, the creation-time (window) column's
+    #: included: {export_type: snake_case name} renames that column in the type's files
+    #: (and in the ground truth), e.g. {"order_list": "date_created"}. Unlisted types
+    #: keep the name in ``data_nextcommerce.SPECS``.
+    window_column_names: dict[str, str] | None = None
+    #: UTC offsets timestamp cells are written in, one picked per cell: minutes east of
+    #: UTC, or "Z" for the letter. None: the default mix (``datagen.OFFSETS``).
+    utc_offsets: list[int | str] | None = None
     #: Lifetime of signed file URLs, seconds.
     url_ttl: float = 60.0
     clover_max_running: int = 2
@@ -209,6 +218,17 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("fault_fail_above_days must be >= 0")
     if cfg.processing_delay < 0:
         raise ValueError("processing_delay must be >= 0")
+    for export_type, column in (cfg.window_column_names or {}).items():
+        if export_type not in NC_TYPES:
+            raise ValueError(f"window_column_names: unknown Next Commerce export type {export_type!r}")
+        if not _SNAKE.fullmatch(str(column)):
+            raise ValueError(f"window_column_names: {export_type} needs a snake_case name, not {column!r}")
+    if cfg.utc_offsets is not None:
+        if not cfg.utc_offsets:
+            raise ValueError("utc_offsets must list at least one offset")
+        for offset in cfg.utc_offsets:
+            if offset != "Z" and not (isinstance(offset, int) and -1440 < offset < 1440):
+                raise ValueError(f"utc_offsets: {offset!r} is not 'Z' or minutes in -1439..1439")
     for name in ("rows_per_day", "large_file_rows"):
         value = getattr(cfg, name)
         if isinstance(value, dict):
@@ -217,6 +237,36 @@ def validate(cfg: SandboxConfig) -> None:
                     raise ValueError(f"{name}: unknown export type {key!r}")
                 if int(n) < 0:
                     raise ValueError(f"{name}: {key} must be >= 0")
+
+
+_SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _parse_names(value: Any) -> dict[str, str]:
+    """``{"order_list": "date_created"}`` or ``"order_list=date_created,..."``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            value = json.loads(text)
+        else:
+            value = dict(part.split("=", 1) for part in text.split(",") if part.strip())
+    if not isinstance(value, dict):
+        raise ValueError("window_column_names must map export types to column names")
+    return {str(k).strip(): str(v).strip() for k, v in value.items()}
+
+
+def _parse_offsets(value: Any) -> list[int | str]:
+    """``[-210, 0, "Z"]`` or ``"-210,0,Z"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+    if not isinstance(value, list):
+        raise ValueError("utc_offsets must be a list of minutes (or 'Z')")
+    out: list[int | str] = []
+    for item in value:
+        text = str(item).strip()
+        out.append("Z" if text.upper() == "Z" else int(text))
+    return out
 
 
 def _field_types() -> dict[str, Any]:
@@ -244,6 +294,10 @@ def coerce(name: str, value: Any) -> Any:
         if type(None) in get_args(hint):
             return None
         raise ValueError(f"{name} cannot be null")
+    if name == "window_column_names":
+        return _parse_names(value)
+    if name == "utc_offsets":
+        return _parse_offsets(value)
     if name in ("rows_per_day", "large_file_rows"):
         if isinstance(value, str):
             value = _parse_type_map(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from tap_commerce_exports.sandbox.data_nextcommerce import METADATA_COLUMNS, column_names
 
@@ -40,9 +40,10 @@ def normalize_header(header: str) -> str:
     return text.lower()
 
 
-def headers_for(export_type: str, style: str) -> list[str]:
-    """File headers of one type in ``snake`` or ``title`` style."""
-    names = column_names(export_type)
+def headers_for(export_type: str, style: str, window_names: Mapping[str, str] | None = None) -> list[str]:
+    """File headers of one type in ``snake`` or ``title`` style (window column renamed
+    as ``window_names`` says, see ``SandboxConfig.window_column_names``)."""
+    names = column_names(export_type, window_names)
     if style == "title":
         return [title_header(n) for n in names]
     return names

@@ -23,9 +23,10 @@ by its own hash, which keeps a million rows within a few seconds.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from tap_commerce_exports.sandbox.config import NC_TYPES, SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.datagen import (
@@ -34,7 +35,7 @@ from tap_commerce_exports.sandbox.datagen import (
     day_hashes,
     day_instants,
     day_of,
-    fmt_iso,
+    iso_formatter,
     line_hash,
     mix64,
     name_code,
@@ -94,7 +95,7 @@ class Col:
 
     name: str
     kind: str
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     null: float = 0.0
 
 
@@ -409,9 +410,11 @@ def window_column(export_type: str) -> str:
     return next(c.name for c in SPECS[export_type][0] if c.kind == "window")
 
 
-def column_names(export_type: str) -> list[str]:
-    """Column names in file order, before any title-casing."""
-    return [c.name for c in SPECS[export_type][0]]
+def column_names(export_type: str, window_names: Mapping[str, str] | None = None) -> list[str]:
+    """Column names in file order, before any title-casing; the window column is called
+    ``window_names[export_type]`` if given (``SandboxConfig.window_column_names``)."""
+    renamed = (window_names or {}).get(export_type)
+    return [renamed if renamed and c.kind == "window" else c.name for c in SPECS[export_type][0]]
 
 
 def _money(cents: int) -> str:
@@ -490,14 +493,14 @@ def _pooled_value(col: Col, rng: random.Random, n: int) -> str:
     if col.kind == "bool":
         return "true" if rng.random() < 0.3 else "false"
     if col.kind == "enum":
-        return rng.choice(col.args)
+        return str(rng.choice(col.args))
     if col.kind == "text":
         return rng.choice(NASTY_TEXT)
     if col.kind == "email":
         first = rng.choice(("anna", "jose", "zoe", "o'neil", "li.wei", "user+tag"))
         return f"{first}{n}@example.{rng.choice(('com', 'de', 'co.jp'))}"
     if col.kind == "url":
-        return col.args[0].format(n=rng.randint(1, 99999))
+        return str(col.args[0]).format(n=rng.randint(1, 99999))
     raise ValueError(col.kind)  # pragma: no cover - guarded by SPECS
 
 
@@ -516,6 +519,7 @@ class NextCommerceData:
                 self._large[SPECS[t][1] or t] = round(n * 2 / (lo + hi))
             elif t in NC_TYPES:
                 self._large[t] = n
+        self._fmt_iso = iso_formatter(None if cfg.utc_offsets is None else tuple(cfg.utc_offsets))
         self._first_day = day_of(self.data_start)
         self._n_days = day_of(self.data_end - 1) - self._first_day + 1
 
@@ -607,6 +611,7 @@ class NextCommerceData:
             return lambda h, us, day, i, line: str(slot_id(day, i) * 10 + line + 1)
         if col.kind == "parent":
             return lambda h, us, day, i, line: str(slot_id(day, i))
+        fmt_iso = self._fmt_iso
         if col.kind == "window":
             return lambda h, us, day, i, line: fmt_iso(us, (h >> shift) & 0xFF)
         if col.kind == "ts":

@@ -18,6 +18,7 @@ generator truncates).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
 
 US_PER_DAY = 86_400_000_000
@@ -154,6 +155,34 @@ def fmt_iso(us: int, variant: int) -> str:
     if micro:
         return f"{date_t}{_HMS[secs]}.{micro:06d}{_OFFSET_STRS[k]}"
     return date_t + _HMS[secs] + _OFFSET_STRS[k]
+
+
+def iso_formatter(offsets: tuple[int | str | None, ...] | None) -> Callable[[int, int], str]:
+    """A :func:`fmt_iso` that writes instants in ``offsets`` (minutes east of UTC; ``"Z"``
+    or None for the letter) instead of the default mix; None gives :func:`fmt_iso`.
+
+    Why: which UTC offsets a store's timestamps carry is not published, so the sandbox
+    can be told to write extreme or odd ones (-12:00, -03:30, +05:45, +14:00).
+    """
+    if offsets is None:
+        return fmt_iso
+    minutes = [None if m in (None, "Z") else int(m) for m in offsets]
+    strs = tuple(_offset_str(m) for m in minutes)
+    shifts = tuple((m or 0) * 60 * US_PER_S for m in minutes)
+    n = len(strs)
+
+    def fmt(us: int, variant: int) -> str:
+        k = variant % n
+        day, rem = divmod(us + shifts[k], US_PER_DAY)
+        secs, micro = divmod(rem, US_PER_S)
+        date_t = _DATE_T.get(day)
+        if date_t is None:
+            date_t = _DATE_T[day] = _date_str(day) + "T"
+        if micro:
+            return f"{date_t}{_HMS[secs]}.{micro:06d}{strs[k]}"
+        return date_t + _HMS[secs] + strs[k]
+
+    return fmt
 
 
 def fmt_utc_z(us: int) -> str:

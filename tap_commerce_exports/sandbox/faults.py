@@ -9,10 +9,17 @@ file host", "never more than 5 concurrent Clover requests").
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections import defaultdict, deque
 from typing import Any
+
+
+def credential_fingerprint(credential: str) -> str:
+    """A short SHA-256 of a credential: the sandbox's stats say which credentials reached
+    it (e.g. "a production token never did") without ever holding one."""
+    return hashlib.sha256(credential.encode("utf-8")).hexdigest()[:16]
 
 
 class Stats:
@@ -20,6 +27,7 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.credentials: set[str] = set()
         self.requests: dict[str, int] = defaultdict(int)
         self.exports_created: dict[str, int] = {"nextcommerce": 0, "clover": 0}
         self.counters: dict[str, int] = defaultdict(int)
@@ -29,6 +37,13 @@ class Stats:
         """One request of ``kind`` (``nc_create``, ``clover_file``...)."""
         with self._lock:
             self.requests[kind] += 1
+
+    def credential_seen(self, authorization: str) -> None:
+        """An ``Authorization`` header arrived: keep its token's fingerprint (the value
+        after the scheme, the whole header if it has none)."""
+        scheme, _, token = authorization.strip().partition(" ")
+        with self._lock:
+            self.credentials.add(credential_fingerprint(token.strip() or scheme))
 
     def incr(self, name: str, by: int = 1) -> None:
         with self._lock:
@@ -50,6 +65,7 @@ class Stats:
             out: dict[str, Any] = {
                 "requests": dict(self.requests),
                 "exports_created": dict(self.exports_created),
+                "credential_fingerprints": sorted(self.credentials),
             }
             for name in (
                 "429s_sent",
@@ -75,6 +91,7 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.credentials.clear()
             self.exports_created = {"nextcommerce": 0, "clover": 0}
             self.counters.clear()
             self.maxima.clear()
@@ -122,7 +139,7 @@ class CloverPenalty:
                 self._strikes[key] = 0
                 return None
             self._strikes[key] += 1
-            wait = min(60, max(1, base) * 2 ** self._strikes[key])
+            wait = min(60, max(1, base) << self._strikes[key])  # base * 2**strikes
             self._until[key] = now + wait
             return wait
 

@@ -93,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
 def route(state: SandboxState, req: Request) -> Response:
     """Pick the emulated service by path."""
     path = req.path
+    authorization = req.header("Authorization")
+    if authorization:
+        state.stats.credential_seen(authorization)
     if path.startswith(NC_PREFIX):
         return nextcommerce_api.handle(state, req, path[len(NC_PREFIX) :])
     if path.startswith("/v3/"):

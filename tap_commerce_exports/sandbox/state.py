@@ -46,7 +46,15 @@ from tap_commerce_exports.sandbox.faults import (
 )
 
 #: Fields that change the generated data; data generators are cached per their values.
-DATA_FIELDS = ("seed", "data_start", "data_end", "rows_per_day", "large_file_rows", "merchant_id")
+DATA_FIELDS = (
+    "seed",
+    "data_start",
+    "data_end",
+    "rows_per_day",
+    "large_file_rows",
+    "merchant_id",
+    "utc_offsets",
+)
 
 
 @dataclass
@@ -225,7 +233,7 @@ class SandboxState:
         if provider == "nextcommerce":
             if export_type not in NC_TYPES:
                 raise ValueError(f"unknown Next Commerce export type: {export_type}")
-            names = [normalize_header(n) for n in column_names(export_type)]
+            names = [normalize_header(n) for n in column_names(export_type, self.config.window_column_names)]
             return [
                 {n: (v if v != "" else None) for n, v in zip(names, row, strict=False)}
                 for row in self.nc_data().iter_rows(export_type, start_us, end_us, False)
@@ -313,7 +321,7 @@ class SandboxState:
         data = self.nc_data(cfg)
         write_csv(
             disk,
-            headers_for(job.export_type, cfg.header_style_for(job.export_type)),
+            headers_for(job.export_type, cfg.header_style_for(job.export_type), cfg.window_column_names),
             data.iter_csv_lines(
                 job.export_type, job.params["_from_us"], job.params["_to_us"], cfg.date_to_inclusive
             ),

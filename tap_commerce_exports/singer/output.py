@@ -22,7 +22,7 @@ FLUSH_AT = 1 << 16
 
 
 class SingerOutput:
-    """Writes SCHEMA, RECORD and STATE messages to a binary stream."""
+    """Writes SCHEMA, RECORD, BATCH and STATE messages to a binary stream."""
 
     def __init__(self, out: BinaryIO | None = None) -> None:
         self._out = out if out is not None else sys.stdout.buffer
@@ -66,6 +66,10 @@ class SingerOutput:
                 flush()
 
         return write
+
+    def batch(self, stream: str, encoding: Mapping[str, Any], manifest: Sequence[str]) -> None:
+        """Announce complete batch files (written before the STATE that covers them)."""
+        self._message({"type": "BATCH", "stream": stream, "encoding": encoding, "manifest": list(manifest)})
 
     def state(self, value: Mapping[str, Any]) -> None:
         """Write STATE and flush everything before it to the target."""

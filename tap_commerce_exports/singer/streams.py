@@ -8,9 +8,10 @@ keys). Records are not produced through ``get_records``: the export engine
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk.streams import Stream
 
@@ -18,34 +19,59 @@ from tap_commerce_exports.providers.streams import ExportStreamDefinition
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.singerlib import Catalog
+
+    from tap_commerce_exports.tap import TapCommerceExports
+
+LOGGER = logging.getLogger("tap_commerce_exports.streams")
 
 
 def load_schema(definition: ExportStreamDefinition) -> dict[str, Any]:
     """The JSON schema shipped next to the code for this stream."""
-    path = resources.files("tap_commerce_exports").joinpath("schemas", definition.schema_path)
-    return json.loads(path.read_text(encoding="utf-8"))
+    path = resources.files("tap_commerce_exports") / "schemas" / definition.schema_path
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 class ExportStream(Stream):
     """A stream whose records come from a provider's export files."""
 
-    forced_replication_method = "INCREMENTAL"
-
     def __init__(self, tap: Tap, definition: ExportStreamDefinition) -> None:
         self.definition = definition
         super().__init__(tap=tap, schema=load_schema(definition), name=definition.name)
         self.primary_keys = list(definition.primary_keys)
+        # The catalog says what the sync does: incremental, windows cut on the record's
+        # creation time (the stream's window field, a property of every record). Set on
+        # the instance: the SDK's __init__ resets a class-level forced_replication_method
+        # to None, and a discovered catalog then claimed FULL_TABLE. The state's bookmark
+        # (``window_end``, state.py) is a value on this field's axis: every record whose
+        # window field is before it was emitted.
+        self.replication_key = definition.window_field
+        self.forced_replication_method = "INCREMENTAL"
 
-    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """Take selection from the catalog, but not another replication method or key:
+        the engine always syncs by window from the bookmark, so a catalog that asks for
+        FULL_TABLE or another key is told so (once) instead of being silently ignored."""
+        super().apply_catalog(catalog)
+        asked = (self.forced_replication_method, self.replication_key)
+        wanted = ("INCREMENTAL", self.definition.window_field)
+        if asked != wanted:
+            LOGGER.warning(
+                "stream '%s': the catalog asks for replication %s on '%s'; this tap always "
+                "syncs INCREMENTAL on '%s' from its bookmark (to load everything again, "
+                "clear the state or run Meltano with --full-refresh)",
+                self.name,
+                asked[0] or "FULL_TABLE",
+                asked[1] or "-",
+                wanted[1],
+            )
+            self.forced_replication_method, self.replication_key = wanted
+
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs
         all streams together through ``singer/sync.py``."""
         from tap_commerce_exports.singer.sync import ExportSync
 
-        yield from ExportSync(self._tap, self._tap.settings).iter_stream_records(self)
-
-    def deselected_properties(self) -> frozenset[str]:
-        """Top-level properties the catalog deselected (dropped from records)."""
-        mask = self.mask
-        return frozenset(
-            name for name in self.schema.get("properties", {}) if not mask.get(("properties", name), True)
-        )
+        tap = cast("TapCommerceExports", self._tap)
+        yield from ExportSync(tap, tap.settings).iter_stream_records(self)

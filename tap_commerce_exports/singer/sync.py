@@ -17,25 +17,36 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_commerce_exports.errors import ExportFailed, UserError
+from tap_commerce_exports.errors import (
+    ConfigError,
+    ExportFailed,
+    InvalidFile,
+    InvalidRecord,
+    MissingWindowColumn,
+    UserError,
+)
 from tap_commerce_exports.files import (
     CsvFileReader,
     JsonElementsFileReader,
     WindowFilter,
 )
+from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
+from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
 from tap_commerce_exports.state import (
     SavedExport,
     add_unusable,
@@ -64,7 +75,8 @@ class StreamProgress:
     schema: dict[str, Any]
     records: int = 0
     error: BaseException | None = None
-    dropped_columns: frozenset[str] = field(default_factory=frozenset)
+    #: Property paths the catalog deselected (``singer/selection.py``).
+    deselected: tuple[tuple[str, ...], ...] = ()
 
 
 class ExportSync:
@@ -81,7 +93,7 @@ class ExportSync:
         self.settings = settings
         self.output = output or SingerOutput()
         self.provider = provider or build_provider(settings)
-        self.on_invalid: Callable = fail_on_invalid
+        self.on_invalid: Callable[[InvalidRecord], None] = fail_on_invalid
         self.rejects: RejectsLog | None = None
         if settings.on_invalid_record == "log":
             self.rejects = RejectsLog(settings.rejects_dir)
@@ -89,12 +101,18 @@ class ExportSync:
         self.orchestrator: ExportOrchestrator | None = None
 
     # ------------------------------------------------------------------ planning
+    @property
+    def state(self) -> dict[str, Any]:
+        """The tap's state. The SDK types it as a TypedDict of its own keys; what this layer
+        reads and writes in it is ours (``state.py``), through a plain dict's interface."""
+        return cast("dict[str, Any]", self.tap.state)
+
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
         jobs: list[ExportJob] = []
         account = self.provider.account
         for stream in streams:
             start = self.settings.start_date
-            bookmark = read_bookmark(self.tap.state, stream.name, account)
+            bookmark = read_bookmark(self.state, stream.name, account)
             if bookmark is not None:
                 start = max(start, bookmark - self.settings.lookback)
             windows = plan_windows(start, self.settings.end_date, self.settings.window)
@@ -113,7 +131,7 @@ class ExportSync:
                     iso_z(windows[-1].end),
                 )
             saved = {
-                (e.window_start, e.window_end): e for e in read_exports(self._state, stream.name, account)
+                (e.window_start, e.window_end): e for e in read_exports(self.state, stream.name, account)
             }
             for i, w in enumerate(windows):
                 job = ExportJob(stream=stream.definition, window=w, seq=i)
@@ -130,10 +148,6 @@ class ExportSync:
                 )
         return jobs
 
-    @property
-    def _state(self) -> dict[str, Any]:
-        return cast("dict[str, Any]", self.tap.state)
-
     def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
         """Put the exports in flight (all but ``besides``, just emitted) into the state."""
         assert self.orchestrator is not None
@@ -144,7 +158,7 @@ class ExportSync:
                 SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
             )
         for name, exports in by_stream.items():
-            write_exports(self._state, name, self.provider.account, exports)
+            write_exports(self.state, name, self.provider.account, exports)
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
         return ExportOrchestrator(
@@ -162,18 +176,31 @@ class ExportSync:
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
-        streams = [s for s in self.tap.streams.values() if s.selected]
+        streams = [cast("ExportStream", s) for s in self.tap.streams.values() if s.selected]
         if not streams:
             LOGGER.warning("no stream is selected: nothing to do")
             return
         progress = {
-            s.name: StreamProgress(s, dict(s.schema), dropped_columns=s.deselected_properties())
-            for s in streams
+            s.name: StreamProgress(s, dict(s.schema), deselected=deselected_paths(s.mask)) for s in streams
         }
         for p in progress.values():
             self._write_schema(p)
-        self.output.state(snapshot(self.tap.state))
+        self.output.state(snapshot(self.state))
         jobs = self.plan(streams)
+        if jobs:
+            # Exports take minutes on the real APIs: say why nothing comes for a while.
+            LOGGER.info(
+                "creating %d export(s); records follow once the first is ready "
+                "(to check access without creating exports, run with --test)",
+                len(jobs),
+            )
+        emit = self._emit
+        if self.settings.batch is not None:  # BATCH files instead of RECORD messages
+            from tap_commerce_exports.singer.batch_sync import BatchWindows
+
+            batches = BatchWindows(self, self.settings.batch)
+            batches.remove_loaded(streams)
+            emit = batches.emit
         workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
         receiver = None
         started = time.monotonic()
@@ -183,7 +210,7 @@ class ExportSync:
             )
             for s in streams:
                 self.orchestrator.unusable_exports.update(
-                    read_unusable(self._state, s.name, self.provider.account)
+                    read_unusable(self.state, s.name, self.provider.account)
                 )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
@@ -197,7 +224,7 @@ class ExportSync:
 
             def exports_changed() -> None:
                 self._save_exports(names)
-                self.output.state(snapshot(self._state))
+                self.output.state(snapshot(self.state))
 
             for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
@@ -206,7 +233,7 @@ class ExportSync:
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
                 try:
-                    self._emit(job, p)
+                    emit(job, p)
                 except UserError as exc:
                     if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
                         raise
@@ -214,12 +241,12 @@ class ExportSync:
                     p.error = exc
                     self.orchestrator.fail(job, exc)
                     if job.export_id is not None:  # its files can't be used: never follow it again
-                        add_unusable(self._state, p.stream.name, self.provider.account, job.export_id)
+                        add_unusable(self.state, p.stream.name, self.provider.account, job.export_id)
                     exports_changed()
                     continue
-                write_bookmark(self.tap.state, p.stream.name, self.provider.account, job.window.end)
+                write_bookmark(self.state, p.stream.name, self.provider.account, job.window.end)
                 self._save_exports(names, besides=job)
-                self.output.state(snapshot(self.tap.state))
+                self.output.state(snapshot(self.state))
         finally:
             if receiver is not None:
                 receiver.stop()
@@ -242,17 +269,16 @@ class ExportSync:
     # ------------------------------------------------------------------ emitting
     def _write_schema(self, p: StreamProgress) -> None:
         stream = p.stream
-        schema = p.schema
-        if p.dropped_columns:
-            schema = dict(
-                schema,
-                properties={k: v for k, v in schema["properties"].items() if k not in p.dropped_columns},
-            )
+        schema = selected_schema(p.schema, p.deselected) if p.deselected else p.schema
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in mapper.stream_maps[stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
+            if self.settings.batch is not None and self.settings.batch.format == "parquet":
+                refusal = parquet_refusal(stream_map.stream_alias, stream_map.transformed_schema)
+                if refusal:  # before any output is flushed: the run writes nothing
+                    raise ConfigError(refusal)
             self.output.schema(
                 stream_map.stream_alias,
                 stream_map.transformed_schema,
@@ -260,38 +286,43 @@ class ExportSync:
             )
 
     def _window_filter(self, job: ExportJob) -> WindowFilter:
+        """The job's window, and where a file may keep each row's window instant: the
+        column named by ``window_columns`` if set, else every name the stream's window
+        field may have (the provider's table)."""
         window: Window = job.window
-        field_name = job.stream.window_field
+        definition = job.stream
+        override = self.settings.window_columns.get(definition.name)
+        names = (override,) if override else definition.window_field_names
         if self.provider.facts.file_format == "csv":
-            return WindowFilter(field_name, window.start, window.end)
-        return WindowFilter(field_name, to_epoch_ms(window.start), to_epoch_ms(window.end))
+            return WindowFilter(definition.window_field, window.start, window.end, names)
+        return WindowFilter(
+            definition.window_field, to_epoch_ms(window.start), to_epoch_ms(window.end), names
+        )
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
         time_extracted = datetime.now(timezone.utc).isoformat()
-        dropped = p.dropped_columns
-        write = self._record_sink(p, time_extracted, dropped)
+        write = self._record_sink(p, time_extracted)
 
         def new_columns() -> None:
             nonlocal write
             self._write_schema(p)
-            write = self._record_sink(p, time_extracted, dropped)
+            write = self._record_sink(p, time_extracted)
 
         before = p.records
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
-    def _record_sink(
-        self, p: StreamProgress, time_extracted: str, dropped: frozenset[str]
-    ) -> Callable[[dict], None]:
+    def _record_sink(self, p: StreamProgress, time_extracted: str) -> Callable[[dict[str, Any]], None]:
         """One callable per record: the plain case IS the output's record writer."""
         writers = self._record_writers(p, time_extracted)
-        if not dropped and len(writers) == 1:
+        prune = record_pruner(p.deselected)
+        if prune is None and len(writers) == 1:
             return writers[0]
 
-        def write_all(record: dict) -> None:
-            for name in dropped:
-                record.pop(name, None)
+        def write_all(record: dict[str, Any]) -> None:
+            if prune is not None:
+                prune(record)
             for write in writers:
                 write(record)
 
@@ -306,37 +337,26 @@ class ExportSync:
         reader_cls = CsvFileReader if is_csv else JsonElementsFileReader
         window_filter = self._window_filter(job)
         count = out_of_window = rejected = undated = 0
+        window_column = window_filter.field
         for index, path in enumerate(job.files):
             label = f"{stream.name} export {job.export_id} file {index + 1}"
-            with reader_cls(
-                path,
-                p.schema,
-                stream=stream.name,
-                file_label=label,
-                on_invalid=self.on_invalid,
-                window=window_filter,
-                primary_keys=stream.primary_keys,
-            ) as reader:
-                if reader.window_field_missing and index == 0:
-                    LOGGER.warning(
-                        "%s: the file has no '%s' column; its rows are kept without "
-                        "the window-boundary check",
-                        job.label,
-                        job.stream.window_field,
-                    )
+            with (
+                _window_column_hint(),
+                reader_cls(
+                    path,
+                    p.schema,
+                    stream=stream.name,
+                    file_label=label,
+                    on_invalid=self.on_invalid,
+                    window=window_filter,
+                    primary_keys=stream.primary_keys,
+                ) as reader,
+            ):
+                window_column = reader.window_column or window_column
                 if is_csv:
                     new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
                     if new:
-                        LOGGER.info(
-                            "%s: columns not in the schema kept as strings: %s", job.label, ", ".join(new)
-                        )
-                        p.schema = dict(
-                            p.schema,
-                            properties={
-                                **p.schema["properties"],
-                                **{c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new},
-                            },
-                        )
+                        self._add_columns(job, p, new, reader.window_column, window_filter.field)
                         if on_new_columns is not None:
                             on_new_columns()
                 yield from reader
@@ -347,12 +367,36 @@ class ExportSync:
         p.records += count
         extra = ""
         if out_of_window:
-            extra += f", {out_of_window} outside the window left to their own window"
+            extra += (
+                f"; skipped {out_of_window} whose '{job.stream.window_field}' is outside this "
+                "window (each is emitted with the window it falls in)"
+            )
         if rejected:
             extra += f", {rejected} rejected"
         if undated:
-            extra += f", {undated} kept without a '{job.stream.window_field}' value"
+            extra += f", {undated} kept without a '{window_column}' value"
         LOGGER.info("%s: emitted %d records from export %s%s", job.label, count, job.export_id, extra)
+
+    @staticmethod
+    def _add_columns(
+        job: ExportJob, p: StreamProgress, new: list[str], window_column: str | None, window_field: str
+    ) -> None:
+        """Widen the stream's schema by the file's columns it does not know: strings,
+        except the window column under another name, typed like the window field."""
+        properties = p.schema["properties"]
+        added = {c: dict(UNKNOWN_COLUMN_SCHEMA) for c in new}
+        if window_column in added:
+            added[window_column] = dict(properties.get(window_field) or WINDOW_COLUMN_SCHEMA)
+            LOGGER.info(
+                "%s: rows are placed in windows by column '%s' (typed like '%s')",
+                job.label,
+                window_column,
+                window_field,
+            )
+        strings = [c for c in new if c != window_column]
+        if strings:
+            LOGGER.info("%s: columns not in the schema kept as strings: %s", job.label, ", ".join(strings))
+        p.schema = dict(p.schema, properties={**properties, **added})
 
     def iter_stream_records(self, stream: ExportStream) -> Iterator[dict[str, Any]]:
         """Records of ONE stream through the engine, for singer-sdk's per-stream path
@@ -366,7 +410,8 @@ class ExportSync:
             # widened schema, and announce it before the records that carry new columns.
             stream._schema = p.schema  # noqa: SLF001
             stream._stream_maps = None  # noqa: SLF001
-            self.tap.mapper.register_raw_stream_schema(stream.name, p.schema, stream.primary_keys)
+            selected = selected_schema(p.schema, deselected_paths(stream.mask))
+            self.tap.mapper.register_raw_stream_schema(stream.name, selected, stream.primary_keys)
             stream._write_schema_message()  # noqa: SLF001
 
         try:
@@ -378,9 +423,11 @@ class ExportSync:
             orchestrator.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _record_writers(self, p: StreamProgress, time_extracted: str) -> list[Callable[[dict], None]]:
+    def _record_writers(
+        self, p: StreamProgress, time_extracted: str
+    ) -> list[Callable[[dict[str, Any]], None]]:
         """One writer per stream map; the plain case writes records untouched."""
-        writers: list[Callable[[dict], None]] = []
+        writers: list[Callable[[dict[str, Any]], None]] = []
         for stream_map in self.tap.mapper.stream_maps[p.stream.name]:
             if isinstance(stream_map, RemoveRecordTransform):
                 continue
@@ -392,13 +439,25 @@ class ExportSync:
         return writers
 
 
-def _mapped(stream_map: Any, write: Callable[[dict], None]) -> Callable[[dict], None]:
-    def transform_and_write(record: dict) -> None:
+def _mapped(stream_map: Any, write: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def transform_and_write(record: dict[str, Any]) -> None:
         mapped = stream_map.transform(dict(record))
         if mapped is not None:
             write(mapped)
 
     return transform_and_write
+
+
+@contextmanager
+def _window_column_hint() -> Iterator[None]:
+    """Say which setting fixes a file without a window column, in the error's one line."""
+    try:
+        yield
+    except MissingWindowColumn as exc:
+        raise InvalidFile(
+            f'{exc}: set \'window_columns\' to {{"{exc.stream}": "<column>"}} naming the '
+            "column that holds each row's creation time"
+        ) from None
 
 
 def _is_stream_local(exc: UserError) -> bool:

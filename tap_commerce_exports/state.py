@@ -114,6 +114,8 @@ def read_exports(state: dict[str, Any], stream: str, account: str) -> list[Saved
 def write_exports(state: dict[str, Any], stream: str, account: str, exports: list[SavedExport]) -> None:
     """Save ``stream``'s in-flight exports of ``account`` (none: the key goes away, and
     an entry that held only exports goes with it)."""
+    if not exports and not state.get("bookmarks", {}).get(stream, {}).get("partitions"):
+        return  # nothing saved, nothing to save: the state gains no empty key
     partitions = _partitions(state, stream)
     entry = next((p for p in partitions if p.get("context", {}).get("account") == account), None)
     if entry is None:
@@ -123,7 +125,7 @@ def write_exports(state: dict[str, Any], stream: str, account: str, exports: lis
         partitions.append(entry)
     if not exports:
         entry.pop("exports", None)
-        if "replication_key_value" not in entry and "unusable_exports" not in entry:  # no empty entry
+        if "replication_key_value" not in entry:  # nothing left to say: no empty entry
             partitions.remove(entry)
             if not partitions:
                 state["bookmarks"].pop(stream, None)
@@ -137,30 +139,6 @@ def write_exports(state: dict[str, Any], stream: str, account: str, exports: lis
         }
         for e in exports
     ]
-
-
-#: Exports whose files the tap could not use, kept per entry so a rerun never follows
-#: them again from the provider's list (newest last; a stream stops at its first).
-MAX_UNUSABLE = 4
-
-
-def read_unusable(state: dict[str, Any], stream: str, account: str) -> list[str]:
-    """Ids of exports of ``stream`` whose files could not be used (bad file)."""
-    for partition in state.get("bookmarks", {}).get(stream, {}).get("partitions", []):
-        if partition.get("context", {}).get("account") == account:
-            return [str(i) for i in partition.get("unusable_exports") or []]
-    return []
-
-
-def add_unusable(state: dict[str, Any], stream: str, account: str, export_id: str) -> None:
-    """Note that ``export_id``'s files could not be used: it is never followed again."""
-    partitions = _partitions(state, stream)
-    entry = next((p for p in partitions if p.get("context", {}).get("account") == account), None)
-    if entry is None:
-        entry = {"context": {"account": account}}
-        partitions.append(entry)
-    ids = [i for i in entry.get("unusable_exports") or [] if i != export_id] + [export_id]
-    entry["unusable_exports"] = ids[-MAX_UNUSABLE:]
 
 
 def snapshot(state: dict[str, Any]) -> dict[str, Any]:

@@ -148,7 +148,8 @@ def test_a_run_killed_while_exports_are_pending_is_resumed_without_a_new_export(
 
 def test_next_commerce_finds_the_exports_of_a_killed_run_whose_state_was_never_kept(sandbox, tmp_path):
     """As through Meltano with a target that keeps STATE until it writes records: the
-    rerun starts with no state, and follows the exports its list endpoint shows."""
+    rerun starts with no state, and follows the exports its list endpoint shows still
+    running (they take DELAY seconds: they are when the rerun lists them)."""
     streams = STREAMS["nextcommerce"]
     config = config_for(sandbox, "nextcommerce", 6)
     catalog = write_catalog(config, streams, tmp_path / "catalog.json")

@@ -26,11 +26,8 @@ from tap_commerce_exports.providers.base import (
     FoundExport,
 )
 from tap_commerce_exports.state import (
-    MAX_UNUSABLE,
     SavedExport,
-    add_unusable,
     read_exports,
-    read_unusable,
     write_bookmark,
     write_exports,
 )
@@ -183,21 +180,21 @@ def test_a_job_moves_only_along_the_durable_edges():
 def test_a_window_with_no_saved_export_follows_one_the_provider_lists_for_it(tmp_path, caplog):
     provider = DurableFake()
     jobs = jobs_for((ORDERS, 2))
-    provider.earlier_export("77", "order_list", jobs[0].window, ["available"])
-    provider.earlier_export("78", "order_list", jobs[1].window, ["error"])
+    provider.earlier_export("77", "order_list", jobs[0].window, ["pending", "available"])
+    provider.earlier_export("78", "order_list", jobs[1].window, ["available"])
     listed = [
         FoundExport(
-            jobs[0].window.start, jobs[0].window.end, ExportStatus("77", ExportPhase.DONE, "available"), T0
+            jobs[0].window.start, jobs[0].window.end, ExportStatus("77", ExportPhase.PENDING, "pending"), T0
         ),
         FoundExport(
-            jobs[1].window.start, jobs[1].window.end, ExportStatus("78", ExportPhase.FAILED, "error"), T0
+            jobs[1].window.start, jobs[1].window.end, ExportStatus("78", ExportPhase.DONE, "available"), T0
         ),
     ]
     provider.recent_exports = lambda export_type, since: listed if export_type == "order_list" else []  # type: ignore[method-assign]
     with caplog.at_level(logging.INFO, "tap_commerce_exports.jobs"):
         seen = run_all(make(provider, tmp_path, wall_clock=lambda: T0 + timedelta(seconds=1)), jobs)
     assert [s[2] for s in seen] == [JobState.READY, JobState.READY]
-    assert provider.created == [("order_list", 1)]  # the failed one listed is not followed
+    assert provider.created == [("order_list", 1)]  # a finished one listed is not followed
     assert "following export 77 an earlier run made, found in the provider's list" in caplog.text
 
 
@@ -351,24 +348,3 @@ def test_saved_exports_round_trip_and_leave_the_state_when_none_are_left():
     write_exports(state, "orders", "demo-store", [])
     assert state["bookmarks"]["orders"]["partitions"][0]["replication_key_value"] == "2025-01-01T00:00:00Z"
     assert "exports" not in state["bookmarks"]["orders"]["partitions"][0]
-
-
-def test_an_export_whose_files_could_not_be_used_is_never_followed_again(tmp_path):
-    provider = DurableFake()
-    jobs = jobs_for((ORDERS, 1))
-    provider.earlier_export("77", "order_list", jobs[0].window, ["available"])
-    found = FoundExport(
-        jobs[0].window.start, jobs[0].window.end, ExportStatus("77", ExportPhase.DONE, "available"), T0
-    )
-    provider.recent_exports = lambda export_type, since: [found]  # type: ignore[method-assign]
-    orch = make(provider, tmp_path)
-    orch.unusable_exports.add("77")
-    [(_, _, state, _)] = run_all(orch, jobs)
-    assert state is JobState.READY and provider.created == [("order_list", 0)]
-
-
-def test_unusable_exports_stay_a_short_list_per_entry():
-    state: dict = {}
-    for n in range(10):
-        add_unusable(state, "orders", "demo-store", str(n))
-    assert read_unusable(state, "orders", "demo-store") == [str(n) for n in range(10 - MAX_UNUSABLE, 10)]

@@ -4,7 +4,7 @@ What reaches Meltano's state while no record was written: nothing. Meltano keeps
 the STATE its target confirms, and target-duckdb confirms a STATE only after it has
 written records, so the tap's in-flight exports (flushed in STATE at once) stay inside
 the killed pipeline. The rerun still creates no export: Next Commerce lists the exports
-the killed run made, and the tap follows them (the same as a rerun without state).
+the killed run made, and the tap follows those still running (as a rerun without state).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -84,8 +85,23 @@ def test_meltano_run_killed_while_exports_are_pending_is_rerun_without_new_expor
     # nothing the tap said about its pending exports was confirmed by the target
     assert all(not s.get("singer_state", {}).get("bookmarks") for s in meltano.states().values())
 
+    # the rerun lists the store's exports (one list per type) and follows the ones still
+    # running; once it has listed them all, they finish
+    lists_before = sandbox.stats()["requests"].get("nc_list", 0)
+    results: list = []
+    rerun_thread = threading.Thread(
+        target=lambda: results.append(meltano.run("run", "--force", NC_EXTRACTOR, "target-duckdb")),
+        daemon=True,  # --force: the killed pipeline is still marked as running
+    )
+    rerun_thread.start()
+    deadline = time.monotonic() + 180
+    while sandbox.stats()["requests"].get("nc_list", 0) < lists_before + streams:
+        assert rerun_thread.is_alive(), results[0].tail() if results else "the rerun ended"
+        assert time.monotonic() < deadline, "the rerun did not list the exports within 180 s"
+        time.sleep(0.2)  # polling the sandbox's counter, not waiting for a race
     sandbox.control(complete_exports=True, processing_delay=0.05)
-    rerun = meltano.run("run", "--force", NC_EXTRACTOR, "target-duckdb")  # --force: the killed job left a run
+    rerun_thread.join(timeout=300)
+    (rerun,) = results
     assert rerun.returncode == 0, rerun.tail()
     assert sandbox.stats()["exports_created"]["nextcommerce"] == streams, "an export was created twice"
     assert rerun.output.count("found in the provider's list") == streams

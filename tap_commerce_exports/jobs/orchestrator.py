@@ -116,8 +116,6 @@ class ExportOrchestrator:
         self.min_split_span = min_split_span  # None: a failing window is never split
         self._exports_changed = False  # an export was created, adopted, replaced or split
         self.adopted = 0  # exports followed from saved state, this run
-        #: Export ids whose files the consumer could not use (from state): never followed.
-        self.unusable_exports: set[str] = set()
 
     # ---------------------------------------------------------------- consumer side
     def run(
@@ -273,8 +271,10 @@ class ExportOrchestrator:
     def _find_listed(self) -> None:
         """Windows with no saved export: a provider that lists its exports may still show
         one an earlier run made for it within ``export_timeout`` (that run's STATE never
-        reached the state backend, e.g. a target keeps STATE until it writes records):
-        it is followed like a saved one. One list per export type."""
+        reached the state backend, e.g. a target keeps STATE until it writes records).
+        One still running is followed like a saved one; a finished one is not (it may be
+        another run's, made under other settings, long read): a new export is cheaper
+        than a wrong one. One list per export type."""
         if not self.provider.can_find_exports:
             return
         with self._cv:
@@ -298,8 +298,7 @@ class ExportOrchestrator:
                     f
                     for f in listed[export_type]
                     if (f.window_start, f.window_end) == (job.window.start, job.window.end)
-                    and f.status.phase is not ExportPhase.FAILED
-                    and f.status.export_id not in self.unusable_exports
+                    and f.status.phase in (ExportPhase.PENDING, ExportPhase.RUNNING)
                 ),
                 None,
             )
@@ -315,8 +314,6 @@ class ExportOrchestrator:
             now = self.clock()
             wall = self.wall_clock()
             for job in self._jobs:
-                if job.adopt_id in self.unusable_exports:
-                    job.adopt_id = None  # its files could not be used: a new export it is
                 if job.adopt_id is None or job.state is not JobState.QUEUED:
                     continue
                 created = job.adopt_created_at or wall

@@ -49,10 +49,8 @@ from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
 from tap_commerce_exports.state import (
     SavedExport,
-    add_unusable,
     read_bookmark,
     read_exports,
-    read_unusable,
     snapshot,
     write_bookmark,
     write_exports,
@@ -208,10 +206,6 @@ class ExportSync:
             self.orchestrator = self._orchestrator(
                 workdir, webhook_active=self.settings.webhook_listen is not None
             )
-            for s in streams:
-                self.orchestrator.unusable_exports.update(
-                    read_unusable(self.state, s.name, self.provider.account)
-                )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
 
@@ -240,9 +234,7 @@ class ExportSync:
                     LOGGER.error("%s", exc)
                     p.error = exc
                     self.orchestrator.fail(job, exc)
-                    if job.export_id is not None:  # its files can't be used: never follow it again
-                        add_unusable(self.state, p.stream.name, self.provider.account, job.export_id)
-                    exports_changed()
+                    exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
                 write_bookmark(self.state, p.stream.name, self.provider.account, job.window.end)
                 self._save_exports(names, besides=job)

@@ -14,7 +14,7 @@ from tap_commerce_exports.http.redact import scrub
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``tap-commerce-exports``; a :class:`UserError` ends it with one clear line."""
-    from tap_commerce_exports.tap import TapCommerceExports
+    from tap_commerce_exports.tap import TapCommerceExports, stopped_by_signal
 
     try:
         _check_json_files(sys.argv[1:] if argv is None else argv)
@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tap-commerce-exports: interrupted; the last STATE emitted stands\n")
-        sys.exit(130)
-    except SystemExit:
+        _exit_promptly(130)
+    except SystemExit as exc:
+        if stopped_by_signal():
+            _exit_promptly(exc.code if isinstance(exc.code, int) else 1)
         raise
     except Exception as exc:  # click usage errors etc.
         import click
@@ -36,6 +38,19 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+def _exit_promptly(code: int) -> None:
+    """After a stop signal the orderly stop is done (downloads cut, output flushed):
+    exit now. The interpreter's own teardown (joining idle pool threads, freeing every
+    module) can take a second on a busy machine, and the promise is to be gone by then."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # the reader is gone: nothing more to say to it
+    logging.shutdown()
+    os._exit(code)
 
 
 def report_error(line: str) -> None:

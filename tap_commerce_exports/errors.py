@@ -67,8 +67,9 @@ class InvalidRecord(UserError):
     """One record does not fit its stream's schema.
 
     Attributes name exactly where: stream, file, position (CSV line or JSON element
-    index), column and the offending value (shortened), so that the one-line message is
-    enough to find the row.
+    index), column and the offending value. The one-line message gives where and the
+    value's type and size, never the value itself: a ragged row carries customers'
+    names and e-mails, which belong in the rejects file (0600), not in logs.
     """
 
     def __init__(
@@ -87,12 +88,28 @@ class InvalidRecord(UserError):
         self.column = column
         self.value = value
         self.reason = reason
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
         where = f"{file} {position}"
         col = f", column '{column}'" if column else ""
-        super().__init__(f"invalid record in stream '{stream}' at {where}{col}: {reason} (value {shown})")
+        super().__init__(
+            f"invalid record in stream '{stream}' at {where}{col}: {reason} ({describe_value(value)})"
+        )
+
+
+def describe_value(value: object) -> str:
+    """A value's JSON type and size, for log lines that must not carry the value."""
+    if value is None:
+        return "value: null"
+    if isinstance(value, bool):
+        return "value: a boolean"
+    if isinstance(value, (int, float)):
+        return "value: a number"
+    if isinstance(value, str):
+        return f"value: a string of {len(value)} character(s)"
+    if isinstance(value, (list, tuple)):
+        return f"value: a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"value: an object of {len(value)} key(s)"
+    return f"value: a {type(value).__name__}"
 
 
 class TargetGone(UserError):

@@ -162,6 +162,30 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Folder for rejects files when on_invalid_record is `log`.",
     ),
     th.Property(
+        "max_download_file_mb",
+        th.IntegerType,
+        default=20480,
+        description="Largest export file to download, in MiB (after any Content-Encoding is undone); a larger one stops its stream with a clear error.",
+    ),
+    th.Property(
+        "max_download_export_mb",
+        th.IntegerType,
+        default=102400,
+        description="Largest total of one export's files, in MiB.",
+    ),
+    th.Property(
+        "max_decompression_ratio",
+        th.IntegerType,
+        default=200,
+        description="Most bytes a file may inflate to per byte received when the file host compresses it (a guard against compression bombs; text compresses 5-20x).",
+    ),
+    th.Property(
+        "download_timeout",
+        th.IntegerType,
+        default=7200,
+        description="Seconds within which all files of one export must have downloaded, retries included (cuts off a host that sends a trickle).",
+    ),
+    th.Property(
         "webhook_listen",
         th.StringType,
         description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback).",
@@ -202,6 +226,10 @@ class Settings:
     rejects_dir: Path
     webhook_listen: tuple[str, int] | None
     webhook_secret: str | None
+    max_download_file_mb: int = 20480
+    max_download_export_mb: int = 102400
+    max_decompression_ratio: int = 200
+    download_timeout: int = 7200
     #: stream -> the column holding its rows' window instant (``window_columns``).
     window_columns: Mapping[str, str] = field(default_factory=dict)
     batch: BatchSettings | None = None
@@ -303,6 +331,13 @@ class Settings:
         on_invalid = _choice(config, "on_invalid_record", "fail", ("fail", "log"))
         rejects_dir = Path(str(config.get("rejects_dir") or "tap-commerce-exports-rejects"))
 
+        max_file_mb = _whole(config, "max_download_file_mb", 20480, minimum=1, maximum=1 << 30)
+        max_export_mb = _whole(config, "max_download_export_mb", 102400, minimum=1, maximum=1 << 30)
+        if max_export_mb < max_file_mb:
+            max_export_mb = max_file_mb  # one file is part of one export
+        max_ratio = _whole(config, "max_decompression_ratio", 200, minimum=1, maximum=1_000_000)
+        download_timeout = _whole(config, "download_timeout", 7200, minimum=1, maximum=int(MAX_SECONDS))
+
         window_columns = _window_columns(config, provider)
         webhook_listen = None
         webhook_secret = _opt_str(config, "webhook_secret")
@@ -343,6 +378,10 @@ class Settings:
             rejects_dir=rejects_dir,
             webhook_listen=webhook_listen,
             webhook_secret=webhook_secret,
+            max_download_file_mb=max_file_mb,
+            max_download_export_mb=max_export_mb,
+            max_decompression_ratio=max_ratio,
+            download_timeout=download_timeout,
             window_columns=window_columns,
             batch=parse_batch_config(config.get("batch_config")),
         )
@@ -452,6 +491,13 @@ def _number(
     if number > maximum:  # also catches infinity
         raise ConfigError(f"setting '{key}' is {value}: it must be at most {maximum:g}")
     return number
+
+
+def _whole(config: Mapping[str, Any], key: str, default: int, *, minimum: int, maximum: int) -> int:
+    number = _number(config, key, default, minimum=minimum, maximum=maximum)
+    if not number.is_integer():
+        raise ConfigError(f"setting '{key}' is {number:g}: give a whole number")
+    return int(number)
 
 
 def _choice(config: Mapping[str, Any], key: str, default: str, options: tuple[str, ...]) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
+import threading
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +21,22 @@ from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
 from tap_commerce_exports.singer.streams import ExportStream
 
 LOGGER = logging.getLogger("tap_commerce_exports")
+#: Seconds the orderly stop after SIGTERM may take before the process exits regardless.
+STOP_GRACE_SECONDS = 0.8
+
+
+_STOPPED_BY_SIGNAL = threading.Event()
+
+
+def stopped_by_signal() -> bool:
+    """Whether SIGTERM is ending this run (the CLI then exits without a slow teardown)."""
+    return _STOPPED_BY_SIGNAL.is_set()
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once. No flush: a target that stopped reading would block it,
+    and records after the last STATE are emitted again by the next run anyway."""
+    os._exit(code)
 
 
 class _DropEnvParsingNotice(logging.Filter):
@@ -102,8 +120,17 @@ class TapCommerceExports(Tap):
         ExportSync(self, self.settings).run()
 
     def _handle_termination(self, signum: int, frame: Any) -> None:  # pragma: no cover
-        """On SIGTERM, stop without writing state: the last STATE emitted is the true one."""
+        """On SIGTERM, stop without writing state: the last STATE emitted is the true one.
+
+        The orderly stop (downloads cut, files removed, output flushed) takes a moment; a
+        watchdog ends the process anyway one second after the signal, so that no thread
+        blocked on a peer (an API call in flight) can keep it alive.
+        """
         LOGGER.warning("interrupted (signal %d): stopping; the last STATE emitted stands", signum)
+        _STOPPED_BY_SIGNAL.set()
+        watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_now, args=(128 + signum,))
+        watchdog.daemon = True
+        watchdog.start()
         sys.exit(128 + signum)
 
     @classmethod

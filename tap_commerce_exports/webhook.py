@@ -5,20 +5,39 @@ on at ``poll_max_interval`` as a fallback. Trust rules: the body is bounded (64 
 ``X-29Next-Signature`` HMAC-SHA256 is checked in constant time over the body
 re-serialized with Python's default ``json.dumps`` (as the provider's own example does),
 and an unknown export id is refused without side effects.
+
+The receiver faces the internet, so every peer is untrusted and every resource bounded
+(:class:`WebhookLimits`): at most ``max_connections`` at once (the excess is answered
+503 and closed by the accepting thread, before any thread or buffer is spent on it), a
+read timeout per socket read, and a deadline per connection that cuts a client dripping
+a byte at a time. Malformed input of any kind (non-ASCII signature, ``Content-Length:
+²``, JSON nested 32,000 deep) gets a 4xx and a short log line, never a traceback; those
+log lines are aggregated per interval so an unauthenticated flood cannot flood the log.
+A delivery already handled (same ``event_id``) or for another store is ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
+import socket
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tap_commerce_exports.errors import ConfigError
 
 LOGGER = logging.getLogger("tap_commerce_exports.webhook")
 MAX_BODY = 64 * 1024
+_MAX_LENGTH_DIGITS = 12
 
 
 def signature(secret: str, payload: object) -> str:
@@ -27,16 +46,162 @@ def signature(secret: str, payload: object) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class WebhookLimits:
+    """Bounds on what webhook clients can hold. The provider answers within ~20 s and
+    sends one small request per connection, so these leave it ample room."""
+
+    max_connections: int = 32
+    read_timeout: float = 10.0  # one socket read
+    connection_deadline: float = 30.0  # a whole connection, however it drips
+    replay_window: float = 86400.0  # seconds an event_id is remembered...
+    replay_memory: int = 4096  # ...and at most this many of them
+    log_interval: float = 60.0  # refusals are logged at most once per interval per reason
+
+
+class _RefusalLog:
+    """One WARNING per refusal reason per interval, with the count of the ones it held back."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def refused(self, reason: str) -> None:
+        now = self._clock()
+        with self._lock:
+            if now < self._next.get(reason, float("-inf")):
+                self._held[reason] = self._held.get(reason, 0) + 1
+                return
+            held = self._held.pop(reason, 0)
+            self._next[reason] = now + self._interval
+        more = f" ({held} more since the last such line)" if held else ""
+        LOGGER.warning("webhook delivery refused: %s%s", reason, more)
+
+
+class _ReplayGuard:
+    """Remembers handled ``event_id``s for a bounded time and number."""
+
+    def __init__(self, window: float, memory: int, clock: Callable[[], float]) -> None:
+        self._window = window
+        self._memory = memory
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen(self, event_id: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            while self._seen:
+                oldest, at = next(iter(self._seen.items()))
+                if now - at <= self._window and len(self._seen) <= self._memory:
+                    break
+                del self._seen[oldest]
+            return event_id in self._seen
+
+    def remember(self, event_id: str) -> None:
+        with self._lock:
+            self._seen[event_id] = self._clock()
+            self._seen.move_to_end(event_id)
+            while len(self._seen) > self._memory:
+                self._seen.popitem(last=False)
+
+
+class _Reaper:
+    """Cuts connections past their deadline (shutting the socket ends the blocked read)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._deadlines: dict[socket.socket, float] = {}
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="webhook-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, sock: socket.socket, deadline: float) -> None:
+        with self._cv:
+            self._deadlines[sock] = deadline
+            self._cv.notify()
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._cv:
+            self._deadlines.pop(sock, None)
+
+    def stop(self, cut_all: bool = True) -> None:
+        with self._cv:
+            self._stopped = True
+            socks = list(self._deadlines) if cut_all else []
+            self._cv.notify()
+        for sock in socks:
+            _cut(sock)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                if self._stopped:
+                    return
+                now = self._clock()
+                due = [s for s, d in self._deadlines.items() if d <= now]
+                for sock in due:
+                    del self._deadlines[sock]
+                wait = min((d - now for d in self._deadlines.values()), default=1.0)
+            for sock in due:
+                _cut(sock)
+            with self._cv:
+                if not self._stopped:
+                    self._cv.wait(max(0.01, min(wait, 1.0)))
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+
+
+_BUSY_BODY = b'{"detail": "busy, retry later"}'
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
 class WebhookReceiver:
     """Runs an HTTP server in a thread; calls ``on_export(id)`` for valid deliveries."""
 
-    def __init__(self, host: str, port: int, secret: str, on_export: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        secret: str,
+        on_export: Callable[[str], bool],
+        *,
+        store: str | None = None,
+        limits: WebhookLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secret = secret
         self._on_export = on_export
+        self._store = (store or "").strip().lower() or None
+        bounds = limits or WebhookLimits()
+        self.limits = bounds
+        self._clock = clock
+        self._refusals = _RefusalLog(bounds.log_interval, clock)
+        self._replays = _ReplayGuard(bounds.replay_window, bounds.replay_memory, clock)
+        self._reaper = _Reaper(clock)
+        self._active = 0
+        self._active_lock = threading.Lock()
+        #: connections answered 503 at once because ``max_connections`` were open
+        self.refused_connections = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "tap-commerce-exports-webhook"
+            timeout = bounds.read_timeout  # StreamRequestHandler sets it on the socket
 
             def log_message(self, fmt: str, *args: object) -> None:  # quiet: no URLs in logs
                 return
@@ -56,11 +221,76 @@ class WebhookReceiver:
             def do_GET(self) -> None:  # noqa: N802
                 self._answer(405, "POST only")
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class Server(ThreadingHTTPServer):
+            address_family = family
+            daemon_threads = True
+            block_on_close = False
+            request_queue_size = (
+                128  # a burst is accepted (then admitted or refused), not left in SYN retries
+            )
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if not receiver._admit():
+                    receiver._turn_away(request)
+                    self.shutdown_request(request)
+                    return
+                receiver._reaper.add(request, receiver._clock() + bounds.connection_deadline)
+                try:
+                    super().process_request(request, client_address)
+                except BaseException:  # no thread could be started: give the slot back
+                    receiver._release(request)
+                    raise
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    receiver._release(request)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A peer that vanished, timed out or was cut: not worth a traceback.
+                LOGGER.debug("webhook connection ended early")
+
+        try:
+            self._server = Server((host, port), Handler)
+        except OSError as exc:
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise ConfigError(
+                f"setting 'webhook_listen' is '{shown}': cannot listen there "
+                f"({exc.strerror or type(exc).__name__}); pick a free port or another address"
+            ) from None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="webhook-receiver"
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name="webhook-receiver"
         )
+
+    # ------------------------------------------------------------------ connections
+    def _admit(self) -> bool:
+        with self._active_lock:
+            if self._active >= self.limits.max_connections:
+                self.refused_connections += 1
+                return False
+            self._active += 1
+            return True
+
+    def _release(self, request: socket.socket) -> None:
+        self._reaper.discard(request)
+        with self._active_lock:
+            self._active -= 1
+
+    def _turn_away(self, request: socket.socket) -> None:
+        try:
+            request.setblocking(False)
+            request.send(_BUSY)
+        except OSError:
+            pass  # its buffer is full or it is gone: closing is answer enough
+        self._refusals.refused(f"more than {self.limits.max_connections} connections open at once")
+
+    @property
+    def active_connections(self) -> int:
+        with self._active_lock:
+            return self._active
 
     @property
     def address(self) -> tuple[str, int]:
@@ -68,36 +298,75 @@ class WebhookReceiver:
         return str(host), int(port)
 
     def start(self) -> None:
+        self._reaper.start()
         self._thread.start()
-        LOGGER.info("listening for export.created webhooks on %s:%d", *self.address)
+        host, port = self.address
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        LOGGER.info("listening for export.created webhooks on %s", shown)
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._reaper.stop()
 
-    def handle(self, headers, rfile) -> tuple[int, str]:
+    # ------------------------------------------------------------------ deliveries
+    def handle(self, headers: Message, rfile: io.BufferedIOBase) -> tuple[int, str]:
         """Validate one delivery; return (HTTP status, short reason)."""
         length = headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            return 411, "Content-Length required"
+        if length is None or not length.isascii() or not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
+            return self._refuse(411, "Content-Length required", "no valid Content-Length")
         if int(length) > MAX_BODY:
-            return 413, "body too large"
-        raw = rfile.read(int(length))
+            return self._refuse(413, "body too large", f"body over {MAX_BODY} bytes")
+        try:
+            raw = rfile.read(int(length))
+        except OSError:  # timed out or cut by the deadline
+            return self._refuse(408, "body not received in time", "body not received in time")
+        if len(raw) < int(length):
+            return self._refuse(400, "body shorter than Content-Length", "body shorter than Content-Length")
         try:
             payload = json.loads(raw)
-        except ValueError:
-            return 400, "body is not JSON"
+            expected = signature(self._secret, payload)
+        except (ValueError, RecursionError):
+            return self._refuse(400, "body is not JSON", "body is not JSON (or nested too deep)")
         given = headers.get("X-29Next-Signature") or ""
-        if not hmac.compare_digest(signature(self._secret, payload), given.strip().lower()):
-            LOGGER.warning("webhook delivery with a bad signature refused")
-            return 401, "bad signature"
+        given = given.strip().lower()
+        if not given.isascii() or not hmac.compare_digest(expected, given):
+            return self._refuse(401, "bad signature", "bad signature")
         if not isinstance(payload, dict) or payload.get("event_type") != "export.created":
             return 200, "ignored"
+        if not self._for_our_store(payload):
+            LOGGER.debug("webhook: an event for another store ignored")
+            return 200, "ignored: another store"
+        event_id = payload.get("event_id")
+        event_key = (
+            str(event_id) if isinstance(event_id, (str, int)) and not isinstance(event_id, bool) else None
+        )
+        if event_key is not None and self._replays.seen(event_key):
+            LOGGER.debug("webhook: a delivery already handled was ignored")
+            return 200, "duplicate ignored"
         data = payload.get("data")
         export_id = data.get("id") if isinstance(data, dict) else None
-        if export_id is None:
-            return 400, "no export id"
+        if isinstance(export_id, bool) or not isinstance(export_id, (str, int)) or len(str(export_id)) > 200:
+            return self._refuse(400, "no export id", "no usable export id")
         if not self._on_export(str(export_id)):
             return 404, "unknown export"
+        if event_key is not None:
+            self._replays.remember(event_key)
         LOGGER.info("webhook: export %s is available", export_id)
         return 200, "ok"
+
+    def _refuse(self, status: int, answer: str, why: str) -> tuple[int, str]:
+        self._refusals.refused(why)
+        return status, answer
+
+    def _for_our_store(self, payload: dict[str, Any]) -> bool:
+        """False only if the event names a store and it is not ours (the field's exact
+        form is not published: a bare subdomain or a full host both match)."""
+        if self._store is None:
+            return True
+        hook = payload.get("webhook")
+        named = hook.get("store") if isinstance(hook, dict) else None
+        if not isinstance(named, str) or not named:
+            return True
+        named = named.strip().lower()
+        return named == self._store or named.startswith(self._store + ".")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tap_commerce_exports.errors import AuthError, ExportFailed, UserError
-from tap_commerce_exports.http.download import TruncatedDownload, UrlExpired
+from tap_commerce_exports.http.download import FileDownloader, TruncatedDownload, UrlExpired
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import (
@@ -107,16 +107,18 @@ class FakeProvider(ExportProvider):
         return next(i for i, k in self.by_id.items() if k == (export_type, index))
 
 
-class FakeDownloader:
-    """Writes the URL as the file's content; failures scripted per URL."""
+class FakeDownloader(FileDownloader):
+    """Writes the URL as the file's content; failures scripted per URL (the real
+    downloader's stop, pause and per-export budget are kept)."""
 
     def __init__(self, provider: FakeProvider, failures=None) -> None:
+        super().__init__()
         self.provider = provider
         self.failures = failures or {}  # url -> list of exceptions to raise first
         self.urls: list[str] = []
         self.lock = threading.Lock()
 
-    def download(self, url: str, dest: Path) -> int:
+    def download(self, url: str, dest: Path, budget=None) -> int:
         with self.lock:
             self.urls.append(url)
             errors = self.failures.get(url)
@@ -390,7 +392,7 @@ def test_urls_that_keep_expiring_fail_the_job_instead_of_looping(tmp_path):
     provider = FakeProvider()
 
     class AlwaysExpired(FakeDownloader):
-        def download(self, url, dest):
+        def download(self, url, dest, budget=None):
             self.urls.append(url)
             raise UrlExpired("HTTP 403")
 

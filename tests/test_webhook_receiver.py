@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import uuid
 
 import pytest
 
@@ -14,7 +15,8 @@ from tap_commerce_exports.webhook import MAX_BODY, WebhookReceiver, signature
 SECRET = "whsec-test-secret"
 
 
-def envelope(export_id=1042, event_type="export.created"):
+def envelope(export_id=1042, event_type="export.created", event_id=None):
+    """A delivery as Next Commerce sends it; each gets its own event_id (replays are dropped)."""
     return {
         "api_version": "2024-04-01",
         "data": {
@@ -23,7 +25,7 @@ def envelope(export_id=1042, event_type="export.created"):
             "type": "order_list",
             "url": "https://media.example/exports/1042.csv",
         },
-        "event_id": "0b6c1a43-3a3d-4f0a-9f55-3b6f1f7f3a11",
+        "event_id": event_id or str(uuid.uuid4()),
         "event_type": event_type,
         "object": "export",
         "webhook": {

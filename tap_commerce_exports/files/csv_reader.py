@@ -24,6 +24,9 @@ from tap_commerce_exports.files.row_builder import compile_row_builder
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA, WindowFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: Most header columns accepted. Real exports have tens; every column costs a converter
+#: and a slot in the compiled row builder, so 150,000 of them would take gigabytes.
+MAX_COLUMNS = 4096
 
 
 def _same(value: object) -> object:
@@ -47,6 +50,18 @@ def _inner_dates(start: object, end: object) -> tuple[str, str]:
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return "9999-99-99", ""  # no shortcut: every value is compared
     return ((start + timedelta(days=1)).date().isoformat(), (end - timedelta(days=1)).date().isoformat())
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """Our words for a ``csv.Error`` (its wording is the library's and may change)."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return f"a cell is longer than {csv.field_size_limit()} characters"
+    if "new-line character seen in unquoted field" in text:
+        return "a line break inside an unquoted cell"
+    if "unexpected end of data" in text or "EOF" in text:
+        return "the file ends inside a quoted cell"
+    return "malformed quoting"
 
 
 class CsvFileReader(ExportFileReader):
@@ -139,9 +154,14 @@ class CsvFileReader(ExportFileReader):
         try:
             for row in self._reader:
                 if row:
+                    if len(row) > MAX_COLUMNS:
+                        raise InvalidFile(
+                            f"{self.file_label}: the CSV header has {len(row)} columns, more than "
+                            f"the {MAX_COLUMNS} accepted: the file is damaged or not an export"
+                        )
                     return row
         except csv.Error as exc:
-            raise InvalidFile(f"{self.file_label}: unreadable CSV header: {exc}") from None
+            raise InvalidFile(f"{self.file_label}: unreadable CSV header: {_csv_problem(exc)}") from None
         raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
 
     # -- iteration -----------------------------------------------------------------
@@ -212,7 +232,7 @@ class CsvFileReader(ExportFileReader):
                     yield record
         except csv.Error as exc:
             raise InvalidFile(
-                f"{self.file_label}: unreadable CSV near line {reader.line_num}: {exc}"
+                f"{self.file_label}: unreadable CSV near line {reader.line_num}: {_csv_problem(exc)}"
             ) from None
         finally:
             self.rows_read += rows

@@ -2,7 +2,9 @@
 
 Why decode the whole file: Clover caps a file at 1000 objects, so one
 ``msgspec.json.decode`` call (much faster than the stdlib) is both simple and bounded in
-memory. Numbers with a fraction are decoded as :class:`decimal.Decimal`, never floats,
+memory, as long as the file really is that small: a file over :data:`MAX_FILE_BYTES`
+(a host may send anything) is refused before it is read, and one nested deeper than the
+decoder goes is refused as invalid, so memory and stack stay bounded whatever arrives. Numbers with a fraction are decoded as :class:`decimal.Decimal`, never floats,
 so any amount stays exact. Each element is checked against the stream's schema with a
 validator compiled once per schema (see :mod:`json_validation`).
 """
@@ -25,6 +27,9 @@ from tap_commerce_exports.files.window import WindowFilter
 _UTF8_BOM = b"\xef\xbb\xbf"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _BYTE_POSITION = re.compile(r"\(byte (\d+)\)")
+#: Largest file decoded (decoded objects take several times the file's size). 1000
+#: export objects are a few MB; this is far above that, far below a hostile inflation.
+MAX_FILE_BYTES = 64 << 20
 
 
 def _line_at(data: bytes, offset: int) -> int:
@@ -120,6 +125,12 @@ class JsonElementsFileReader(ExportFileReader):
         self._check = schema_check(schema)
 
     def _load(self) -> list[object]:
+        size = self.path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidFile(
+                f"{self.file_label}: the file is {size} bytes; a JSON export file is read whole and "
+                f"at most {MAX_FILE_BYTES >> 20} MiB is accepted (one of 1000 objects is far smaller)"
+            )
         data = self.path.read_bytes()
         offset = 0
         if data.startswith(_UTF8_BOM):
@@ -129,6 +140,12 @@ class JsonElementsFileReader(ExportFileReader):
             document = _DECODER.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise InvalidFile(f"{self.file_label}: {_decode_problem(data, offset, exc)}") from None
+        except RecursionError:
+            raise InvalidFile(
+                f"{self.file_label}: not valid export JSON: values are nested too deep "
+                "(hundreds of levels; export objects nest a few)"
+            ) from None
+        del data  # only the decoded document is kept
         if type(document) is not dict:
             raise InvalidFile(
                 f"{self.file_label}: expected a JSON object with an 'elements' list, "

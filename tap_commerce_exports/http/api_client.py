@@ -224,7 +224,7 @@ def response_json(response: requests.Response) -> Any:
     """Decode a response body as JSON, or raise a clear ApiError."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
         raise ApiError(
             f"the API answered {redact_url(response.url)} with something that is not JSON "
             f"(HTTP {response.status_code}): check 'api_url'"

@@ -12,10 +12,14 @@ import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-_QUERY_RE = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
+#: Any URL, whatever its scheme (``ftp://``, ``s3://``, ``gs://``...): a file host may
+#: redirect anywhere, and a signed query is a credential on every scheme.
+_QUERY_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"]+)\?[^\s'\"]*")
 #: A request target without scheme and host, as urllib3's debug lines print it:
 #: ``"GET /media/x.csv?expires=...&signature=... HTTP/1.1"``.
 _PATH_QUERY_RE = re.compile(r"((?:^|[\s\"'(])/[^\s?#'\"]*)\?[^\s'\"]*")
+#: User info in a URL (``scheme://user:password@host``) is a credential too.
+_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@'\"]+@")
 _secrets: set[str] = set()
 
 
@@ -38,10 +42,11 @@ def register_secret(value: str | None) -> None:
 
 
 def scrub(text: str) -> str:
-    """Mask registered secrets and URL query strings in free text."""
+    """Mask registered secrets, URL user info and URL query strings (any scheme) in free text."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    text = _USERINFO_RE.sub(r"\1***@", text)
     text = _QUERY_RE.sub(r"\1?<redacted>", text)
     return _PATH_QUERY_RE.sub(r"\1?<redacted>", text)
 

@@ -164,7 +164,9 @@ class ExportOrchestrator:
                                 job = head
                                 break
                         if job is None:
-                            self._cv.wait(1.0)
+                            # Short: this is the main thread, and a SIGTERM the kernel hands
+                            # to another thread is only acted on when the main one wakes.
+                            self._cv.wait(0.1)
                     per_stream[job.stream.name].popleft()
                 try:
                     yield job
@@ -234,6 +236,7 @@ class ExportOrchestrator:
                 if job.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY):
                     self._move(job, job.state, JobState.CANCELLED)
             self._cv.notify_all()
+        self.downloader.cancel()  # cuts downloads in flight: no pool thread outlives the stop
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._job_pool.shutdown(wait=False, cancel_futures=True)
@@ -779,7 +782,7 @@ class ExportOrchestrator:
             if self._stopped:
                 raise ExportFailed(f"{job.label}: sync stopped")
             try:
-                return self.downloader.download(url, dest)
+                return self.downloader.download(url, dest, self.downloader.budget_for(job))
             except UrlExpired as exc:
                 LOGGER.info("%s: %s; asking for a fresh URL", job.label, exc)
                 url = fresh_url(index, url)
@@ -791,7 +794,7 @@ class ExportOrchestrator:
                         f"{failures} times ({exc})"
                     ) from None
                 LOGGER.warning("%s: %s; retrying (%d/%d)", job.label, exc, failures, self.download_attempts)
-                time.sleep(self.retry_pause * failures)
+                self.downloader.sleep(self.retry_pause * failures)
 
 
 def _is_fatal(exc: BaseException) -> bool:

@@ -24,6 +24,7 @@ from tap_commerce_exports.http.api_client import (
     server_reason,
 )
 from tap_commerce_exports.http.ratelimit import RateLimiter
+from tap_commerce_exports.providers.answers import export_id_of, percent_of, text_of, url_list_of
 from tap_commerce_exports.providers.base import (
     Availability,
     CreateAnswerLost,
@@ -169,17 +170,15 @@ class CloverProvider(ExportProvider):
     def _status(body: object) -> ExportStatus:
         if not isinstance(body, dict) or "id" not in body:
             raise ApiError("the Clover API answered without an export object: check 'api_url'")
-        raw = str(body.get("status", ""))
+        export_id = export_id_of(body)
+        what = f"Clover export {export_id}"
+        raw = text_of(body, "status", what)
         phase = STATUS_PHASES.get(raw.upper(), ExportPhase.FAILED)
-        urls = None
-        if phase is ExportPhase.DONE:
-            elements = (body.get("exportUrls") or {}).get("elements") or []
-            urls = tuple(str(e["url"]) for e in elements if isinstance(e, dict) and e.get("url"))
-        percent = body.get("percentComplete")
+        urls = url_list_of(body, "exportUrls", what) if phase is ExportPhase.DONE else None
         return ExportStatus(
-            export_id=str(body["id"]),
+            export_id=export_id,
             phase=phase,
             raw_status=raw,
-            percent_complete=int(percent) if isinstance(percent, (int, float)) else None,
+            percent_complete=percent_of(body, "percentComplete", what),
             file_urls=urls,
         )

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.api_client import AnswerLost, ApiClient, ApiError, response_json
 from tap_commerce_exports.http.ratelimit import RateLimiter
+from tap_commerce_exports.providers.answers import export_id_of, text_of, url_of
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
     ExportGone,
@@ -138,7 +139,7 @@ class NextCommerceProvider(ExportProvider):
 
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         body = self.api.get_json(f"exports/{quote(status.export_id, safe='')}/download/")
-        url = body.get("url") if isinstance(body, dict) else None
+        url = url_of(body, "url", f"export {status.export_id} download")
         if not url:
             raise ApiError(f"export {status.export_id}: the download endpoint gave no URL")
         return [str(url)]
@@ -150,6 +151,7 @@ class NextCommerceProvider(ExportProvider):
     def _status(body: object) -> ExportStatus:
         if not isinstance(body, dict) or "id" not in body:
             raise ApiError("the exports API answered without an export object: check 'api_url'")
-        raw = str(body.get("status", ""))
+        export_id = export_id_of(body)
+        raw = text_of(body, "status", f"export {export_id}")
         phase = STATUS_PHASES.get(raw.lower(), ExportPhase.FAILED)
-        return ExportStatus(export_id=str(body["id"]), phase=phase, raw_status=raw)
+        return ExportStatus(export_id=export_id, phase=phase, raw_status=raw)

@@ -39,6 +39,7 @@ from tap_commerce_exports.files import (
     WindowFilter,
 )
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
+from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.clover import to_epoch_ms
@@ -168,6 +169,7 @@ class ExportSync:
             export_timeout=self.settings.export_timeout,
             outside_hours=self.settings.outside_hours,
             webhook_active=webhook_active,
+            downloader=FileDownloader(limits=download_limits(self.settings)),
             export_attempts=self.settings.export_attempts,
             min_split_span=self.settings.min_split_window,
         )
@@ -211,7 +213,11 @@ class ExportSync:
 
                 host, port = self.settings.webhook_listen
                 receiver = WebhookReceiver(
-                    host, port, self.settings.webhook_secret or "", self.orchestrator.wake
+                    host,
+                    port,
+                    self.settings.webhook_secret or "",
+                    self.orchestrator.wake,
+                    store=self.tap.config.get("store"),  # as configured: not the api_url host
                 )
                 receiver.start()
             names = [s.name for s in streams]

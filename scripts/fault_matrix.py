@@ -2,12 +2,15 @@
 
 ``make faults`` runs, against in-process sandboxes, for both providers where they apply:
 
-* the sandbox's fault modes (429 burst, 500s, expired URL, truncated download, failed
-  export, never-finishing export, Clover 503 on create). A run that ends with an error
-  is rerun from the last STATE it emitted, with the fault off, as a scheduler would;
+* the sandbox's fault modes (429 burst, 500s, expired URL, truncated download, an export
+  that fails once, never-finishing export, Clover 503 on create, a create whose answer is
+  lost, exports that fail above N days). A run that ends with an error is rerun from the
+  last STATE it emitted, with the fault off, as a scheduler would;
 * ``--kills`` seeded random SIGKILLs (during start-up, waits, downloads, parsing,
   between windows), each followed by a resume from the last STATE a target saw; and
   half as many again with ``batch_config`` (BATCH files, read when announced);
+* durable exports: a run killed while all its exports are pending, resumed from its
+  last STATE after the exports went on without it, timed against a fresh run;
 * every bad input file kind (``sandbox/bad_files.py``), with ``on_invalid_record`` fail
   and, for bad rows, log; failing runs are rerun from their last STATE;
 * wrong settings.
@@ -15,13 +18,16 @@
 For each scenario the union of all its runs is compared with the sandbox's ground truth:
 records lost (must be 0), duplicates and the windows they are in (allowed only in a
 window a run was killed or failed in), and whether each error was ONE clear line with
-exit 2. Prints a table and a totals block; exits 1 if anything was lost or unclear.
+exit 2. It also counts exports adopted from saved state and exports created twice for
+one window (goal 0 wherever a create's answer or a STATE could tell the tap it existed).
+Prints a table and a totals block; exits 1 if anything was lost or unclear.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import socketserver
 import sys
 import tempfile
@@ -58,6 +64,7 @@ FAULT_COUNTERS = (
     "expired_url_answers",
     "truncated_downloads_sent",
     "exports_failed",
+    "create_answers_lost",
     "bad_files_served",
 )
 ERROR_MARK = "tap-commerce-exports: error:"
@@ -95,6 +102,10 @@ class Row:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     phases: list[str] = field(default_factory=list)
+    adopted: int = 0  # exports followed from a saved STATE instead of created again
+    created_twice: int = 0  # windows with a second export though the tap could know the first
+    resumed_s: float | None = None  # wall time of a run resumed from a kill during the wait
+    fresh_s: float | None = None  # ... and of a fresh run over the same windows
 
     @property
     def ok(self) -> bool:
@@ -127,6 +138,61 @@ def config_for(sb: SandboxServer, provider: str, end: str, window_days: float, *
         )
     base.update(extra)
     return base
+
+
+ADOPTED_MARK = ": following export "
+
+
+def adopted_in(chain: Chain) -> int:
+    return sum(a.stderr.count(ADOPTED_MARK) for a in chain.attempts)
+
+
+def exports_by_window(sb: SandboxServer, provider: str) -> dict[tuple, list[str]]:
+    """Every export the sandbox made, grouped by (type, window)."""
+    jobs = sb.state.nc_exports if provider == "nextcommerce" else sb.state.clover_exports
+    grouped: dict[tuple, list[str]] = {}
+    for job in list(jobs.values()):
+        if provider == "nextcommerce":
+            key = (job.export_type, job.params["_from_us"], job.params["_to_us"])
+        else:
+            key = (job.export_type, job.params["startTime"], job.params["endTime"])
+        grouped.setdefault(key, []).append(str(job.id))
+    return grouped
+
+
+def saved_ids(state: dict | None) -> set[str]:
+    ids: set[str] = set()
+    for stream in (state or {}).get("bookmarks", {}).values():
+        for partition in stream.get("partitions", []):
+            ids.update(str(e.get("id")) for e in partition.get("exports", []))
+    return ids
+
+
+CREATED_RE = re.compile(r"\| (\S+) (\S+)\.\.(\S+): created export ")
+
+
+def created_twice(
+    sb: SandboxServer, provider: str, chains: list[Chain], *, lost_answers: bool = False
+) -> int:
+    """Windows given a second export although the tap could know of the first: a run
+    created an export for a window whose export was in the STATE it started from (or,
+    ``lost_answers``, any window with two exports: the list finds a lost create)."""
+    if lost_answers:
+        return sum(1 for ids in exports_by_window(sb, provider).values() if len(ids) > 1)
+    twice = 0
+    for chain in chains:
+        for attempt in chain.attempts:
+            saved = set()
+            for stream, entry in (attempt.state_in or {}).get("bookmarks", {}).items():
+                for partition in entry.get("partitions", []):
+                    for e in partition.get("exports", []):
+                        saved.add((stream, utc(e["window_start"]), utc(e["window_end"])))
+            replaced = attempt.stderr.count("; creating a new one")
+            again = {
+                (m.group(1), utc(m.group(2)), utc(m.group(3))) for m in CREATED_RE.finditer(attempt.stderr)
+            } & saved
+            twice += max(0, len(again) - replaced)
+    return twice
 
 
 def fault_count(before: dict, after: dict) -> int:
@@ -186,9 +252,9 @@ def fault_scenario(
     sb = sandbox_for()
     try:
         streams = STREAMS[provider]
-        config = config_for(
-            sb, provider, "2025-01-05T00:00:00Z", 1 if provider == "nextcommerce" else 2, **(extra or {})
-        )
+        settings = dict(extra or {})
+        window_days = settings.pop("window_days", 1 if provider == "nextcommerce" else 2)
+        config = config_for(sb, provider, "2025-01-05T00:00:00Z", window_days, **settings)
         workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{name}-", dir=root))
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         before = sb.stats()
@@ -217,6 +283,11 @@ def fault_scenario(
             row.problems.append("no error where one was expected")
         row.runs = len(chain.attempts)
         account(row, chain, provider, streams, sb, config)
+        row.adopted = adopted_in(chain)
+        if "fault_create_answer_lost" in fault and provider == "nextcommerce":
+            row.created_twice = created_twice(sb, provider, [chain], lost_answers=True)
+            if row.created_twice:
+                row.problems.append(f"{row.created_twice} windows exported twice")
     finally:
         sb.stop()
     row.seconds = time.monotonic() - started
@@ -255,7 +326,89 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
                     row.kills += 1
                     row.phases.append(attempt.phase)
             account(row, chain, provider, streams, sb, config)
+            row.adopted += adopted_in(chain)
         row.faults = row.kills
+        row.created_twice = created_twice(sb, provider, chains)
+        if row.created_twice:
+            row.problems.append(f"{row.created_twice} saved exports created again")
+    finally:
+        sb.stop()
+    row.seconds = time.monotonic() - started
+    return row
+
+
+def durable_scenario(provider: str, root: Path, delay: float = 3.0) -> Row:
+    """Kill a run once STATE holds every window's export (all pending, no record yet);
+    the exports go on while the tap is down; rerun from that STATE; then a fresh run."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.test_interruption import tap_command
+
+    row = Row("durable", "killed while pending", provider)
+    started = time.monotonic()
+    sb = sandbox_for(processing_delay=delay, clover_max_running=4)
+    try:
+        streams = STREAMS[provider]
+        config = config_for(sb, provider, "2025-01-07T00:00:00Z", 3, max_concurrent_exports=4)
+        windows = 2 * len(streams)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-durable-", dir=root))
+        catalog = write_catalog(config, streams, workdir / "catalog.json")
+        (workdir / "config.json").write_text(json.dumps(config))
+        proc = subprocess.Popen(
+            tap_command(workdir / "config.json", catalog, None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            env=dict(os.environ),
+        )
+        assert proc.stdout is not None
+        killed = Attempt(state_in=None, kill=None)
+        for raw in proc.stdout:
+            message = json.loads(raw)
+            if message["type"] == "RECORD":
+                killed.records[message["stream"]].append(message["record"])
+            elif message["type"] == "STATE":
+                killed.states.append(message["value"])
+                if len(saved_ids(message["value"])) >= windows:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        proc.wait(timeout=30)
+        killed.returncode = proc.returncode
+        killed.killed = proc.returncode == -signal.SIGKILL
+        row.kills = row.faults = int(killed.killed)
+        sb.control(complete_exports=True)  # they ran on while the tap was down
+        t0 = time.monotonic()
+        resumed = run_attempt(config, catalog, killed.last_state, None, workdir / "resumed")
+        row.resumed_s = time.monotonic() - t0
+        chain = Chain([killed, resumed])
+        row.runs = 2
+        account(row, chain, provider, streams, sb, config)
+        row.adopted = adopted_in(chain)
+        row.created_twice = created_twice(sb, provider, [chain])
+        if row.created_twice:
+            row.problems.append(f"{row.created_twice} saved exports created again")
+        if row.adopted != windows:
+            row.problems.append(f"{row.adopted} of {windows} saved exports adopted")
+        # a sandbox of its own: Next Commerce would find the exports above in its list
+        other = sandbox_for(processing_delay=delay, clover_max_running=4)
+        try:
+            t0 = time.monotonic()
+            fresh = run_attempt(
+                {**config, "api_url": other.api_url if provider == "nextcommerce" else other.clover_url},
+                catalog,
+                None,
+                None,
+                workdir / "fresh",
+            )
+            row.fresh_s = time.monotonic() - t0
+        finally:
+            other.stop()
+        if fresh.returncode != 0:
+            row.problems.append(f"fresh run exit {fresh.returncode}")
+        if row.resumed_s >= row.fresh_s:
+            row.problems.append("the resumed run was not faster than a fresh one")
     finally:
         sb.stop()
     row.seconds = time.monotonic() - started
@@ -462,12 +615,29 @@ def main(argv: list[str] | None = None) -> int:
             lambda: kill_scenario("clover", max(1, batch_kills // 2), args.seed + 3, root, batch=True)
         )
     for provider in ("nextcommerce", "clover"):
+        jobs.append(lambda p=provider: durable_scenario(p, root))
+    for provider in ("nextcommerce", "clover"):
         modes = [
             ("429 burst", {"fault_429_burst": 3}, False, None, None),
             ("500s", {"fault_500": 2}, False, None, None),
             ("expired URL", {"fault_expired_url": True}, False, None, None),
             ("truncated download", {"fault_truncated_download": True}, False, None, None),
-            ("failed export", {"fault_export_failed": 1}, True, None, None),
+            ("export failing once (retried)", {"fault_export_failed": 1}, False, None, None),
+            ("create answer lost (502)", {"fault_create_answer_lost": 2}, False, None, None),
+            (
+                "exports failing above 1 day (split)",
+                {"fault_fail_above_days": 1},
+                False,
+                {"window_days": 4, "export_attempts": 1, "min_window_days": 1},
+                None,
+            ),
+            (
+                "export failing every time",
+                {"fault_export_failed": 99},
+                True,
+                {"export_attempts": 2, "min_window_days": 30},
+                None,
+            ),
         ]
         if provider == "clover":
             modes.append(("503 on create", {"fault_clover_503": 2}, False, None, None))
@@ -533,6 +703,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(r.errors for r in rows)} errors",
         "scenarios that had to fail and did, clearly": f"{sum(1 for r in expected_errors if r.clear_errors)} of "
         f"{len(expected_errors)}",
+        "kills tried (random + durable)": sum(r.kills for r in rows),
+        "exports adopted from saved state": sum(r.adopted for r in rows),
+        "exports created twice (goal 0)": sum(r.created_twice for r in rows),
+        "resumed vs fresh run (killed while pending)": "; ".join(
+            f"{r.provider} {r.resumed_s:.1f}s vs {r.fresh_s:.1f}s"
+            for r in rows
+            if r.resumed_s is not None and r.fresh_s is not None
+        ),
         "problems": sum(len(r.problems) for r in rows),
         "time": f"{elapsed:.0f}s",
     }

@@ -120,6 +120,18 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Seconds after which an export that is not ready is given up (the stream stops with a clear error; its bookmark stays).",
     ),
     th.Property(
+        "export_attempts",
+        th.IntegerType,
+        default=3,
+        description="Exports of one window that may end failed before the window is split in two (or, at 'min_window_days', its stream stops).",
+    ),
+    th.Property(
+        "min_window_days",
+        th.NumberType,
+        default=1,
+        description="Smallest span in days a window that keeps failing is split down to (halves of at least this).",
+    ),
+    th.Property(
         "max_concurrent_exports",
         th.IntegerType,
         description="Exports in flight at once across all streams. Default: 4 (Next Commerce), 1 (Clover, as its guide asks).",
@@ -205,6 +217,8 @@ class Settings:
     poll_interval: float
     poll_max_interval: float
     export_timeout: float
+    export_attempts: int
+    min_split_window: timedelta
     max_concurrent_exports: int
     max_requests_per_second: float
     outside_hours: str
@@ -308,6 +322,10 @@ class Settings:
                 f"setting 'max_concurrent_exports' is {max_exports_value:g}: give a whole number"
             )
         max_exports = int(max_exports_value)
+        attempts_value = _number(config, "export_attempts", 3, minimum=1, maximum=100)
+        if not attempts_value.is_integer():
+            raise ConfigError(f"setting 'export_attempts' is {attempts_value:g}: give a whole number")
+        min_window_days = _number(config, "min_window_days", 1, minimum=1 / 24, maximum=MAX_DAYS)
         rps = _number(config, "max_requests_per_second", facts.requests_per_second, minimum=0.01)
         outside_hours = _choice(config, "outside_hours", "wait", ("wait", "stop"))
         on_invalid = _choice(config, "on_invalid_record", "fail", ("fail", "log"))
@@ -351,6 +369,8 @@ class Settings:
             poll_interval=poll_interval,
             poll_max_interval=poll_max,
             export_timeout=export_timeout,
+            export_attempts=int(attempts_value),
+            min_split_window=timedelta(days=min_window_days),
             max_concurrent_exports=max_exports,
             max_requests_per_second=rps,
             outside_hours=outside_hours,

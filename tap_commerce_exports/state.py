@@ -14,11 +14,21 @@ users' existing state needs no migration.
 
 The bookmark is the end of the last window whose records were ALL emitted; it never
 moves past a window that was not.
+
+In-flight exports (so a rerun adopts them instead of waiting again from zero) ride on
+the same entry, as a small list that only holds exports whose records were not emitted
+yet: at most ``2 * max_concurrent_exports`` of them, gone once emitted::
+
+    {"context": {"account": "demo-store"}, "replication_key": "window_end",
+     "replication_key_value": "2025-02-01T00:00:00Z",
+     "exports": [{"id": "123", "window_start": "2025-02-01T00:00:00Z",
+                  "window_end": "2025-02-04T00:00:00Z", "created_at": "2025-06-01T10:00:00Z"}]}
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +74,71 @@ def write_bookmark(state: dict[str, Any], stream: str, account: str, end: dateti
             "replication_key_value": iso_z(end),
         }
     )
+
+
+@dataclass(frozen=True)
+class SavedExport:
+    """An export created for one window whose records were not emitted yet."""
+
+    export_id: str
+    window_start: datetime
+    window_end: datetime
+    created_at: datetime | None
+
+
+def _instant(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def read_exports(state: dict[str, Any], stream: str, account: str) -> list[SavedExport]:
+    """The in-flight exports saved for ``stream`` of ``account`` (malformed ones skipped)."""
+    stream_state = state.get("bookmarks", {}).get(stream, {})
+    for partition in stream_state.get("partitions", []):
+        if partition.get("context", {}).get("account") != account:
+            continue
+        saved: list[SavedExport] = []
+        for entry in partition.get("exports") or []:
+            if not isinstance(entry, dict) or not entry.get("id"):
+                continue
+            start, end = _instant(entry.get("window_start")), _instant(entry.get("window_end"))
+            if start is None or end is None:
+                continue
+            saved.append(SavedExport(str(entry["id"]), start, end, _instant(entry.get("created_at"))))
+        return saved
+    return []
+
+
+def write_exports(state: dict[str, Any], stream: str, account: str, exports: list[SavedExport]) -> None:
+    """Save ``stream``'s in-flight exports of ``account`` (none: the key goes away, and
+    an entry that held only exports goes with it)."""
+    if not exports and not state.get("bookmarks", {}).get(stream, {}).get("partitions"):
+        return  # nothing saved, nothing to save: the state gains no empty key
+    partitions = _partitions(state, stream)
+    entry = next((p for p in partitions if p.get("context", {}).get("account") == account), None)
+    if entry is None:
+        if not exports:
+            return
+        entry = {"context": {"account": account}}
+        partitions.append(entry)
+    if not exports:
+        entry.pop("exports", None)
+        if "replication_key_value" not in entry:  # nothing left to say: no empty entry
+            partitions.remove(entry)
+            if not partitions:
+                state["bookmarks"].pop(stream, None)
+        return
+    entry["exports"] = [
+        {
+            "id": e.export_id,
+            "window_start": iso_z(e.window_start),
+            "window_end": iso_z(e.window_end),
+            **({"created_at": iso_z(e.created_at)} if e.created_at else {}),
+        }
+        for e in exports
+    ]
 
 
 def snapshot(state: dict[str, Any]) -> dict[str, Any]:

@@ -127,7 +127,10 @@ def test_each_fault_still_gives_exact_results(sandbox, fault):
 
 def test_a_failed_export_is_a_clear_error_naming_it(sandbox):
     sandbox.control(fault_export_failed=1)
-    run = run_tap(config(sandbox, end_date="2025-01-31T00:00:00Z"), streams=["orders"])
+    run = run_tap(
+        config(sandbox, end_date="2025-01-31T00:00:00Z", export_attempts=1, min_window_days=365),
+        streams=["orders"],
+    )
     assert run.returncode == 2
     (line,) = run.error_lines()
     assert "FAILED" in line and "export" in line

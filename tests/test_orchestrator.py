@@ -228,7 +228,7 @@ def test_windows_are_created_oldest_first_across_streams(tmp_path):
 # ------------------------------------------------------------------ failures
 def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_later_windows(tmp_path):
     provider = FakeProvider({("order_list", 1): ["pending", "error"]})
-    orch = make(provider, tmp_path, max_concurrent_exports=1)
+    orch = make(provider, tmp_path, max_concurrent_exports=1, export_attempts=1)
     jobs = jobs_for((ORDERS, 4), (CUSTOMERS, 3))
     # the consumer is busy emitting earlier windows while window 1 fails
     seen = consume(orch, jobs, emit_time=0.03)

@@ -280,7 +280,16 @@ def test_temp_files_live_in_a_private_dir_that_is_removed_after_the_run(sandbox,
 def test_temp_files_are_removed_after_a_failed_export(sandbox, tmp_path):
     sandbox.control(fault_export_failed=1)
     proc, tmpdir = _start(
-        config_for(sandbox, "nextcommerce", max_concurrent_exports=1), tmp_path, ["orders", "customers"]
+        config_for(  # windows of its own: another test's exports would be found and followed
+            sandbox,
+            "nextcommerce",
+            start_date="2025-01-03T12:00:00Z",
+            max_concurrent_exports=1,
+            export_attempts=1,
+            min_window_days=365,
+        ),
+        tmp_path,
+        ["orders", "customers"],
     )
     _watch_tmpdir(proc, tmpdir)
     assert proc.wait() == 2

@@ -7,6 +7,9 @@
 * 5xx (except statuses the caller wants back, e.g. Clover's 503 on create) and
   connection errors: exponential backoff with the ``backoff`` library, bounded.
 * 401/403: :class:`AuthError` naming the setting to fix; never the token.
+* A request that is not safe to repeat (``idempotent=False``: a create) is NOT retried
+  once it may have reached the server (a 5xx, a read timeout, a dropped connection):
+  :class:`AnswerLost` says so, and the caller finds out what the server did.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class ApiError(UserError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class AnswerLost(UserError):
+    """A request that is not safe to repeat may have reached the server, but no answer came."""
 
 
 class _Retryable(Exception):
@@ -107,14 +114,21 @@ class ApiClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         passthrough: Collection[int] = (),
+        idempotent: bool = True,
     ) -> requests.Response:
         """Send one request with retries; return the response (2xx or a passthrough status)."""
         url = self.url_for(path_or_url)
         throttled = 0
+        # a connect timeout sent nothing: safe to retry even when the request is not
+        retried: tuple[type[Exception], ...] = (
+            (_Retryable, requests.ConnectionError, requests.Timeout)
+            if idempotent
+            else (requests.ConnectTimeout,)
+        )
 
         @backoff.on_exception(
             backoff.expo,
-            (_Retryable, requests.ConnectionError, requests.Timeout),
+            retried,
             max_tries=self.max_tries,
             factor=self.backoff_base,
             max_value=self.backoff_max_value,
@@ -183,11 +197,17 @@ class ApiClient:
         try:
             return attempt()
         except _Retryable as exc:
+            if not idempotent:
+                raise AnswerLost(f"{method} {redact_url(url)} answered {exc}") from None
             raise ApiError(
                 f"{method} {redact_url(url)} kept failing ({exc}) after {self.max_tries} tries; "
                 "the API may be down, try again later",
             ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+                raise AnswerLost(
+                    f"{method} {redact_url(url)} got no answer ({transport_problem(exc)})"
+                ) from None
             raise ApiError(
                 f"cannot reach the API at {redact_url(url)} ({transport_problem(exc)}) after "
                 f"{self.max_tries} tries: check 'api_url' and the network",

@@ -9,6 +9,13 @@ Life of a job (``JobState``); every arrow is an entry of :data:`TRANSITIONS`::
     any live state --> FAILED     (the provider, the download or the consumer failed it)
     any live state --> CANCELLED  (an earlier window of its stream failed, or the sync stopped)
 
+Durable exports (#12) add four edges, each made by the engine in one place:
+
+    QUEUED --adopt--> WAITING          an export saved in the last run's STATE, no create
+    WAITING --retry--> QUEUED          its export failed (budget left), or an adopted one is gone
+    DOWNLOADING --replace--> QUEUED    an adopted export's files are gone (deleted after 24 h)
+    WAITING --split--> SPLIT           failed past its budget: two half windows take its place
+
 Why a table: the engine thread, the download pool, the consumer (the Singer layer) and
 ``stop()`` all move jobs, and a request in flight can come back after another thread
 moved its job on (a cancelled job must not become WAITING again when its create
@@ -16,10 +23,8 @@ answers). So a move names the state it expects to leave; :meth:`ExportJob.move`
 refuses a move the table does not allow, and the engine makes every move under its
 lock, through one method, and re-reads the state after each request.
 
-Durable exports (#12) fit the same table: a job adopted from saved state (an existing
-export id) enters as ``QUEUED -> WAITING`` without a create; a failed export retried is
-``WAITING -> QUEUED``; a split window ends its job as ``CANCELLED`` and queues two new
-ones. Those edges are added with the code that uses them.
+A SPLIT job is final: the consumer puts its two halves (``parts``) in its place, so
+the bookmark passes its window only after both halves were emitted.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import enum
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tap_commerce_exports.providers.base import ExportStatus
@@ -44,19 +50,20 @@ class JobState(enum.Enum):
     CONSUMED = "consumed"  # the consumer had it; its files are gone
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SPLIT = "split"  # failed past its budget; ``parts`` (two half windows) replace it
 
 
 #: States that hold one of the ``max_concurrent_exports`` places.
 IN_FLIGHT = frozenset({JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING})
 #: States a job never leaves.
-FINAL = frozenset({JobState.CONSUMED, JobState.FAILED, JobState.CANCELLED})
+FINAL = frozenset({JobState.CONSUMED, JobState.FAILED, JobState.CANCELLED, JobState.SPLIT})
 _LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.CREATING}),
+    JobState.QUEUED: frozenset({JobState.CREATING, JobState.WAITING}),  # WAITING: adopted
     JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING}),
-    JobState.WAITING: frozenset({JobState.DOWNLOADING}),
-    JobState.DOWNLOADING: frozenset({JobState.READY}),
+    JobState.WAITING: frozenset({JobState.DOWNLOADING, JobState.QUEUED, JobState.SPLIT}),
+    JobState.DOWNLOADING: frozenset({JobState.READY, JobState.QUEUED}),
     JobState.READY: frozenset({JobState.CONSUMED}),
 }
 for _state in _LIVE:  # a live job can always fail or be cancelled
@@ -95,6 +102,13 @@ class ExportJob:
     bytes_downloaded: int = 0
     abandoned: bool = False  # an earlier window of its stream failed
     wake_requested: bool = False  # the webhook said it is ready: check it now
+    adopt_id: str | None = None  # an export of this window saved in the last run's STATE
+    adopt_created_at: datetime | None = None  # when that export was created (wall clock)
+    adopt_listed: bool = False  # ... found in the provider's list, not in saved state
+    adopted: bool = False  # the export now followed came from saved state (or the list)
+    created_wall: datetime | None = None  # when the provider accepted the export
+    failures: int = 0  # exports of this window that ended failed
+    parts: tuple[ExportJob, ExportJob] | None = None  # the halves of a SPLIT job
 
     @property
     def state(self) -> JobState:

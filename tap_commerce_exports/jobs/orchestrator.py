@@ -13,6 +13,12 @@ jobs. Every change of a job's state goes through :meth:`ExportOrchestrator._move
 (under the lock, from the state it expects); after every request the engine re-reads
 the job's state under the lock, so a job cancelled while its request was in flight
 stays cancelled.
+
+Durable exports: a job may come with an export saved in the last run's STATE; it is
+adopted (no create) and replaced if it is gone or failed. A create whose answer was lost
+is looked up before it is sent again. A failed export is retried ``export_attempts``
+times, then its window is split in two (down to ``min_split_span``); each time a
+job's export changes, the consumer is told (``on_exports``) so it can save them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tap_commerce_exports.errors import AuthError, ConfigError, ExportFailed, UserError
@@ -36,9 +42,20 @@ from tap_commerce_exports.http.download import (
 from tap_commerce_exports.jobs.create_refusals import CreateRefusals
 from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
-from tap_commerce_exports.providers.base import ExportPhase, ExportProvider, ExportsBusy, ExportStatus
+from tap_commerce_exports.providers.base import (
+    CreateAnswerLost,
+    ExportGone,
+    ExportPhase,
+    ExportProvider,
+    ExportsBusy,
+    ExportStatus,
+    FoundExport,
+)
+from tap_commerce_exports.windows import Window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
+#: How far the provider's clock may be behind ours when its created_at is compared.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -51,6 +68,8 @@ class ExportOrchestrator:
     download_attempts = 5
     url_refreshes = 3
     retry_pause = 0.5
+    #: Creates whose answer may be lost in a row before the window fails.
+    lost_create_attempts = 3
 
     def __init__(
         self,
@@ -67,6 +86,8 @@ class ExportOrchestrator:
         downloader: FileDownloader | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
+        export_attempts: int = 3,
+        min_split_span: timedelta | None = None,
     ) -> None:
         self.provider = provider
         self.workdir = workdir
@@ -91,14 +112,25 @@ class ExportOrchestrator:
         self._job_pool = cf.ThreadPoolExecutor(max(1, max_concurrent_exports), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
         self._thread: threading.Thread | None = None
+        self.export_attempts = max(1, export_attempts)
+        self.min_split_span = min_split_span  # None: a failing window is never split
+        self._exports_changed = False  # an export was created, adopted, replaced or split
+        self.adopted = 0  # exports followed from saved state, this run
 
     # ---------------------------------------------------------------- consumer side
-    def run(self, jobs: Iterable[ExportJob]) -> Iterator[ExportJob]:
+    def run(
+        self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None = None
+    ) -> Iterator[ExportJob]:
         """Start all ``jobs``; yield each once READY or FAILED, in its stream's window order.
 
         The caller emits a READY job's files, then asks for the next one; the job's files
         are removed when the caller comes back (or when the sync stops). After a stream's
-        job FAILED, that stream's later jobs are cancelled and never yielded.
+        job FAILED, that stream's later jobs are cancelled and never yielded. A SPLIT
+        job's halves are yielded in its place, first half first.
+
+        ``on_exports`` is called on the caller's thread (between yields, without the
+        lock) soon after an export was created, adopted, replaced or split, so the
+        caller can save :meth:`exports_in_flight` before waiting on them.
         """
         ordered = sorted(jobs, key=lambda j: (j.seq, j.stream.name))
         per_stream: dict[str, deque[ExportJob]] = {}
@@ -116,7 +148,17 @@ class ExportOrchestrator:
                     while job is None:
                         if self._fatal is not None:
                             raise self._fatal
+                        if self._exports_changed and on_exports is not None:
+                            self._exports_changed = False
+                            self._cv.release()
+                            try:
+                                on_exports()
+                            finally:
+                                self._cv.acquire()
+                            continue
                         for pending in per_stream.values():
+                            while pending[0].state is JobState.SPLIT and pending[0].parts:
+                                pending.extendleft(reversed(pending.popleft().parts or ()))
                             head = pending[0]
                             if head.state in (JobState.READY, JobState.FAILED):
                                 job = head
@@ -145,6 +187,21 @@ class ExportOrchestrator:
                         self._cv.notify_all()
         finally:
             self.stop()
+
+    def exports_in_flight(self, *, besides: ExportJob | None = None) -> list[ExportJob]:
+        """Jobs whose export exists and whose records were not emitted yet (window order).
+
+        What a rerun can adopt: at most ``2 * max_concurrent_exports`` of them (the
+        places in flight plus the READY ones held for the consumer).
+        """
+        with self._cv:
+            return [
+                j
+                for j in self._jobs
+                if j is not besides
+                and j.export_id is not None
+                and j.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
+            ]
 
     def wake(self, export_id: str) -> bool:
         """Check this export now (the webhook said it is ready). False if unknown.
@@ -191,6 +248,8 @@ class ExportOrchestrator:
     # ---------------------------------------------------------------- engine thread
     def _loop(self) -> None:
         try:
+            self._find_listed()
+            self._adopt_saved()
             while True:
                 with self._cv:
                     if self._stopped:
@@ -212,6 +271,180 @@ class ExportOrchestrator:
             self._fatal = exc
             self._cv.notify_all()
 
+    def _find_listed(self) -> None:
+        """Windows with no saved export: a provider that lists its exports may still show
+        one an earlier run made for it within ``export_timeout`` (that run's STATE never
+        reached the state backend, e.g. a target keeps STATE until it writes records).
+        One still running is followed like a saved one; a finished one is not (it may be
+        another run's, made under other settings, long read): a new export is cheaper
+        than a wrong one. One list per export type."""
+        if not self.provider.can_find_exports:
+            return
+        with self._cv:
+            todo = [j for j in self._jobs if j.adopt_id is None and j.state is JobState.QUEUED]
+        since = self.wall_clock() - timedelta(seconds=self.export_timeout)
+        listed: dict[str, list[FoundExport]] = {}
+        for job in todo:
+            export_type = job.stream.export_type
+            if export_type not in listed:
+                try:
+                    listed[export_type] = self.provider.recent_exports(export_type, since)
+                except UserError as exc:
+                    if _is_fatal(exc):
+                        raise
+                    LOGGER.warning(
+                        "could not list the recent %s exports (%s); creating new ones", export_type, exc
+                    )
+                    listed[export_type] = []
+            match = next(
+                (
+                    f
+                    for f in listed[export_type]
+                    if (f.window_start, f.window_end) == (job.window.start, job.window.end)
+                    and f.status.phase in (ExportPhase.PENDING, ExportPhase.RUNNING)
+                ),
+                None,
+            )
+            if match is not None:
+                job.adopt_id, job.adopt_created_at = match.status.export_id, match.created_at
+                job.adopt_listed = True
+
+    def _adopt_saved(self) -> None:
+        """QUEUED -> WAITING for every job that comes with a saved export: no create;
+        its age counts towards ``export_timeout`` and its first check is now."""
+        adopted: list[ExportJob] = []
+        with self._cv:
+            now = self.clock()
+            wall = self.wall_clock()
+            for job in self._jobs:
+                if job.adopt_id is None or job.state is not JobState.QUEUED:
+                    continue
+                created = job.adopt_created_at or wall
+                job.status = ExportStatus(job.adopt_id, ExportPhase.PENDING, "saved")
+                job.created_at = job.first_attempt_at = now - max(0.0, (wall - created).total_seconds())
+                job.created_wall = created
+                job.adopted = True
+                job.next_check_at = now
+                self._move(job, JobState.QUEUED, JobState.WAITING)
+                adopted.append(job)
+            self.adopted += len(adopted)
+        for job in adopted:
+            LOGGER.info(
+                "%s: following export %s %s (created %s); no new export",
+                job.label,
+                job.adopt_id,
+                "an earlier run made, found in the provider's list"
+                if job.adopt_listed
+                else "from the last run",
+                job.created_wall.strftime("%Y-%m-%d %H:%M:%S UTC") if job.created_wall else "-",
+            )
+
+    def _replace(self, job: ExportJob, expected: JobState, why: str) -> None:
+        """WAITING/DOWNLOADING -> QUEUED: this window needs a new export (``why`` says
+        why); it is created next, before windows after it."""
+        with self._cv:
+            if job.state is not expected:
+                return
+            old = job.export_id
+            self._move(job, expected, JobState.QUEUED)
+            job.status = None
+            job.created_at = job.created_wall = job.download_started_at = None
+            job.adopted = False
+            job.checks = 0
+            job.next_check_at = 0.0
+            job.release()
+            self._queue.appendleft(job)
+            self._exports_changed = True
+        LOGGER.warning("%s: export %s %s; creating a new one", job.label, old, why)
+
+    def _export_failed(self, job: ExportJob, status: ExportStatus) -> None:
+        """An export ended failed: retry it while the budget lasts, then split the window
+        (WAITING -> SPLIT), or fail the stream once its window can't be split."""
+        job.failures += 1
+        ended = f"export {status.export_id} ended with status '{status.raw_status}'"
+        if job.adopted and job.failures == 1:
+            self._replace(job, JobState.WAITING, f"from the last run ended with status '{status.raw_status}'")
+            return
+        if job.failures < self.export_attempts:
+            self._replace(
+                job,
+                JobState.WAITING,
+                f"ended with status '{status.raw_status}' (attempt {job.failures} of {self.export_attempts})",
+            )
+            return
+        halves = _halves(job.window, self.min_split_span)
+        if halves is None:
+            self._finish_failed(
+                job,
+                ExportFailed(
+                    f"{job.label}: {ended} ({job.failures} attempts"
+                    f"{', and the window is at its smallest span' if self.min_split_span else ''}); "
+                    "the stream stops here and its bookmark stays"
+                ),
+                JobState.WAITING,
+            )
+            return
+        with self._cv:
+            if job.state is not JobState.WAITING:
+                return
+            parts = (
+                ExportJob(stream=job.stream, window=halves[0], seq=job.seq),
+                ExportJob(stream=job.stream, window=halves[1], seq=job.seq),
+            )
+            job.parts = parts
+            self._move(job, JobState.WAITING, JobState.SPLIT)
+            self._jobs.extend(parts)
+            self._queue.extendleft(reversed(parts))
+            self._exports_changed = True
+        LOGGER.warning(
+            "%s: %s %d times; splitting the window into %s and %s",
+            job.label,
+            ended,
+            job.failures,
+            halves[0],
+            halves[1],
+        )
+
+    def _create(self, job: ExportJob) -> ExportStatus:
+        """Create the window's export; a create whose answer was lost is looked up
+        before it is sent again, so one lost answer never leaves two exports."""
+        export_type, window = job.stream.export_type, job.window
+        for attempt in range(1, self.lost_create_attempts + 1):
+            since = self.wall_clock() - CLOCK_SKEW  # the provider's clock may be behind ours
+            try:
+                return self.provider.create_export(export_type, window)
+            except CreateAnswerLost as lost:
+                if not self.provider.can_find_exports:
+                    LOGGER.warning(
+                        "%s: creating the export got no answer (%s); this provider can't list "
+                        "its exports, so creating it again may leave a second one running unused",
+                        job.label,
+                        lost.reason,
+                    )
+                else:
+                    found = self.provider.find_export(export_type, window, since)
+                    if found is not None:
+                        LOGGER.warning(
+                            "%s: creating the export got no answer (%s), but export %s was made; "
+                            "following it",
+                            job.label,
+                            lost.reason,
+                            found.export_id,
+                        )
+                        return found
+                    LOGGER.warning(
+                        "%s: creating the export got no answer (%s) and no export was made; "
+                        "creating it again",
+                        job.label,
+                        lost.reason,
+                    )
+            if attempt < self.lost_create_attempts:
+                time.sleep(self.retry_pause * attempt)
+        raise ExportFailed(
+            f"{job.label}: creating the export got no answer {self.lost_create_attempts} times; "
+            "the API may be down, try again later"
+        )
+
     def _move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
         """The one place a job's state changes: checked (``ExportJob.move``), under the lock."""
         with self._cv:
@@ -224,7 +457,7 @@ class ExportOrchestrator:
         if any(j.wake_requested for j in waiting):
             return 0.0
         moments = [j.next_check_at for j in waiting]
-        if self._queue and self._has_capacity():
+        if self._queue and self._next_creatable() is not None:
             moments.append(max(self._create_blocked_until, self._refusals.blocked_until))
         if not moments:
             return 1.0
@@ -240,12 +473,34 @@ class ExportOrchestrator:
             self._queue.popleft()
         return self._queue[0] if self._queue else None
 
+    def _next_creatable(self) -> ExportJob | None:
+        """The next job to create now, or None (caller holds the lock).
+
+        Normally the queue's head, while places are free. When only the files held for
+        the consumer fill the places, a window the consumer needs BEFORE one of those
+        READY ones may still go (adopted exports can be READY far ahead of windows still
+        to create: holding those back would wait forever)."""
+        head = self._next_queued()
+        if head is None or self._has_capacity():
+            return head
+        if sum(1 for j in self._jobs if j.state in IN_FLIGHT) >= self.max_concurrent:
+            return None
+        ready_ahead: dict[str, datetime] = {}
+        for j in self._jobs:
+            if j.state is JobState.READY:
+                latest = ready_ahead.get(j.stream.name)
+                ready_ahead[j.stream.name] = j.window.start if latest is None else max(latest, j.window.start)
+        for j in self._queue:
+            if j.state is JobState.QUEUED and j.window.start < ready_ahead.get(j.stream.name, j.window.start):
+                return j
+        return None
+
     def _create_due(self) -> None:
         while True:
             with self._cv:
-                if self._stopped or not self._has_capacity():
+                job = self._next_creatable()
+                if self._stopped or job is None:
                     return
-                job = self._next_queued()
                 now = self.clock()
                 if job is None or now < max(self._create_blocked_until, self._refusals.blocked_until):
                     return
@@ -258,7 +513,7 @@ class ExportOrchestrator:
                 if job.first_attempt_at is None:
                     job.first_attempt_at = now
             try:
-                status = self.provider.create_export(job.stream.export_type, job.window)
+                status = self._create(job)
             except ExportsBusy as busy:
                 self._refused(job, busy)
                 return
@@ -282,6 +537,8 @@ class ExportOrchestrator:
                     continue
                 job.status = status
                 job.created_at = self.clock()
+                job.created_wall = self.wall_clock()
+                self._exports_changed = True
                 job.next_check_at = job.created_at + (
                     self.poll_max_interval if self.webhook_active else self.poll_interval
                 )
@@ -366,6 +623,15 @@ class ExportOrchestrator:
             assert job.export_id is not None
             try:
                 status = self.provider.get_export(job.export_id)
+            except ExportGone:
+                self._replace(
+                    job,
+                    JobState.WAITING,
+                    "from the last run is gone"
+                    if job.adopted
+                    else "is gone (the provider no longer knows it)",
+                )
+                continue
             except UserError as exc:
                 if _is_fatal(exc):
                     raise
@@ -385,14 +651,7 @@ class ExportOrchestrator:
                     if job.state is JobState.WAITING:
                         self._start_download(job, status, JobState.WAITING)
             elif status.phase is ExportPhase.FAILED:
-                self._finish_failed(
-                    job,
-                    ExportFailed(
-                        f"{job.label}: export {status.export_id} ended with status "
-                        f"'{status.raw_status}'; the stream stops here and its bookmark stays"
-                    ),
-                    JobState.WAITING,
-                )
+                self._export_failed(job, status)
             elif elapsed > self.export_timeout:
                 self._finish_failed(
                     job,
@@ -439,8 +698,8 @@ class ExportOrchestrator:
     def _abandon_after(self, job: ExportJob) -> None:
         """The stream stops at ``job``'s window: its later windows are never emitted, so
         they must not be created, polled, or hold a place (caller holds the lock)."""
-        for later in self._jobs:
-            if later.stream.name != job.stream.name or later.seq <= job.seq:
+        for later in self._jobs:  # by window, not seq: a split window's halves share its seq
+            if later.stream.name != job.stream.name or later.window.start < job.window.end:
                 continue
             later.abandoned = True
             if later.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY):
@@ -506,6 +765,9 @@ class ExportOrchestrator:
         except UserError as exc:
             if _is_fatal(exc):
                 self._fail_all(exc)
+            elif job.adopted:  # e.g. its files were deleted since the last run
+                self._replace(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
+                return
             self._finish_failed(job, exc, JobState.DOWNLOADING)
         except BaseException as exc:  # noqa: BLE001
             self._finish_failed(
@@ -538,3 +800,14 @@ class ExportOrchestrator:
 def _is_fatal(exc: BaseException) -> bool:
     """Errors that no other stream can avoid either (credentials, settings)."""
     return isinstance(exc, (AuthError, ConfigError))
+
+
+def _halves(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
+    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
+    if smallest is None:
+        return None
+    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
+    if half < smallest or half <= timedelta(0):
+        return None
+    middle = window.start + half
+    return Window(window.start, middle), Window(middle, window.end)

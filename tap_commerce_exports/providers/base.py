@@ -75,6 +75,33 @@ class ExportsBusy(Exception):
 
 
 @dataclass(frozen=True)
+class FoundExport:
+    """An export the provider listed: its window, its status, when it was created."""
+
+    window_start: datetime
+    window_end: datetime
+    status: ExportStatus
+    created_at: datetime | None
+
+
+class CreateAnswerLost(Exception):
+    """A create was sent but its answer never came (5xx, timeout, dropped connection).
+
+    The provider may or may not have made the export: sending the create again could
+    leave two exports running. The engine asks :meth:`ExportProvider.find_export` first.
+    ``reason`` is our description of what was lost.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ExportGone(Exception):
+    """The provider no longer knows this export id (HTTP 404): it expired or was deleted."""
+
+
+@dataclass(frozen=True)
 class Availability:
     """Whether exports may be created now, and if not, when they may."""
 
@@ -87,6 +114,8 @@ class ExportProvider(abc.ABC):
     """The HTTP side of one platform's export API (the "repository" of export jobs)."""
 
     facts: ProviderFacts
+    #: Whether :meth:`find_export` can find an export whose create answer was lost.
+    can_find_exports: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -111,6 +140,18 @@ class ExportProvider(abc.ABC):
     @abc.abstractmethod
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         """The download URLs of a DONE export, asking the API for fresh ones if ``refresh``."""
+
+    def recent_exports(self, export_type: str, since: datetime) -> list[FoundExport]:
+        """Exports of ``export_type`` created at or after ``since``, newest first, if the
+        provider can list its exports (``can_find_exports``; default: it can't)."""
+        return []
+
+    def find_export(self, export_type: str, window: Window, since: datetime) -> ExportStatus | None:
+        """The newest export of ``export_type`` over exactly ``window`` created since ``since``."""
+        for found in self.recent_exports(export_type, since):
+            if found.window_start == window.start and found.window_end == window.end:
+                return found.status
+        return None
 
     def availability(self, now: datetime) -> Availability:
         """Whether exports can be created at ``now`` (default: always)."""

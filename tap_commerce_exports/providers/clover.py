@@ -5,6 +5,8 @@
 (``percentComplete``) -> ``DONE`` (older docs: ``COMPLETE``), then ``exportUrls`` with
 one JSON file per 1000 objects, on a file host that takes no token. 16 requests/s and 5
 in flight per token; 503 when too many exports run, or outside the availability hours.
+No endpoint lists a merchant's exports: a create whose answer was lost can't be found,
+so creating again may leave two exports running (one is never downloaded).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import quote
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.api_client import (
+    AnswerLost,
     ApiClient,
     ApiError,
     response_json,
@@ -24,6 +27,8 @@ from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, percent_of, text_of, url_list_of
 from tap_commerce_exports.providers.base import (
     Availability,
+    CreateAnswerLost,
+    ExportGone,
     ExportPhase,
     ExportProvider,
     ExportsBusy,
@@ -127,7 +132,9 @@ class CloverProvider(ExportProvider):
             "endTime": to_epoch_ms(window.end),
         }
         try:
-            response = self.api.post_json(self._base, body, passthrough=(503,))
+            response = self.api.post_json(self._base, body, passthrough=(503,), idempotent=False)
+        except AnswerLost as lost:
+            raise CreateAnswerLost(str(lost)) from None
         except ApiError as exc:
             if exc.status == 404:
                 raise self._not_found() from None
@@ -141,7 +148,12 @@ class CloverProvider(ExportProvider):
         return self._status(response_json(response))
 
     def get_export(self, export_id: str) -> ExportStatus:
-        return self._status(self.api.get_json(f"{self._base}/{quote(export_id, safe='')}"))
+        try:
+            return self._status(self.api.get_json(f"{self._base}/{quote(export_id, safe='')}"))
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ExportGone(export_id) from None
+            raise
 
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         if refresh or status.file_urls is None:

@@ -4,26 +4,56 @@ Endpoints (relative to ``https://{store}.29next.store/api/admin/``): ``POST expo
 ``GET exports/{id}/``, ``GET exports/{id}/download/`` -> ``{"url": signed CSV URL}``,
 ``GET exports/types/``. Bearer token + ``X-29Next-API-Version``. 4 requests/s per token.
 Statuses: ``pending`` and ``available`` are documented; anything else is a failure.
+``GET exports/`` lists exports newest first, filtered by ``type`` and creation day
+(``date_created_from``, YYYY-MM-DD), with absolute ``next`` links: how a create whose
+answer was lost is found (same type, same ``date_from`` and ``date_to``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.http.api_client import ApiClient, ApiError, response_json
+from tap_commerce_exports.http.api_client import AnswerLost, ApiClient, ApiError, response_json
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, text_of, url_of
 from tap_commerce_exports.providers.base import (
+    CreateAnswerLost,
+    ExportGone,
     ExportPhase,
     ExportProvider,
     ExportStatus,
+    FoundExport,
 )
 from tap_commerce_exports.providers.registry import PROVIDERS
 from tap_commerce_exports.settings import Settings
 from tap_commerce_exports.windows import Window, iso_z
 
 STATUS_PHASES = {"pending": ExportPhase.PENDING, "available": ExportPhase.DONE}
+#: Pages of ``GET exports/`` read when looking for a lost create (20 exports a page).
+MAX_LIST_PAGES = 10
+
+
+def _instant(value: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def found_export(body: object, export_type: str) -> tuple[datetime, datetime, datetime | None] | None:
+    """(date_from, date_to, created_at) of an Export object of ``export_type``, else None.
+
+    Dates are read as instants: the API may write them with or without fractions.
+    """
+    if not isinstance(body, dict) or body.get("type") != export_type:
+        return None
+    start, end = _instant(body.get("date_from")), _instant(body.get("date_to"))
+    if start is None or end is None:
+        return None
+    return start, end, _instant(body.get("created_at"))
 
 
 class NextCommerceProvider(ExportProvider):
@@ -65,14 +95,47 @@ class NextCommerceProvider(ExportProvider):
 
     def create_export(self, export_type: str, window: Window) -> ExportStatus:
         # Boundary rule: see windows.py. date_to is the exact window end.
-        response = self.api.post_json(
-            "exports/",
-            {"type": export_type, "date_from": iso_z(window.start), "date_to": iso_z(window.end)},
-        )
+        try:
+            response = self.api.post_json(
+                "exports/",
+                {"type": export_type, "date_from": iso_z(window.start), "date_to": iso_z(window.end)},
+                idempotent=False,
+            )
+        except AnswerLost as lost:
+            raise CreateAnswerLost(str(lost)) from None
         return self._status(response_json(response))
 
+    can_find_exports = True
+
+    def recent_exports(self, export_type: str, since: datetime) -> list[FoundExport]:
+        # the creation-day filter is a date (its time zone is not published): a day early,
+        # then the exact instant from each export's created_at
+        day = (since.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()
+        url: str | None = "exports/"
+        params: dict[str, str] | None = {"type": export_type, "date_created_from": day}
+        found: list[FoundExport] = []
+        for _ in range(MAX_LIST_PAGES):
+            if url is None:
+                break
+            body = self.api.get_json(url, params=params)
+            params = None  # ``next`` carries the filters and the cursor
+            results = body.get("results") if isinstance(body, dict) else None
+            for item in results or []:
+                dates = found_export(item, export_type)
+                if dates is None or (dates[2] is not None and dates[2] < since):
+                    continue
+                found.append(FoundExport(dates[0], dates[1], self._status(item), dates[2]))
+            nxt = body.get("next") if isinstance(body, dict) else None
+            url = str(nxt) if nxt else None
+        return found
+
     def get_export(self, export_id: str) -> ExportStatus:
-        return self._status(self.api.get_json(f"exports/{quote(export_id, safe='')}/"))
+        try:
+            return self._status(self.api.get_json(f"exports/{quote(export_id, safe='')}/"))
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ExportGone(export_id) from None
+            raise
 
     def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
         body = self.api.get_json(f"exports/{quote(status.export_id, safe='')}/download/")

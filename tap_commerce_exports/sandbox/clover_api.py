@@ -174,4 +174,7 @@ def _create(state: SandboxState, req: Request) -> Response:
             return _unavailable(state, "Too many exports in progress; wait for one to finish")
         job = state.new_job("clover", export_type, {"startTime": start, "endTime": end})
     state.stats.observe_max("clover_running", running + 1)
+    if state.take_fault("fault_create_answer_lost"):
+        state.stats.incr("create_answers_lost")
+        return json_response(502, {"message": "Bad Gateway"})
     return json_response(200, export_object(state, job))

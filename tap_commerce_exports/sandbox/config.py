@@ -150,6 +150,11 @@ class SandboxConfig:
     fault_expired_url: bool = False
     fault_truncated_download: bool = False
     fault_export_failed: int = 0
+    #: The next N creates make their export, then answer 502 (the answer is "lost").
+    fault_create_answer_lost: int = 0
+    #: Exports over more than this many days end failed (0: off); smaller ones succeed,
+    #: as on a store whose exports fail above some unpublished size.
+    fault_fail_above_days: float = 0.0
     fault_never_ready: bool = False
     fault_clover_503: int = 0
     #: One of ``sandbox.bad_files.KINDS``: the next export file served is a damaged copy.
@@ -209,6 +214,8 @@ def validate(cfg: SandboxConfig) -> None:
     validate_kind(cfg.fault_bad_file)
     if cfg.clover_objects_per_file < 1:
         raise ValueError("clover_objects_per_file must be >= 1")
+    if cfg.fault_fail_above_days < 0:
+        raise ValueError("fault_fail_above_days must be >= 0")
     if cfg.processing_delay < 0:
         raise ValueError("processing_delay must be >= 0")
     for export_type, column in (cfg.window_column_names or {}).items():

@@ -79,6 +79,7 @@ class Stats:
                 "webhooks_sent",
                 "webhook_failures",
                 "exports_failed",
+                "create_answers_lost",
             ):
                 out[name] = self.counters.get(name, 0)
             for name, value in self.counters.items():  # counters other modules add

@@ -156,6 +156,9 @@ def _create(state: SandboxState, req: Request) -> Response:
         "_to_us": to_us(parsed["date_to"]),
     }
     job = state.new_job("nextcommerce", str(export_type), params)
+    if state.take_fault("fault_create_answer_lost"):
+        state.stats.incr("create_answers_lost")
+        return json_response(502, {"detail": "Bad gateway."})
     return json_response(201, export_object(state, job))
 
 

@@ -111,6 +111,17 @@ class ExportJob:
         return max(0, min(99, int(100 * (now_mono - self.created_mono) / self.delay)))
 
 
+def _too_long(limit_days: float, params: dict[str, Any]) -> bool:
+    """Whether an export over ``params``'s range passes ``fault_fail_above_days``."""
+    if limit_days <= 0:
+        return False
+    if "_from_us" in params:
+        span_s = (params["_to_us"] - params["_from_us"]) / 1e6
+    else:
+        span_s = (params["endTime"] - params["startTime"]) / 1e3
+    return bool(span_s > limit_days * 86400)
+
+
 class SandboxState:
     """Everything the request handlers and background jobs share."""
 
@@ -249,7 +260,7 @@ class SandboxState:
     def new_job(self, provider: str, export_type: str, params: dict[str, Any]) -> ExportJob:
         """Register an export, draw its fault fate, and start its background job."""
         cfg = self.config
-        fail = self.take_fault("fault_export_failed")
+        fail = self.take_fault("fault_export_failed") or _too_long(cfg.fault_fail_above_days, params)
         with self.lock:
             if provider == "nextcommerce":
                 job_id: Any = self._next_nc_id

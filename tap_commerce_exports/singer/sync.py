@@ -4,6 +4,8 @@ Guarantees kept here:
 * Records of a stream are emitted window by window, in window order.
 * The bookmark moves to a window's end only after ALL its records were written, and the
   STATE message flushes them first; a failed or interrupted window leaves it where it was.
+* An export is saved in STATE (flushed) as soon as it exists, the bookmark unmoved, so
+  a rerun after a kill follows it instead of creating another and waiting from zero.
 * A stream that fails (export failed, timed out, unreadable file, invalid record with
   ``on_invalid_record: fail``) stops; other streams go on; the run then exits non-zero.
 """
@@ -45,7 +47,14 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths, selected_schema
-from tap_commerce_exports.state import read_bookmark, snapshot, write_bookmark
+from tap_commerce_exports.state import (
+    SavedExport,
+    read_bookmark,
+    read_exports,
+    snapshot,
+    write_bookmark,
+    write_exports,
+)
 from tap_commerce_exports.windows import Window, iso_z, plan_windows
 
 if TYPE_CHECKING:
@@ -119,8 +128,35 @@ class ExportSync:
                     iso_z(windows[0].start),
                     iso_z(windows[-1].end),
                 )
-            jobs.extend(ExportJob(stream=stream.definition, window=w, seq=i) for i, w in enumerate(windows))
+            saved = {
+                (e.window_start, e.window_end): e for e in read_exports(self.state, stream.name, account)
+            }
+            for i, w in enumerate(windows):
+                job = ExportJob(stream=stream.definition, window=w, seq=i)
+                match = saved.pop((w.start, w.end), None)
+                if match is not None:
+                    job.adopt_id, job.adopt_created_at = match.export_id, match.created_at
+                jobs.append(job)
+            if saved:
+                LOGGER.info(
+                    "stream '%s': %d export(s) saved by the last run match no window planned now "
+                    "(the windows changed); left alone",
+                    stream.name,
+                    len(saved),
+                )
         return jobs
+
+    def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
+        """Put the exports in flight (all but ``besides``, just emitted) into the state."""
+        assert self.orchestrator is not None
+        by_stream: dict[str, list[SavedExport]] = {name: [] for name in names}
+        for job in self.orchestrator.exports_in_flight(besides=besides):
+            assert job.export_id is not None
+            by_stream.setdefault(job.stream.name, []).append(
+                SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
+            )
+        for name, exports in by_stream.items():
+            write_exports(self.state, name, self.provider.account, exports)
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
         return ExportOrchestrator(
@@ -133,6 +169,8 @@ class ExportSync:
             outside_hours=self.settings.outside_hours,
             webhook_active=webhook_active,
             downloader=FileDownloader(limits=download_limits(self.settings)),
+            export_attempts=self.settings.export_attempts,
+            min_split_span=self.settings.min_split_window,
         )
 
     # ------------------------------------------------------------------ running
@@ -181,10 +219,17 @@ class ExportSync:
                     store=self.tap.config.get("store"),  # as configured: not the api_url host
                 )
                 receiver.start()
-            for job in self.orchestrator.run(jobs):
+            names = [s.name for s in streams]
+
+            def exports_changed() -> None:
+                self._save_exports(names)
+                self.output.state(snapshot(self.state))
+
+            for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
                 if job.state is JobState.FAILED:
                     p.error = job.error
+                    exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
                 try:
                     emit(job, p)
@@ -194,8 +239,10 @@ class ExportSync:
                     LOGGER.error("%s", exc)
                     p.error = exc
                     self.orchestrator.fail(job, exc)
+                    exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
                 write_bookmark(self.state, p.stream.name, self.provider.account, job.window.end)
+                self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.state))
         finally:
             if receiver is not None:

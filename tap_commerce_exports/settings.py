@@ -7,7 +7,7 @@ whose one-line message names the setting and says what to put there.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +18,13 @@ from singer_sdk import typing as th
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.hosts import is_loopback
-from tap_commerce_exports.providers.registry import PROVIDERS, provider_facts
+from tap_commerce_exports.providers.base import ProviderFacts, opt_str
+from tap_commerce_exports.providers.registry import (
+    DEFAULT_PROVIDER,
+    PROVIDER_CLASSES,
+    PROVIDERS,
+    provider_facts,
+)
 from tap_commerce_exports.singer.batch import BatchSettings, parse_batch_config
 
 MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
@@ -31,37 +37,72 @@ MAX_SECONDS = 30 * 86400.0
 #: rows; 7 days caught every sandbox order's last change, 3 days 70 %, 0 days 10 %.
 DEFAULT_LOOKBACK_DAYS = 7
 
-CLOVER_REGIONS = {
-    "us": "https://api.clover.com",
-    "eu": "https://api.eu.clover.com",
-    "la": "https://api.la.clover.com",
-    "sandbox": "https://apisandbox.dev.clover.com",
-}
 
-CONFIG_SCHEMA = th.PropertiesList(
+def _provider_words(words: str) -> str:
+    """Each provider's words (a field of its facts) for a shared setting, joined by "or":
+    the descriptions name the platforms without this module naming any."""
+    return " or ".join(getattr(c.facts, words) for c in PROVIDER_CLASSES.values() if getattr(c.facts, words))
+
+
+def _max_window_note() -> str:
+    return "".join(
+        f"; {c.facts.title} allows at most {c.facts.max_window_days}"
+        for c in PROVIDER_CLASSES.values()
+        if c.facts.max_window_days is not None
+    )
+
+
+def _defaults_note(value: Callable[[ProviderFacts], str]) -> str:
+    return ", ".join(value(c.facts) for c in PROVIDER_CLASSES.values())
+
+
+#: The order settings are listed in (``--about``, Meltano): each provider's own settings
+#: (``settings_properties``) take their place among the shared ones.
+_ORDER = (
+    "provider",
+    "access_token",
+    "store",
+    "merchant_id",
+    "region",
+    "sandbox_token",
+    "api_url",
+    "api_version",
+    "start_date",
+    "end_date",
+    "window_days",
+    "lookback",
+    "window_columns",
+    "poll_interval",
+    "poll_max_interval",
+    "export_timeout",
+    "export_attempts",
+    "min_window_days",
+    "max_concurrent_exports",
+    "max_requests_per_second",
+    "outside_hours",
+    "on_invalid_record",
+    "rejects_dir",
+    "max_download_file_mb",
+    "max_download_export_mb",
+    "max_decompression_ratio",
+    "download_timeout",
+    "webhook_listen",
+    "webhook_secret",
+)
+
+_SCHEMA = th.PropertiesList(
     th.Property(
         "provider",
         th.StringType,
-        default="nextcommerce",
+        default=DEFAULT_PROVIDER,
         allowed_values=sorted(PROVIDERS),
-        description="Which platform to read: `nextcommerce` or `clover`.",
+        description=f"Which platform to read: {' or '.join(f'`{n}`' for n in PROVIDERS)}.",
     ),
     th.Property(
         "access_token",
         th.StringType,
         secret=True,
-        description="API token: Next Commerce OAuth access token (scopes exports:read, exports:write) or Clover OAuth/merchant API token.",
-    ),
-    th.Property(
-        "store", th.StringType, description="Next Commerce store subdomain (`{store}.29next.store`)."
-    ),
-    th.Property("merchant_id", th.StringType, description="Clover merchant id (mId)."),
-    th.Property(
-        "region",
-        th.StringType,
-        default="us",
-        allowed_values=sorted(CLOVER_REGIONS),
-        description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
+        description=f"API token: {_provider_words('token_description')}.",
     ),
     th.Property(
         "sandbox_token",
@@ -71,10 +112,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "api_url",
         th.StringType,
-        description="Base-URL override, e.g. `http://127.0.0.1:8000/api/admin/` (Next Commerce) or `http://127.0.0.1:8000` (Clover). Must be https unless on loopback.",
-    ),
-    th.Property(
-        "api_version", th.StringType, default="2024-04-01", description="Next Commerce API version header."
+        description=f"Base-URL override, e.g. {_provider_words('api_url_example')}. Must be https unless on loopback.",
     ),
     th.Property(
         "start_date",
@@ -88,7 +126,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "window_days",
         th.NumberType,
-        description="Days covered by one export. Default 30; Clover allows at most 30.",
+        description=f"Days covered by one export. Default 30{_max_window_note()}.",
     ),
     th.Property(
         "lookback",
@@ -134,19 +172,16 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrent_exports",
         th.IntegerType,
-        description="Exports in flight at once across all streams. Default: 4 (Next Commerce), 1 (Clover, as its guide asks).",
+        description="Exports in flight at once across all streams. Default: "
+        + _defaults_note(lambda f: f"{f.default_max_concurrent_exports} ({f.title}{f.concurrency_note})")
+        + ".",
     ),
     th.Property(
         "max_requests_per_second",
         th.NumberType,
-        description="Client-side API rate limit. Default: the provider's published limit (4 Next Commerce, 16 Clover).",
-    ),
-    th.Property(
-        "outside_hours",
-        th.StringType,
-        default="wait",
-        allowed_values=["wait", "stop"],
-        description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open.",
+        description="Client-side API rate limit. Default: the provider's published limit ("
+        + _defaults_note(lambda f: f"{f.requests_per_second:g} {f.title}")
+        + ").",
     ),
     th.Property(
         "on_invalid_record",
@@ -185,18 +220,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=7200,
         description="Seconds within which all files of one export must have downloaded, retries included (cuts off a host that sends a trickle).",
     ),
-    th.Property(
-        "webhook_listen",
-        th.StringType,
-        description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback).",
-    ),
-    th.Property(
-        "webhook_secret",
-        th.StringType,
-        secret=True,
-        description="Next Commerce webhook signing secret (required with webhook_listen).",
-    ),
 ).to_dict()
+_SHARED: dict[str, Any] = dict(_SCHEMA["properties"])
+for _cls in PROVIDER_CLASSES.values():
+    for _prop in _cls.settings_properties:
+        _SHARED.setdefault(_prop.name, _prop.to_dict()[_prop.name])
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    **_SCHEMA,
+    "properties": {
+        **{n: _SHARED[n] for n in _ORDER if n in _SHARED},
+        **{n: p for n, p in _SHARED.items() if n not in _ORDER},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -240,7 +276,7 @@ class Settings:
     ) -> Settings:
         """Check every setting; raise ConfigError with one clear line on the first problem."""
         now = now or datetime.now(timezone.utc)
-        provider = str(config.get("provider") or "nextcommerce").strip().lower()
+        provider = str(config.get("provider") or DEFAULT_PROVIDER).strip().lower()
         if provider not in PROVIDERS:
             raise ConfigError(
                 f"setting 'provider' is '{provider}': use one of {', '.join(sorted(PROVIDERS))}"
@@ -250,32 +286,11 @@ class Settings:
         if require_credentials and not token and not _opt_str(config, "sandbox_token"):
             raise ConfigError("setting 'access_token' is missing: set it to your API token")
 
-        store = _opt_str(config, "store")
-        merchant_id = _opt_str(config, "merchant_id")
         region = str(config.get("region") or "us").strip().lower()
-        if provider == "clover" and region not in CLOVER_REGIONS:
-            raise ConfigError(f"setting 'region' is '{region}': use one of us, eu, la, sandbox")
-        api_url = _opt_str(config, "api_url")
-        if provider == "nextcommerce":
-            if not api_url:
-                if not store:
-                    raise ConfigError(
-                        "setting 'store' is missing: set it to your Next Commerce subdomain "
-                        "(the part before .29next.store), or set 'api_url'"
-                    )
-                if not _is_subdomain(store):
-                    raise ConfigError(
-                        f"setting 'store' is '{store}': give only the subdomain, e.g. 'mystore'"
-                    )
-                api_url = f"https://{store}.29next.store/api/admin/"
-            if not api_url.endswith("/"):
-                api_url += "/"
-            # The account that keys state: the store, else the API host (an IP stays whole).
-            store = store or (urlsplit(api_url).hostname or "store")
-        else:
-            if require_credentials and not merchant_id:
-                raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
-            api_url = (api_url or CLOVER_REGIONS[region]).rstrip("/")
+        section = PROVIDER_CLASSES[provider].read_section(
+            config, region=region, require_credentials=require_credentials
+        )
+        api_url, store, merchant_id = section.api_url, section.store, section.merchant_id
         _check_api_url(api_url)
         sandbox_token = _opt_str(config, "sandbox_token")
         if sandbox_token:
@@ -418,14 +433,7 @@ def _window_columns(config: Mapping[str, Any], provider: str) -> dict[str, str]:
 
 
 def _opt_str(config: Mapping[str, Any], key: str) -> str | None:
-    value = config.get(key)
-    if value is None or str(value).strip() == "":
-        return None
-    return str(value).strip()
-
-
-def _is_subdomain(value: str) -> bool:
-    return all(ch.isalnum() or ch == "-" for ch in value) and not value.startswith("-")
+    return opt_str(config, key)
 
 
 def _check_api_url(url: str) -> None:

@@ -16,7 +16,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
-from tap_commerce_exports.providers.registry import PROVIDERS, build_provider
+from tap_commerce_exports.providers.registry import DEFAULT_PROVIDER, PROVIDERS, build_provider
 from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
 from tap_commerce_exports.singer.streams import ExportStream
 
@@ -86,7 +86,7 @@ class TapCommerceExports(Tap):
         return Settings.from_config(self.config)
 
     def discover_streams(self) -> list[ExportStream]:
-        provider = str(self.config.get("provider") or "nextcommerce").strip().lower()
+        provider = str(self.config.get("provider") or DEFAULT_PROVIDER).strip().lower()
         if provider not in PROVIDERS:
             raise ConfigError(
                 f"setting 'provider' is '{provider}': use one of {', '.join(sorted(PROVIDERS))}"

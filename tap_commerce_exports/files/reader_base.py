@@ -10,10 +10,10 @@ subclass only says how its format becomes records (``_records``) and what to rel
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from tap_commerce_exports.errors import InvalidRecord
 from tap_commerce_exports.files.window import WindowFilter
@@ -79,3 +79,20 @@ class ExportFileReader(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class FileReaderFactory(Protocol):
+    """How the Singer layer opens a provider's file (a reader class is one): the same
+    call for every format, so the provider's facts, not a branch, pick the reader."""
+
+    def __call__(
+        self,
+        path: Path,
+        schema: Mapping[str, Any],
+        *,
+        stream: str,
+        file_label: str,
+        on_invalid: Callable[[InvalidRecord], None],
+        window: WindowFilter | None = None,
+        primary_keys: Sequence[str] = (),
+    ) -> ExportFileReader: ...

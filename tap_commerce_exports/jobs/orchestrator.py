@@ -100,7 +100,7 @@ class ExportOrchestrator:
         self.downloader = downloader or FileDownloader()
         self.clock = clock
         self.wall_clock = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
-        self._ext = "csv" if provider.facts.file_format == "csv" else "json"
+        self._ext = provider.facts.extension
         self._cv = threading.Condition()
         self._jobs: list[ExportJob] = []
         self._queue: deque[ExportJob] = deque()

@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.files.csv_reader import CsvFileReader
 
 if TYPE_CHECKING:
+    from singer_sdk import typing as th
+
+    from tap_commerce_exports.files.reader_base import FileReaderFactory
     from tap_commerce_exports.providers.streams import ExportStreamDefinition
     from tap_commerce_exports.settings import Settings
     from tap_commerce_exports.windows import Window
+
+
+def same_instant(moment: datetime) -> datetime:
+    """The window value codec of files that write instants as text (compared as datetimes)."""
+    return moment
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,41 @@ class ProviderFacts:
     requests_per_second: float
     max_concurrent_requests: int | None
     supports_webhook: bool
+    #: The reader of its export files, and their name's extension on disk (default: the
+    #: format's name).
+    file_reader: FileReaderFactory = CsvFileReader
+    file_extension: str = ""
+    #: A window bound as its files write instants (ISO text kept as datetime, epoch ms...):
+    #: applied once per job, never per record.
+    window_value: Callable[[datetime], Any] = same_instant
+    #: Whether its files may carry columns the schema lacks (kept as strings).
+    files_add_columns: bool = False
+    #: Words for the shared settings' descriptions (``--about``, Meltano).
+    token_description: str = ""
+    api_url_example: str = ""
+    concurrency_note: str = ""
+
+    @property
+    def extension(self) -> str:
+        """The extension its downloaded files get on disk."""
+        return self.file_extension or self.file_format
+
+
+@dataclass(frozen=True)
+class AccountSection:
+    """A provider's own settings, parsed: which account, on which API host."""
+
+    api_url: str
+    store: str | None = None
+    merchant_id: str | None = None
+
+
+def opt_str(config: Mapping[str, Any], key: str) -> str | None:
+    """A text setting, stripped; None when unset or blank."""
+    value = config.get(key)
+    if value is None or str(value).strip() == "":
+        return None
+    return str(value).strip()
 
 
 class ExportPhase(enum.Enum):
@@ -117,8 +165,25 @@ class ExportProvider(abc.ABC):
     #: Whether :meth:`find_export` can find an export whose create answer was lost.
     can_find_exports: bool = False
 
+    #: Settings only this provider reads (its account, host, region...), for the schema.
+    settings_properties: tuple[th.Property[Any], ...] = ()
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def read_section(
+        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
+    ) -> AccountSection:
+        """This provider's settings section: check it (one-line ConfigError on a mistake)
+        and say the API base URL and account; the shared checks of api_url follow.
+
+        The default suits a provider with no host of its own: ``api_url`` is required and
+        its host is the account."""
+        api_url = opt_str(config, "api_url")
+        if not api_url:
+            raise ConfigError(f"setting 'api_url' is missing: set it to the {cls.facts.title} API's base URL")
+        return AccountSection(api_url=api_url, store=opt_str(config, "store") or urlsplit(api_url).hostname)
 
     @property
     @abc.abstractmethod

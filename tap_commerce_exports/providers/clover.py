@@ -11,10 +11,15 @@ so creating again may leave two exports running (one is never downloaded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from singer_sdk import typing as th
+
 from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.files.json_reader import JsonElementsFileReader
 from tap_commerce_exports.http.api_client import (
     AnswerLost,
     ApiClient,
@@ -26,6 +31,7 @@ from tap_commerce_exports.http.api_client import (
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, percent_of, text_of, url_list_of
 from tap_commerce_exports.providers.base import (
+    AccountSection,
     Availability,
     CreateAnswerLost,
     ExportGone,
@@ -33,10 +39,21 @@ from tap_commerce_exports.providers.base import (
     ExportProvider,
     ExportsBusy,
     ExportStatus,
+    ProviderFacts,
+    opt_str,
 )
-from tap_commerce_exports.providers.registry import PROVIDERS
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.windows import Window
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.settings import Settings
+
+REGIONS = {
+    "us": "https://api.clover.com",
+    "eu": "https://api.eu.clover.com",
+    "la": "https://api.la.clover.com",
+    "sandbox": "https://apisandbox.dev.clover.com",
+}
 
 STATUS_PHASES = {
     "PENDING": ExportPhase.PENDING,
@@ -93,7 +110,55 @@ def _describe(hours: dict[int, tuple[int, int]]) -> str:
 class CloverProvider(ExportProvider):
     """Creates, polls and locates Clover JSON exports."""
 
-    facts = PROVIDERS["clover"]
+    facts = ProviderFacts(
+        name="clover",
+        title="Clover",
+        file_format="json",
+        streams=CLOVER_STREAMS,
+        default_window_days=30,
+        max_window_days=30,
+        default_max_concurrent_exports=1,  # the guide: wait for each export before the next
+        requests_per_second=16.0,
+        max_concurrent_requests=5,
+        supports_webhook=False,
+        file_reader=JsonElementsFileReader,
+        file_extension="json",
+        window_value=to_epoch_ms,
+        files_add_columns=False,
+        token_description="Clover OAuth/merchant API token",
+        api_url_example="`http://127.0.0.1:8000` (Clover)",
+        concurrency_note=", as its guide asks",
+    )
+    settings_properties = (
+        th.Property("merchant_id", th.StringType, description="Clover merchant id (mId)."),
+        th.Property(
+            "region",
+            th.StringType,
+            default="us",
+            allowed_values=sorted(REGIONS),
+            description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
+        ),
+        th.Property(
+            "outside_hours",
+            th.StringType,
+            default="wait",
+            allowed_values=["wait", "stop"],
+            description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open.",
+        ),
+    )
+
+    @classmethod
+    def read_section(
+        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
+    ) -> AccountSection:
+        """The merchant and the region's host (or ``api_url``)."""
+        if region not in REGIONS:
+            raise ConfigError(f"setting 'region' is '{region}': use one of us, eu, la, sandbox")
+        merchant_id = opt_str(config, "merchant_id")
+        if require_credentials and not merchant_id:
+            raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
+        api_url = (opt_str(config, "api_url") or REGIONS[region]).rstrip("/")
+        return AccountSection(api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

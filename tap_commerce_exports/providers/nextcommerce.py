@@ -11,28 +11,43 @@ answer was lost is found (same type, same ``date_from`` and ``date_to``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from singer_sdk import typing as th
 
 from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.files.csv_reader import CsvFileReader
 from tap_commerce_exports.http.api_client import AnswerLost, ApiClient, ApiError, response_json
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, text_of, url_of
 from tap_commerce_exports.providers.base import (
+    AccountSection,
     CreateAnswerLost,
     ExportGone,
     ExportPhase,
     ExportProvider,
     ExportStatus,
     FoundExport,
+    ProviderFacts,
+    opt_str,
+    same_instant,
 )
-from tap_commerce_exports.providers.registry import PROVIDERS
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
 from tap_commerce_exports.windows import Window, iso_z
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.settings import Settings
 
 STATUS_PHASES = {"pending": ExportPhase.PENDING, "available": ExportPhase.DONE}
 #: Pages of ``GET exports/`` read when looking for a lost create (20 exports a page).
 MAX_LIST_PAGES = 10
+
+
+def _is_subdomain(value: str) -> bool:
+    return all(ch.isalnum() or ch == "-" for ch in value) and not value.startswith("-")
 
 
 def _instant(value: object) -> datetime | None:
@@ -59,7 +74,68 @@ def found_export(body: object, export_type: str) -> tuple[datetime, datetime, da
 class NextCommerceProvider(ExportProvider):
     """Creates, polls and locates Next Commerce CSV exports."""
 
-    facts = PROVIDERS["nextcommerce"]
+    facts = ProviderFacts(
+        name="nextcommerce",
+        title="Next Commerce",
+        file_format="csv",
+        streams=NEXTCOMMERCE_STREAMS,
+        default_window_days=30,
+        max_window_days=None,  # not published: window size is a setting
+        default_max_concurrent_exports=4,  # not published: a polite default
+        requests_per_second=4.0,
+        max_concurrent_requests=None,
+        supports_webhook=True,
+        file_reader=CsvFileReader,
+        file_extension="csv",
+        window_value=same_instant,
+        files_add_columns=True,
+        token_description="Next Commerce OAuth access token (scopes exports:read, exports:write)",
+        api_url_example="`http://127.0.0.1:8000/api/admin/` (Next Commerce)",
+    )
+    settings_properties = (
+        th.Property(
+            "store", th.StringType, description="Next Commerce store subdomain (`{store}.29next.store`)."
+        ),
+        th.Property(
+            "api_version",
+            th.StringType,
+            default="2024-04-01",
+            description="Next Commerce API version header.",
+        ),
+        th.Property(
+            "webhook_listen",
+            th.StringType,
+            description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback).",
+        ),
+        th.Property(
+            "webhook_secret",
+            th.StringType,
+            secret=True,
+            description="Next Commerce webhook signing secret (required with webhook_listen).",
+        ),
+    )
+
+    @classmethod
+    def read_section(
+        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
+    ) -> AccountSection:
+        """The store's host (or ``api_url``); the account is the store, else the API host."""
+        store = opt_str(config, "store")
+        api_url = opt_str(config, "api_url")
+        if not api_url:
+            if not store:
+                raise ConfigError(
+                    "setting 'store' is missing: set it to your Next Commerce subdomain "
+                    "(the part before .29next.store), or set 'api_url'"
+                )
+            if not _is_subdomain(store):
+                raise ConfigError(f"setting 'store' is '{store}': give only the subdomain, e.g. 'mystore'")
+            api_url = f"https://{store}.29next.store/api/admin/"
+        if not api_url.endswith("/"):
+            api_url += "/"
+        # The account that keys state: the store, else the API host (an IP stays whole).
+        store = store or (urlsplit(api_url).hostname or "store")
+        return AccountSection(api_url=api_url, store=store, merchant_id=opt_str(config, "merchant_id"))
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

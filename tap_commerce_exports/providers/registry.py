@@ -1,43 +1,37 @@
-"""The providers the tap knows, by their ``provider`` setting value."""
+"""The providers the tap knows, by their ``provider`` setting value: a table, not a chain of ifs.
+
+A new platform is one module under ``providers/`` whose class :func:`register_provider`
+adds here; nothing else in the tap names it. Tests register fakes the same way.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tap_commerce_exports.providers.base import ProviderFacts
-from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
-from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
+from tap_commerce_exports.providers.clover import CloverProvider
+from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.providers.base import ExportProvider
+    from tap_commerce_exports.providers.base import ExportProvider, ProviderFacts
     from tap_commerce_exports.settings import Settings
 
-PROVIDERS: dict[str, ProviderFacts] = {
-    "nextcommerce": ProviderFacts(
-        name="nextcommerce",
-        title="Next Commerce",
-        file_format="csv",
-        streams=NEXTCOMMERCE_STREAMS,
-        default_window_days=30,
-        max_window_days=None,  # not published: window size is a setting
-        default_max_concurrent_exports=4,  # not published: a polite default
-        requests_per_second=4.0,
-        max_concurrent_requests=None,
-        supports_webhook=True,
-    ),
-    "clover": ProviderFacts(
-        name="clover",
-        title="Clover",
-        file_format="json",
-        streams=CLOVER_STREAMS,
-        default_window_days=30,
-        max_window_days=30,
-        default_max_concurrent_exports=1,  # the guide: wait for each export before the next
-        requests_per_second=16.0,
-        max_concurrent_requests=5,
-        supports_webhook=False,
-    ),
-}
+#: name -> provider class.
+PROVIDER_CLASSES: dict[str, type[ExportProvider]] = {}
+#: name -> its facts (the same table seen through ``facts``).
+PROVIDERS: dict[str, ProviderFacts] = {}
+#: What ``provider`` is when unset.
+DEFAULT_PROVIDER = NextCommerceProvider.facts.name
+
+
+def register_provider(cls: type[ExportProvider]) -> type[ExportProvider]:
+    """Make ``cls`` the provider named ``cls.facts.name`` (usable as a class decorator)."""
+    PROVIDER_CLASSES[cls.facts.name] = cls
+    PROVIDERS[cls.facts.name] = cls.facts
+    return cls
+
+
+for _cls in (NextCommerceProvider, CloverProvider):
+    register_provider(_cls)
 
 
 def provider_facts(name: str) -> ProviderFacts:
@@ -45,12 +39,11 @@ def provider_facts(name: str) -> ProviderFacts:
     return PROVIDERS[name]
 
 
+def provider_class(name: str) -> type[ExportProvider]:
+    """The class of the provider called ``name`` (a key of :data:`PROVIDER_CLASSES`)."""
+    return PROVIDER_CLASSES[name]
+
+
 def build_provider(settings: Settings) -> ExportProvider:
     """The HTTP provider object for ``settings.provider``."""
-    if settings.provider == "nextcommerce":
-        from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
-
-        return NextCommerceProvider(settings)
-    from tap_commerce_exports.providers.clover import CloverProvider
-
-    return CloverProvider(settings)
+    return PROVIDER_CLASSES[settings.provider](settings)

@@ -7,7 +7,9 @@ uses ``schema_path``, ``window_field`` and ``window_field_aliases``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class ExportStreamDefinition:
             ``date_created`` where the API object says ``created_at``), and a window
             column that is not found would leave boundary rows unchecked. Whatever name
             the column has, it is typed by ``window_field``'s schema.
+        schema: The JSON schema itself, for a provider whose schemas do not ship in
+            ``tap_commerce_exports/schemas`` (a plug-in's, a test's); wins over
+            ``schema_path``.
     """
 
     name: str
@@ -38,6 +43,7 @@ class ExportStreamDefinition:
     window_field: str
     schema_path: str
     window_field_aliases: tuple[str, ...] = ()
+    schema: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def window_field_names(self) -> tuple[str, ...]:

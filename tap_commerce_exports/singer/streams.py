@@ -27,7 +27,10 @@ LOGGER = logging.getLogger("tap_commerce_exports.streams")
 
 
 def load_schema(definition: ExportStreamDefinition) -> dict[str, Any]:
-    """The JSON schema shipped next to the code for this stream."""
+    """The JSON schema shipped next to the code for this stream (or the one it carries)."""
+    if definition.schema is not None:
+        carried: dict[str, Any] = json.loads(json.dumps(definition.schema))  # a copy to widen
+        return carried
     path = resources.files("tap_commerce_exports") / "schemas" / definition.schema_path
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return schema

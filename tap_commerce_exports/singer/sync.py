@@ -31,16 +31,11 @@ from tap_commerce_exports.errors import (
     MissingWindowColumn,
     UserError,
 )
-from tap_commerce_exports.files import (
-    CsvFileReader,
-    JsonElementsFileReader,
-    WindowFilter,
-)
+from tap_commerce_exports.files import WindowFilter
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
 from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
-from tap_commerce_exports.providers.clover import to_epoch_ms
 from tap_commerce_exports.providers.registry import build_provider
 from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
@@ -288,11 +283,8 @@ class ExportSync:
         definition = job.stream
         override = self.settings.window_columns.get(definition.name)
         names = (override,) if override else definition.window_field_names
-        if self.provider.facts.file_format == "csv":
-            return WindowFilter(definition.window_field, window.start, window.end, names)
-        return WindowFilter(
-            definition.window_field, to_epoch_ms(window.start), to_epoch_ms(window.end), names
-        )
+        value = self.provider.facts.window_value  # how its files write instants
+        return WindowFilter(definition.window_field, value(window.start), value(window.end), names)
 
     def _emit(self, job: ExportJob, p: StreamProgress) -> None:
         time_extracted = datetime.now(timezone.utc).isoformat()
@@ -321,8 +313,8 @@ class ExportSync:
     ) -> Iterator[dict[str, Any]]:
         """Typed records of one job's files, in file order, inside the job's window."""
         stream = p.stream
-        is_csv = self.provider.facts.file_format == "csv"
-        reader_cls = CsvFileReader if is_csv else JsonElementsFileReader
+        facts = self.provider.facts
+        reader_cls = facts.file_reader
         window_filter = self._window_filter(job)
         count = out_of_window = rejected = undated = 0
         window_column = window_filter.field
@@ -341,7 +333,7 @@ class ExportSync:
                 ) as reader,
             ):
                 window_column = reader.window_column or window_column
-                if is_csv:
+                if facts.files_add_columns:
                     new = [c for c in reader.unknown_columns if c not in p.schema["properties"]]
                     if new:
                         self._add_columns(job, p, new, reader.window_column, window_filter.field)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +25,6 @@ import yaml
 
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
 from tests.meltano_helpers import (
-    MELTANO,
     NC_EXTRACTOR,
     REPO,
     IsolatedMeltano,
@@ -78,41 +76,6 @@ class BatchProject(IsolatedMeltano):
                 extractor["executable"] = str(Path(sys.executable).parent / "tap-commerce-exports")
         config["plugins"]["loaders"].append(loader_plugin(ensure_target()))
         (self.project / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def run(self, *args: str, timeout: float = 600):  # type: ignore[override]
-        from tests.meltano_helpers import MeltanoResult
-
-        cmd = [str(MELTANO), f"--environment={self.environment}", *args]
-        started = time.monotonic()
-        proc = subprocess.run(
-            cmd,
-            cwd=self.project,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        self.runs += 1
-        (self.home / f"meltano-{self.runs:02d}.log").write_text(proc.stdout)
-        print(f"meltano {' '.join(args)}: exit {proc.returncode} in {time.monotonic() - started:.1f}s")
-        return MeltanoResult(cmd, proc.returncode, proc.stdout)
-
-    def states(self) -> dict:
-        proc = subprocess.run(
-            [str(MELTANO), "--log-level=error", "state", "export"],
-            cwd=self.project,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        text = proc.stdout.strip()
-        exported = json.loads(text) if text else {}
-        return {state_id: entry.get("completed") or {} for state_id, entry in exported.items()}
 
 
 @pytest.fixture(scope="module")

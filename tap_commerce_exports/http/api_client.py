@@ -51,6 +51,14 @@ class _Retryable(Exception):
         super().__init__(reason)
 
 
+def _retry_reason(exc: BaseException) -> str:
+    """Why a try failed, in our words: ours as written (``HTTP 503``), a transport failure
+    as ``transport_problem`` says it (never urllib3's ``HTTPConnectionPool(...)`` text)."""
+    if isinstance(exc, _Retryable):
+        return scrub(str(exc))
+    return transport_problem(exc)
+
+
 def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
     """Parse ``Retry-After`` (seconds or an HTTP date)."""
     if not value:
@@ -137,7 +145,7 @@ class ApiClient:
                 "%s %s failed (%s); retry %d in %.1fs",
                 method,
                 redact_url(url),
-                scrub(str(d["exception"])),
+                _retry_reason(d["exception"]),
                 d["tries"],
                 d["wait"],
             ),

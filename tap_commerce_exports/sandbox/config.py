@@ -140,6 +140,9 @@ class SandboxConfig:
     clover_objects_per_file: int = 1000
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    #: How a webhook names its store (not published): "subdomain" (``demo-store``) or
+    #: "host" (``demo-store.29next.store``).
+    webhook_store_form: str = "subdomain"
     #: Benchmark knob: {export_type: N} makes that type hold exactly N rows spread
     #: evenly over [data_start, data_end) (overrides rows_per_day for it; for a
     #: line-item type, its parent is sized so the lines total about N).

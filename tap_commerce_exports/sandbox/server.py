@@ -267,7 +267,8 @@ class SandboxServer:
         if not cfg.webhook_url:
             return
         data = nextcommerce_api.export_object(self.state, job)
-        payload = webhook.envelope(data, cfg.store, cfg.webhook_url)
+        store = f"{cfg.store}.29next.store" if cfg.webhook_store_form == "host" else cfg.store
+        payload = webhook.envelope(data, store, cfg.webhook_url)
         ok = webhook.deliver(cfg.webhook_url, cfg.webhook_secret, payload, self.state.stopping)
         self.state.stats.incr("webhooks_sent" if ok else "webhook_failures")
         job.webhook_sent = ok

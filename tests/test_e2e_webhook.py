@@ -1,0 +1,64 @@
+"""Next Commerce webhooks wake the tap's waiting exports, however the delivery names its store.
+
+How a webhook names its store is not published (a subdomain, or the store's host): the
+sandbox varies it (``webhook_store_form``), and each form must wake the tap long before
+its next status check would have found the export ready.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.tap_harness import run_tap
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "e2e-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("store_form", ["subdomain", "host"])
+def test_a_webhook_wakes_the_waiting_export_whatever_form_its_store_name_takes(store_form: str) -> None:
+    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+
+    port = free_port()
+    with SandboxServer(
+        SandboxConfig(
+            port=0,
+            processing_delay=1.0,
+            nc_rate_limit=1000,
+            webhook_url=f"http://127.0.0.1:{port}/",
+            webhook_secret=SECRET,
+            webhook_store_form=store_form,
+        )
+    ) as sandbox:
+        config = {
+            "provider": "nextcommerce",
+            "api_url": sandbox.api_url,
+            "store": "demo-store",
+            "access_token": "sandbox-token",
+            "start_date": "2025-01-01T00:00:00Z",
+            "end_date": "2025-01-11T00:00:00Z",
+            "window_days": 10,
+            "lookback": 0,
+            # Without the webhook the first check comes after 30 s: only a wake-up is faster.
+            "poll_interval": 30,
+            "poll_max_interval": 30,
+            "webhook_listen": f"127.0.0.1:{port}",
+            "webhook_secret": SECRET,
+        }
+        started = time.monotonic()
+        run = run_tap(config, streams=["orders"], timeout=120)
+        took = time.monotonic() - started
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert sandbox.stats()["webhooks_sent"] >= 1
+        assert run.records["orders"], "the export's records were emitted"
+        assert took < 20, f"woken by the webhook, not the 30 s poll: took {took:.1f}s"

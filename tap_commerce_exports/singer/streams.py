@@ -83,12 +83,16 @@ class ExportStream(Stream):
     # bring columns the schema lacks (``ProviderFacts.files_add_columns``), so these three
     # public properties are overridden instead of writing the SDK's private attributes.
     def widen_schema(self, schema: dict[str, Any]) -> None:
-        """Take ``schema`` (the stream's, widened by a file's columns) for the records that
-        follow: the SDK conforms each record to it and drops what it lacks."""
+        """Add the properties of ``schema`` (the sync's, widened by a file's columns) that
+        the stream lacks, for the records that follow: the SDK conforms each record to
+        its schema and drops what it lacks. Only additions: what the stream has stays."""
         self._widened = None
-        base = super().effective_schema  # the catalog's schema, if one was given
-        added = {k: v for k, v in schema["properties"].items() if k not in base.get("properties", {})}
-        self._widened = (schema, {**base, "properties": {**base.get("properties", {}), **added}})
+        widened = []
+        for base in (super().schema, super().effective_schema):  # ours; the catalog's, if given
+            known = base.get("properties", {})
+            added = {k: v for k, v in schema["properties"].items() if k not in known}
+            widened.append({**base, "properties": {**known, **added}})
+        self._widened = (widened[0], widened[1])
 
     @property
     def schema(self) -> dict[str, Any]:

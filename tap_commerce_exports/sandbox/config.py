@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from tap_commerce_exports.sandbox.accounts import expand, resolve
+
 #: Next Commerce export types, in the order the types endpoint lists them, with the
 #: human name the provider's guide gives each.
 NC_TYPES: dict[str, str] = {
@@ -90,6 +92,11 @@ class SandboxConfig:
     token: str = "sandbox-token"
     store: str = "demo-store"
     merchant_id: str = "SANDBOXMERCHANT1"
+    #: More stores and merchants besides the default ones above (``sandbox.accounts``):
+    #: ``[{"store": S, "token": T}, {"merchant_id": M, "token": T}, ...]``, or the count
+    #: form ``{"stores": 3, "merchants": 2}`` (``store-1..3`` / ``MERCHANT1..2``, tokens
+    #: ``token-<name>``). Store S is served at ``/stores/S/api/admin/``.
+    accounts: list[dict[str, str]] | None = None
     #: Rows exist only with window instant in [data_start, data_end). Raising data_end
     #: adds rows after the old end and changes nothing before it.
     data_start: str = "2025-01-01T00:00:00Z"
@@ -121,6 +128,9 @@ class SandboxConfig:
     #: Clover requests per second per token; <= 0 disables the limit.
     clover_rate_limit: float = 16.0
     clover_max_concurrent_requests: int = 5
+    #: App-wide Clover limits, across every merchant's token (<= 0 disables each).
+    clover_app_rate_limit: float = 50.0
+    clover_app_max_concurrent_requests: int = 10
     #: Seconds every Clover API request takes (0 = instant). Lets tests and the
     #: benchmark make the concurrency limit observable.
     clover_request_delay: float = 0.0
@@ -162,8 +172,12 @@ class SandboxConfig:
     fault_clover_503: int = 0
     #: One of ``sandbox.bad_files.KINDS``: the next export file served is a damaged copy.
     fault_bad_file: str | None = None
+    #: When set (a store or merchant name), faults fire only on that account's
+    #: requests, exports and files; None: on any account's.
+    fault_account: str | None = None
 
     def __post_init__(self) -> None:
+        self.accounts = expand(self.accounts)
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,6 +246,7 @@ def validate(cfg: SandboxConfig) -> None:
         for offset in cfg.utc_offsets:
             if offset != "Z" and not (isinstance(offset, int) and -1440 < offset < 1440):
                 raise ValueError(f"utc_offsets: {offset!r} is not 'Z' or minutes in -1439..1439")
+    resolve(cfg)
     for name in ("rows_per_day", "large_file_rows"):
         value = getattr(cfg, name)
         if isinstance(value, dict):
@@ -297,6 +312,8 @@ def coerce(name: str, value: Any) -> Any:
         if type(None) in get_args(hint):
             return None
         raise ValueError(f"{name} cannot be null")
+    if name == "accounts":
+        return expand(value)
     if name == "window_column_names":
         return _parse_names(value)
     if name == "utc_offsets":

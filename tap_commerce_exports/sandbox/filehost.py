@@ -27,6 +27,13 @@ _BAD_SIGNATURE = (
 )
 
 
+def file_account(url_path: str) -> str:
+    """The store or merchant a file belongs to: ``/media/{store}/...``,
+    ``/clover-files/{merchant}/...``."""
+    parts = url_path.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
 def _xml(status: int, text: str) -> Response:
     return Response(status, text.encode(), "application/xml")
 
@@ -51,7 +58,8 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
     now = state.clock.wall()
     attempt = state.file_attempts.attempt(req.path)
     cfg = state.config
-    if now > int(expires_text) or (cfg.fault_expired_url and attempt == 1):
+    faulty = state.fault_applies(file_account(req.path))
+    if now > int(expires_text) or (faulty and cfg.fault_expired_url and attempt == 1):
         state.stats.incr("expired_url_answers")
         return _xml(403, _EXPIRED.format(expires=expires_text, now=int(now)))
     served = state.file_attempts.serve(req.path)
@@ -59,7 +67,7 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
     size = os.path.getsize(disk)
     resp = Response(200, b"", entry.content_type + ("; charset=utf-8" if "csv" in entry.content_type else ""))
     resp.file_path = disk
-    if cfg.fault_truncated_download and served == 1 and size > 1:
+    if faulty and cfg.fault_truncated_download and served == 1 and size > 1:
         resp.truncate_to = max(1, size // 2)
         state.stats.incr("truncated_downloads_sent")
     else:

@@ -43,7 +43,8 @@ def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
     now = state.clock.mono()
     phase = job.phase(now)
     done = "COMPLETE" if cfg.clover_legacy_complete else "DONE"
-    status = {"pending": "PENDING", "running": "IN_PROGRESS", "ready": done, "failed": "FAILED"}[phase]
+    failed = cfg.clover_failed_status  # "anything else is a failed export"
+    status = {"pending": "PENDING", "running": "IN_PROGRESS", "ready": done, "failed": failed}[phase]
     if job.never_ready:
         status = "IN_PROGRESS"
     created_ms = int(job.created_wall * 1000)

@@ -5,6 +5,34 @@ field of :class:`SandboxConfig`, so that the same names work in three places: th
 Python constructor, ``POST /_sandbox/control`` (JSON) and the command line
 (``--kebab-case``). Fault switches live here too: a counting fault (``fault_500: 3``)
 is decremented as it fires, so reading the config back shows how many are left.
+
+Every fact the API contract (``shared/api/CONTRACT.md``) calls unpublished or uncertain
+has a setting that varies it, so the end-to-end tests can run the tap across its values
+(``tests/test_e2e_sandbox_unpublished.py`` and the suites named):
+
+=========================================================  ================================
+Unpublished or uncertain fact                              Setting(s) that vary it
+=========================================================  ================================
+NC: is ``date_to`` inclusive? (and Clover's ``endTime``)   ``date_to_inclusive``
+NC: the status word of a failed export (none published)    ``nc_failed_status``
+NC: an export may stay ``pending`` forever                 ``fault_never_ready``
+NC: file column names, header style                        ``header_style``,
+                                                           ``window_column_names``
+NC: metadata columns a store adds                          always some (``METADATA_COLUMNS``)
+NC: the UTC offsets of timestamp cells                     ``utc_offsets``
+NC: signed URL lifetime; its expiry answer (403/404/410)   ``url_ttl``, ``fault_expired_url``,
+                                                           ``file_expired_status``
+NC: the time zone of the list filters' YYYY-MM-DD days     ``nc_list_day_offset``
+NC: how a webhook names its store                          ``webhook_store_form``
+NC: the largest range one export may cover                 ``fault_fail_above_days``
+Clover: the status word of a failed export                 ``clover_failed_status``
+Clover: ``COMPLETE`` (old docs) instead of ``DONE``        ``clover_legacy_complete``
+Clover: how many exports run at once ("a few")             ``clover_max_running``
+Clover: the 503's body, a ``retry-after`` on it            ``clover_503_body``,
+                                                           ``clover_503_retry_after``
+Clover: Latin America's export hours                       ``clover_hours`` (any window)
+Clover: how much an early retry lengthens the wait         not varied (doubles: CloverPenalty)
+=========================================================  ================================
 """
 
 from __future__ import annotations
@@ -153,6 +181,16 @@ class SandboxConfig:
     #: How a webhook names its store (not published): "subdomain" (``demo-store``) or
     #: "host" (``demo-store.29next.store``).
     webhook_store_form: str = "subdomain"
+    #: Minutes east of UTC of the day a list filter's ``YYYY-MM-DD`` means
+    #: (``date_created_from``/``_to``; not published: UTC, or the store's time zone).
+    nc_list_day_offset: int = 0
+    #: The status a failed Next Commerce export shows (none is published).
+    nc_failed_status: str = "failed"
+    #: The status a failed Clover export shows ("anything else is a failed export").
+    clover_failed_status: str = "FAILED"
+    #: What the file host answers for an expired signed URL (403, 404 or 410: the
+    #: contract says "typically" any of them).
+    file_expired_status: int = 403
     #: Benchmark knob: {export_type: N} makes that type hold exactly N rows spread
     #: evenly over [data_start, data_end) (overrides rows_per_day for it; for a
     #: line-item type, its parent is sized so the lines total about N).
@@ -219,6 +257,19 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("clover_hours must be off, us or eu")
     if cfg.clover_503_body not in CLOVER_503_BODIES:
         raise ValueError(f"clover_503_body must be one of {', '.join(CLOVER_503_BODIES)}")
+    if not -1440 < cfg.nc_list_day_offset < 1440:
+        raise ValueError("nc_list_day_offset must be minutes in -1439..1439")
+    if cfg.nc_failed_status in ("pending", "available") or not cfg.nc_failed_status:
+        raise ValueError("nc_failed_status must be a word other than pending and available")
+    if (
+        cfg.clover_failed_status in ("PENDING", "IN_PROGRESS", "DONE", "COMPLETE")
+        or not cfg.clover_failed_status
+    ):
+        raise ValueError(
+            "clover_failed_status must be a word other than PENDING, IN_PROGRESS, DONE, COMPLETE"
+        )
+    if cfg.file_expired_status not in (403, 404, 410):
+        raise ValueError("file_expired_status must be 403, 404 or 410")
     if cfg.clover_503_retry_after < 0:
         raise ValueError("clover_503_retry_after must be >= 0")
     start, end = parse_instant(cfg.data_start), parse_instant(cfg.data_end)

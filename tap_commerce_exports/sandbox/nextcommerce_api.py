@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,7 +33,8 @@ _EXPORT_RE = re.compile(r"^exports/(\d+)/(download/)?$")
 def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
     """The Export object: ``id``, ``created_at``, ``type``, ``status``, dates, ``url``."""
     phase = job.phase(state.clock.mono())
-    status = {"pending": "pending", "running": "pending", "ready": "available", "failed": "failed"}[phase]
+    failed = state.config.nc_failed_status  # no failure status is published
+    status = {"pending": "pending", "running": "pending", "ready": "available", "failed": failed}[phase]
     return {
         "id": job.id,
         "created_at": _iso(datetime.fromtimestamp(job.created_wall, tz=timezone.utc)),
@@ -183,7 +184,7 @@ def _create(state: SandboxState, req: Request, account: Account) -> Response:
 def _download(state: SandboxState, job: ExportJob) -> Response:
     obj = export_object(state, job)
     if obj["status"] != "available" or not job.files:
-        if obj["status"] == "failed":
+        if obj["status"] == state.config.nc_failed_status:
             return json_response(409, {"detail": f"Export {job.id} failed; it has no file."})
         return json_response(
             409, {"detail": f"Export {job.id} is not available yet (status: {obj['status']})."}
@@ -191,10 +192,12 @@ def _download(state: SandboxState, job: ExportJob) -> Response:
     return json_response(200, {"url": state.signed_url(job.files[0])})
 
 
-def _parse_day(value: str) -> datetime | None:
+def _parse_day(value: str, offset_minutes: int) -> datetime | None:
+    """A filter's bound: ``YYYY-MM-DD`` is midnight at ``nc_list_day_offset`` (which
+    time zone the API means is not published); an instant is itself."""
     try:
         if len(value) == 10:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+            return datetime.fromisoformat(value).replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
         return parse_instant(value)
     except ValueError:
         return None
@@ -215,7 +218,7 @@ def _list(state: SandboxState, req: Request, account: Account) -> Response:
         value = req.query.get(name)
         if not value:
             continue
-        bound = _parse_day(value)
+        bound = _parse_day(value, state.config.nc_list_day_offset)
         if bound is None:
             return json_response(400, {name: ["Enter a valid date."]})
         if name.endswith("from"):

@@ -7,6 +7,13 @@ the CSV reader never runs jsonschema per record.
 
 Converters receive non-empty cell text; the reader maps an empty cell to ``None`` before
 a converter is ever called. ``None`` instead of a converter means "keep the text".
+
+Money (the one home of the money rule): money is never a float. A schema ``number`` is
+an exact :class:`~decimal.Decimal` — a CSV cell through :func:`to_decimal` (plain decimal
+notation only), a fractional JSON number through ``float_hook=Decimal`` (here and in
+``json_reader.py``) — and is written as an exact JSON number by ``singer/output.py``. A
+provider that sends integer minor units (cents) declares those fields ``integer`` in its
+schemas and they stay integers: the tap never rescales a provider's amounts.
 """
 
 from __future__ import annotations

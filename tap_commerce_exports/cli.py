@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tap_commerce_exports.errors import ConfigError, UserError
+from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError
 from tap_commerce_exports.http.redact import scrub
 
 
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> None:
         _check_json_files(sys.argv[1:] if argv is None else argv)
         TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports", standalone_mode=False)
     except UserError as exc:
-        report_error(f"tap-commerce-exports: error: {scrub(str(exc))}")
+        # Several accounts failed: one line each, every one naming its account.
+        for line in exc.lines if isinstance(exc, AccountsFailed) else [str(exc)]:
+            report_error(f"tap-commerce-exports: error: {scrub(line)}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tap-commerce-exports: interrupted; the last STATE emitted stands\n")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from singer_sdk.streams import Stream
 
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
+from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, key_properties, with_account
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -41,8 +42,9 @@ class ExportStream(Stream):
 
     def __init__(self, tap: Tap, definition: ExportStreamDefinition) -> None:
         self.definition = definition
-        super().__init__(tap=tap, schema=load_schema(definition), name=definition.name)
-        self.primary_keys = list(definition.primary_keys)
+        # Every record says whose it is, and that is part of its key (account_property.py).
+        super().__init__(tap=tap, schema=with_account(load_schema(definition)), name=definition.name)
+        self.primary_keys = key_properties(definition.primary_keys)
         # The catalog says what the sync does: incremental, windows cut on the record's
         # creation time (the stream's window field, a property of every record). Set on
         # the instance: the SDK's __init__ resets a class-level forced_replication_method
@@ -70,6 +72,12 @@ class ExportStream(Stream):
                 wanted[1],
             )
             self.forced_replication_method, self.replication_key = wanted
+
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The SDK's per-stream path (its standard tests): the record's account, as the
+        engine's path sets it (``ExportSync._emit``). That path reads one account."""
+        row[ACCOUNT_PROPERTY] = cast("TapCommerceExports", self._tap).settings.account
+        return row
 
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs

@@ -37,6 +37,7 @@ from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_account, without_account
 from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
@@ -94,6 +95,10 @@ class ExportSync:
         self.orchestrator: ExportOrchestrator | None = None
 
     # ------------------------------------------------------------------ planning
+    def account_of(self, job: ExportJob) -> str:
+        """The account whose records ``job`` brings."""
+        return getattr(job, "account", "") or self.provider.account
+
     @property
     def state(self) -> dict[str, Any]:
         """The tap's state. The SDK types it as a TypedDict of its own keys; what this layer
@@ -174,8 +179,9 @@ class ExportSync:
         if not streams:
             LOGGER.warning("no stream is selected: nothing to do")
             return
-        progress = {
-            s.name: StreamProgress(s, dict(s.schema), deselected=deselected_paths(s.mask)) for s in streams
+        progress = {  # the readers' schema: the account property is the sync's own
+            s.name: StreamProgress(s, without_account(dict(s.schema)), deselected=deselected_paths(s.mask))
+            for s in streams
         }
         for p in progress.values():
             self._write_schema(p)
@@ -261,7 +267,7 @@ class ExportSync:
     # ------------------------------------------------------------------ emitting
     def _write_schema(self, p: StreamProgress) -> None:
         stream = p.stream
-        schema = selected_schema(p.schema, p.deselected) if p.deselected else p.schema
+        schema = with_account(selected_schema(p.schema, p.deselected) if p.deselected else p.schema)
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in output_maps(mapper, stream.name):
@@ -296,7 +302,9 @@ class ExportSync:
             write = self._record_sink(p, time_extracted)
 
         before = p.records
+        account = self.account_of(job)
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
+            record[ACCOUNT_PROPERTY] = account  # after the reader: a file's value never wins
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
@@ -329,7 +337,7 @@ class ExportSync:
                     file_label=label,
                     on_invalid=self.on_invalid,
                     window=window_filter,
-                    primary_keys=stream.primary_keys,
+                    primary_keys=stream.definition.primary_keys,
                 ) as reader,
             ):
                 window_column = reader.window_column or window_column

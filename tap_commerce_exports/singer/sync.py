@@ -229,6 +229,8 @@ class ExportSync:
             for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
                 if job.state is JobState.FAILED:
+                    if job.account_failed and job.error is not None:
+                        raise job.error  # the sync's one account can't go on: its own words
                     p.error = job.error
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue

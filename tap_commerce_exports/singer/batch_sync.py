@@ -97,8 +97,7 @@ class BatchWindows:
     def remove_loaded(self, streams: Iterable[Any]) -> None:
         """Batch files of earlier runs that the incoming bookmark proves loaded."""
         sync = self.sync
-        account = sync.provider.account
-        for stream in streams:
+        for stream, account in ((s, a) for s in streams for a in sync.providers):
             bookmark = read_bookmark(sync.state, stream.name, account)
             if bookmark is None:
                 continue

@@ -190,3 +190,46 @@ def test_two_processes_with_disjoint_accounts_at_once_give_the_exact_union_and_r
     for run in again:
         assert run.returncode == 0, run.stderr[-2000:]
         assert sum(len(r) for r in run.records.values()) == 0
+
+
+def test_the_app_wide_rate_limit_holds_across_all_accounts(sandbox):
+    """Each merchant's token may send 1000 requests/s, the app only 5/s across them: one
+    limiter shared by every account's client keeps the sum under it (no 429), where
+    per-account limiters alone (the app limit set far above) are throttled."""
+
+    def sync(app_rps: float) -> tuple[TapRun, dict[str, Any]]:
+        sandbox.control(clover_app_rate_limit=5, reset_stats=True, reset_limits=True)
+        try:
+            config = clover_config(sandbox, MERCHANTS)
+            config.update(app_max_requests_per_second=app_rps, max_requests_per_second=1000)
+            run = run_tap(config, streams=["orders"])
+            return run, sandbox.stats()
+        finally:
+            sandbox.control(clover_app_rate_limit=0, reset_stats=True, reset_limits=True)
+
+    orders = [d for d in CLOVER_STREAMS if d.name == "orders"]
+    run, stats = sync(5)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert got([run], orders) == truth(sandbox, "clover", orders, MERCHANTS)
+    assert stats["429s_sent"] == 0
+    assert all(stats["by_account"]["clover"][m]["requests"] > 0 for m in MERCHANTS)
+    _unshared, control = sync(1000)
+    assert control["429s_sent"] > 0
+
+
+def test_a_failed_export_of_one_account_stops_only_that_account_s_stream(sandbox):
+    sandbox.control(fault_export_failed=50, fault_account="MERCHANT2")
+    try:
+        config = clover_config(sandbox, MERCHANTS)
+        config.update(export_attempts=1, min_window_days=7)  # no split: the stream stops
+        run = run_tap(config, streams=["orders"])
+    finally:
+        sandbox.control(fault_export_failed=0, fault_account=None)
+    assert run.returncode == 2
+    (line,) = run.error_lines()
+    assert line.startswith(
+        "tap-commerce-exports: error: account 'MERCHANT2' (accounts[1]): stream 'orders' failed: "
+    )
+    orders = [d for d in CLOVER_STREAMS if d.name == "orders"]
+    assert got([run], orders) == truth(sandbox, "clover", orders, ["MERCHANT1", "MERCHANT3"])
+    assert read_bookmark(run.last_state or {}, "orders", "MERCHANT2") is None

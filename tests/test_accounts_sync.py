@@ -130,3 +130,22 @@ def test_check_access_checks_every_account_and_names_each_failing_one(host):
     ]
     ok = TapCommerceExports(config=config(host, [{"store": "a1"}, {"store": "a3"}]), validate_config=True)
     assert ok.check_access() == "2 accounts: access OK"
+
+
+def test_a_bookmark_or_saved_export_of_one_account_never_touches_another_s():
+    from datetime import datetime, timezone
+
+    from tap_commerce_exports.state import SavedExport, read_exports, write_bookmark, write_exports
+
+    t = [datetime(2025, 1, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
+    state: dict[str, Any] = {}
+    write_bookmark(state, "orders", "m1", t[1])
+    write_exports(state, "orders", "m2", [SavedExport("x9", t[1], t[2], None)])
+    write_bookmark(state, "orders", "m2", t[2])
+    write_exports(state, "orders", "m1", [])  # m1's exports emitted: m2's stay
+    assert (read_bookmark(state, "orders", "m1"), read_bookmark(state, "orders", "m2")) == (t[1], t[2])
+    assert [e.export_id for e in read_exports(state, "orders", "m2")] == ["x9"]
+    assert read_exports(state, "orders", "m1") == []
+    write_exports(state, "orders", "m2", [])
+    partitions = state["bookmarks"]["orders"]["partitions"]
+    assert [p["context"]["account"] for p in partitions] == ["m1", "m2"]  # one entry each

@@ -149,3 +149,27 @@ def test_a_bookmark_or_saved_export_of_one_account_never_touches_another_s():
     write_exports(state, "orders", "m2", [])
     partitions = state["bookmarks"]["orders"]["partitions"]
     assert [p["context"]["account"] for p in partitions] == ["m1", "m2"]  # one entry each
+
+
+def test_batch_files_of_many_accounts_are_each_account_s_own_and_carry_its_records(host, tmp_path):
+    import gzip
+    from urllib.parse import urlsplit
+
+    cfg = config(host, [{"store": "a1"}, {"store": "a3"}])
+    cfg["batch_config"] = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": tmp_path.as_uri()},
+    }
+    tap = TapCommerceExports(config=cfg, validate_config=True)
+    out = io.BytesIO()
+    ExportSync(tap, tap.settings, output=SingerOutput(out)).run()
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    files = [urlsplit(f).path for m in messages if m["type"] == "BATCH" for f in m["manifest"]]
+    by_account: dict[str, list[int]] = {"a1": [], "a3": []}
+    for path in files:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh]
+        (account,) = {r[ACCOUNT_PROPERTY] for r in rows}
+        assert account in path  # a file holds one account's records, and says whose
+        by_account[account] += [r["id"] for r in rows]
+    assert {a: sorted(ids) for a, ids in by_account.items()} == {"a1": [1, 2, 3], "a3": [1, 2, 3]}

@@ -233,3 +233,17 @@ def test_a_failed_export_of_one_account_stops_only_that_account_s_stream(sandbox
     orders = [d for d in CLOVER_STREAMS if d.name == "orders"]
     assert got([run], orders) == truth(sandbox, "clover", orders, ["MERCHANT1", "MERCHANT3"])
     assert read_bookmark(run.last_state or {}, "orders", "MERCHANT2") is None
+
+
+def test_an_unknown_merchant_stops_only_its_account_naming_its_merchant_id_setting(sandbox):
+    config = clover_config(sandbox, MERCHANTS[:1])
+    config["accounts"].append({"merchant_id": "NOPE", "access_token": "token-MERCHANT2"})
+    run = run_tap(config, streams=["orders"])
+    assert run.returncode == 2
+    (line,) = run.error_lines()
+    assert line.startswith(
+        "tap-commerce-exports: error: account 'NOPE' (accounts[1]): Clover merchant 'NOPE' was not found"
+    )
+    assert "check 'accounts[1].merchant_id'" in line
+    orders = [d for d in CLOVER_STREAMS if d.name == "orders"]
+    assert got([run], orders) == truth(sandbox, "clover", orders, MERCHANTS[:1])

@@ -157,6 +157,8 @@ class TapCommerceExports(Tap):
 
     # The SDK marks these two @final, but offers no hook for either: its connection test is a
     # real sync (an export per stream), and its sync_all runs streams one after another.
+    # Its per-stream path (Stream.sync, e.g. run_sync_dry_run) still works: get_records
+    # goes through the same ExportSync.sync as sync_all below (singer/streams.py).
     def run_connection_test(self) -> bool:  # type: ignore[misc]
         """The SDK's default connection test syncs a record per stream, which here would
         create an export per stream and wait; checking access is what it is for."""

@@ -3,6 +3,8 @@
 ``local_http``: a factory of real HTTP servers on 127.0.0.1 (port 0, own thread). Each
 server answers with a function of the request, and records every request it received,
 so tests can assert what did (and did not) reach a host.
+
+The sandbox fixtures the end-to-end specs share live in ``tests/sandbox_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+pytest_plugins = ["tests.sandbox_fixtures"]
 
 
 @dataclass

@@ -41,21 +41,13 @@ DELAY = 4.0  # seconds an export takes on the sandbox: what a resumed run must n
 STREAMS = {"nextcommerce": ["orders", "customers"], "clover": ["orders"]}
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(
-            port=0,
-            processing_delay=DELAY,
-            nc_rate_limit=1000,
-            clover_rate_limit=1000,
-            clover_max_running=4,
-            rows_per_day={"order_list": 20, "customer_list": 10},
-        )
-    ) as sb:
-        yield sb
+SANDBOX_SETTINGS = dict(
+    processing_delay=DELAY,
+    nc_rate_limit=1000,
+    clover_rate_limit=1000,
+    clover_max_running=4,
+    rows_per_day={"order_list": 20, "customer_list": 10},
+)
 
 
 def config_for(sandbox, provider: str, slot: int, **overrides) -> dict:

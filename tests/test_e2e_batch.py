@@ -19,6 +19,7 @@ import pytest
 
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import duplicates, run_tap, utc
 
 pytestmark = pytest.mark.e2e
@@ -31,24 +32,7 @@ DEFINITIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(
-            port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000, retry_after=1
-        )
-    ) as sb:
-        yield sb
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox(sandbox):
-    reset = dict(fault_export_failed=0, clover_hours="off", header_style="mixed", date_to_inclusive=True)
-    sandbox.control(**reset)
-    yield
-    sandbox.control(**reset)
+SANDBOX_SETTINGS = dict(processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000, retry_after=1)
 
 
 def config(sandbox, provider: str, root: Path, **overrides) -> dict[str, Any]:
@@ -67,21 +51,14 @@ def config(sandbox, provider: str, root: Path, **overrides) -> dict[str, Any]:
     }
     if provider == "nextcommerce":
         base = {
-            "provider": "nextcommerce",
-            "api_url": sandbox.api_url,
-            "access_token": "sandbox-token",
-            "store": "demo-store",
+            **account_config(sandbox, "nextcommerce"),
             "window_days": 15,
             "max_concurrent_exports": 4,
             "max_requests_per_second": 500,
         }
     else:
         base = {
-            "provider": "clover",
-            "api_url": sandbox.clover_url,
-            "access_token": "sandbox-token",
-            "merchant_id": "SANDBOXMERCHANT1",
-            "region": "sandbox",
+            **account_config(sandbox, "clover"),
             "max_requests_per_second": 200,
         }
     return {**common, **base, **overrides}

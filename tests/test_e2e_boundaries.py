@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import assert_records_fit_schemas, duplicates, run_tap, utc
 
 pytestmark = pytest.mark.e2e
@@ -25,32 +26,14 @@ WINDOW_DAYS = 3
 STREAMS = ("orders", "customers")
 #: UTC offsets real stores may write that the default mix lacks (-12:00 .. +14:00).
 ODD_OFFSETS = [-720, -570, -210, "Z", 345, 540, 840]
-SANDBOX_RESET = dict(date_to_inclusive=True, header_style="mixed", window_column_names=None, utc_offsets=None)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
-    ) as sb:
-        yield sb
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox(sandbox):
-    sandbox.control(**SANDBOX_RESET)
-    yield
-    sandbox.control(**SANDBOX_RESET)
+SANDBOX_SETTINGS = dict(processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
 
 
 def config(sandbox, end_date: str, **overrides):
     base = {
-        "provider": "nextcommerce",
-        "api_url": sandbox.api_url,
-        "access_token": "sandbox-token",
-        "store": "demo-store",
+        **account_config(sandbox, "nextcommerce"),
         "start_date": START,
         "end_date": end_date,
         "window_days": WINDOW_DAYS,

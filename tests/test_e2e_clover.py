@@ -5,52 +5,18 @@ from __future__ import annotations
 import pytest
 
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import assert_records_fit_schemas, duplicates, run_tap, utc
 
 pytestmark = pytest.mark.e2e
 
 START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"  # 59 days: more than one 30-day export
-RESET = dict(
-    fault_429_burst=0,
-    fault_500=0,
-    fault_expired_url=False,
-    fault_truncated_download=False,
-    fault_export_failed=0,
-    fault_never_ready=False,
-    fault_clover_503=0,
-    clover_503_body="message",
-    clover_503_retry_after=0,
-    fake_now=None,
-    clover_hours="off",
-    clover_legacy_complete=False,
-    date_to_inclusive=True,
-)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(port=0, processing_delay=0.05, retry_after=1, clover_rate_limit=1000)
-    ) as sb:
-        yield sb
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox(sandbox):
-    sandbox.control(**RESET)
-    yield
-    sandbox.control(**RESET)
+SANDBOX_SETTINGS = dict(processing_delay=0.05, retry_after=1, clover_rate_limit=1000)
 
 
 def config(sandbox, **overrides):
     base = {
-        "provider": "clover",
-        "api_url": sandbox.clover_url,
-        "access_token": "sandbox-token",
-        "merchant_id": "SANDBOXMERCHANT1",
-        "region": "sandbox",
+        **account_config(sandbox, "clover"),
         "start_date": START,
         "end_date": END,
         "poll_interval": 0.02,

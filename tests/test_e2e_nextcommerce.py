@@ -8,44 +8,18 @@ from __future__ import annotations
 import pytest
 
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import assert_records_fit_schemas, duplicates, run_tap, utc
 
 pytestmark = pytest.mark.e2e
 
 START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"
-FAULT_RESET = dict(
-    fault_429_burst=0,
-    fault_500=0,
-    fault_expired_url=False,
-    fault_truncated_download=False,
-    fault_export_failed=0,
-    fault_never_ready=False,
-    date_to_inclusive=True,
-    header_style="mixed",
-)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, retry_after=1)) as sb:
-        yield sb
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox(sandbox):
-    sandbox.control(**FAULT_RESET)
-    yield
-    sandbox.control(**FAULT_RESET)
+SANDBOX_SETTINGS = dict(processing_delay=0.05, nc_rate_limit=1000, retry_after=1)
 
 
 def config(sandbox, **overrides):
     base = {
-        "provider": "nextcommerce",
-        "api_url": sandbox.api_url,
-        "access_token": "sandbox-token",
-        "store": "demo-store",
+        **account_config(sandbox, "nextcommerce"),
         "start_date": START,
         "end_date": END,
         "window_days": 15,

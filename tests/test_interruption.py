@@ -40,6 +40,7 @@ import pytest
 
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import utc
 
 pytestmark = pytest.mark.e2e
@@ -392,30 +393,15 @@ def check_chain(
 # =========================================================================== fixtures
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    # Windows a few times larger than a pipe's buffer, so that a kill can cut one in two.
-    with SandboxServer(
-        SandboxConfig(
-            port=0,
-            processing_delay=0.2,
-            nc_rate_limit=1000,
-            clover_rate_limit=1000,
-            retry_after=1,
-            rows_per_day=ROWS_PER_DAY,
-        )
-    ) as sb:
-        yield sb
+# Windows a few times larger than a pipe's buffer, so that a kill can cut one in two.
+SANDBOX_SETTINGS = dict(
+    processing_delay=0.2, nc_rate_limit=1000, clover_rate_limit=1000, retry_after=1, rows_per_day=ROWS_PER_DAY
+)
 
 
 def nc_config(sandbox, **overrides) -> dict:
     base = {
-        "provider": "nextcommerce",
-        "api_url": sandbox.api_url,
-        "access_token": "sandbox-token",
-        "store": "demo-store",
+        **account_config(sandbox, "nextcommerce"),
         "start_date": START,
         "end_date": "2025-01-25T00:00:00Z",
         "window_days": WINDOW_DAYS,
@@ -432,11 +418,7 @@ def nc_config(sandbox, **overrides) -> dict:
 
 def clover_config(sandbox, **overrides) -> dict:
     base = {
-        "provider": "clover",
-        "api_url": sandbox.clover_url,
-        "access_token": "sandbox-token",
-        "merchant_id": "SANDBOXMERCHANT1",
-        "region": "sandbox",
+        **account_config(sandbox, "clover"),
         "start_date": START,
         "end_date": "2025-01-17T00:00:00Z",
         "window_days": WINDOW_DAYS,

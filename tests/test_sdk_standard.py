@@ -1,8 +1,9 @@
 """singer-sdk's standard tap tests, against the sandbox (both providers).
 
 The SDK's "stream connection" test runs our access check (no exports created); its sync
-tests run each stream through the SDK's per-stream path, which uses the same export
-engine as a normal run.
+tests run each stream through the SDK's per-stream path (``Stream.sync`` ->
+``get_records``), which is the CLI's own ``ExportSync.sync`` with the SDK writing the
+records (``tests/test_one_sync_path.py``).
 """
 
 from __future__ import annotations

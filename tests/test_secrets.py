@@ -31,6 +31,7 @@ import pytest
 
 from tap_commerce_exports.webhook import MAX_BODY, WebhookReceiver, signature
 from tests.conftest import Reply, SeenRequest
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import run_tap
 from tests.test_interruption import tap_command, write_catalog
 
@@ -41,31 +42,13 @@ DEBUG_ENV = {
     "TAP_COMMERCE_EXPORTS_LOG_LEVEL": "DEBUG",
 }
 START, END = "2025-01-01T00:00:00Z", "2025-01-05T00:00:00Z"
-RESET = dict(
-    fault_expired_url=False, fault_truncated_download=False, fault_export_failed=0, processing_delay=0.05
-)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(port=0, token=TOKEN, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
-    ) as sb:
-        yield sb
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox(request):
-    yield
-    if "sandbox" in request.fixturenames:
-        request.getfixturevalue("sandbox").control(**RESET, complete_exports=True)
+SANDBOX_SETTINGS = dict(token=TOKEN, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
+SANDBOX_AFTER_EACH = dict(complete_exports=True)
 
 
 def config_for(sandbox, provider: str, **overrides) -> dict:
     base = {
-        "access_token": TOKEN,
+        **account_config(sandbox, provider),
         "start_date": START,
         "end_date": END,
         "window_days": 1,
@@ -75,13 +58,7 @@ def config_for(sandbox, provider: str, **overrides) -> dict:
         "export_timeout": 30,
     }
     if provider == "nextcommerce":
-        base.update(
-            provider="nextcommerce", api_url=sandbox.api_url, store="demo-store", max_concurrent_exports=2
-        )
-    else:
-        base.update(
-            provider="clover", api_url=sandbox.clover_url, merchant_id="SANDBOXMERCHANT1", region="sandbox"
-        )
+        base.update(max_concurrent_exports=2)
     base.update(overrides)
     return base
 

@@ -22,6 +22,7 @@ from singer_sdk.helpers._catalog import get_selected_schema, pop_deselected_reco
 from singer_sdk.singerlib import SelectionMask
 
 from tap_commerce_exports.singer.selection import deselected_paths, record_pruner, selected_schema
+from tests.sandbox_fixtures import account_config
 from tests.tap_harness import discover
 
 # --- the pruning rules, against singer-sdk's own helpers ------------------------------
@@ -101,19 +102,12 @@ Tap.sync_all(tap)  # singer-sdk's own per-stream, per-record path
 """
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
-    ) as sb:
-        yield sb
+SANDBOX_SETTINGS = dict(processing_delay=0.05, nc_rate_limit=1000, clover_rate_limit=1000)
 
 
 def base_config(sandbox, provider: str) -> dict[str, Any]:
-    common = {
-        "access_token": "sandbox-token",
+    return {
+        **account_config(sandbox, provider),
         "start_date": "2025-01-01T00:00:00Z",
         "end_date": "2025-01-04T00:00:00Z",
         "window_days": 2,
@@ -122,15 +116,6 @@ def base_config(sandbox, provider: str) -> dict[str, Any]:
         "max_requests_per_second": 200,
         "export_timeout": 60,
     }
-    if provider == "clover":
-        return {
-            **common,
-            "provider": "clover",
-            "api_url": sandbox.clover_url,
-            "merchant_id": "SANDBOXMERCHANT1",
-            "region": "sandbox",
-        }
-    return {**common, "provider": "nextcommerce", "api_url": sandbox.api_url, "store": "demo-store"}
 
 
 def catalog_for(config: dict[str, Any], stream: str, deselect: list[str]) -> dict[str, Any]:

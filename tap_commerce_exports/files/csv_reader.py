@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files.bytes_check import check_utf8_text
@@ -80,52 +79,29 @@ class CsvFileReader(ExportFileReader):
     row would lack its key, and one clear file-level message beats one per row.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        schema: Mapping[str, Any],
-        *,
-        stream: str,
-        file_label: str,
-        on_invalid: Callable[[InvalidRecord], None],
-        window: WindowFilter | None = None,
-        primary_keys: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            path,
-            stream=stream,
-            file_label=file_label,
-            on_invalid=on_invalid,
-            window=window,
-            primary_keys=primary_keys,
-        )
+    #: The open file (None until ``_open`` opened it).
+    _file: TextIO | None = None
 
-        check_utf8_text(self.path, file_label)
+    def _open(self, schema: Mapping[str, Any]) -> None:
+        check_utf8_text(self.path, self.file_label)
         # utf-8-sig: a BOM is not part of the first header cell (even a quoted one).
         self._file = open(self.path, newline="", encoding="utf-8-sig", errors="strict")  # noqa: SIM115
-        try:
-            self._reader = csv.reader(self._file)
-            header = self._read_header()
-        except BaseException:
-            self._file.close()
-            raise
+        self._reader = csv.reader(self._file)
+        header = self._read_header()
 
         properties: Mapping[str, Any] = schema.get("properties", {})
-        self.columns: list[str] = normalize_headers(header)
-        self.unknown_columns: list[str] = [c for c in self.columns if c not in properties]
+        self.columns = normalize_headers(header)
         self._converters: list[Converter | None] = [
             csv_converter(properties[c]) if c in properties else None for c in self.columns
         ]
         missing_keys = [k for k in self.primary_keys if k not in self.columns]
         if missing_keys:
-            self._file.close()
             raise InvalidFile(
-                f"{file_label}: header has no primary-key column {', '.join(missing_keys)} "
-                f"(stream '{stream}'; columns: {', '.join(self.columns)})"
+                f"{self.file_label}: header has no primary-key column {', '.join(missing_keys)} "
+                f"(stream '{self.stream}'; columns: {', '.join(self.columns)})"
             )
-        self.window_column: str | None = None
-        if window is not None:
-            self._type_window_column(window, properties)
+        if self.window is not None:
+            self._type_window_column(self.window, properties)
         self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
 
     def _type_window_column(self, window: WindowFilter, properties: Mapping[str, Any]) -> None:
@@ -142,7 +118,6 @@ class CsvFileReader(ExportFileReader):
         typed_by = properties.get(column) or properties.get(window.field) or WINDOW_COLUMN_SCHEMA
         converter = csv_converter(typed_by)
         if converter is not to_datetime_text:
-            self._file.close()
             raise InvalidFile(
                 f"{self.file_label}: column '{column}' cannot place rows in date windows "
                 f"(stream '{self.stream}'): its schema type is not a date-time"
@@ -281,4 +256,5 @@ class CsvFileReader(ExportFileReader):
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

@@ -12,9 +12,8 @@ validator compiled once per schema (see :mod:`json_validation`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,7 +21,6 @@ import msgspec
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
 from tap_commerce_exports.files.json_validation import Check, Problem, compile_check
 from tap_commerce_exports.files.reader_base import ExportFileReader
-from tap_commerce_exports.files.window import WindowFilter
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
@@ -88,39 +86,19 @@ class JsonElementsFileReader(ExportFileReader):
     passed to ``on_invalid``: if that returns, the element is skipped and counted.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        schema: Mapping[str, Any],
-        *,
-        stream: str,
-        file_label: str,
-        on_invalid: Callable[[InvalidRecord], None],
-        window: WindowFilter | None = None,
-        primary_keys: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            path,
-            stream=stream,
-            file_label=file_label,
-            on_invalid=on_invalid,
-            window=window,
-            primary_keys=primary_keys,
-        )
-
+    def _open(self, schema: Mapping[str, Any]) -> None:
         self._elements = self._load()
         seen: set[str] = set()
         for element in self._elements:
             if type(element) is dict:
                 seen.update(element)
-        properties: Mapping[str, Any] = schema.get("properties", {})
-        self.columns: list[str] = sorted(seen)
-        self.unknown_columns: list[str] = [c for c in self.columns if c not in properties]
-        self.window_column: str | None = window.find_column(seen) if window is not None else None
+        self.columns = sorted(seen)
+        window = self.window
+        self.window_column = window.find_column(seen) if window is not None else None
         if window is not None and self.window_column is None and seen:
             # Elements whose window cannot be checked are never kept (see files.window).
             raise MissingWindowColumn(
-                stream=stream, file=file_label, looked_for=window.candidates, columns=self.columns
+                stream=self.stream, file=self.file_label, looked_for=window.candidates, columns=self.columns
             )
         self._check = schema_check(schema)
 

@@ -2,8 +2,10 @@
 
 The Singer layer treats CSV (Next Commerce) and JSON-elements (Clover) files alike:
 open a reader with the stream's schema, window and keys, look at ``unknown_columns`` /
-``window_column``, iterate typed records ONCE, then read the counters. Each
-subclass only says how its format becomes records (``_records``) and what to release
+``window_column``, iterate typed records ONCE, then read the counters. The constructor
+is this one for every format (it is the :class:`FileReaderFactory` call); each subclass
+only says how its format is opened (``_open``: its columns, its window column, what it
+prepares per column), how it becomes records (``_records``) and what to release
 (``close``).
 """
 
@@ -36,6 +38,7 @@ class ExportFileReader(abc.ABC):
     def __init__(
         self,
         path: Path,
+        schema: Mapping[str, Any],
         *,
         stream: str,
         file_label: str,
@@ -54,6 +57,20 @@ class ExportFileReader(abc.ABC):
         self.records_rejected = 0
         self.records_without_window_value = 0
         self._started = False
+        self.window_column = None
+        try:
+            self._open(schema)
+        except BaseException:
+            self.close()  # a file refused while opening holds nothing afterwards
+            raise
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        self.unknown_columns = [c for c in self.columns if c not in properties]
+
+    @abc.abstractmethod
+    def _open(self, schema: Mapping[str, Any]) -> None:
+        """Open the file: set ``columns`` (and ``window_column`` if the file has one) and
+        prepare everything per column, once; raise ``InvalidFile`` for a file that cannot
+        be read as this stream's export (``close`` then runs)."""
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._started:

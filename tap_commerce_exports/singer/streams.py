@@ -1,8 +1,10 @@
 """One Singer stream class for every export type.
 
 Streams carry what the SDK needs for discovery, the catalog and selection (name, schema,
-keys). Records are not produced through ``get_records``: the export engine
-(``singer/sync.py``) syncs all selected streams together.
+keys). A CLI run syncs all selected streams together (``Tap.sync_all`` ->
+``ExportSync.run``); singer-sdk's per-stream path (``Stream.sync`` -> ``get_records``, as
+its standard tests and dry runs use) goes through the same ``ExportSync.sync``, one stream
+at a time, and leaves only the writing of RECORD messages to the SDK.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import TYPE_CHECKING, Any, cast
 from singer_sdk.streams import Stream
 
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
-from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, key_properties, with_account
+from tap_commerce_exports.singer.account_property import key_properties, with_account
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.mapper import StreamMap
     from singer_sdk.singerlib import Catalog
 
     from tap_commerce_exports.tap import TapCommerceExports
@@ -42,6 +45,9 @@ class ExportStream(Stream):
 
     def __init__(self, tap: Tap, definition: ExportStreamDefinition) -> None:
         self.definition = definition
+        self._export_tap = tap
+        #: Set by :meth:`widen_schema` (a file brought columns the schema lacks).
+        self._widened: tuple[dict[str, Any], dict[str, Any]] | None = None
         # Every record says whose it is, and that is part of its key (account_property.py).
         super().__init__(tap=tap, schema=with_account(load_schema(definition)), name=definition.name)
         self.primary_keys = key_properties(definition.primary_keys)
@@ -73,16 +79,46 @@ class ExportStream(Stream):
             )
             self.forced_replication_method, self.replication_key = wanted
 
-    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The SDK's per-stream path (its standard tests): the record's account, as the
-        engine's path sets it (``ExportSync._emit``). That path reads one account."""
-        row[ACCOUNT_PROPERTY] = cast("TapCommerceExports", self._tap).settings.account
-        return row
+    # singer-sdk's per-stream path. Its Stream takes a schema once: ``schema`` and
+    # ``effective_schema`` are read-only properties and ``stream_maps`` is cached on first
+    # use, with no public way to widen the schema mid-sync (the missing hook). Files may
+    # bring columns the schema lacks (``ProviderFacts.files_add_columns``), so these three
+    # public properties are overridden instead of writing the SDK's private attributes.
+    def widen_schema(self, schema: dict[str, Any]) -> None:
+        """Add the properties of ``schema`` (the sync's, widened by a file's columns) that
+        the stream lacks, for the records that follow: the SDK conforms each record to
+        its schema and drops what it lacks. Only additions: what the stream has stays."""
+        self._widened = None
+        widened = []
+        for base in (super().schema, super().effective_schema):  # ours; the catalog's, if given
+            known = base.get("properties", {})
+            added = {k: v for k, v in schema["properties"].items() if k not in known}
+            widened.append({**base, "properties": {**known, **added}})
+        self._widened = (widened[0], widened[1])
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The stream's schema, as widened by :meth:`widen_schema` if it was."""
+        return self._widened[0] if self._widened is not None else super().schema
+
+    @property
+    def effective_schema(self) -> dict[str, Any]:
+        """What the SDK conforms records to: the catalog's schema (or ours) plus columns
+        :meth:`widen_schema` added."""
+        return self._widened[1] if self._widened is not None else super().effective_schema
+
+    @property
+    def stream_maps(self) -> list[StreamMap]:
+        """The tap mapper's maps for this stream, looked up each time rather than cached:
+        announcing a widened schema registers it again, which replaces them."""
+        mapper = self._export_tap.mapper
+        return mapper.stream_maps[self.name] if self.name in mapper.stream_maps else super().stream_maps
 
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        """Only for singer-sdk's per-stream path (its standard tests); a normal run syncs
-        all streams together through ``singer/sync.py``."""
+        """singer-sdk's per-stream path: this stream's records from ``ExportSync.sync``,
+        the CLI's own sync (its windows, engine, saved exports, bookmarks and STATE, and
+        the closing of all it opened, even when the SDK stops early at a record limit)."""
         from tap_commerce_exports.singer.sync import ExportSync
 
-        tap = cast("TapCommerceExports", self._tap)
+        tap = cast("TapCommerceExports", self._export_tap)
         yield from ExportSync(tap, tap.settings).iter_stream_records(self)

@@ -16,7 +16,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from tap_commerce_exports.tap import TapCommerceExports
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")
+#: What :meth:`ExportSync.sync` hands a ready window to: writes its records (returns
+#: None) or yields them to a caller that writes them itself (singer-sdk's path).
+Emit = Callable[[ExportJob, "StreamProgress"], "Iterable[dict[str, Any]] | None"]
 UNKNOWN_COLUMN_SCHEMA = {"type": ["string", "null"]}
 
 
@@ -208,36 +211,70 @@ class ExportSync:
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
+        """The CLI's sync: every selected stream, records written by :meth:`_emit` (or as
+        BATCH files), through :meth:`sync` like singer-sdk's per-stream path."""
         streams = [cast("ExportStream", s) for s in self.tap.streams.values() if s.selected]
-        if not streams:
-            LOGGER.warning("no stream is selected: nothing to do")
-            return
-        progress = {  # the readers' schema: the account property is the sync's own
-            s.name: StreamProgress(s, without_account(dict(s.schema)), deselected=deselected_paths(s.mask))
-            for s in streams
-        }
-        for p in progress.values():
-            self._write_schema(p)
-        self.output.state(snapshot(self.state))
-        jobs = self.plan(streams)
-        if jobs:
-            # Exports take minutes on the real APIs: say why nothing comes for a while.
-            LOGGER.info(
-                "creating %d export(s); records follow once the first is ready "
-                "(to check access without creating exports, run with --test)",
-                len(jobs),
-            )
-        emit = self._emit
+        emit: Emit = self._emit
+        prepare: Callable[[], None] | None = None
         if self.settings.batch is not None:  # BATCH files instead of RECORD messages
             from tap_commerce_exports.singer.batch_sync import BatchWindows
 
             batches = BatchWindows(self, self.settings.batch)
-            batches.remove_loaded(streams)
             emit = batches.emit
-        workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
+            prepare = lambda: batches.remove_loaded(streams)  # noqa: E731
+        for _ in self.sync(streams, emit, prepare=prepare):
+            pass  # these emitters write the records themselves: they yield none
+
+    def sync(
+        self,
+        streams: list[ExportStream],
+        emit: Emit,
+        *,
+        announce: bool = True,
+        prepare: Callable[[], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The one sync path, for the CLI (:meth:`run`) and singer-sdk's per-stream path
+        (:meth:`iter_stream_records`): plan windows from state, run their exports through
+        the engine, hand each ready window to ``emit`` in window order, then move the
+        bookmark and write STATE; yields what ``emit`` yields (records, for a caller that
+        writes them itself). ``announce``: write each stream's SCHEMA first (the SDK's
+        ``Stream.sync`` has already). ``prepare``: work to do once the streams' maps are
+        registered and the windows planned (the BATCH writer removes the files the
+        bookmark proves loaded).
+
+        Everything opened here is closed when it ends, however it ends (done, failed, or
+        the caller stopped reading): the engine and its downloader's session, the
+        provider's API client, the webhook receiver, the work directory.
+        """
+        workdir: Path | None = None
         receiver = None
         started = time.monotonic()
+        progress: dict[str, StreamProgress] = {}
         try:
+            if not streams:
+                LOGGER.warning("no stream is selected: nothing to do")
+                return
+            progress = {  # the readers' schema: the account property is the sync's own
+                s.name: StreamProgress(
+                    s, without_account(dict(s.schema)), deselected=deselected_paths(s.mask)
+                )
+                for s in streams
+            }
+            if announce:
+                for p in progress.values():
+                    self._write_schema(p)
+            self.output.state(snapshot(self.state))
+            jobs = self.plan(streams)
+            if jobs:
+                # Exports take minutes on the real APIs: say why nothing comes for a while.
+                LOGGER.info(
+                    "creating %d export(s); records follow once the first is ready "
+                    "(to check access without creating exports, run with --test)",
+                    len(jobs),
+                )
+            if prepare is not None:
+                prepare()
+            workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
             self.orchestrator = self._orchestrator(
                 workdir, webhook_active=self.settings.webhook_listen is not None
             )
@@ -282,7 +319,9 @@ class ExportSync:
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
                 try:
-                    emit(job, p)
+                    records = emit(job, p)
+                    if records is not None:
+                        yield from records
                 except UserError as exc:
                     if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
                         raise
@@ -300,12 +339,14 @@ class ExportSync:
                 receiver.stop()
             if self.orchestrator is not None:
                 self.orchestrator.stop()
+                self.orchestrator.downloader.close()
             for provider in self.providers.values():
                 provider.close()
             if self.rejects is not None:
                 self.rejects.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-            self.output.flush()
+            if workdir is not None:  # the run started: flush what it wrote (a refusal before
+                shutil.rmtree(workdir, ignore_errors=True)  # it, e.g. parquet's, writes nothing)
+                self.output.flush()
         elapsed = time.monotonic() - started
         total = sum(p.records for p in progress.values())
         LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total, len(progress))
@@ -465,29 +506,26 @@ class ExportSync:
         p.schema = dict(p.schema, properties={**properties, **added})
 
     def iter_stream_records(self, stream: ExportStream) -> Iterator[dict[str, Any]]:
-        """Records of ONE stream through the engine, for singer-sdk's per-stream path
-        (``Stream.sync``, used by the SDK's standard tests). Regular runs use :meth:`run`."""
-        p = StreamProgress(stream, dict(stream.schema))
-        workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))
-        orchestrator = self._orchestrator(workdir, webhook_active=False)
+        """Records of ONE stream for singer-sdk's per-stream path (``Stream.sync``: its
+        standard tests, ``Tap.sync_all``), through the same :meth:`sync` as a CLI run;
+        only the writing of RECORD messages is left to the SDK.
 
-        def announce_new_columns() -> None:
-            # The SDK path writes SCHEMA itself: give the stream (and its maps) the
-            # widened schema, and announce it before the records that carry new columns.
-            stream._schema = p.schema  # noqa: SLF001
-            stream._stream_maps = None  # noqa: SLF001
-            selected = selected_schema(p.schema, deselected_paths(stream.mask))
-            self.tap.mapper.register_raw_stream_schema(stream.name, selected, stream.primary_keys)
-            stream._write_schema_message()  # noqa: SLF001
+        The SDK writes each record as it gets it (and flushes), while this layer buffers
+        its own messages: a SCHEMA announcing a file's new columns is flushed at once, so
+        that it reaches the target before the first record that carries them."""
 
-        try:
-            for job in orchestrator.run(self.plan([stream])):
-                if job.state is JobState.FAILED:
-                    raise job.error or ExportFailed(f"{job.label} failed")
-                yield from self._read(job, p, announce_new_columns)
-        finally:
-            orchestrator.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
+        def announce_new_columns(p: StreamProgress) -> None:
+            stream.widen_schema(p.schema)  # the SDK conforms records to the stream's schema
+            self._write_schema(p)  # registers the maps, announces the columns (as run does)
+            self.output.flush()
+
+        def read(job: ExportJob, p: StreamProgress) -> Iterator[dict[str, Any]]:
+            account = self.account_of(job)
+            for record in self._read(job, p, lambda: announce_new_columns(p)):
+                record[ACCOUNT_PROPERTY] = account  # as _emit does: a file's value never wins
+                yield record
+
+        return self.sync([stream], read, announce=False)
 
 
 @contextmanager

@@ -247,3 +247,18 @@ def test_an_unknown_merchant_stops_only_its_account_naming_its_merchant_id_setti
     assert "check 'accounts[1].merchant_id'" in line
     orders = [d for d in CLOVER_STREAMS if d.name == "orders"]
     assert got([run], orders) == truth(sandbox, "clover", orders, MERCHANTS[:1])
+
+
+def test_check_access_checks_every_merchant_and_names_each_failing_one_creating_no_export(sandbox):
+    sandbox.control(reset_stats=True)
+    config = clover_config(sandbox, MERCHANTS, wrong="MERCHANT2")
+    config["accounts"].append({"merchant_id": "MERCHANT9", "access_token": "token-MERCHANT9"})
+    run = run_tap(config, args=["--test"])
+    assert run.returncode == 2
+    assert [line.split(" (")[0] for line in run.error_lines()] == [
+        "tap-commerce-exports: error: account 'MERCHANT2'",
+        "tap-commerce-exports: error: account 'MERCHANT9'",
+    ]
+    assert "connection test passed: Clover merchant 'MERCHANT1'" in run.stderr
+    assert "connection test passed: Clover merchant 'MERCHANT3'" in run.stderr
+    assert sandbox.stats()["exports_created"]["clover"] == 0

@@ -160,8 +160,10 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     import msgspec
 
     from tap_commerce_exports.files import csv_converter
+    from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
 
     props = bench_schema()["properties"]
+    account = "127.0.0.1"  # the account of run_ours's config (its api_url host)
     out = sys.stdout.buffer  # the parent points stdout at a file
     encoder = msgspec.json.Encoder(decimal_format="number")
     time_extracted = datetime.now(timezone.utc).isoformat()
@@ -181,6 +183,7 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
                 name: ((conv(cell) if conv is not None else cell) if cell else None)
                 for (name, conv), cell in zip(pairs, row, strict=False)
             }
+            record[ACCOUNT_PROPERTY] = account  # every record says whose it is, as ours does
             buf += prefix
             encode_into(record, buf, -1)
             buf += suffix

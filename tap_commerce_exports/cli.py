@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tap_commerce_exports.errors import ConfigError, UserError
+from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError
 from tap_commerce_exports.http.redact import scrub
 
 
@@ -18,9 +18,12 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         _check_json_files(sys.argv[1:] if argv is None else argv)
+        _check_env_json(sys.argv[1:] if argv is None else argv)
         TapCommerceExports.cli.main(args=argv, prog_name="tap-commerce-exports", standalone_mode=False)
     except UserError as exc:
-        report_error(f"tap-commerce-exports: error: {scrub(str(exc))}")
+        # Several accounts failed: one line each, every one naming its account.
+        for line in exc.lines if isinstance(exc, AccountsFailed) else [str(exc)]:
+            report_error(f"tap-commerce-exports: error: {scrub(line)}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tap-commerce-exports: interrupted; the last STATE emitted stands\n")
@@ -68,6 +71,33 @@ def report_error(line: str) -> None:
         return
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+def _check_env_json(argv: list[str]) -> None:
+    """With ``--config ENV`` the SDK parses list and object settings from environment
+    variables itself, and a typo ends in its JSON library's traceback: say it in one line
+    that names the variable (never its text: ``accounts`` holds tokens)."""
+    from_env = "--config=ENV" in argv or any(
+        a == "--config" and b == "ENV" for a, b in zip(argv, argv[1:], strict=False)
+    )
+    if not from_env:
+        return
+    from tap_commerce_exports.settings import CONFIG_SCHEMA
+
+    for name, prop in CONFIG_SCHEMA["properties"].items():
+        types = prop.get("type") or []
+        if not {"array", "object"} & set([types] if isinstance(types, str) else types):
+            continue
+        variable = f"TAP_COMMERCE_EXPORTS_{name.upper()}"
+        text = os.environ.get(variable)
+        if text is None:
+            continue
+        try:
+            json.loads(text)
+        except ValueError:
+            raise ConfigError(
+                f"environment variable {variable} is not valid JSON: give setting '{name}' as JSON text"
+            ) from None
 
 
 def _check_json_files(argv: list[str]) -> None:

@@ -112,5 +112,26 @@ def describe_value(value: object) -> str:
     return f"value: a {type(value).__name__}"
 
 
+class AccountsFailed(UserError):
+    """Some accounts of a many-account run failed; the others finished.
+
+    The message is one line per failed account (``account_failure_line``): the CLI prints
+    each as its own line, so every failing account is named with the setting to fix.
+    """
+
+    def __init__(self, lines: list[str], total: int) -> None:
+        self.lines = lines
+        self.total = total
+        super().__init__("\n".join(lines))
+
+
+def account_failure_line(settings: object, error: BaseException) -> str:
+    """``account 'm2' (accounts[1]): <what went wrong, naming the setting to fix>``."""
+    account = getattr(settings, "account", "?")
+    source = getattr(settings, "account_source", "")
+    where = f" ({source})" if source else ""
+    return f"account '{account}'{where}: {error}"
+
+
 class TargetGone(UserError):
     """The target stopped reading our output (broken pipe)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from tap_commerce_exports.accounts import read_accounts
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.providers.base import ProviderFacts, opt_str
@@ -52,6 +53,10 @@ def _max_window_note() -> str:
     )
 
 
+def _account_keys_note() -> str:
+    return "; ".join(f"{c.facts.title}: {', '.join(c.account_keys)}" for c in PROVIDER_CLASSES.values())
+
+
 def _defaults_note(value: Callable[[ProviderFacts], str]) -> str:
     return ", ".join(value(c.facts) for c in PROVIDER_CLASSES.values())
 
@@ -60,6 +65,8 @@ def _defaults_note(value: Callable[[ProviderFacts], str]) -> str:
 #: (``settings_properties``) take their place among the shared ones.
 _ORDER = (
     "provider",
+    "accounts",
+    "accounts_file",
     "access_token",
     "store",
     "merchant_id",
@@ -78,7 +85,10 @@ _ORDER = (
     "export_attempts",
     "min_window_days",
     "max_concurrent_exports",
+    "max_concurrent_exports_total",
     "max_requests_per_second",
+    "app_max_requests_per_second",
+    "app_max_concurrent_requests",
     "outside_hours",
     "on_invalid_record",
     "rejects_dir",
@@ -97,6 +107,20 @@ _SCHEMA = th.PropertiesList(
         default=DEFAULT_PROVIDER,
         allowed_values=sorted(PROVIDERS),
         description=f"Which platform to read: {' or '.join(f'`{n}`' for n in PROVIDERS)}.",
+    ),
+    th.Property(
+        "accounts",
+        th.ArrayType(th.ObjectType(additional_properties=True)),
+        secret=True,
+        description="Several accounts in one run: a list of objects, one per account, with that "
+        "account's own keys (" + _account_keys_note() + "); a key an object "
+        "leaves out is the top-level setting's. Unset: one account, the top-level settings.",
+    ),
+    th.Property(
+        "accounts_file",
+        th.StringType,
+        description="Path of a file of accounts (objects as in `accounts`): a JSON list, or one JSON "
+        "object per line. Refused unless only its owner can read it (chmod 600). Adds to `accounts`.",
     ),
     th.Property(
         "access_token",
@@ -177,11 +201,42 @@ _SCHEMA = th.PropertiesList(
         + ".",
     ),
     th.Property(
+        "max_concurrent_exports_total",
+        th.IntegerType,
+        description="Exports in flight at once across all accounts (max_concurrent_exports holds "
+        "per account). Default: no cap beyond each account's.",
+    ),
+    th.Property(
         "max_requests_per_second",
         th.NumberType,
-        description="Client-side API rate limit. Default: the provider's published limit ("
+        description="Client-side API rate limit, per account (token). Default: the provider's published limit ("
         + _defaults_note(lambda f: f"{f.requests_per_second:g} {f.title}")
         + ").",
+    ),
+    th.Property(
+        "app_max_requests_per_second",
+        th.NumberType,
+        description="API rate limit of the app across all accounts of a run. Default: the provider's "
+        "published app limit ("
+        + _defaults_note(
+            lambda f: (
+                f"{f.app_requests_per_second:g} {f.title}" if f.app_requests_per_second else f"none {f.title}"
+            )
+        )
+        + ").",
+    ),
+    th.Property(
+        "app_max_concurrent_requests",
+        th.IntegerType,
+        description="API requests in flight at once for the app across all accounts of a run. Default: "
+        + _defaults_note(
+            lambda f: (
+                f"{f.app_max_concurrent_requests} {f.title}"
+                if f.app_max_concurrent_requests
+                else f"none {f.title}"
+            )
+        )
+        + ".",
     ),
     th.Property(
         "on_invalid_record",
@@ -269,12 +324,79 @@ class Settings:
     #: stream -> the column holding its rows' window instant (``window_columns``).
     window_columns: Mapping[str, str] = field(default_factory=dict)
     batch: BatchSettings | None = None
+    #: Exports in flight across all accounts (None: no cap beyond each account's).
+    max_concurrent_exports_total: int | None = None
+    #: The app's limits across all accounts (None: none).
+    app_max_requests_per_second: float | None = None
+    app_max_concurrent_requests: int | None = None
+    #: Where this account was given (``accounts[1]``; "" for the top-level settings), how
+    #: its own keys are named to the user, and which keys it set itself.
+    account_source: str = ""
+    account_key_format: str = "{key}"
+    account_keys: frozenset[str] = frozenset()
+    #: Every account of the run, each a full Settings (empty: one account, this one).
+    accounts: tuple[Settings, ...] = ()
+
+    @property
+    def all_accounts(self) -> tuple[Settings, ...]:
+        """The settings of every account of the run (one: these)."""
+        return self.accounts or (self,)
+
+    @property
+    def account(self) -> str:
+        """The account these settings read (store subdomain, merchant id...): keys its state
+        and is a property of each of its records."""
+        return PROVIDER_CLASSES[self.provider].account_of(self)
+
+    def setting_name(self, key: str) -> str:
+        """What a user edits to change ``key`` of this account: ``accounts[1].access_token``
+        if the account object set it, else the top-level ``access_token``."""
+        return self.account_key_format.format(key=key) if key in self.account_keys else key
 
     @classmethod
     def from_config(
         cls, config: Mapping[str, Any], *, now: datetime | None = None, require_credentials: bool = True
     ) -> Settings:
-        """Check every setting; raise ConfigError with one clear line on the first problem."""
+        """Check every setting; raise ConfigError with one clear line on the first problem.
+
+        With ``accounts`` / ``accounts_file``, each account object is laid over the
+        top-level settings and checked as one account; an error says which account."""
+        entries = read_accounts(config)
+        if not entries:
+            return cls._from_one(config, now=now, require_credentials=require_credentials)
+        provider = str(config.get("provider") or DEFAULT_PROVIDER).strip().lower()
+        provider_cls = PROVIDER_CLASSES.get(provider)
+        common = {k: v for k, v in config.items() if k not in ("accounts", "accounts_file")}
+        parsed: list[Settings] = []
+        seen: dict[str, str] = {}
+        for entry in entries:
+            if provider_cls is not None:
+                provider_cls.check_account_object(entry.values, entry.source)
+            merged = {**common, **{k: v for k, v in entry.values.items() if v is not None}}
+            try:
+                one = cls._from_one(merged, now=now, require_credentials=require_credentials)
+            except ConfigError as exc:
+                raise ConfigError(f"{entry.source}: {exc}") from None
+            one = replace(
+                one,
+                account_source=entry.source,
+                account_key_format=entry.key_format,
+                account_keys=frozenset(entry.values),
+            )
+            if one.account in seen:
+                raise ConfigError(
+                    f"{entry.source} is account '{one.account}' again (as {seen[one.account]}): "
+                    "list each account once"
+                )
+            seen[one.account] = entry.source
+            parsed.append(one)
+        return replace(parsed[0], accounts=tuple(parsed))
+
+    @classmethod
+    def _from_one(
+        cls, config: Mapping[str, Any], *, now: datetime | None, require_credentials: bool
+    ) -> Settings:
+        """The settings of one account."""
         now = now or datetime.now(timezone.utc)
         provider = str(config.get("provider") or DEFAULT_PROVIDER).strip().lower()
         if provider not in PROVIDERS:
@@ -354,6 +476,29 @@ class Settings:
         download_timeout = _whole(config, "download_timeout", 7200, minimum=1, maximum=int(MAX_SECONDS))
 
         window_columns = _window_columns(config, provider)
+        total = config.get("max_concurrent_exports_total")
+        total_exports = (
+            None
+            if total is None or total == ""
+            else _whole(config, "max_concurrent_exports_total", 1, minimum=1, maximum=10000)
+        )
+        app_rps = (
+            _number(config, "app_max_requests_per_second", facts.app_requests_per_second or 1.0, minimum=0.01)
+            if facts.app_requests_per_second is not None or _opt_str(config, "app_max_requests_per_second")
+            else None
+        )
+        app_in_flight = (
+            _whole(
+                config,
+                "app_max_concurrent_requests",
+                facts.app_max_concurrent_requests or 1,
+                minimum=1,
+                maximum=10000,
+            )
+            if facts.app_max_concurrent_requests is not None
+            or _opt_str(config, "app_max_concurrent_requests")
+            else None
+        )
         webhook_listen = None
         webhook_secret = _opt_str(config, "webhook_secret")
         listen = _opt_str(config, "webhook_listen")
@@ -399,6 +544,9 @@ class Settings:
             download_timeout=download_timeout,
             window_columns=window_columns,
             batch=parse_batch_config(config.get("batch_config")),
+            max_concurrent_exports_total=total_exports,
+            app_max_requests_per_second=app_rps,
+            app_max_concurrent_requests=app_in_flight,
         )
 
 

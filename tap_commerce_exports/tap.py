@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import sys
@@ -14,9 +15,14 @@ import click
 from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
-from tap_commerce_exports.providers.registry import DEFAULT_PROVIDER, PROVIDERS, build_provider
+from tap_commerce_exports.providers.registry import (
+    DEFAULT_PROVIDER,
+    PROVIDERS,
+    build_provider,
+    build_providers,
+)
 from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
 from tap_commerce_exports.singer.streams import ExportStream
 
@@ -37,6 +43,23 @@ def _exit_now(code: int) -> None:
     """End the process at once. No flush: a target that stopped reading would block it,
     and records after the last STATE are emitted again by the next run anyway."""
     os._exit(code)
+
+
+def _register_account_secrets(accounts: object) -> None:
+    """The secrets of ``accounts`` as given (a list, or its JSON text), registered before
+    they are checked: an error while checking must not be the place one leaks."""
+    if isinstance(accounts, str):
+        register_secret(accounts)  # the whole text, should it ever be echoed
+        try:
+            accounts = json.loads(accounts)
+        except ValueError:
+            return
+    if isinstance(accounts, list):
+        for item in accounts:
+            if isinstance(item, dict):
+                for key in ("access_token", "sandbox_token", "webhook_secret"):
+                    value = item.get(key)
+                    register_secret(value if isinstance(value, str) else None)
 
 
 class _DropEnvParsingNotice(logging.Filter):
@@ -77,8 +100,11 @@ class TapCommerceExports(Tap):
         """Check settings with messages a user can act on (one line, names the setting)."""
         register_secret(self.config.get("access_token"))
         register_secret(self.config.get("webhook_secret"))
+        _register_account_secrets(self.config.get("accounts"))
         if raise_errors:
-            Settings.from_config(self.config)
+            for account in Settings.from_config(self.config).all_accounts:  # accounts_file's too
+                register_secret(account.access_token)
+                register_secret(account.webhook_secret)
         return []
 
     @cached_property
@@ -95,12 +121,37 @@ class TapCommerceExports(Tap):
 
     # ------------------------------------------------------------------ modes
     def check_access(self) -> str:
-        """``--test``: prove the credentials and host work, creating no export."""
-        provider = build_provider(self.settings)
+        """``--test``: prove the credentials and host of every account work, creating no
+        export. Each account is checked; each failing one is named on its own line, and
+        the run then ends with one line saying how many failed."""
+        accounts = self.settings.all_accounts
+        if len(accounts) == 1:
+            provider = build_provider(self.settings)
+            try:
+                summary = provider.check_access()
+            finally:
+                provider.close()
+            LOGGER.info("connection test passed: %s", summary)
+            return summary
+        providers = build_providers(self.settings)
+        passed: list[str] = []
+        failed: list[str] = []
         try:
-            summary = provider.check_access()
+            for settings in accounts:
+                try:
+                    passed.append(providers[settings.account].check_access())
+                except UserError as exc:
+                    failed.append(account_failure_line(settings, exc))
         finally:
-            provider.close()
+            for provider in providers.values():
+                provider.close()
+        for summary in passed:
+            LOGGER.info("connection test passed: %s", summary)
+        for line in failed:
+            LOGGER.error("connection test failed: %s", line)
+        if failed:
+            raise AccountsFailed(failed, len(accounts))
+        summary = f"{len(accounts)} accounts: access OK"
         LOGGER.info("connection test passed: %s", summary)
         return summary
 

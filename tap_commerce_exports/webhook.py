@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,12 +181,22 @@ class WebhookReceiver:
         on_export: Callable[[str], bool],
         *,
         store: str | None = None,
+        stores: Mapping[str, str] | None = None,
+        on_account_export: Callable[[str, str | None], bool] | None = None,
         limits: WebhookLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """One store (``store``, ``secret``), or several: ``stores`` maps each store to its
+        signing secret, and ``on_account_export(export_id, store)`` wakes that store's
+        export (store None: the event named no store; any account's export may match)."""
         self._secret = secret
         self._on_export = on_export
+        self._on_account_export = on_account_export
         self._store = (store or "").strip().lower() or None
+        #: store ("" : whichever the single store is) -> its signing secret
+        self._stores: dict[str, str] = (
+            {k.strip().lower(): v for k, v in stores.items()} if stores else {self._store or "": secret}
+        )
         bounds = limits or WebhookLimits()
         self.limits = bounds
         self._clock = clock
@@ -325,16 +335,18 @@ class WebhookReceiver:
             return self._refuse(400, "body shorter than Content-Length", "body shorter than Content-Length")
         try:
             payload = json.loads(raw)
-            expected = signature(self._secret, payload)
+            signature(self._secret, payload)  # serializable at all (and not nested too deep)
         except (ValueError, RecursionError):
             return self._refuse(400, "body is not JSON", "body is not JSON (or nested too deep)")
         given = headers.get("X-29Next-Signature") or ""
         given = given.strip().lower()
-        if not given.isascii() or not hmac.compare_digest(expected, given):
+        named = _named_store(payload)
+        signer = self._signer(payload, given, named) if given.isascii() else None
+        if signer is None:
             return self._refuse(401, "bad signature", "bad signature")
         if not isinstance(payload, dict) or payload.get("event_type") != "export.created":
             return 200, "ignored"
-        if not self._for_our_store(payload):
+        if named is not None and signer and not _same_store(named, signer):
             LOGGER.debug("webhook: an event for another store ignored")
             return 200, "ignored: another store"
         event_id = payload.get("event_id")
@@ -348,7 +360,11 @@ class WebhookReceiver:
         export_id = data.get("id") if isinstance(data, dict) else None
         if isinstance(export_id, bool) or not isinstance(export_id, (str, int)) or len(str(export_id)) > 200:
             return self._refuse(400, "no export id", "no usable export id")
-        if not self._on_export(str(export_id)):
+        if self._on_account_export is not None:
+            woke = self._on_account_export(str(export_id), signer if named is not None and signer else None)
+        else:
+            woke = self._on_export(str(export_id))
+        if not woke:
             return 404, "unknown export"
         if event_key is not None:
             self._replays.remember(event_key)
@@ -359,14 +375,31 @@ class WebhookReceiver:
         self._refusals.refused(why)
         return status, answer
 
-    def _for_our_store(self, payload: dict[str, Any]) -> bool:
-        """False only if the event names a store and it is not ours (the field's exact
-        form is not published: a bare subdomain or a full host both match)."""
-        if self._store is None:
-            return True
-        hook = payload.get("webhook")
-        named = hook.get("store") if isinstance(hook, dict) else None
-        if not isinstance(named, str) or not named:
-            return True
-        named = named.strip().lower()
-        return named == self._store or named.startswith(self._store + ".")
+    def _signer(self, payload: object, given: str, named: str | None) -> str | None:
+        """The store whose secret signed ``payload`` ("" : the one store of a receiver
+        configured without one), or None if none did. The store the event names is
+        tried first; an event for a store we do not know is checked against every
+        secret, so that it is refused (bad signature) or ignored (another store) exactly
+        as a single-store receiver does."""
+        stores = list(self._stores)
+        if named is not None:
+            stores.sort(key=lambda s: not (s and _same_store(named, s)))
+        for store in stores:
+            if hmac.compare_digest(signature(self._stores[store], payload), given):
+                return store
+        return None
+
+
+def _named_store(payload: object) -> str | None:
+    """The store an event names (``webhook.store``), lower-cased; None if it names none."""
+    hook = payload.get("webhook") if isinstance(payload, dict) else None
+    named = hook.get("store") if isinstance(hook, dict) else None
+    if not isinstance(named, str) or not named.strip():
+        return None
+    return named.strip().lower()
+
+
+def _same_store(named: str, store: str) -> bool:
+    """Whether an event's store is ``store``: the field's exact form is not published, so
+    a bare subdomain and a full host (``store.29next.store``) both match."""
+    return named == store or named.startswith(store + ".")

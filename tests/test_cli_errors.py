@@ -145,3 +145,21 @@ def test_a_state_file_that_is_not_json_ends_with_one_error_line_naming_the_optio
     state.write_text("bookmarks: none")
     line = run_failing(capsys, ["--config", write_config(tmp_path, good()), "--state", str(state)])
     assert "--state" in line
+
+
+def test_accounts_in_an_environment_variable_that_is_not_json_is_one_line_naming_the_variable(
+    monkeypatch, capsys
+):
+    secret = "tok-IN-BROKEN-JSON"
+    monkeypatch.setenv("TAP_COMMERCE_EXPORTS_PROVIDER", "clover")
+    monkeypatch.setenv("TAP_COMMERCE_EXPORTS_START_DATE", "2025-01-01")
+    monkeypatch.setenv("TAP_COMMERCE_EXPORTS_ACCOUNTS", f'[{{"merchant_id": "M1", "access_token": "{secret}"')
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["--config", "ENV", "--test"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "tap-commerce-exports: error: environment variable TAP_COMMERCE_EXPORTS_ACCOUNTS is not "
+        "valid JSON: give setting 'accounts' as JSON text"
+    ]
+    assert secret not in err

@@ -7,6 +7,7 @@ its next status check would have found the export ready.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -62,3 +63,61 @@ def test_a_webhook_wakes_the_waiting_export_whatever_form_its_store_name_takes(s
         assert sandbox.stats()["webhooks_sent"] >= 1
         assert run.records["orders"], "the export's records were emitted"
         assert took < 20, f"woken by the webhook, not the 30 s poll: took {took:.1f}s"
+
+
+@pytest.mark.parametrize("store_form", ["subdomain", "host"])
+def test_in_a_many_store_run_each_store_s_webhook_with_its_own_secret_wakes_its_own_export(
+    store_form: str,
+) -> None:
+    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
+    from tests.tap_harness import utc
+
+    port = free_port()
+    stores = ["store-1", "store-2"]
+    url = f"http://127.0.0.1:{port}/"
+    with SandboxServer(
+        SandboxConfig(
+            port=0,
+            processing_delay=1.0,
+            nc_rate_limit=1000,
+            webhook_store_form=store_form,
+            accounts=[
+                {"store": s, "token": f"token-{s}", "webhook_url": url, "webhook_secret": f"secret-{s}"}
+                for s in stores
+            ],
+        )
+    ) as sandbox:
+        config = {
+            "provider": "nextcommerce",
+            "start_date": "2025-01-01T00:00:00Z",
+            "end_date": "2025-01-11T00:00:00Z",
+            "window_days": 10,
+            "lookback": 0,
+            "poll_interval": 30,  # without the webhooks the first check comes after 30 s
+            "poll_max_interval": 30,
+            "webhook_listen": f"127.0.0.1:{port}",
+            "accounts": [
+                {
+                    "store": s,
+                    "api_url": sandbox.store_url(s),
+                    "access_token": f"token-{s}",
+                    "webhook_secret": f"secret-{s}",
+                }
+                for s in stores
+            ],
+        }
+        run = run_tap(config, streams=["orders"], timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        # the sync's own time (process start-up and discovery excluded: slow on a busy machine)
+        took = float(re.search(r"sync finished in ([0-9.]+)s", run.stderr).group(1))  # type: ignore[union-attr]
+        assert took < 20, f"took {took:.1f}s: the webhooks did not wake the exports"
+        assert run.stderr.count("webhook: export ") == 2
+        for s in stores:
+            expected = sandbox.truth_keys(
+                "nextcommerce", "order_list", utc(config["start_date"]), utc(config["end_date"]), account=s
+            )
+            assert sorted(r["number"] for r in run.records["orders"] if r[ACCOUNT_PROPERTY] == s) == sorted(
+                expected
+            )
+        assert sandbox.stats()["webhooks_sent"] >= 2

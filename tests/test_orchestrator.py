@@ -292,14 +292,24 @@ def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_tim
     assert provider.created == []
 
 
-def test_an_auth_error_when_creating_is_fatal_and_raised_from_run(tmp_path):
-    provider = FakeProvider(create_errors={("order_list", 0): [AuthError("check 'access_token'")]})
-    orch = make(provider, tmp_path)
-    with pytest.raises(AuthError, match="access_token"):
-        consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
+def test_an_auth_error_when_creating_fails_every_job_of_the_account_with_it(tmp_path):
+    provider = FakeProvider(create_errors={("customer_list", 0): [AuthError("check 'access_token'")]})
+    orch = make(provider, tmp_path, max_concurrent_exports=1)
+    jobs = jobs_for((ORDERS, 2), (CUSTOMERS, 2))
+    seen = consume(orch, jobs)
+    # nothing was created: every job failed with the one error, each yielded in its order
+    assert sorted((s, q, st) for s, q, st, *_ in seen) == [
+        ("customers", 0, JobState.FAILED),
+        ("customers", 1, JobState.FAILED),
+        ("orders", 0, JobState.FAILED),
+        ("orders", 1, JobState.FAILED),
+    ]
+    assert all(isinstance(err, AuthError) and "access_token" in str(err) for *_, err, _ in seen)
+    assert all(job.account_failed for job in jobs)
+    assert provider.created == []
 
 
-def test_an_auth_error_while_polling_is_fatal_too(tmp_path):
+def test_an_auth_error_while_polling_fails_the_account_too(tmp_path):
     provider = FakeProvider()
 
     def refuse(export_id):
@@ -307,8 +317,16 @@ def test_an_auth_error_while_polling_is_fatal_too(tmp_path):
 
     provider.get_export = refuse
     orch = make(provider, tmp_path)
-    with pytest.raises(AuthError):
-        consume(orch, jobs_for((ORDERS, 1)))
+    ((_, _, state, error, _),) = consume(orch, jobs_for((ORDERS, 1)))
+    assert state is JobState.FAILED and isinstance(error, AuthError)
+
+
+def test_a_window_failure_is_not_an_account_failure(tmp_path):
+    provider = FakeProvider({("order_list", 0): ["error"]})
+    jobs = jobs_for((ORDERS, 2))
+    consume(make(provider, tmp_path, export_attempts=1), jobs)
+    assert jobs[0].state is JobState.FAILED and not jobs[0].account_failed
+    assert jobs[1].state is JobState.CANCELLED
 
 
 # ------------------------------------------------------------------ availability hours
@@ -321,14 +339,14 @@ def hours(now: datetime) -> Availability:
     return Availability(open=False, opens_at=OPENS, description="Clover us exports run 10:00-15:00 UTC")
 
 
-def test_outside_export_hours_with_stop_ends_with_a_user_error_saying_when_they_open(tmp_path):
+def test_outside_export_hours_with_stop_fails_the_account_with_a_user_error_saying_when_they_open(tmp_path):
     provider = FakeProvider(availability=hours)
     orch = make(
         provider, tmp_path, outside_hours="stop", wall_clock=lambda: datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
     )
-    with pytest.raises(UserError) as info:
-        consume(orch, jobs_for((ORDERS, 1)))
-    message = str(info.value)
+    ((_, _, state, error, _),) = consume(orch, jobs_for((ORDERS, 1)))
+    assert state is JobState.FAILED and isinstance(error, UserError)
+    message = str(error)
     assert "2025-01-06 10:00 UTC" in message
     assert "outside_hours" in message
     assert "\n" not in message

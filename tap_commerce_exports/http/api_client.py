@@ -27,7 +27,7 @@ import requests
 from tap_commerce_exports import __version__
 from tap_commerce_exports.errors import AuthError, UserError
 from tap_commerce_exports.http.problems import transport_problem
-from tap_commerce_exports.http.ratelimit import RateLimiter
+from tap_commerce_exports.http.ratelimit import Limiter
 from tap_commerce_exports.http.redact import redact_url, scrub
 
 LOGGER = logging.getLogger("tap_commerce_exports.http")
@@ -87,7 +87,7 @@ class ApiClient:
         self,
         base_url: str,
         headers: Mapping[str, str],
-        limiter: RateLimiter,
+        limiter: Limiter,
         *,
         auth_hint: str,
         timeout: tuple[float, float] = (10.0, 60.0),

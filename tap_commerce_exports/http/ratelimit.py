@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 #: Added to the window: room for the server's own clock and rounding.
 WINDOW_MARGIN = 0.05
@@ -111,3 +112,34 @@ class RateLimiter:
         finally:
             if self._in_flight is not None:
                 self._in_flight.release()
+
+
+class Limiter(Protocol):
+    """What an API client needs of a limiter: a turn per request, and a shared pause."""
+
+    def slot(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
+class LimiterChain:
+    """An account's own limiter (per token) and its app's (across accounts), held together.
+
+    Why both: a platform may limit each token and, on top, the app that many accounts
+    installed (Clover: 16/s and 5 in flight per token, 50/s and 10 in flight per app).
+    The account's turn is taken first, then the app's, always in that order, so two
+    accounts never wait on each other crosswise. A 429's pause concerns the token that
+    was throttled: it pauses only the account's limiter.
+    """
+
+    def __init__(self, account: Limiter, app: Limiter) -> None:
+        self.account = account
+        self.app = app
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self.account.slot(), self.app.slot():
+            yield
+
+    def pause(self, seconds: float) -> None:
+        self.account.pause(seconds)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.providers.base import ExportStatus
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
 from tap_commerce_exports.windows import Window
@@ -89,6 +90,9 @@ class ExportJob:
     stream: ExportStreamDefinition
     window: Window
     seq: int  # position of this window within its stream
+    #: The provider's ``account`` key (store, merchant) whose export this is; "" means
+    #: the engine's only provider. Windows are ordered per (stream, account).
+    account: str = ""
     _state: JobState = field(default=JobState.QUEUED, init=False, repr=False)
     status: ExportStatus | None = None
     files: list[Path] = field(default_factory=list)
@@ -141,7 +145,20 @@ class ExportJob:
 
     @property
     def label(self) -> str:
+        if self.account:
+            return f"{self.stream.name} of '{self.account}' {self.window}"
         return f"{self.stream.name} {self.window}"
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """(stream, account): the unit whose windows are emitted in order."""
+        return self.stream.name, self.account
+
+    @property
+    def account_failed(self) -> bool:
+        """Whether it FAILED because its whole account did (bad token, settings, hours):
+        nothing about this window; every not-finished job of the account failed alike."""
+        return self._state is JobState.FAILED and is_account_failure(self.error)
 
     def elapsed(self, now: float | None = None) -> float:
         if self.created_at is None:

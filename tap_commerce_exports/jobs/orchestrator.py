@@ -14,6 +14,12 @@ jobs. Every change of a job's state goes through :meth:`ExportOrchestrator._move
 the job's state under the lock, so a job cancelled while its request was in flight
 stays cancelled.
 
+Accounts: the jobs may belong to several accounts (stores, merchants), each with its own
+provider. Everything the provider decides per account stays per account (a lane each:
+places in flight, refused creates, export hours, lookups); ``max_concurrent_total``
+caps the places of all accounts together. An error that ends an account
+(:mod:`jobs.failures`) fails only that account's jobs; the others go on.
+
 Durable exports: a job may come with an export saved in the last run's STATE; it is
 adopted (no create) and replaced if it is gone or failed. A create whose answer was lost
 is looked up before it is sent again. A failed export is retried ``export_attempts``
@@ -27,12 +33,13 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tap_commerce_exports.errors import AuthError, ConfigError, ExportFailed, UserError
+from tap_commerce_exports.errors import ExportFailed, UserError
 from tap_commerce_exports.http.download import (
     DownloadError,
     FileDownloader,
@@ -40,6 +47,7 @@ from tap_commerce_exports.http.download import (
     UrlExpired,
 )
 from tap_commerce_exports.jobs.create_refusals import CreateRefusals
+from tap_commerce_exports.jobs.failures import OutsideExportHours, is_account_failure
 from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
 from tap_commerce_exports.providers.base import (
@@ -56,10 +64,39 @@ from tap_commerce_exports.windows import Window
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: How far the provider's clock may be behind ours when its created_at is compared.
 CLOCK_SKEW = timedelta(minutes=10)
+#: Most downloads run at once (more wait their turn in the pool, holding their place).
+MAX_DOWNLOAD_WORKERS = 32
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(eq=False)
+class AccountLane:
+    """What the engine keeps for one account: its provider, its jobs and their counts
+    by state, its create queue, its refused creates and closed hours, its failure."""
+
+    key: str  # as in the engine's providers ("" for its only provider)
+    provider: ExportProvider
+    refusals: CreateRefusals
+    jobs: list[ExportJob] = field(default_factory=list)
+    queue: deque[ExportJob] = field(default_factory=deque)
+    counts: Counter[JobState] = field(default_factory=Counter)
+    hours_blocked_until: float = 0.0  # its provider's published hours are closed
+    hours_logged_until: datetime | None = None
+    failure: BaseException | None = None  # the error that ended the account
+
+    def in_flight(self) -> int:
+        return sum(self.counts[s] for s in IN_FLIGHT)
+
+    def creates_blocked_until(self) -> float:
+        return max(self.hours_blocked_until, self.refusals.blocked_until)
+
+    def next_queued(self) -> ExportJob | None:
+        while self.queue and self.queue[0].state is not JobState.QUEUED:
+            self.queue.popleft()
+        return self.queue[0] if self.queue else None
 
 
 class ExportOrchestrator:
@@ -73,10 +110,11 @@ class ExportOrchestrator:
 
     def __init__(
         self,
-        provider: ExportProvider,
+        providers: ExportProvider | Mapping[str, ExportProvider],
         *,
         workdir: Path,
         max_concurrent_exports: int,
+        max_concurrent_total: int | None = None,
         poll_interval: float,
         poll_max_interval: float,
         export_timeout: float,
@@ -89,9 +127,20 @@ class ExportOrchestrator:
         export_attempts: int = 3,
         min_split_span: timedelta | None = None,
     ) -> None:
-        self.provider = provider
+        #: By account key; one provider given alone is the engine's only one ("").
+        self.providers: dict[str, ExportProvider] = (
+            dict(providers) if isinstance(providers, Mapping) else {"": providers}
+        )
+        if not self.providers:
+            raise ValueError("the engine needs at least one provider")
+        self._lanes = {
+            key: AccountLane(key, provider, CreateRefusals(base=poll_interval))
+            for key, provider in self.providers.items()
+        }
         self.workdir = workdir
-        self.max_concurrent = max_concurrent_exports
+        self.max_concurrent = max_concurrent_exports  # per account
+        self.max_total = max_concurrent_total  # all accounts together (None: no cap)
+        self._totals: Counter[JobState] = Counter()
         self.poll_interval = poll_interval
         self.poll_max_interval = poll_max_interval
         self.export_timeout = export_timeout
@@ -100,16 +149,14 @@ class ExportOrchestrator:
         self.downloader = downloader or FileDownloader()
         self.clock = clock
         self.wall_clock = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
-        self._ext = provider.facts.extension
         self._cv = threading.Condition()
         self._jobs: list[ExportJob] = []
-        self._queue: deque[ExportJob] = deque()
-        self._fatal: BaseException | None = None
+        self._fatal: BaseException | None = None  # a bug on the engine thread: ends the run
         self._stopped = False
-        self._create_blocked_until = 0.0  # the provider's published hours are closed
-        self._refusals = CreateRefusals(base=poll_interval)  # this account's 503s on create
-        self._hours_logged_until: datetime | None = None
-        self._job_pool = cf.ThreadPoolExecutor(max(1, max_concurrent_exports), "export-download")
+        places = max(1, max_concurrent_exports) * len(self._lanes)
+        if max_concurrent_total is not None:
+            places = min(places, max(1, max_concurrent_total))
+        self._job_pool = cf.ThreadPoolExecutor(min(places, MAX_DOWNLOAD_WORKERS), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
         self._thread: threading.Thread | None = None
         self.export_attempts = max(1, export_attempts)
@@ -121,28 +168,32 @@ class ExportOrchestrator:
     def run(
         self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None = None
     ) -> Iterator[ExportJob]:
-        """Start all ``jobs``; yield each once READY or FAILED, in its stream's window order.
+        """Start all ``jobs``; yield each once READY or FAILED, in window order per
+        (stream, account).
 
         The caller emits a READY job's files, then asks for the next one; the job's files
-        are removed when the caller comes back (or when the sync stops). After a stream's
-        job FAILED, that stream's later jobs are cancelled and never yielded. A SPLIT
-        job's halves are yielded in its place, first half first.
+        are removed when the caller comes back (or when the sync stops). After a job
+        FAILED, the later jobs of its (stream, account) are cancelled and never yielded,
+        except when its whole account failed (``job.account_failed``): then every job of
+        the account that had not finished FAILED with the same error, and each is
+        yielded in its order. A SPLIT job's halves are yielded in its place, first half
+        first.
 
         ``on_exports`` is called on the caller's thread (between yields, without the
         lock) soon after an export was created, adopted, replaced or split, so the
         caller can save :meth:`exports_in_flight` before waiting on them.
         """
-        ordered = sorted(jobs, key=lambda j: (j.seq, j.stream.name))
-        per_stream: dict[str, deque[ExportJob]] = {}
+        ordered = sorted(jobs, key=_creation_order)
+        per_pair: dict[tuple[str, str], deque[ExportJob]] = {}
         for each in sorted(ordered, key=lambda j: j.seq):
-            per_stream.setdefault(each.stream.name, deque()).append(each)
+            per_pair.setdefault(each.pair, deque()).append(each)
         with self._cv:
-            self._jobs = ordered
-            self._queue = deque(ordered)
+            self._jobs = []
+            self._add_jobs(ordered)
         self._thread = threading.Thread(target=self._loop, name="export-orchestrator", daemon=True)
         self._thread.start()
         try:
-            while per_stream:
+            while per_pair:
                 with self._cv:
                     job: ExportJob | None = None
                     while job is None:
@@ -156,9 +207,8 @@ class ExportOrchestrator:
                             finally:
                                 self._cv.acquire()
                             continue
-                        for pending in per_stream.values():
-                            while pending[0].state is JobState.SPLIT and pending[0].parts:
-                                pending.extendleft(reversed(pending.popleft().parts or ()))
+                        for pending in per_pair.values():
+                            _expand_split_head(pending)
                             head = pending[0]
                             if head.state in (JobState.READY, JobState.FAILED):
                                 job = head
@@ -167,32 +217,38 @@ class ExportOrchestrator:
                             # Short: this is the main thread, and a SIGTERM the kernel hands
                             # to another thread is only acted on when the main one wakes.
                             self._cv.wait(0.1)
-                    per_stream[job.stream.name].popleft()
+                    per_pair[job.pair].popleft()
                 try:
                     yield job
                 finally:
                     job.release()
                     with self._cv:
-                        queue = per_stream.get(job.stream.name)
+                        queue = per_pair.get(job.pair)
                         if job.state is JobState.FAILED:
                             # the caller or the engine failed this window: later windows of
-                            # the stream must not be emitted (the bookmark can't pass this one)
+                            # the pair must not be emitted (the bookmark can't pass this one)
                             self._abandon_after(job)
-                            per_stream.pop(job.stream.name, None)
+                            rest = _failed_with_account(queue) if job.account_failed else None
+                            if rest:
+                                per_pair[job.pair] = rest
+                            else:
+                                per_pair.pop(job.pair, None)
                         else:
                             if job.state is JobState.READY:  # (stop() may have cancelled it)
                                 self._move(job, JobState.READY, JobState.CONSUMED)
                             if queue is not None and not queue:
-                                per_stream.pop(job.stream.name, None)
+                                per_pair.pop(job.pair, None)
                         self._cv.notify_all()
         finally:
             self.stop()
 
     def exports_in_flight(self, *, besides: ExportJob | None = None) -> list[ExportJob]:
-        """Jobs whose export exists and whose records were not emitted yet (window order).
+        """Jobs whose export exists and whose records were not emitted yet (window order);
+        each carries its ``account``, so the caller saves them per (stream, account).
 
-        What a rerun can adopt: at most ``2 * max_concurrent_exports`` of them (the
-        places in flight plus the READY ones held for the consumer).
+        What a rerun can adopt: per account at most ``2 * max_concurrent_exports`` of
+        them (the places in flight plus the READY ones held for the consumer). An account
+        that failed keeps its exports: a rerun with the setting fixed follows them.
         """
         with self._cv:
             return [
@@ -200,18 +256,19 @@ class ExportOrchestrator:
                 for j in self._jobs
                 if j is not besides
                 and j.export_id is not None
-                and j.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
+                and (j.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY) or j.account_failed)
             ]
 
-    def wake(self, export_id: str) -> bool:
-        """Check this export now (the webhook said it is ready). False if unknown.
+    def wake(self, export_id: str, account: str | None = None) -> bool:
+        """Check this export of ``account`` (None: of any account) now: the webhook said
+        it is ready. False if unknown.
 
         The request lives on the job and ends with its WAITING (see ``ExportJob.move``):
         one that comes while the export's status is being read asks for one more read.
         """
         with self._cv:
             for job in self._jobs:
-                if job.export_id == export_id:
+                if job.export_id == export_id and (account is None or self._is_account(job, account)):
                     if job.state is JobState.WAITING:
                         job.wake_requested = True
                         self._cv.notify_all()
@@ -272,26 +329,31 @@ class ExportOrchestrator:
             self._cv.notify_all()
 
     def _find_listed(self) -> None:
+        for lane in list(self._lanes.values()):
+            self._find_listed_of(lane)
+
+    def _find_listed_of(self, lane: AccountLane) -> None:
         """Windows with no saved export: a provider that lists its exports may still show
         one an earlier run made for it within ``export_timeout`` (that run's STATE never
         reached the state backend, e.g. a target keeps STATE until it writes records).
         One still running is followed like a saved one; a finished one is not (it may be
         another run's, made under other settings, long read): a new export is cheaper
         than a wrong one. One list per export type."""
-        if not self.provider.can_find_exports:
+        if not lane.provider.can_find_exports:
             return
         with self._cv:
-            todo = [j for j in self._jobs if j.adopt_id is None and j.state is JobState.QUEUED]
+            todo = [j for j in lane.jobs if j.adopt_id is None and j.state is JobState.QUEUED]
         since = self.wall_clock() - timedelta(seconds=self.export_timeout)
         listed: dict[str, list[FoundExport]] = {}
         for job in todo:
             export_type = job.stream.export_type
             if export_type not in listed:
                 try:
-                    listed[export_type] = self.provider.recent_exports(export_type, since)
+                    listed[export_type] = lane.provider.recent_exports(export_type, since)
                 except UserError as exc:
-                    if _is_fatal(exc):
-                        raise
+                    if is_account_failure(exc):
+                        self._fail_account(lane, exc)
+                        return
                     LOGGER.warning(
                         "could not list the recent %s exports (%s); creating new ones", export_type, exc
                     )
@@ -353,7 +415,7 @@ class ExportOrchestrator:
             job.checks = 0
             job.next_check_at = 0.0
             job.release()
-            self._queue.appendleft(job)
+            self._lane(job).queue.appendleft(job)
             self._exports_changed = True
         LOGGER.warning("%s: export %s %s; creating a new one", job.label, old, why)
 
@@ -388,13 +450,12 @@ class ExportOrchestrator:
             if job.state is not JobState.WAITING:
                 return
             parts = (
-                ExportJob(stream=job.stream, window=halves[0], seq=job.seq),
-                ExportJob(stream=job.stream, window=halves[1], seq=job.seq),
+                ExportJob(stream=job.stream, window=halves[0], seq=job.seq, account=job.account),
+                ExportJob(stream=job.stream, window=halves[1], seq=job.seq, account=job.account),
             )
             job.parts = parts
             self._move(job, JobState.WAITING, JobState.SPLIT)
-            self._jobs.extend(parts)
-            self._queue.extendleft(reversed(parts))
+            self._add_jobs(parts, first=True)
             self._exports_changed = True
         LOGGER.warning(
             "%s: %s %d times; splitting the window into %s and %s",
@@ -405,16 +466,16 @@ class ExportOrchestrator:
             halves[1],
         )
 
-    def _create(self, job: ExportJob) -> ExportStatus:
+    def _create(self, job: ExportJob, provider: ExportProvider) -> ExportStatus:
         """Create the window's export; a create whose answer was lost is looked up
         before it is sent again, so one lost answer never leaves two exports."""
         export_type, window = job.stream.export_type, job.window
         for attempt in range(1, self.lost_create_attempts + 1):
             since = self.wall_clock() - CLOCK_SKEW  # the provider's clock may be behind ours
             try:
-                return self.provider.create_export(export_type, window)
+                return provider.create_export(export_type, window)
             except CreateAnswerLost as lost:
-                if not self.provider.can_find_exports:
+                if not provider.can_find_exports:
                     LOGGER.warning(
                         "%s: creating the export got no answer (%s); this provider can't list "
                         "its exports, so creating it again may leave a second one running unused",
@@ -422,7 +483,7 @@ class ExportOrchestrator:
                         lost.reason,
                     )
                 else:
-                    found = self.provider.find_export(export_type, window, since)
+                    found = provider.find_export(export_type, window, since)
                     if found is not None:
                         LOGGER.warning(
                             "%s: creating the export got no answer (%s), but export %s was made; "
@@ -446,10 +507,52 @@ class ExportOrchestrator:
         )
 
     def _move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
-        """The one place a job's state changes: checked (``ExportJob.move``), under the lock."""
+        """The one place a job's state changes: checked (``ExportJob.move``), under the lock.
+        It keeps the counts by state (per account and in all) that the places are read from."""
         with self._cv:
+            before = job.state
             job.move(expected, to)
+            counts = self._lane(job).counts
+            counts[before] -= 1
+            counts[to] += 1
+            self._totals[before] -= 1
+            self._totals[to] += 1
             self._cv.notify_all()
+
+    def _add_jobs(self, jobs: Iterable[ExportJob], *, first: bool = False) -> None:
+        """Take ``jobs`` on (caller holds the lock): counted, queued for creation in
+        their order (before the queued ones if ``first``: the halves of a split)."""
+        added = list(jobs)
+        by_lane: dict[str, list[ExportJob]] = {}
+        for job in added:
+            lane = self._lane(job)
+            by_lane.setdefault(lane.key, []).append(job)
+            lane.jobs.append(job)
+            lane.counts[job.state] += 1
+            self._totals[job.state] += 1
+        self._jobs.extend(added)
+        for key, queued in by_lane.items():
+            lane = self._lanes[key]
+            if first:
+                lane.queue.extendleft(reversed(queued))
+            else:
+                lane.queue.extend(queued)
+
+    def _lane(self, job: ExportJob) -> AccountLane:
+        """The account ``job`` belongs to ("" is the only provider; so is any account
+        when there is only one)."""
+        lane = self._lanes.get(job.account)
+        if lane is None:
+            if len(self._lanes) == 1:
+                return next(iter(self._lanes.values()))
+            raise ValueError(f"{job.label}: no provider for account '{job.account}'")
+        return lane
+
+    def _is_account(self, job: ExportJob, account: str) -> bool:
+        """Whether ``job`` is of ``account`` as its provider names it (case aside)."""
+        lane = self._lane(job)
+        name = job.account or lane.key or getattr(lane.provider, "account", "")
+        return str(name).casefold() == account.casefold()
 
     def _sleep_time(self) -> float:
         now = self.clock()
@@ -457,40 +560,56 @@ class ExportOrchestrator:
         if any(j.wake_requested for j in waiting):
             return 0.0
         moments = [j.next_check_at for j in waiting]
-        if self._queue and self._next_creatable() is not None:
-            moments.append(max(self._create_blocked_until, self._refusals.blocked_until))
+        queued = False
+        for lane in self._lanes.values():
+            if lane.failure is None and lane.queue:
+                queued = True
+                if self._next_creatable_in(lane) is not None:
+                    moments.append(lane.creates_blocked_until())
         if not moments:
             return 1.0
-        return max(0.0, min(min(moments) - now, 1.0 if self._queue else 60.0))
+        return max(0.0, min(min(moments) - now, 1.0 if queued else 60.0))
 
-    def _has_capacity(self) -> bool:
-        in_flight = sum(1 for j in self._jobs if j.state in IN_FLIGHT)
-        held = sum(1 for j in self._jobs if j.state is JobState.READY)
-        return in_flight < self.max_concurrent and in_flight + held < 2 * self.max_concurrent
+    def _next_creatable(self, now: float) -> ExportJob | None:
+        """The job to create now across the accounts, or None (caller holds the lock):
+        of the accounts whose creates are not held back, the oldest window that fits."""
+        best: ExportJob | None = None
+        for lane in self._lanes.values():
+            if lane.failure is not None or now < lane.creates_blocked_until():
+                continue
+            job = self._next_creatable_in(lane)
+            if job is not None and (best is None or _creation_order(job) < _creation_order(best)):
+                best = job
+        return best
 
-    def _next_queued(self) -> ExportJob | None:
-        while self._queue and self._queue[0].state is not JobState.QUEUED:
-            self._queue.popleft()
-        return self._queue[0] if self._queue else None
+    def _next_creatable_in(self, lane: AccountLane) -> ExportJob | None:
+        """The account's next job to create now, or None (caller holds the lock).
 
-    def _next_creatable(self) -> ExportJob | None:
-        """The next job to create now, or None (caller holds the lock).
-
-        Normally the queue's head, while places are free. When only the files held for
-        the consumer fill the places, a window the consumer needs BEFORE one of those
-        READY ones may still go (adopted exports can be READY far ahead of windows still
-        to create: holding those back would wait forever)."""
-        head = self._next_queued()
-        if head is None or self._has_capacity():
-            return head
-        if sum(1 for j in self._jobs if j.state in IN_FLIGHT) >= self.max_concurrent:
+        Normally its queue's head, while places are free (the account's and, with
+        ``max_concurrent_total``, all accounts'). When only the files held for the
+        consumer fill the places, a window the consumer needs BEFORE one of those READY
+        ones may still go (adopted exports can be READY far ahead of windows still to
+        create: holding those back would wait forever)."""
+        head = lane.next_queued()
+        if head is None:
             return None
+        in_flight = lane.in_flight()
+        if in_flight >= self.max_concurrent:
+            return None
+        total = sum(self._totals[s] for s in IN_FLIGHT)
+        if self.max_total is not None and total >= self.max_total:
+            return None
+        held_ok = in_flight + lane.counts[JobState.READY] < 2 * self.max_concurrent and (
+            self.max_total is None or total + self._totals[JobState.READY] < 2 * self.max_total
+        )
+        if held_ok:
+            return head
         ready_ahead: dict[str, datetime] = {}
-        for j in self._jobs:
+        for j in lane.jobs:
             if j.state is JobState.READY:
                 latest = ready_ahead.get(j.stream.name)
                 ready_ahead[j.stream.name] = j.window.start if latest is None else max(latest, j.window.start)
-        for j in self._queue:
+        for j in lane.queue:
             if j.state is JobState.QUEUED and j.window.start < ready_ahead.get(j.stream.name, j.window.start):
                 return j
         return None
@@ -498,14 +617,17 @@ class ExportOrchestrator:
     def _create_due(self) -> None:
         while True:
             with self._cv:
-                job = self._next_creatable()
-                if self._stopped or job is None:
-                    return
                 now = self.clock()
-                if job is None or now < max(self._create_blocked_until, self._refusals.blocked_until):
+                job = None if self._stopped else self._next_creatable(now)
+                if job is None:
                     return
-            if not self._available_now():
-                return
+                lane = self._lane(job)
+            try:
+                if not self._available_now(lane):
+                    continue  # its account waits for its hours; the others go on
+            except OutsideExportHours as exc:
+                self._fail_account(lane, exc)
+                continue
             with self._cv:
                 if not job.in_state(JobState.QUEUED):  # cancelled meanwhile
                     continue
@@ -513,19 +635,17 @@ class ExportOrchestrator:
                 if job.first_attempt_at is None:
                     job.first_attempt_at = now
             try:
-                status = self._create(job)
+                status = self._create(job, lane.provider)
             except ExportsBusy as busy:
-                self._refused(job, busy)
-                return
+                self._refused(job, lane, busy)
+                continue
             except UserError as exc:
-                if _is_fatal(exc):
-                    raise
-                self._finish_failed(job, exc, JobState.CREATING)
+                self._failed(job, exc, JobState.CREATING)
                 continue
             with self._cv:
-                self._refusals.accepted()
-                if self._queue and self._queue[0] is job:
-                    self._queue.popleft()
+                lane.refusals.accepted()
+                if lane.queue and lane.queue[0] is job:
+                    lane.queue.popleft()
                 if job.state is not JobState.CREATING:
                     # cancelled while the create was in flight: the export runs out on
                     # the provider; it must not take a place nor be downloaded
@@ -548,36 +668,40 @@ class ExportOrchestrator:
                     self._move(job, JobState.CREATING, JobState.WAITING)
             LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
 
-    def _refused(self, job: ExportJob, busy: ExportsBusy) -> None:
+    def _refused(self, job: ExportJob, lane: AccountLane, busy: ExportsBusy) -> None:
         """A 503 on create: every create of the account waits on one clock; past
-        ``export_timeout`` of refusals, every stream still waiting to create stops."""
+        ``export_timeout`` of refusals, every stream of the account still waiting to
+        create stops (other accounts have clocks of their own)."""
         with self._cv:
             if job.state is JobState.CREATING:
                 self._move(job, JobState.CREATING, JobState.QUEUED)
             now = self.clock()
-            delay = self._refusals.refused(now, busy.retry_after, busy.reason)
-            refusing = self._refusals.refusing_for(now)
+            delay = lane.refusals.refused(now, busy.retry_after, busy.reason)
+            refusing = lane.refusals.refusing_for(now)
             give_up = refusing + delay > self.export_timeout
+        whose = f" for account '{_account_name(lane)}'" if len(self._lanes) > 1 else ""
         if not give_up:
             LOGGER.info(
-                "%s: the provider refused to create the export (%s); every create waits %.1fs",
+                "%s: the provider refused to create the export (%s); every create%s waits %.1fs",
                 job.label,
                 busy.describe(),
+                whose,
                 delay,
             )
             return
         LOGGER.warning(
-            "the provider has refused to create exports for %.0fs (%s); giving up on the "
+            "the provider has refused to create exports%s for %.0fs (%s); giving up on the "
             "streams still waiting to create one",
+            whose,
             refusing,
             busy.describe(),
         )
         with self._cv:
             heads: dict[str, ExportJob] = {}
-            for queued in self._jobs:
+            for queued in lane.jobs:
                 if queued.state is JobState.QUEUED and queued.stream.name not in heads:
                     heads[queued.stream.name] = queued
-        for head in sorted(heads.values(), key=lambda j: (j.seq, j.stream.name)):
+        for head in sorted(heads.values(), key=_creation_order):
             self._finish_failed(
                 head,
                 ExportFailed(
@@ -588,23 +712,25 @@ class ExportOrchestrator:
                 JobState.QUEUED,
             )
 
-    def _available_now(self) -> bool:
-        availability = self.provider.availability(self.wall_clock())
+    def _available_now(self, lane: AccountLane) -> bool:
+        """Whether the account's provider takes exports now; if not, its creates wait
+        until its hours open (or :class:`OutsideExportHours` with ``outside_hours: stop``)."""
+        availability = lane.provider.availability(self.wall_clock())
         if availability.open:
             return True
         opens = availability.opens_at
         when = opens.strftime("%Y-%m-%d %H:%M UTC") if opens else "an unknown time"
         if self.outside_hours == "stop":
-            raise UserError(
+            raise OutsideExportHours(
                 f"{availability.description}; it is outside them now. Exports open again at "
                 f"{when}: run the tap then, or set outside_hours to 'wait'"
             )
-        if self._hours_logged_until != opens:
+        if lane.hours_logged_until != opens:
             LOGGER.warning("%s; waiting until %s to create exports", availability.description, when)
-            self._hours_logged_until = opens
+            lane.hours_logged_until = opens
         delay = (opens - self.wall_clock()).total_seconds() if opens else self.poll_max_interval
         with self._cv:
-            self._create_blocked_until = self.clock() + max(1.0, min(delay, 300.0))
+            lane.hours_blocked_until = self.clock() + max(1.0, min(delay, 300.0))
         return False
 
     def _poll_due(self) -> None:
@@ -620,9 +746,11 @@ class ExportOrchestrator:
         for job in due:
             if self._stopped:
                 return
+            if not job.in_state(JobState.WAITING):  # e.g. its account failed meanwhile
+                continue
             assert job.export_id is not None
             try:
-                status = self.provider.get_export(job.export_id)
+                status = self._lane(job).provider.get_export(job.export_id)
             except ExportGone:
                 self._replace(
                     job,
@@ -633,9 +761,7 @@ class ExportOrchestrator:
                 )
                 continue
             except UserError as exc:
-                if _is_fatal(exc):
-                    raise
-                self._finish_failed(job, exc, JobState.WAITING)
+                self._failed(job, exc, JobState.WAITING)
                 continue
             with self._cv:
                 if job.state is not JobState.WAITING:  # cancelled while the check was in flight
@@ -681,6 +807,35 @@ class ExportOrchestrator:
                     job.status = status
                     job.next_check_at = now + delay
 
+    def _failed(self, job: ExportJob, exc: BaseException, expected: Expected) -> None:
+        """A provider call for ``job`` failed with ``exc``: the one place that decides
+        whether that ends its account (:func:`is_account_failure`) or its window."""
+        if is_account_failure(exc):
+            self._fail_account(self._lane(job), exc)
+        else:
+            self._finish_failed(job, exc, expected)
+
+    def _fail_account(self, lane: AccountLane, exc: BaseException) -> None:
+        """The account can't go on (bad token, settings, closed hours): every job of it
+        that has not finished FAILS with ``exc``; its READY ones are still emitted. The
+        other accounts go on."""
+        with self._cv:
+            first = lane.failure is None
+            if first:
+                lane.failure = exc
+            error = lane.failure
+            stopped = 0
+            for job in lane.jobs:
+                if job.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING):
+                    job.error = error
+                    self._move(job, job.state, JobState.FAILED)
+                    stopped += 1
+            lane.queue.clear()
+        if first and len(self._lanes) > 1:
+            LOGGER.info(
+                "account '%s' failed: its %d export(s) not yet done stop", _account_name(lane), stopped
+            )
+
     def _finish_failed(self, job: ExportJob, exc: BaseException, expected: Expected) -> None:
         """Fail ``job`` if it is still in ``expected``: a job cancelled meanwhile stays
         cancelled (its stream already stopped earlier, or the sync did)."""
@@ -690,16 +845,18 @@ class ExportOrchestrator:
                 return
             job.error = exc
             self._move(job, allowed, JobState.FAILED)
-            if self._queue and self._queue[0] is job:
-                self._queue.popleft()
+            queue = self._lane(job).queue
+            if queue and queue[0] is job:
+                queue.popleft()
             self._abandon_after(job)
         LOGGER.error("%s", exc)
 
     def _abandon_after(self, job: ExportJob) -> None:
-        """The stream stops at ``job``'s window: its later windows are never emitted, so
-        they must not be created, polled, or hold a place (caller holds the lock)."""
-        for later in self._jobs:  # by window, not seq: a split window's halves share its seq
-            if later.stream.name != job.stream.name or later.window.start < job.window.end:
+        """The pair (stream, account) stops at ``job``'s window: its later windows are
+        never emitted, so they must not be created, polled, or hold a place (caller holds
+        the lock)."""
+        for later in self._lane(job).jobs:  # by window, not seq: a split window's halves share its seq
+            if later.pair != job.pair or later.window.start < job.window.end:
                 continue
             later.abandoned = True
             if later.state in (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY):
@@ -721,7 +878,8 @@ class ExportOrchestrator:
             assert status is not None
             job.workdir = self.workdir / f"job-{id(job):x}"
             job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            urls = self.provider.file_urls(status)
+            provider = self._lane(job).provider
+            urls = provider.file_urls(status)
             lock = threading.Lock()
             current = list(urls)
             refreshes = 0
@@ -736,12 +894,13 @@ class ExportOrchestrator:
                                 f"{job.label}: the file URLs of export {job.export_id} keep "
                                 "expiring; try again"
                             )
-                        current = self.provider.file_urls(status, refresh=True)
+                        current = provider.file_urls(status, refresh=True)
                         if len(current) != len(urls):
                             raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
                     return current[index]
 
-            paths = [job.workdir / f"part-{i:05d}.{self._ext}" for i in range(len(urls))]
+            ext = provider.facts.extension
+            paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
             if len(urls) <= 1:
                 sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
             else:
@@ -763,12 +922,10 @@ class ExportOrchestrator:
                 return
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
         except UserError as exc:
-            if _is_fatal(exc):
-                self._fail_all(exc)
-            elif job.adopted:  # e.g. its files were deleted since the last run
+            if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
                 self._replace(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
                 return
-            self._finish_failed(job, exc, JobState.DOWNLOADING)
+            self._failed(job, exc, JobState.DOWNLOADING)
         except BaseException as exc:  # noqa: BLE001
             self._finish_failed(
                 job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING
@@ -797,9 +954,32 @@ class ExportOrchestrator:
                 self.downloader.sleep(self.retry_pause * failures)
 
 
-def _is_fatal(exc: BaseException) -> bool:
-    """Errors that no other stream can avoid either (credentials, settings)."""
-    return isinstance(exc, (AuthError, ConfigError))
+def _creation_order(job: ExportJob) -> tuple[int, str, str]:
+    """Oldest windows first, across streams and accounts."""
+    return job.seq, job.stream.name, job.account
+
+
+def _account_name(lane: AccountLane) -> str:
+    return lane.key or str(getattr(lane.provider, "account", ""))
+
+
+def _expand_split_head(pending: deque[ExportJob]) -> None:
+    """A SPLIT job at the head gives its place to its halves, first half first."""
+    while pending[0].state is JobState.SPLIT and pending[0].parts:
+        pending.extendleft(reversed(pending.popleft().parts or ()))
+
+
+def _failed_with_account(queue: deque[ExportJob] | None) -> deque[ExportJob]:
+    """What is left to yield of a pair after its account failed: its FAILED jobs."""
+    rest: deque[ExportJob] = deque()
+    todo = deque(queue or ())
+    while todo:
+        job = todo.popleft()
+        if job.state is JobState.SPLIT and job.parts:
+            todo.extendleft(reversed(job.parts))
+        elif job.state is JobState.FAILED:
+            rest.append(job)
+    return rest
 
 
 def _halves(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:

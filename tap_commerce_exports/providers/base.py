@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.files.csv_reader import CsvFileReader
+from tap_commerce_exports.http.ratelimit import Limiter, LimiterChain, RateLimiter
 
 if TYPE_CHECKING:
     from singer_sdk import typing as th
@@ -46,6 +47,10 @@ class ProviderFacts:
     requests_per_second: float
     max_concurrent_requests: int | None
     supports_webhook: bool
+    #: Limits of one app across all the accounts that installed it (None: none published);
+    #: the defaults of ``app_max_requests_per_second`` / ``app_max_concurrent_requests``.
+    app_requests_per_second: float | None = None
+    app_max_concurrent_requests: int | None = None
     #: The reader of its export files, and their name's extension on disk (default: the
     #: format's name).
     file_reader: FileReaderFactory = CsvFileReader
@@ -167,9 +172,33 @@ class ExportProvider(abc.ABC):
 
     #: Settings only this provider reads (its account, host, region...), for the schema.
     settings_properties: tuple[th.Property[Any], ...] = ()
+    #: The keys an object of the ``accounts`` setting may carry (the rest of an account's
+    #: settings come from the top level).
+    account_keys: tuple[str, ...] = ("store", "access_token", "sandbox_token", "api_url")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
         self.settings = settings
+        #: The limiter every account's client of one app shares (``app_max_*`` settings).
+        self.app_limiter = app_limiter
+
+    @classmethod
+    def check_account_object(cls, values: Mapping[str, Any], source: str) -> None:
+        """One object of ``accounts``: only this provider's account keys, each a text."""
+        unknown = sorted(k for k in values if k not in cls.account_keys)
+        if unknown:
+            raise ConfigError(
+                f"{source} has {', '.join(repr(k) for k in unknown)}, which an account of "
+                f"{cls.facts.title} cannot set: use {', '.join(cls.account_keys)} (other "
+                "settings apply to every account: set them at the top level)"
+            )
+        for key, value in values.items():
+            if value is not None and not isinstance(value, (str, int)):
+                raise ConfigError(f"{source}: '{key}' must be a text value")
+
+    @classmethod
+    def account_of(cls, settings: Settings) -> str:
+        """The account ``settings`` name (keys its state, its records, its messages)."""
+        return settings.store or settings.merchant_id or "default"
 
     @classmethod
     def read_section(
@@ -186,9 +215,14 @@ class ExportProvider(abc.ABC):
         return AccountSection(api_url=api_url, store=opt_str(config, "store") or urlsplit(api_url).hostname)
 
     @property
-    @abc.abstractmethod
     def account(self) -> str:
         """The store / merchant this config reads; keys the state bookmarks."""
+        return self.account_of(self.settings)
+
+    def limiter(self, rate: float, max_concurrent: int | None = None) -> Limiter:
+        """This account's own limiter (per token), joined to the app's if there is one."""
+        own = RateLimiter(rate, max_concurrent)
+        return own if self.app_limiter is None else LimiterChain(own, self.app_limiter)
 
     @abc.abstractmethod
     def check_access(self) -> str:

@@ -121,6 +121,8 @@ class CloverProvider(ExportProvider):
         requests_per_second=16.0,
         max_concurrent_requests=5,
         supports_webhook=False,
+        app_requests_per_second=50.0,  # per app, across every merchant that installed it
+        app_max_concurrent_requests=10,
         file_reader=JsonElementsFileReader,
         file_extension="json",
         window_value=to_epoch_ms,
@@ -160,24 +162,29 @@ class CloverProvider(ExportProvider):
         api_url = (opt_str(config, "api_url") or REGIONS[region]).rstrip("/")
         return AccountSection(api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id)
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    account_keys = ("merchant_id", "access_token", "sandbox_token", "region", "api_url")
+
+    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
+        super().__init__(settings, app_limiter=app_limiter)
+        name = settings.setting_name
         self.api = ApiClient(
             settings.api_url.rstrip("/") + "/",
             {"Authorization": f"Bearer {settings.access_token}"},
-            RateLimiter(settings.max_requests_per_second, self.facts.max_concurrent_requests),
-            auth_hint="check 'access_token' (an OAuth or merchant API token with export permission) and 'merchant_id'",
+            self.limiter(settings.max_requests_per_second, self.facts.max_concurrent_requests),
+            auth_hint=f"check '{name('access_token')}' (an OAuth or merchant API token with "
+            f"export permission) and '{name('merchant_id')}'",
         )
         self._base = f"v3/merchants/{quote(settings.merchant_id or '', safe='')}/exports"
 
-    @property
-    def account(self) -> str:
-        return self.settings.merchant_id or "default"
+    @classmethod
+    def account_of(cls, settings: Settings) -> str:
+        return settings.merchant_id or "default"
 
     def _not_found(self) -> ConfigError:
+        name = self.settings.setting_name
         return ConfigError(
             f"Clover merchant '{self.account}' was not found at {self.settings.api_url}: "
-            "check 'merchant_id' and 'region'"
+            f"check '{name('merchant_id')}' and '{name('region')}'"
         )
 
     def check_access(self) -> str:

@@ -137,29 +137,35 @@ class NextCommerceProvider(ExportProvider):
         store = store or (urlsplit(api_url).hostname or "store")
         return AccountSection(api_url=api_url, store=store, merchant_id=opt_str(config, "merchant_id"))
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    account_keys = ("store", "access_token", "sandbox_token", "api_url", "webhook_secret")
+
+    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
+        super().__init__(settings, app_limiter=app_limiter)
+        name = settings.setting_name
         self.api = ApiClient(
             settings.api_url,
             {
                 "Authorization": f"Bearer {settings.access_token}",
                 "X-29Next-API-Version": settings.api_version,
             },
-            RateLimiter(settings.max_requests_per_second),
-            auth_hint="check 'access_token' (it needs the exports:read and exports:write scopes) and 'store'",
+            self.limiter(settings.max_requests_per_second),
+            auth_hint=f"check '{name('access_token')}' (it needs the exports:read and "
+            f"exports:write scopes) and '{name('store')}'",
         )
 
-    @property
-    def account(self) -> str:
-        return self.settings.store or "default"
+    @classmethod
+    def account_of(cls, settings: Settings) -> str:
+        return settings.store or "default"
 
     def check_access(self) -> str:
         try:
             body = self.api.get_json("exports/types/")
         except ApiError as exc:
             if exc.status == 404:
+                name = self.settings.setting_name
                 raise ConfigError(
-                    f"the exports API was not found at {self.settings.api_url}: check 'store' or 'api_url'"
+                    f"the exports API was not found at {self.settings.api_url}: check "
+                    f"'{name('store')}' or '{name('api_url')}'"
                 ) from None
             raise
         codes = [t.get("code") for t in body.get("types", []) if isinstance(t, dict)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.clover import CloverProvider
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 
@@ -44,6 +45,22 @@ def provider_class(name: str) -> type[ExportProvider]:
     return PROVIDER_CLASSES[name]
 
 
-def build_provider(settings: Settings) -> ExportProvider:
-    """The HTTP provider object for ``settings.provider``."""
-    return PROVIDER_CLASSES[settings.provider](settings)
+def build_provider(settings: Settings, *, app_limiter: RateLimiter | None = None) -> ExportProvider:
+    """The HTTP provider object for ``settings.provider`` (one account), sharing
+    ``app_limiter`` with the other accounts of the run if given."""
+    cls = PROVIDER_CLASSES[settings.provider]
+    return cls(settings, app_limiter=app_limiter) if app_limiter is not None else cls(settings)
+
+
+def app_limiter(settings: Settings) -> RateLimiter | None:
+    """The limiter every account of one run shares: the app-wide limits (None: none)."""
+    if settings.app_max_requests_per_second is None and settings.app_max_concurrent_requests is None:
+        return None
+    return RateLimiter(settings.app_max_requests_per_second or 1e9, settings.app_max_concurrent_requests)
+
+
+def build_providers(settings: Settings) -> dict[str, ExportProvider]:
+    """One provider object (own API client, own per-token limiter) per account, keyed by
+    account, all sharing one app-wide limiter."""
+    shared = app_limiter(settings)
+    return {s.account: build_provider(s, app_limiter=shared) for s in settings.all_accounts}

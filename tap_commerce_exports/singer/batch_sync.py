@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
 from tap_commerce_exports.singer.batch import BatchFileSet, BatchSettings, new_run_id, remove_loaded
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.state import read_bookmark
@@ -52,7 +53,7 @@ class BatchWindows:
                     batch,
                     stream=m.stream_alias,
                     schema=m.transformed_schema,
-                    account=sync.provider.account,
+                    account=sync.account_of(job),
                     start=job.window.start,
                     end=job.window.end,
                     run_id=self.run_id,
@@ -77,8 +78,10 @@ class BatchWindows:
             sync._write_schema(p)  # noqa: SLF001 - the sync's own SCHEMA path
             write = open_sets()
 
+        account = sync.account_of(job)
         try:
             for record in sync._read(job, p, new_columns):  # noqa: SLF001  # hot loop: one call per record
+                record[ACCOUNT_PROPERTY] = account  # after the reader: a file's value never wins
                 write(record)
             complete()
         except BaseException:
@@ -94,8 +97,7 @@ class BatchWindows:
     def remove_loaded(self, streams: Iterable[Any]) -> None:
         """Batch files of earlier runs that the incoming bookmark proves loaded."""
         sync = self.sync
-        account = sync.provider.account
-        for stream in streams:
+        for stream, account in ((s, a) for s in streams for a in sync.providers):
             bookmark = read_bookmark(sync.state, stream.name, account)
             if bookmark is None:
                 continue

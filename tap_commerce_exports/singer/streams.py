@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from singer_sdk.streams import Stream
 
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
+from tap_commerce_exports.singer.account_property import key_properties, with_account
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -47,8 +48,9 @@ class ExportStream(Stream):
         self._export_tap = tap
         #: Set by :meth:`widen_schema` (a file brought columns the schema lacks).
         self._widened: tuple[dict[str, Any], dict[str, Any]] | None = None
-        super().__init__(tap=tap, schema=load_schema(definition), name=definition.name)
-        self.primary_keys = list(definition.primary_keys)
+        # Every record says whose it is, and that is part of its key (account_property.py).
+        super().__init__(tap=tap, schema=with_account(load_schema(definition)), name=definition.name)
+        self.primary_keys = key_properties(definition.primary_keys)
         # The catalog says what the sync does: incremental, windows cut on the record's
         # creation time (the stream's window field, a property of every record). Set on
         # the instance: the SDK's __init__ resets a class-level forced_replication_method

@@ -24,19 +24,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from tap_commerce_exports.errors import (
+    AccountsFailed,
     ConfigError,
     ExportFailed,
     InvalidFile,
     InvalidRecord,
     MissingWindowColumn,
     UserError,
+    account_failure_line,
 )
 from tap_commerce_exports.files import WindowFilter
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
 from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
-from tap_commerce_exports.providers.registry import build_provider
+from tap_commerce_exports.providers.registry import build_providers
+from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_account, without_account
 from tap_commerce_exports.singer.batch import parquet_refusal
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
@@ -88,7 +91,18 @@ class ExportSync:
         self.tap = tap
         self.settings = settings
         self.output = output or SingerOutput()
-        self.provider = provider or build_provider(settings)
+        #: account -> its provider (own API client and per-token limiter; one app limiter)
+        self.providers: dict[str, ExportProvider] = (
+            {provider.account: provider} if provider is not None else build_providers(settings)
+        )
+        #: The first account's provider: THE provider of a single-account run.
+        self.provider = next(iter(self.providers.values()))
+        #: account -> its settings (where it was given, for the lines naming it)
+        self.accounts = {a.account: a for a in settings.all_accounts}
+        #: account -> the error that stopped it (bad token, unknown merchant...)
+        self.failed_accounts: dict[str, BaseException] = {}
+        #: (stream, account) -> the error that stopped that stream of that account
+        self.failed_pairs: dict[tuple[str, str], BaseException] = {}
         self.on_invalid: Callable[[InvalidRecord], None] = fail_on_invalid
         self.rejects: RejectsLog | None = None
         if settings.on_invalid_record == "log":
@@ -98,14 +112,30 @@ class ExportSync:
 
     # ------------------------------------------------------------------ planning
     @property
+    def many(self) -> bool:
+        """Whether this run reads several accounts (jobs then name theirs)."""
+        return len(self.providers) > 1
+
+    def account_of(self, job: ExportJob) -> str:
+        """The account whose records ``job`` brings ("" on a job: the only one)."""
+        return job.account or self.provider.account
+
+    @property
     def state(self) -> dict[str, Any]:
         """The tap's state. The SDK types it as a TypedDict of its own keys; what this layer
         reads and writes in it is ours (``state.py``), through a plain dict's interface."""
         return cast("dict[str, Any]", self.tap.state)
 
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
+        """Every account's windows of every stream, from that (stream, account)'s state."""
         jobs: list[ExportJob] = []
-        account = self.provider.account
+        for account in self.providers:
+            jobs += self._plan_account(streams, account)
+        return jobs
+
+    def _plan_account(self, streams: list[ExportStream], account: str) -> list[ExportJob]:
+        jobs: list[ExportJob] = []
+        of = f" of '{account}'" if self.many else ""
         for stream in streams:
             start = self.settings.start_date
             bookmark = read_bookmark(self.state, stream.name, account)
@@ -114,14 +144,16 @@ class ExportSync:
             windows = plan_windows(start, self.settings.end_date, self.settings.window)
             if not windows:
                 LOGGER.info(
-                    "stream '%s' is up to date (bookmark %s)",
+                    "stream '%s'%s is up to date (bookmark %s)",
                     stream.name,
+                    of,
                     iso_z(bookmark) if bookmark else "-",
                 )
             else:
                 LOGGER.info(
-                    "stream '%s': %d window(s) from %s to %s",
+                    "stream '%s'%s: %d window(s) from %s to %s",
                     stream.name,
+                    of,
                     len(windows),
                     iso_z(windows[0].start),
                     iso_z(windows[-1].end),
@@ -130,16 +162,19 @@ class ExportSync:
                 (e.window_start, e.window_end): e for e in read_exports(self.state, stream.name, account)
             }
             for i, w in enumerate(windows):
-                job = ExportJob(stream=stream.definition, window=w, seq=i)
+                job = ExportJob(
+                    stream=stream.definition, window=w, seq=i, account=account if self.many else ""
+                )
                 match = saved.pop((w.start, w.end), None)
                 if match is not None:
                     job.adopt_id, job.adopt_created_at = match.export_id, match.created_at
                 jobs.append(job)
             if saved:
                 LOGGER.info(
-                    "stream '%s': %d export(s) saved by the last run match no window planned now "
+                    "stream '%s'%s: %d export(s) saved by the last run match no window planned now "
                     "(the windows changed); left alone",
                     stream.name,
+                    of,
                     len(saved),
                 )
         return jobs
@@ -147,20 +182,23 @@ class ExportSync:
     def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
         """Put the exports in flight (all but ``besides``, just emitted) into the state."""
         assert self.orchestrator is not None
-        by_stream: dict[str, list[SavedExport]] = {name: [] for name in names}
+        by_pair: dict[tuple[str, str], list[SavedExport]] = {
+            (n, a): [] for n in names for a in self.providers
+        }
         for job in self.orchestrator.exports_in_flight(besides=besides):
             assert job.export_id is not None
-            by_stream.setdefault(job.stream.name, []).append(
+            by_pair.setdefault((job.stream.name, self.account_of(job)), []).append(
                 SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
             )
-        for name, exports in by_stream.items():
-            write_exports(self.state, name, self.provider.account, exports)
+        for (name, account), exports in by_pair.items():
+            write_exports(self.state, name, account, exports)
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
         return ExportOrchestrator(
-            self.provider,
+            self.providers if self.many else self.provider,
             workdir=workdir,
             max_concurrent_exports=self.settings.max_concurrent_exports,
+            max_concurrent_total=self.settings.max_concurrent_exports_total,
             poll_interval=self.settings.poll_interval,
             poll_max_interval=self.settings.poll_max_interval,
             export_timeout=self.settings.export_timeout,
@@ -216,8 +254,10 @@ class ExportSync:
             if not streams:
                 LOGGER.warning("no stream is selected: nothing to do")
                 return
-            progress = {
-                s.name: StreamProgress(s, dict(s.schema), deselected=deselected_paths(s.mask))
+            progress = {  # the readers' schema: the account property is the sync's own
+                s.name: StreamProgress(
+                    s, without_account(dict(s.schema)), deselected=deselected_paths(s.mask)
+                )
                 for s in streams
             }
             if announce:
@@ -248,6 +288,11 @@ class ExportSync:
                     self.settings.webhook_secret or "",
                     self.orchestrator.wake,
                     store=self.tap.config.get("store"),  # as configured: not the api_url host
+                    # many stores: each one's own secret, and its export woken
+                    stores={a: s.webhook_secret or "" for a, s in self.accounts.items()}
+                    if self.many
+                    else None,
+                    on_account_export=self.orchestrator.wake if self.many else None,
                 )
                 receiver.start()
             names = [s.name for s in streams]
@@ -258,8 +303,19 @@ class ExportSync:
 
             for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
+                account = self.account_of(job)
                 if job.state is JobState.FAILED:
-                    p.error = job.error
+                    if job.account_failed and job.error is not None:
+                        if not self.many:
+                            raise job.error  # the sync's one account can't go on: its own words
+                        if account not in self.failed_accounts:
+                            self.failed_accounts[account] = job.error
+                            LOGGER.error("%s", account_failure_line(self.accounts[account], job.error))
+                    else:
+                        self.failed_pairs.setdefault(
+                            (job.stream.name, account), job.error or ExportFailed(job.label)
+                        )
+                        p.error = p.error or job.error
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
                 try:
@@ -270,11 +326,12 @@ class ExportSync:
                     if isinstance(exc, ExportFailed) or not _is_stream_local(exc):
                         raise
                     LOGGER.error("%s", exc)
-                    p.error = exc
+                    p.error = p.error or exc
+                    self.failed_pairs.setdefault((job.stream.name, account), exc)
                     self.orchestrator.fail(job, exc)
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
-                write_bookmark(self.state, p.stream.name, self.provider.account, job.window.end)
+                write_bookmark(self.state, p.stream.name, account, job.window.end)
                 self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.state))
         finally:
@@ -283,7 +340,8 @@ class ExportSync:
             if self.orchestrator is not None:
                 self.orchestrator.stop()
                 self.orchestrator.downloader.close()
-            self.provider.close()
+            for provider in self.providers.values():
+                provider.close()
             if self.rejects is not None:
                 self.rejects.close()
             if workdir is not None:  # the run started: flush what it wrote (a refusal before
@@ -292,16 +350,43 @@ class ExportSync:
         elapsed = time.monotonic() - started
         total = sum(p.records for p in progress.values())
         LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total, len(progress))
+        if self.many:
+            self._raise_account_failures()
+            return
         failed = [p for p in progress.values() if p.error is not None]
         if failed:
             first = failed[0]
             others = f" (and {len(failed) - 1} more stream(s) failed, see the log)" if len(failed) > 1 else ""
             raise ExportFailed(f"stream '{first.stream.name}' failed: {first.error}{others}")
 
+    def _raise_account_failures(self) -> None:
+        """One line per failed account, naming it and what to fix; the others finished."""
+        lines: list[str] = []
+        for account, settings in self.accounts.items():
+            error: BaseException | None = self.failed_accounts.get(account)
+            if error is None:
+                streams = [(n, e) for (n, a), e in self.failed_pairs.items() if a == account]
+                if not streams:
+                    continue
+                name, first = streams[0]
+                more = (
+                    f" (and {len(streams) - 1} more stream(s) failed, see the log)"
+                    if len(streams) > 1
+                    else ""
+                )
+                error = ExportFailed(f"stream '{name}' failed: {first}{more}")
+            lines.append(account_failure_line(settings, error))
+        if lines:
+            done = len(self.accounts) - len(lines)
+            LOGGER.error(
+                "%d of %d accounts failed; the other %d finished", len(lines), len(self.accounts), done
+            )
+            raise AccountsFailed(lines, len(self.accounts))
+
     # ------------------------------------------------------------------ emitting
     def _write_schema(self, p: StreamProgress) -> None:
         stream = p.stream
-        schema = selected_schema(p.schema, p.deselected) if p.deselected else p.schema
+        schema = with_account(selected_schema(p.schema, p.deselected) if p.deselected else p.schema)
         mapper = self.tap.mapper
         mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
         for stream_map in output_maps(mapper, stream.name):
@@ -336,7 +421,9 @@ class ExportSync:
             write = self._record_sink(p, time_extracted)
 
         before = p.records
+        account = self.account_of(job)
         for record in self._read(job, p, new_columns):  # hot loop: one call per record
+            record[ACCOUNT_PROPERTY] = account  # after the reader: a file's value never wins
             write(record)
         LOGGER.debug("%s: %d records written", job.label, p.records - before)
 
@@ -369,7 +456,7 @@ class ExportSync:
                     file_label=label,
                     on_invalid=self.on_invalid,
                     window=window_filter,
-                    primary_keys=stream.primary_keys,
+                    primary_keys=stream.definition.primary_keys,
                 ) as reader,
             ):
                 window_column = reader.window_column or window_column
@@ -433,7 +520,10 @@ class ExportSync:
             self.output.flush()
 
         def read(job: ExportJob, p: StreamProgress) -> Iterator[dict[str, Any]]:
-            return self._read(job, p, lambda: announce_new_columns(p))
+            account = self.account_of(job)
+            for record in self._read(job, p, lambda: announce_new_columns(p)):
+                record[ACCOUNT_PROPERTY] = account  # as _emit does: a file's value never wins
+                yield record
 
         return self.sync([stream], read, announce=False)
 

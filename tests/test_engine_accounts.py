@@ -17,6 +17,7 @@ from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
+from tests.engine_clock import JumpClock
 from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, FakeProvider, jobs_for
 
 PENDING_TWICE = ["pending", "pending", "available"]
@@ -237,7 +238,9 @@ def test_a_refused_create_of_one_account_does_not_hold_back_the_others(tmp_path)
 
 def test_refusals_past_export_timeout_fail_only_that_accounts_streams(tmp_path):
     a, b = two_accounts(create_errors={("order_list", 0): [ExportsBusy(None, "busy")] * 1000})
-    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=0.02, export_timeout=0.1)
+    orch = engine(
+        {"a": a, "b": b}, tmp_path, poll_interval=5, export_timeout=50, **JumpClock().engine_options()
+    )
     seen = run(orch, of("a", (ORDERS, 2)) + of("b", (ORDERS, 2)))
     assert [(acc, q, st) for acc, _, q, st, _ in seen if acc == "a"] == [("a", 0, JobState.FAILED)]
     assert [(q, st) for acc, _, q, st, _ in seen if acc == "b"] == [(0, JobState.READY), (1, JobState.READY)]

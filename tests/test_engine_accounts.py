@@ -94,8 +94,13 @@ def two_accounts(statuses_a=None, statuses_b=None, **kwargs) -> tuple[AccountFak
     return AccountFake("a", alive, statuses_a, **kwargs), AccountFake("b", alive, statuses_b)
 
 
-def engine(providers: dict[str, AccountFake], tmp_path, **kwargs) -> ExportOrchestrator:
+def engine(
+    providers: dict[str, AccountFake], tmp_path, real_time: bool = False, **kwargs
+) -> ExportOrchestrator:
+    """On virtual time unless the spec gives its clock or needs real time (see ``make``)."""
     options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
+    if not real_time and not {"clock", "wait"} & kwargs.keys():
+        options.update(JumpClock().engine_options())
     options.update(kwargs)
     return ExportOrchestrator(
         providers, workdir=tmp_path / "work", downloader=AccountsDownloader(providers), **options
@@ -200,7 +205,7 @@ def test_an_account_that_failed_keeps_its_exports_in_flight_for_the_next_run(tmp
         return real_get(export_id)
 
     a.get_export = get_export  # type: ignore[method-assign]
-    orch = engine({"a": a, "b": b}, tmp_path)
+    orch = engine({"a": a, "b": b}, tmp_path, real_time=True)
     kept: list[tuple[str, str | None]] = []
     jobs = of("a", (ORDERS, 1)) + of("b", (ORDERS, 1))
     for job in orch.run(jobs):
@@ -238,9 +243,7 @@ def test_a_refused_create_of_one_account_does_not_hold_back_the_others(tmp_path)
 
 def test_refusals_past_export_timeout_fail_only_that_accounts_streams(tmp_path):
     a, b = two_accounts(create_errors={("order_list", 0): [ExportsBusy(None, "busy")] * 1000})
-    orch = engine(
-        {"a": a, "b": b}, tmp_path, poll_interval=5, export_timeout=50, **JumpClock().engine_options()
-    )
+    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=5, export_timeout=50)
     seen = run(orch, of("a", (ORDERS, 2)) + of("b", (ORDERS, 2)))
     assert [(acc, q, st) for acc, _, q, st, _ in seen if acc == "a"] == [("a", 0, JobState.FAILED)]
     assert [(q, st) for acc, _, q, st, _ in seen if acc == "b"] == [(0, JobState.READY), (1, JobState.READY)]
@@ -250,7 +253,14 @@ def test_refusals_past_export_timeout_fail_only_that_accounts_streams(tmp_path):
 def test_wake_names_the_account_whose_export_is_ready(tmp_path):
     # both accounts number their exports alike: export 1000 exists in each
     a, b = two_accounts({("order_list", 0): ["available"]}, {("order_list", 0): ["available"]})
-    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True)
+    orch = engine(
+        {"a": a, "b": b},
+        tmp_path,
+        real_time=True,
+        poll_interval=30,
+        poll_max_interval=60,
+        webhook_active=True,
+    )
     jobs = of("a", (ORDERS, 1)) + of("b", (ORDERS, 1))
     assert orch.wake("1000", account="b") is False  # not created yet
     woken: list[str] = []

@@ -226,6 +226,8 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
             orch.fail(job, ValueError("a bad file"))
     assert seen == [(0, JobState.READY)]
     assert jobs[0].state is JobState.FAILED and str(jobs[0].error) == "a bad file"
+    with orch.board.cv:  # a download still in flight at the stop ends cancelled, not READY
+        assert orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
 
 

@@ -147,8 +147,13 @@ def jobs_for(*streams_and_counts) -> list[ExportJob]:
     return jobs
 
 
-def make(provider, tmp_path, *, downloader=None, **kwargs) -> ExportOrchestrator:
+def make(provider, tmp_path, *, downloader=None, real_time: bool = False, **kwargs) -> ExportOrchestrator:
+    """The engine under test, on virtual time (:class:`JumpClock`) unless the spec gives
+    its own clock or wait, or asks for ``real_time`` (it waits on another thread while
+    an export is pending: virtual time would race ahead of it)."""
     options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
+    if not real_time and not {"clock", "wait"} & kwargs.keys():
+        options.update(JumpClock().engine_options())
     options.update(kwargs)
     return ExportOrchestrator(
         provider, workdir=tmp_path / "work", downloader=downloader or FakeDownloader(provider), **options
@@ -446,7 +451,9 @@ def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_pa
 # ------------------------------------------------------------------ wake (webhook)
 def test_wake_makes_a_pending_export_checked_at_once_without_waiting_for_the_next_poll(tmp_path):
     provider = FakeProvider({("order_list", 0): ["available"]})  # ready when the webhook fires
-    orch = make(provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True)
+    orch = make(
+        provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True, real_time=True
+    )
     woken: list[bool] = []
 
     def webhook() -> None:  # on the consumer's thread, once the export exists

@@ -8,7 +8,7 @@ its places in flight, its refused creates, its failure; what spans them: the glo
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from tap_commerce_exports.errors import AuthError, ExportFailed
@@ -17,6 +17,7 @@ from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
+from tap_commerce_exports.windows import Window
 from tests.engine_clock import JumpClock
 from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, FakeProvider, jobs_for
 
@@ -324,4 +325,27 @@ def test_a_jobs_label_names_its_account_when_it_has_one():
     job.account = "m2"
     assert job.label == f"orders of 'm2' {job.window}"
     assert job.pair == ("orders", "m2")
-    assert isinstance(T0, datetime) and timedelta(days=1)
+
+
+def test_a_window_split_after_failing_keeps_its_account_and_its_halves_come_in_its_order(tmp_path):
+    a, b = two_accounts()
+    scripts = {"b": b}
+    real_create = b.create_export
+
+    def create_export(export_type, window):  # b's exports over more than a day fail
+        status = real_create(export_type, window)
+        if window.end - window.start > timedelta(days=1):
+            scripts["b"].scripts[status.export_id] = ["pending", "error"]
+        return status
+
+    b.create_export = create_export  # type: ignore[method-assign]
+    two_days = [ExportJob(ORDERS, Window(T0, T0 + timedelta(days=2)), 0, account=acc) for acc in "ab"]
+    orch = engine({"a": a, "b": b}, tmp_path, export_attempts=1, min_split_span=timedelta(days=1))
+    seen = [(j.account, j.window, j.state) for j in orch.run(two_days)]
+    day = timedelta(days=1)
+    assert [s for s in seen if s[0] == "a"] == [("a", two_days[0].window, JobState.READY)]
+    assert [s for s in seen if s[0] == "b"] == [
+        ("b", Window(T0, T0 + day), JobState.READY),
+        ("b", Window(T0 + day, T0 + 2 * day), JobState.READY),
+    ]
+    assert two_days[1].state is JobState.SPLIT and all(p.account == "b" for p in two_days[1].parts or ())

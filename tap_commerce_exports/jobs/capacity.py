@@ -97,14 +97,28 @@ class Capacity:
     def next_creatable(self, now: float) -> ExportJob | None:
         """The job to create now across the accounts, or None (caller holds the lock):
         of the accounts whose creates are not held back, the oldest window that fits."""
+        held_ok = self._all_accounts_allow()  # one look, not one per account
+        if held_ok is None:
+            return None
         best: ExportJob | None = None
         for lane in self.board.lanes.values():
-            if lane.failure is not None or now < lane.creates_blocked_until():
+            if not lane.queue or lane.failure is not None or now < lane.creates_blocked_until():
                 continue
-            job = self.next_creatable_in(lane)
+            job = self._next_of(lane, held_ok)
             if job is not None and (best is None or creation_order(job) < creation_order(best)):
                 best = job
         return best
+
+    def _all_accounts_allow(self) -> bool | None:
+        """What the cap over all accounts allows: None, no create; False, only a window
+        needed before a READY one (the held files fill the places); True, any."""
+        if self.total is None:
+            return True
+        totals = self.board.totals
+        in_flight = sum(totals[s] for s in IN_FLIGHT)
+        if in_flight >= self.total:
+            return None
+        return in_flight + totals[JobState.READY] < 2 * self.total
 
     def next_creatable_in(self, lane: AccountLane) -> ExportJob | None:
         """The account's next job to create now, or None (caller holds the lock).
@@ -114,21 +128,21 @@ class Capacity:
         places, a window the consumer needs BEFORE one of those READY ones may still go
         (adopted exports can be READY far ahead of windows still to create: holding
         those back would wait forever)."""
+        held_ok = self._all_accounts_allow()
+        return None if held_ok is None else self._next_of(lane, held_ok)
+
+    def _next_of(self, lane: AccountLane, all_held_ok: bool) -> ExportJob | None:
         head = lane.next_queued()
         if head is None:
             return None
         in_flight = lane.in_flight()
         if in_flight >= self.per_account:
             return None
-        totals = self.board.totals
-        total = sum(totals[s] for s in IN_FLIGHT)
-        if self.total is not None and total >= self.total:
-            return None
-        held_ok = in_flight + lane.counts[JobState.READY] < 2 * self.per_account and (
-            self.total is None or total + totals[JobState.READY] < 2 * self.total
-        )
+        held_ok = all_held_ok and in_flight + lane.counts[JobState.READY] < 2 * self.per_account
         if held_ok:
             return head
+        if not lane.counts[JobState.READY]:
+            return None  # none of its windows is READY ahead of one still to create
         ready_ahead: dict[str, datetime] = {}
         for j in lane.jobs:
             if j.state is JobState.READY:
@@ -144,10 +158,11 @@ class Capacity:
         creates queued at all (caller holds the lock)."""
         moments: list[float] = []
         queued = False
+        held_ok = self._all_accounts_allow()  # None: no account may create; a move wakes us
         for lane in self.board.lanes.values():
             if lane.failure is None and lane.queue:
                 queued = True
-                if self.next_creatable_in(lane) is not None:
+                if held_ok is not None and self._next_of(lane, held_ok) is not None:
                     moments.append(lane.creates_blocked_until())
         return moments, queued
 

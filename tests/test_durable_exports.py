@@ -32,12 +32,14 @@ from tap_commerce_exports.state import (
     write_exports,
 )
 from tap_commerce_exports.windows import Window
+from tests.engine_clock import JumpClock
 from tests.test_orchestrator import (
     CUSTOMERS,
     ORDERS,
     T0,
     FakeDownloader,
     FakeProvider,
+    fast_retries,  # noqa: F401 - autouse: pauses between retries take no real time
     jobs_for,
     make,
 )
@@ -311,7 +313,17 @@ def test_a_window_at_its_smallest_span_fails_its_stream_and_later_windows_wait(t
 def test_a_stuck_export_is_a_timeout_error_not_a_split(tmp_path):
     provider = DurableFake({("order_list", 0): ["pending"]})
     jobs = [ExportJob(ORDERS, Window(T0, T0 + 4 * DAY), 0)]
-    orch = make(provider, tmp_path, export_timeout=0.05, export_attempts=1, min_split_span=DAY)
+    clock = JumpClock()
+    orch = make(
+        provider,
+        tmp_path,
+        poll_interval=5,
+        poll_max_interval=120,
+        export_timeout=3600,
+        export_attempts=1,
+        min_split_span=DAY,
+        **clock.engine_options(),
+    )
     [(_, window, state, error)] = run_all(orch, jobs)
     assert state is JobState.FAILED and "export_timeout" in str(error)
     assert window == jobs[0].window and len(provider.created) == 1

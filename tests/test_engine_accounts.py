@@ -8,7 +8,7 @@ its places in flight, its refused creates, its failure; what spans them: the glo
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from tap_commerce_exports.errors import AuthError, ExportFailed
@@ -17,6 +17,8 @@ from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
+from tap_commerce_exports.windows import Window
+from tests.engine_clock import JumpClock
 from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, FakeProvider, jobs_for
 
 PENDING_TWICE = ["pending", "pending", "available"]
@@ -93,8 +95,13 @@ def two_accounts(statuses_a=None, statuses_b=None, **kwargs) -> tuple[AccountFak
     return AccountFake("a", alive, statuses_a, **kwargs), AccountFake("b", alive, statuses_b)
 
 
-def engine(providers: dict[str, AccountFake], tmp_path, **kwargs) -> ExportOrchestrator:
+def engine(
+    providers: dict[str, AccountFake], tmp_path, real_time: bool = False, **kwargs
+) -> ExportOrchestrator:
+    """On virtual time unless the spec gives its clock or needs real time (see ``make``)."""
     options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
+    if not real_time and not {"clock", "wait"} & kwargs.keys():
+        options.update(JumpClock().engine_options())
     options.update(kwargs)
     return ExportOrchestrator(
         providers, workdir=tmp_path / "work", downloader=AccountsDownloader(providers), **options
@@ -199,7 +206,7 @@ def test_an_account_that_failed_keeps_its_exports_in_flight_for_the_next_run(tmp
         return real_get(export_id)
 
     a.get_export = get_export  # type: ignore[method-assign]
-    orch = engine({"a": a, "b": b}, tmp_path)
+    orch = engine({"a": a, "b": b}, tmp_path, real_time=True)
     kept: list[tuple[str, str | None]] = []
     jobs = of("a", (ORDERS, 1)) + of("b", (ORDERS, 1))
     for job in orch.run(jobs):
@@ -237,7 +244,7 @@ def test_a_refused_create_of_one_account_does_not_hold_back_the_others(tmp_path)
 
 def test_refusals_past_export_timeout_fail_only_that_accounts_streams(tmp_path):
     a, b = two_accounts(create_errors={("order_list", 0): [ExportsBusy(None, "busy")] * 1000})
-    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=0.02, export_timeout=0.1)
+    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=5, export_timeout=50)
     seen = run(orch, of("a", (ORDERS, 2)) + of("b", (ORDERS, 2)))
     assert [(acc, q, st) for acc, _, q, st, _ in seen if acc == "a"] == [("a", 0, JobState.FAILED)]
     assert [(q, st) for acc, _, q, st, _ in seen if acc == "b"] == [(0, JobState.READY), (1, JobState.READY)]
@@ -247,7 +254,14 @@ def test_refusals_past_export_timeout_fail_only_that_accounts_streams(tmp_path):
 def test_wake_names_the_account_whose_export_is_ready(tmp_path):
     # both accounts number their exports alike: export 1000 exists in each
     a, b = two_accounts({("order_list", 0): ["available"]}, {("order_list", 0): ["available"]})
-    orch = engine({"a": a, "b": b}, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True)
+    orch = engine(
+        {"a": a, "b": b},
+        tmp_path,
+        real_time=True,
+        poll_interval=30,
+        poll_max_interval=60,
+        webhook_active=True,
+    )
     jobs = of("a", (ORDERS, 1)) + of("b", (ORDERS, 1))
     assert orch.wake("1000", account="b") is False  # not created yet
     woken: list[str] = []
@@ -311,4 +325,27 @@ def test_a_jobs_label_names_its_account_when_it_has_one():
     job.account = "m2"
     assert job.label == f"orders of 'm2' {job.window}"
     assert job.pair == ("orders", "m2")
-    assert isinstance(T0, datetime) and timedelta(days=1)
+
+
+def test_a_window_split_after_failing_keeps_its_account_and_its_halves_come_in_its_order(tmp_path):
+    a, b = two_accounts()
+    scripts = {"b": b}
+    real_create = b.create_export
+
+    def create_export(export_type, window):  # b's exports over more than a day fail
+        status = real_create(export_type, window)
+        if window.end - window.start > timedelta(days=1):
+            scripts["b"].scripts[status.export_id] = ["pending", "error"]
+        return status
+
+    b.create_export = create_export  # type: ignore[method-assign]
+    two_days = [ExportJob(ORDERS, Window(T0, T0 + timedelta(days=2)), 0, account=acc) for acc in "ab"]
+    orch = engine({"a": a, "b": b}, tmp_path, export_attempts=1, min_split_span=timedelta(days=1))
+    seen = [(j.account, j.window, j.state) for j in orch.run(two_days)]
+    day = timedelta(days=1)
+    assert [s for s in seen if s[0] == "a"] == [("a", two_days[0].window, JobState.READY)]
+    assert [s for s in seen if s[0] == "b"] == [
+        ("b", Window(T0, T0 + day), JobState.READY),
+        ("b", Window(T0 + day, T0 + 2 * day), JobState.READY),
+    ]
+    assert two_days[1].state is JobState.SPLIT and all(p.account == "b" for p in two_days[1].parts or ())

@@ -18,23 +18,17 @@ BARRIER = 5.0  # seconds an event may take before the test calls the engine stuc
 
 class EngineSettled:
     """Set once the engine thread goes to sleep for a second or more after :meth:`arm`:
-    it has nothing left to do. A spinning engine only ever waits 0 s."""
+    it has nothing left to do. A spinning engine only ever waits 0 s. Given to the
+    engine as its idle wait (``wait=``)."""
 
-    def __init__(self, orch) -> None:
+    def __init__(self) -> None:
         self.armed = False
         self.event = threading.Event()
-        real_wait = orch._cv.wait
 
-        def wait(timeout=None):
-            if (
-                self.armed
-                and threading.current_thread().name == "export-orchestrator"
-                and (timeout is None or timeout >= 1.0)
-            ):
-                self.event.set()
-            return real_wait(timeout)
-
-        orch._cv.wait = wait
+    def __call__(self, condition: threading.Condition, timeout: float) -> object:
+        if self.armed and timeout >= 1.0:
+            self.event.set()
+        return condition.wait(timeout)
 
     def arm(self) -> None:
         self.armed = True
@@ -46,13 +40,14 @@ class EngineSettled:
 def on_abandon(orch) -> threading.Event:
     """An event set once the engine has cancelled the later windows of a failed one."""
     abandoned = threading.Event()
-    real = orch._abandon_after
+    board = orch.board
+    real = board.abandon_after
 
     def abandon_after(job):
         real(job)
         abandoned.set()
 
-    orch._abandon_after = abandon_after
+    board.abandon_after = abandon_after
     return abandoned
 
 
@@ -73,11 +68,11 @@ class FailsWhen(FakeDownloader):
         super().__init__(provider)
         self.go = go
 
-    def download(self, url: str, dest: Path) -> int:
+    def download(self, url: str, dest: Path, budget=None) -> int:
         if url.startswith("fake://1000/"):
             assert self.go.wait(BARRIER)
             raise RuntimeError("connection reset")
-        return super().download(url, dest)
+        return super().download(url, dest, budget)
 
 
 # ------------------------------------------------------------------ webhook during a check
@@ -93,10 +88,16 @@ def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thre
         return real_get(export_id)
 
     provider.get_export = get_export
+    settled = EngineSettled()
     orch = make(
-        provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True, export_timeout=1e6
+        provider,
+        tmp_path,
+        poll_interval=30,
+        poll_max_interval=60,
+        webhook_active=True,
+        export_timeout=1e6,
+        wait=settled,
     )
-    settled = EngineSettled(orch)
     seen: list = []
     consumer = threading.Thread(
         target=lambda: seen.extend(
@@ -157,7 +158,10 @@ def test_a_window_cancelled_while_its_create_is_in_flight_stays_cancelled(tmp_pa
     # is in flight: window 1 must not become WAITING when its create answers
     provider = DoneAtOnce()
     in_create = threading.Event()
-    orch = make(provider, tmp_path, max_concurrent_exports=2, downloader=FailsWhen(provider, in_create))
+    settled = EngineSettled()
+    orch = make(
+        provider, tmp_path, max_concurrent_exports=2, downloader=FailsWhen(provider, in_create), wait=settled
+    )
     abandoned = on_abandon(orch)
     real_create = provider.create_export
 
@@ -169,7 +173,6 @@ def test_a_window_cancelled_while_its_create_is_in_flight_stays_cancelled(tmp_pa
 
     provider.create_export = create_export
     jobs = jobs_for((ORDERS, 2))
-    settled = EngineSettled(orch)
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
@@ -185,7 +188,10 @@ def test_a_window_cancelled_while_its_create_is_in_flight_stays_cancelled(tmp_pa
 def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloaded(tmp_path):
     provider = DoneAtOnce()
     in_check = threading.Event()
-    orch = make(provider, tmp_path, max_concurrent_exports=2, downloader=FailsWhen(provider, in_check))
+    settled = EngineSettled()
+    orch = make(
+        provider, tmp_path, max_concurrent_exports=2, downloader=FailsWhen(provider, in_check), wait=settled
+    )
     abandoned = on_abandon(orch)
     real_get = provider.get_export
 
@@ -198,7 +204,6 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
 
     provider.get_export = get_export
     jobs = jobs_for((ORDERS, 2))
-    settled = EngineSettled(orch)
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
@@ -221,6 +226,8 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
             orch.fail(job, ValueError("a bad file"))
     assert seen == [(0, JobState.READY)]
     assert jobs[0].state is JobState.FAILED and str(jobs[0].error) == "a bad file"
+    with orch.board.cv:  # a download still in flight at the stop ends cancelled, not READY
+        assert orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from tap_commerce_exports.providers.base import (
 )
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
 from tap_commerce_exports.windows import Window, plan_windows
+from tests.engine_clock import JumpClock
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -145,24 +147,25 @@ def jobs_for(*streams_and_counts) -> list[ExportJob]:
     return jobs
 
 
-def make(provider, tmp_path, *, downloader=None, **kwargs) -> ExportOrchestrator:
+def make(provider, tmp_path, *, downloader=None, real_time: bool = False, **kwargs) -> ExportOrchestrator:
+    """The engine under test, on virtual time (:class:`JumpClock`) unless the spec gives
+    its own clock or wait, or asks for ``real_time`` (it waits on another thread while
+    an export is pending: virtual time would race ahead of it)."""
     options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
+    if not real_time and not {"clock", "wait"} & kwargs.keys():
+        options.update(JumpClock().engine_options())
     options.update(kwargs)
     return ExportOrchestrator(
         provider, workdir=tmp_path / "work", downloader=downloader or FakeDownloader(provider), **options
     )
 
 
-def consume(orch, jobs, *, emit_time: float = 0.0):
-    """Run the engine; note each yielded job as (stream, seq, state, error, first file's bytes).
-
-    ``emit_time``: how long the consumer spends on each job (emitting its records).
-    """
+def consume(orch, jobs):
+    """Run the engine; note each yielded job as (stream, seq, state, error, first file's bytes)."""
     seen = []
     for job in orch.run(jobs):
         data = job.files[0].read_bytes() if job.files else None
         seen.append((job.stream.name, job.seq, job.state, job.error, data))
-        time.sleep(emit_time)
     return seen
 
 
@@ -230,8 +233,7 @@ def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_lat
     provider = FakeProvider({("order_list", 1): ["pending", "error"]})
     orch = make(provider, tmp_path, max_concurrent_exports=1, export_attempts=1)
     jobs = jobs_for((ORDERS, 4), (CUSTOMERS, 3))
-    # the consumer is busy emitting earlier windows while window 1 fails
-    seen = consume(orch, jobs, emit_time=0.03)
+    seen = consume(orch, jobs)
     orders = [(seq, state) for stream, seq, state, *_ in seen if stream == "orders"]
     assert orders == [(0, JobState.READY), (1, JobState.FAILED)]
     error = next(err for stream, seq, _, err, _ in seen if stream == "orders" and seq == 1)
@@ -262,11 +264,19 @@ def test_a_user_error_while_creating_fails_only_that_stream(tmp_path):
 
 def test_an_export_pending_past_export_timeout_fails_mentioning_export_timeout(tmp_path):
     provider = FakeProvider({("order_list", 0): ["pending"]})
-    orch = make(provider, tmp_path, export_timeout=0.1)
-    began = time.monotonic()
+    clock = JumpClock()
+    orch = make(
+        provider,
+        tmp_path,
+        poll_interval=5,
+        poll_max_interval=120,
+        export_timeout=3600,
+        **clock.engine_options(),
+    )
     seen = consume(orch, jobs_for((ORDERS, 1)))
-    assert time.monotonic() - began < 2
     ((_, _, state, error, _),) = seen
+    waited = int(re.search(r"after (\d+)s", str(error)).group(1))  # type: ignore[union-attr]
+    assert 3600 < waited <= 3600 + 120  # failed at the first check past the timeout
     assert state is JobState.FAILED
     assert isinstance(error, ExportFailed)
     assert "export_timeout" in str(error)
@@ -282,8 +292,8 @@ def test_a_busy_provider_is_asked_again_until_it_accepts_the_export(tmp_path):
 
 
 def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_timeout(tmp_path):
-    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(0.01)] * 1000})
-    orch = make(provider, tmp_path, export_timeout=0.1)
+    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(10)] * 1000})
+    orch = make(provider, tmp_path, poll_interval=5, export_timeout=300, **JumpClock().engine_options())
     seen = consume(orch, jobs_for((ORDERS, 1)))
     ((_, _, state, error, _),) = seen
     assert state is JobState.FAILED
@@ -441,25 +451,20 @@ def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_pa
 # ------------------------------------------------------------------ wake (webhook)
 def test_wake_makes_a_pending_export_checked_at_once_without_waiting_for_the_next_poll(tmp_path):
     provider = FakeProvider({("order_list", 0): ["available"]})  # ready when the webhook fires
-    orch = make(provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True)
+    orch = make(
+        provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True, real_time=True
+    )
     woken: list[bool] = []
 
-    def webhook():
-        assert provider.created_event.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if orch.wake("1000"):
-                woken.append(True)
-                return
-            time.sleep(0.005)
+    def webhook() -> None:  # on the consumer's thread, once the export exists
+        if not woken:
+            woken.append(orch.wake("1000"))
 
-    sender = threading.Thread(target=webhook, daemon=True)
-    sender.start()
     began = time.monotonic()
-    seen = consume(orch, jobs_for((ORDERS, 1)))
-    assert time.monotonic() - began < 3  # not the 60 s poll interval
+    seen = [job.state for job in orch.run(jobs_for((ORDERS, 1)), on_exports=webhook)]
+    assert time.monotonic() - began < 30  # not the 60 s poll interval
     assert woken == [True]
-    assert [state for _, _, state, *_ in seen] == [JobState.READY]
+    assert seen == [JobState.READY]
     assert provider.checks["1000"] == 1
 
 
@@ -495,15 +500,16 @@ def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path
 class RecordingCreates(FakeProvider):
     """Refuses the first ``refusals`` creates (of whichever stream) with a 503 and a reason."""
 
-    def __init__(self, refusals: int, retry_after: float | None = None) -> None:
+    def __init__(self, refusals: int, retry_after: float | None = None, clock=time.monotonic) -> None:
         super().__init__()
         self.refusals_left = refusals
         self.retry_after = retry_after
+        self.clock = clock
         self.attempts: list[tuple[float, str]] = []
 
     def create_export(self, export_type, window):
         with self.lock:
-            self.attempts.append((time.monotonic(), export_type))
+            self.attempts.append((self.clock(), export_type))
             refuse = self.refusals_left > 0
             self.refusals_left -= 1
         if refuse:
@@ -512,28 +518,38 @@ class RecordingCreates(FakeProvider):
 
 
 def test_a_refused_create_holds_back_the_creates_of_every_stream_on_one_doubling_clock(tmp_path):
-    provider = RecordingCreates(refusals=3)
+    clock = JumpClock()
+    provider = RecordingCreates(refusals=3, clock=clock)
     # poll_max_interval bounds status checks, not the waits after a refusal
-    orch = make(provider, tmp_path, poll_interval=0.05, poll_max_interval=0.05)
+    orch = make(
+        provider,
+        tmp_path,
+        poll_interval=5,
+        poll_max_interval=5,
+        export_timeout=1000,
+        **clock.engine_options(),
+    )
     seen = consume(orch, jobs_for((ORDERS, 1), (CUSTOMERS, 1)))
     assert [state for _, _, state, *_ in seen] == [JobState.READY, JobState.READY]
     times = [t for t, _ in provider.attempts]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2  # whichever stream asks next
+    assert gaps == [5, 10, 20, 0]  # whichever stream asks next; once accepted, no wait
     assert len(provider.attempts) == 5
 
 
 def test_a_retry_after_longer_than_the_back_off_is_honoured(tmp_path):
-    provider = RecordingCreates(refusals=1, retry_after=0.3)
-    orch = make(provider, tmp_path, poll_interval=0.01)
+    clock = JumpClock()
+    provider = RecordingCreates(refusals=1, retry_after=90, clock=clock)
+    orch = make(provider, tmp_path, poll_interval=5, export_timeout=1000, **clock.engine_options())
     consume(orch, jobs_for((ORDERS, 1)))
     (first, _), (second, _) = provider.attempts
-    assert second - first >= 0.3
+    assert second - first == 90
 
 
 def test_refusals_past_export_timeout_stop_every_stream_waiting_to_create_with_the_servers_reason(tmp_path):
-    provider = RecordingCreates(refusals=10_000)
-    orch = make(provider, tmp_path, poll_interval=0.05, export_timeout=0.5)
+    clock = JumpClock()
+    provider = RecordingCreates(refusals=10_000, clock=clock)
+    orch = make(provider, tmp_path, poll_interval=5, export_timeout=50, **clock.engine_options())
     seen = consume(orch, jobs_for((ORDERS, 3), (CUSTOMERS, 2)))
     assert sorted((s, q, st) for s, q, st, *_ in seen) == [
         ("customers", 0, JobState.FAILED),
@@ -542,8 +558,8 @@ def test_refusals_past_export_timeout_stop_every_stream_waiting_to_create_with_t
     for *_, error, _ in seen:
         assert isinstance(error, ExportFailed)
         assert 'HTTP 503: "outside availability window"' in str(error) and "export_timeout" in str(error)
-    # one clock for both streams: 0.05 + 0.1 + 0.2 fit in 0.5 s, the next 0.4 does not
-    assert len(provider.attempts) == 4
+    # one clock for both streams: 5 + 10 + 20 s fit in 50 s, the next 40 s do not
+    assert [t for t, _ in provider.attempts] == [0, 5, 15, 35]
     assert provider.created == []
 
 

@@ -1,0 +1,236 @@
+"""Dagster end to end: two groups as two partitions, run concurrently, state in PostgreSQL.
+
+Real parts only: a real PostgreSQL (scripts/postgres.py; installed if missing) as
+Meltano's system database, hence the shared state backend; the code location of
+orchestration/ under `.venv-dagster`; Dagster's in-process executor running each
+partition's `meltano run ... --state-id-suffix <group>` (real Meltano, real
+target-duckdb) in two concurrent runs on one Dagster instance (tests/dagster_driver.py);
+the sandbox as the API.
+
+Until the sandbox serves several merchants, each account is a sandbox of its own
+(its own merchant id, token, seed, so its own data) on its own port.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from orchestration.meltano_cli import Meltano
+from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
+from tests.meltano_helpers import (
+    CLOVER_EXTRACTOR,
+    REPO,
+    IsolatedMeltano,
+    as_key_tuples,
+    missing_install,
+    plugin_env,
+    read_warehouse,
+    table_keys,
+)
+
+pytestmark = pytest.mark.meltano
+
+DAGSTER_PYTHON = REPO / ".venv-dagster" / "bin" / "python"
+DAGSTER_MELTANO = REPO / ".venv-dagster" / "bin" / "meltano"
+START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"
+JOB = "sync_tap_commerce_exports__clover"
+#: (group, merchant id, token, seed): one sandbox each
+ACCOUNTS = (("clover-a", "MERCHANTAAAA1", "token-a", 101), ("clover-b", "MERCHANTBBBB2", "token-b", 202))
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def needs_dagster():
+    reason = missing_install()
+    if reason:
+        pytest.skip(reason)
+    if not DAGSTER_PYTHON.exists():
+        pytest.skip(".venv-dagster is missing: run `make test` (its dagster-venv target creates it)")
+
+
+@pytest.fixture(scope="module")
+def postgres(needs_dagster):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from postgres import PostgresServer
+
+    server = PostgresServer.temporary().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def sandboxes():
+    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+
+    servers = {}
+    try:
+        for group, merchant, token, seed in ACCOUNTS:
+            config = SandboxConfig(
+                port=0,
+                seed=seed,
+                merchant_id=merchant,
+                token=token,
+                processing_delay=0.05,
+                clover_max_running=2,
+            )
+            servers[group] = SandboxServer(config).__enter__()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.__exit__(None, None, None)
+
+
+def write_groups(path: Path, sandboxes, members: dict[str, str], concurrent_runs: int) -> Path:
+    """A groups file: {group: sandbox key}, one Clover account per group (the dev environment
+    sends `sandbox_token` instead of `access_token`, so the account sets that one)."""
+    by_key = {g: (m, t) for g, m, t, _ in ACCOUNTS}
+    groups = {}
+    for group, key in members.items():
+        merchant, token = by_key[key]
+        account = {"merchant_id": merchant, "sandbox_token": token, "region": "sandbox",
+                   "api_url": sandboxes[key].clover_url}  # fmt: skip
+        groups[group] = {"extractor": CLOVER_EXTRACTOR, "accounts": [account]}
+    plan = {"concurrent_runs": concurrent_runs, "app_limits": {"max_requests_per_second": 24}}
+    path.write_text(json.dumps({"extractors": {CLOVER_EXTRACTOR: plan}, "groups": groups}))
+    return path
+
+
+def _driver(meltano: IsolatedMeltano, spec: dict, *args: str) -> subprocess.Popen:
+    env = {**meltano.env(), "MELTANO_BIN": str(DAGSTER_MELTANO), "DAGSTER_HOME": spec["dagster_home"]}
+    return subprocess.Popen(
+        [str(DAGSTER_PYTHON), str(REPO / "tests" / "dagster_driver.py"), args[0], json.dumps(spec), *args[1:]],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _report(proc: subprocess.Popen, log: Path) -> dict:
+    output, _ = proc.communicate(timeout=900)
+    log.write_text(output)
+    lines = [ln for ln in output.splitlines() if ln.startswith("DRIVER-RESULT ")]
+    assert proc.returncode == 0 and lines, f"driver failed (log {log}):\n{output[-3000:]}"
+    return json.loads(lines[-1].split(" ", 1)[1])
+
+
+def run_partitions(meltano: IsolatedMeltano, home: Path, groups_file: Path, partitions, label: str) -> dict:
+    """Pool limits from the groups file, then one run per partition, all started at once."""
+    spec = {"groups_file": str(groups_file), "dagster_home": str(home / "dagster-home"),
+            "duckdb_dir": str(home / "warehouses")}  # fmt: skip
+    pools = _report(_driver(meltano, spec, "pools"), home / f"driver-{label}-pools.log")
+    procs = {p: _driver(meltano, spec, "run", JOB, p) for p in partitions}
+    runs = {p: _report(proc, home / f"driver-{label}-{p}.log") for p, proc in procs.items()}
+    for partition, run in runs.items():
+        assert run["success"], f"{partition} failed: {run.get('failure')} (logs: {home})"
+    return {"pools": pools, "runs": runs}
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+
+
+def warehouse_keys(path: Path) -> dict[str, list[tuple[str, ...]]]:
+    tables = read_warehouse(path)
+    out = {}
+    for d in CLOVER_STREAMS:
+        table = d.name.replace("-", "_").lower()
+        out[d.name] = table_keys(path, "clover", table, d.primary_keys) if ("clover", table) in tables else []
+    return out
+
+
+def assert_ground_truth(path: Path, sandbox) -> dict[str, int]:
+    """The group's DuckDB file holds exactly its account's rows of [START, END), once each."""
+    counts = {}
+    for d in CLOVER_STREAMS:
+        got = warehouse_keys(path)[d.name]
+        expected = as_key_tuples(sandbox.truth_keys("clover", d.export_type, utc(START), utc(END)))
+        assert expected, f"{d.name}: the sandbox has no rows (test setup)"
+        dups = [k for k, n in Counter(got).items() if n > 1]
+        assert not dups, f"{path.name} {d.name}: duplicate keys {dups[:3]}"
+        assert set(got) == set(expected), (
+            f"{path.name} {d.name}: {len(set(expected) - set(got))} missing, {len(set(got) - set(expected))} unexpected"
+        )
+        counts[d.name] = len(got)
+    return counts
+
+
+def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_rerun_adds_nothing(
+    tmp_path, postgres, sandboxes
+):
+    meltano = IsolatedMeltano(tmp_path)
+    meltano.extra_env = {
+        "MELTANO_DATABASE_URI": postgres.url,
+        **plugin_env(
+            CLOVER_EXTRACTOR,
+            {
+                "start_date": START,
+                "end_date": END,
+                "lookback": 0,
+                "poll_interval": 1,
+                "poll_max_interval": 1,
+                "export_timeout": 120,
+            },
+        ),  # fmt: skip
+    }
+    # the state backend's tables exist before two runs start (a deploy step; see the README)
+    upgrade = meltano.shell(f"{DAGSTER_MELTANO} upgrade database")
+    assert upgrade.returncode == 0, upgrade.tail()
+
+    groups_1 = write_groups(
+        tmp_path / "groups-1.json", sandboxes, {"clover-a": "clover-a", "clover-b": "clover-b"}, 2
+    )
+    first = run_partitions(meltano, tmp_path, groups_1, ["clover-a", "clover-b"], "first")
+    a, b = first["runs"]["clover-a"], first["runs"]["clover-b"]
+    assert first["pools"] == {f"{CLOVER_EXTRACTOR}-app": 2}
+    assert overlap(a, b), f"the two partitions did not run at the same time: {a} {b}"
+    assert a["state_id"] == f"dev:{CLOVER_EXTRACTOR}-to-target-duckdb:clover-a"
+
+    warehouses = tmp_path / "warehouses"
+    counts = {
+        g: assert_ground_truth(warehouses / f"{g}.duckdb", sandboxes[g]) for g in ("clover-a", "clover-b")
+    }
+    stored = {row[0] for row in postgres.query("select state_id from state")}
+    assert {a["state_id"], b["state_id"]} <= stored, f"state ids in PostgreSQL: {stored}"
+
+    # clover-b's merchant moves to a new group, clover-c: its bookmarks move with it
+    moved = subprocess.run(
+        [sys.executable, "-m", "orchestration.regroup", "--extractor", CLOVER_EXTRACTOR,
+         "--from", "clover-b", "--to", "clover-c", "--account", "MERCHANTBBBB2", "--meltano", str(DAGSTER_MELTANO)],
+        cwd=REPO, env=meltano.env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "moved account MERCHANTBBBB2's bookmarks of 2 streams" in moved.stdout
+    # (read with the orchestration venv's Meltano: the one with PostgreSQL's driver)
+    states = Meltano(REPO, str(DAGSTER_MELTANO), env=meltano.env())
+    assert not states.get_state(b["state_id"]).get("bookmarks")
+    c_id = b["state_id"].replace(":clover-b", ":clover-c")
+    assert set(states.get_state(c_id)["bookmarks"]) == {d.name for d in CLOVER_STREAMS}
+
+    # rerun, one at a time (pool limit 1): nothing is added, clover-c starts at the moved bookmarks
+    created_before = {g: sandboxes[g].stats().get("exports_created") for g in sandboxes}
+    groups_2 = write_groups(
+        tmp_path / "groups-2.json", sandboxes, {"clover-a": "clover-a", "clover-c": "clover-b"}, 1
+    )
+    second = run_partitions(meltano, tmp_path, groups_2, ["clover-a", "clover-c"], "second")
+    assert second["pools"] == {f"{CLOVER_EXTRACTOR}-app": 1}
+    assert not overlap(second["runs"]["clover-a"], second["runs"]["clover-c"]), (
+        "the pool let two runs overlap"
+    )
+    assert any(run["waited_for_pool"] for run in second["runs"].values()), "no run waited for the pool"
+    assert assert_ground_truth(warehouses / "clover-a.duckdb", sandboxes["clover-a"]) == counts["clover-a"]
+    assert assert_ground_truth(warehouses / "clover-b.duckdb", sandboxes["clover-b"]) == counts["clover-b"]
+    new_file = warehouses / "clover-c.duckdb"
+    assert not new_file.exists() or not any(warehouse_keys(new_file).values()), "clover-c re-read rows"
+    assert {g: sandboxes[g].stats().get("exports_created") for g in sandboxes} == created_before
+    print(f"rows per group: {counts}; run seconds: first {a['seconds']}/{b['seconds']}, "
+          f"second {second['runs']['clover-a']['seconds']}/{second['runs']['clover-c']['seconds']}")  # fmt: skip

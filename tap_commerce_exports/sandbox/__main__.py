@@ -2,8 +2,9 @@
 
 Every :class:`SandboxConfig` field is a ``--kebab-case`` flag (booleans also accept
 ``--no-...``; ``--rows-per-day`` and ``--large-file-rows`` take ``N`` or
-``type=N,type=N`` or a JSON object). Prints one flushed line with the URLs, token and
-merchant id, so a script can wait for it, then serves until SIGINT/SIGTERM and exits 0.
+``type=N,type=N`` or a JSON object; ``--accounts`` takes ``stores=N,merchants=N`` or a
+JSON list). Prints one flushed line with the URLs, token, merchant id and every further
+account's name, so a script can wait for it, then serves until SIGINT/SIGTERM and exits 0.
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(
             f"sandbox listening: api_url={server.api_url} clover_url={server.clover_url} "
-            f"token={cfg.token} merchant_id={cfg.merchant_id}",
+            f"token={cfg.token} merchant_id={cfg.merchant_id}"
+            + "".join(
+                f" account={a.get('store') or a['merchant_id']}"
+                for a in server.accounts()
+                if not a["default"]
+            ),
             flush=True,
         )
         while not stop.wait(0.5):

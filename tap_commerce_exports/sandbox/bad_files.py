@@ -131,7 +131,7 @@ def file_to_serve(state: SandboxState, url_path: str, entry: FileEntry) -> str:
         if done is not None:
             return done
         armed = state.config.fault_bad_file
-        if armed is None:
+        if armed is None or not state.fault_applies(url_path.split("/")[2]):
             return entry.path
         kind, _, rest = (k.strip() for k in armed.partition(","))
         file_format = "csv" if "csv" in entry.content_type else "json"

@@ -6,6 +6,13 @@ Order of checks: injected 500/429 bursts, the bearer token (401), Clover's throt
 429 with a lowercase ``retry-after``), the merchant (404), then the endpoint. Creating
 an export adds: body validation (400, at most 30 days), availability hours (503),
 injected 503s, and the running-export limit (503).
+
+Several merchants (``sandbox.accounts``): a token opens only its own merchant (another
+merchant's token: 401, as Clover answers a token without access); a token of no
+merchant is 401 before anything else; a known token on an unknown merchant id is the
+404 of before. Per-token limits are per merchant; the app-wide ones
+(``clover_app_rate_limit``, ``clover_app_max_concurrent_requests``) count every
+merchant's requests together; the running-export cap is per merchant.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 import time
 from typing import Any
 
+from tap_commerce_exports.sandbox.accounts import CLOVER, Account, by_token
 from tap_commerce_exports.sandbox.config import CLOVER_TYPES
 from tap_commerce_exports.sandbox.faults import in_clover_hours
 from tap_commerce_exports.sandbox.http_util import Request, Response, json_response
@@ -25,6 +33,8 @@ AVAILABLE_MS = 24 * 3_600_000
 _PATH_RE = re.compile(r"^/v3/merchants/([^/]+)/exports/?(?:([^/]+)/?)?$")
 #: ``GET /v3/merchants/{mId}``: the merchant itself (what a connection test reads).
 _MERCHANT_RE = re.compile(r"^/v3/merchants/([^/]+)/?$")
+#: The in-flight and rate-limit key of the app-wide limits (every merchant's tokens).
+APP_KEY = "\x00app"
 
 
 def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
@@ -33,7 +43,8 @@ def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
     now = state.clock.mono()
     phase = job.phase(now)
     done = "COMPLETE" if cfg.clover_legacy_complete else "DONE"
-    status = {"pending": "PENDING", "running": "IN_PROGRESS", "ready": done, "failed": "FAILED"}[phase]
+    failed = cfg.clover_failed_status  # "anything else is a failed export"
+    status = {"pending": "PENDING", "running": "IN_PROGRESS", "ready": done, "failed": failed}[phase]
     if job.never_ready:
         status = "IN_PROGRESS"
     created_ms = int(job.created_wall * 1000)
@@ -47,7 +58,7 @@ def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
         "endTime": job.params["endTime"],
         "createdTime": created_ms,
         "modifiedTime": created_ms + max(0, elapsed_ms),
-        "merchantRef": {"id": cfg.merchant_id},
+        "merchantRef": {"id": job.account},
     }
     if phase == "ready":
         obj["availableUntil"] = created_ms + int(job.delay * 1000) + AVAILABLE_MS
@@ -71,17 +82,30 @@ def handle(state: SandboxState, req: Request) -> Response:
         kind = "clover_get" if m.group(2) else ("clover_create" if req.method == "POST" else "clover_list")
     state.stats.request(kind)
     key = req.bearer() or f"ip:{req.client}"
+    merchants = state.accounts(CLOVER)
+    found = m or merchant
+    path_merchant = found.group(1) if found else None
+    owner = by_token(state.config, CLOVER).get(req.bearer() or "")
     inflight = state.clover_inflight.enter(key)
+    app_inflight = state.clover_inflight.enter(APP_KEY) if owner else 0
     state.stats.observe_max("clover_concurrent", inflight)
+    state.stats.observe_max("clover_concurrent_app", app_inflight)
+    if owner:
+        state.stats.account_incr(CLOVER, owner.name, "requests")
+        state.stats.account_max(CLOVER, owner.name, "max_concurrent_requests", inflight)
     try:
         cfg = state.config
-        if state.take_fault("fault_500"):
+        fault_target = owner.name if owner else path_merchant
+        if state.take_fault("fault_500", fault_target):
             state.stats.incr("500s_sent")
             return json_response(500, {"message": "Internal Server Error"})
-        if state.take_fault("fault_429_burst"):
+        if state.take_fault("fault_429_burst", fault_target):
             return _throttle(state, cfg.retry_after, "Too many requests")
         token = req.bearer()
-        if token is None or token != cfg.token:
+        if token is None or owner is None:
+            return json_response(401, {"message": "401 Unauthorized"})
+        if path_merchant in merchants and path_merchant != owner.name:
+            state.stats.account_incr(CLOVER, owner.name, "unauthorized")
             return json_response(401, {"message": "401 Unauthorized"})
         now = state.clock.mono()
         early = state.clover_penalty.check(token, now, cfg.retry_after)
@@ -93,38 +117,47 @@ def handle(state: SandboxState, req: Request) -> Response:
         if not state.clover_limiter.allow(token, cfg.clover_rate_limit, now):
             wait = state.clover_penalty.punish(token, now, cfg.retry_after)
             return _throttle(state, wait, "Too many requests")
+        if 0 < cfg.clover_app_max_concurrent_requests < app_inflight:
+            wait = state.clover_penalty.punish(token, now, cfg.retry_after)
+            return _throttle(state, wait, "Too many concurrent requests for this app")
+        if not state.clover_limiter.allow(APP_KEY, cfg.clover_app_rate_limit, now):
+            wait = state.clover_penalty.punish(token, now, cfg.retry_after)
+            return _throttle(state, wait, "Too many requests for this app")
         if cfg.clover_request_delay > 0:  # admitted: now "work" while counted in flight
             time.sleep(cfg.clover_request_delay)
         if merchant and req.method == "GET":
-            if merchant.group(1) != cfg.merchant_id:
+            if merchant.group(1) != owner.name:
                 return json_response(
                     404, {"message": f"Merchant {merchant.group(1)} not found (unknown merchant id)"}
                 )
             return json_response(
                 200,
                 {
-                    "id": cfg.merchant_id,
-                    "name": "Sandbox Merchant",
-                    "href": f"/v3/merchants/{cfg.merchant_id}",
+                    "id": owner.name,
+                    "name": "Sandbox Merchant" if owner.default else f"Sandbox Merchant {owner.name}",
+                    "href": f"/v3/merchants/{owner.name}",
                 },
             )
         if not m:
             return json_response(404, {"message": "Not Found"})
-        if m.group(1) != cfg.merchant_id:
+        if m.group(1) != owner.name:
             return json_response(404, {"message": f"Merchant {m.group(1)} not found (unknown merchant id)"})
         if kind == "clover_create":
-            return _create(state, req)
+            return _create(state, req, owner)
         if req.method != "GET":
             return json_response(405, {"message": "Method Not Allowed"})
         if kind == "clover_list":
-            jobs = sorted(state.clover_exports.values(), key=lambda j: j.created_mono, reverse=True)
+            mine = [j for j in list(state.clover_exports.values()) if j.account == owner.name]
+            jobs = sorted(mine, key=lambda j: j.created_mono, reverse=True)
             return json_response(200, {"elements": [export_object(state, j) for j in jobs]})
         job = state.clover_exports.get(m.group(2) or "")
-        if job is None:
+        if job is None or job.account != owner.name:
             return json_response(404, {"message": f"Export {m.group(2)} not found"})
         return json_response(200, export_object(state, job))
     finally:
         state.clover_inflight.leave(key)
+        if owner:
+            state.clover_inflight.leave(APP_KEY)
 
 
 def _unavailable(state: SandboxState, reason: str) -> Response:
@@ -141,7 +174,7 @@ def _unavailable(state: SandboxState, reason: str) -> Response:
     return json_response(503, {"message": reason}, headers)
 
 
-def _create(state: SandboxState, req: Request) -> Response:
+def _create(state: SandboxState, req: Request, account: Account) -> Response:
     cfg = state.config
     try:
         body = req.json()
@@ -166,15 +199,17 @@ def _create(state: SandboxState, req: Request) -> Response:
         return json_response(400, {"message": "The maximum time range of an export is 30 days"})
     if not in_clover_hours(cfg.clover_hours, state.clock.wall()):
         return _unavailable(state, f"outside availability window ({cfg.clover_hours.upper()} export hours)")
-    if state.take_fault("fault_clover_503"):
+    if state.take_fault("fault_clover_503", account.name):
         return _unavailable(state, "Service Unavailable")
     with state.lock:
-        running = state.clover_running()
+        running = state.clover_running(account.name)
         if running >= cfg.clover_max_running:
             return _unavailable(state, "Too many exports in progress; wait for one to finish")
-        job = state.new_job("clover", export_type, {"startTime": start, "endTime": end})
+        job = state.new_job("clover", export_type, {"startTime": start, "endTime": end}, account)
     state.stats.observe_max("clover_running", running + 1)
-    if state.take_fault("fault_create_answer_lost"):
+    state.stats.observe_max("clover_running_all", state.clover_running())
+    state.stats.account_max(CLOVER, account.name, "max_exports_running", running + 1)
+    if state.take_fault("fault_create_answer_lost", account.name):
         state.stats.incr("create_answers_lost")
         return json_response(502, {"message": "Bad Gateway"})
     return json_response(200, export_object(state, job))

@@ -5,6 +5,34 @@ field of :class:`SandboxConfig`, so that the same names work in three places: th
 Python constructor, ``POST /_sandbox/control`` (JSON) and the command line
 (``--kebab-case``). Fault switches live here too: a counting fault (``fault_500: 3``)
 is decremented as it fires, so reading the config back shows how many are left.
+
+Every fact the API contract (``shared/api/CONTRACT.md``) calls unpublished or uncertain
+has a setting that varies it, so the end-to-end tests can run the tap across its values
+(``tests/test_e2e_sandbox_unpublished.py`` and the suites named):
+
+=========================================================  ================================
+Unpublished or uncertain fact                              Setting(s) that vary it
+=========================================================  ================================
+NC: is ``date_to`` inclusive? (and Clover's ``endTime``)   ``date_to_inclusive``
+NC: the status word of a failed export (none published)    ``nc_failed_status``
+NC: an export may stay ``pending`` forever                 ``fault_never_ready``
+NC: file column names, header style                        ``header_style``,
+                                                           ``window_column_names``
+NC: metadata columns a store adds                          always some (``METADATA_COLUMNS``)
+NC: the UTC offsets of timestamp cells                     ``utc_offsets``
+NC: signed URL lifetime; its expiry answer (403/404/410)   ``url_ttl``, ``fault_expired_url``,
+                                                           ``file_expired_status``
+NC: the time zone of the list filters' YYYY-MM-DD days     ``nc_list_day_offset``
+NC: how a webhook names its store                          ``webhook_store_form``
+NC: the largest range one export may cover                 ``fault_fail_above_days``
+Clover: the status word of a failed export                 ``clover_failed_status``
+Clover: ``COMPLETE`` (old docs) instead of ``DONE``        ``clover_legacy_complete``
+Clover: how many exports run at once ("a few")             ``clover_max_running``
+Clover: the 503's body, a ``retry-after`` on it            ``clover_503_body``,
+                                                           ``clover_503_retry_after``
+Clover: Latin America's export hours                       ``clover_hours`` (any window)
+Clover: how much an early retry lengthens the wait         not varied (doubles: CloverPenalty)
+=========================================================  ================================
 """
 
 from __future__ import annotations
@@ -15,6 +43,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from tap_commerce_exports.sandbox.accounts import expand, resolve
 
 #: Next Commerce export types, in the order the types endpoint lists them, with the
 #: human name the provider's guide gives each.
@@ -90,6 +120,11 @@ class SandboxConfig:
     token: str = "sandbox-token"
     store: str = "demo-store"
     merchant_id: str = "SANDBOXMERCHANT1"
+    #: More stores and merchants besides the default ones above (``sandbox.accounts``):
+    #: ``[{"store": S, "token": T}, {"merchant_id": M, "token": T}, ...]``, or the count
+    #: form ``{"stores": 3, "merchants": 2}`` (``store-1..3`` / ``MERCHANT1..2``, tokens
+    #: ``token-<name>``). Store S is served at ``/stores/S/api/admin/``.
+    accounts: list[dict[str, str]] | None = None
     #: Rows exist only with window instant in [data_start, data_end). Raising data_end
     #: adds rows after the old end and changes nothing before it.
     data_start: str = "2025-01-01T00:00:00Z"
@@ -121,6 +156,9 @@ class SandboxConfig:
     #: Clover requests per second per token; <= 0 disables the limit.
     clover_rate_limit: float = 16.0
     clover_max_concurrent_requests: int = 5
+    #: App-wide Clover limits, across every merchant's token (<= 0 disables each).
+    clover_app_rate_limit: float = 50.0
+    clover_app_max_concurrent_requests: int = 10
     #: Seconds every Clover API request takes (0 = instant). Lets tests and the
     #: benchmark make the concurrency limit observable.
     clover_request_delay: float = 0.0
@@ -143,6 +181,16 @@ class SandboxConfig:
     #: How a webhook names its store (not published): "subdomain" (``demo-store``) or
     #: "host" (``demo-store.29next.store``).
     webhook_store_form: str = "subdomain"
+    #: Minutes east of UTC of the day a list filter's ``YYYY-MM-DD`` means
+    #: (``date_created_from``/``_to``; not published: UTC, or the store's time zone).
+    nc_list_day_offset: int = 0
+    #: The status a failed Next Commerce export shows (none is published).
+    nc_failed_status: str = "failed"
+    #: The status a failed Clover export shows ("anything else is a failed export").
+    clover_failed_status: str = "FAILED"
+    #: What the file host answers for an expired signed URL (403, 404 or 410: the
+    #: contract says "typically" any of them).
+    file_expired_status: int = 403
     #: Benchmark knob: {export_type: N} makes that type hold exactly N rows spread
     #: evenly over [data_start, data_end) (overrides rows_per_day for it; for a
     #: line-item type, its parent is sized so the lines total about N).
@@ -162,8 +210,12 @@ class SandboxConfig:
     fault_clover_503: int = 0
     #: One of ``sandbox.bad_files.KINDS``: the next export file served is a damaged copy.
     fault_bad_file: str | None = None
+    #: When set (a store or merchant name), faults fire only on that account's
+    #: requests, exports and files; None: on any account's.
+    fault_account: str | None = None
 
     def __post_init__(self) -> None:
+        self.accounts = expand(self.accounts)
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +257,19 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("clover_hours must be off, us or eu")
     if cfg.clover_503_body not in CLOVER_503_BODIES:
         raise ValueError(f"clover_503_body must be one of {', '.join(CLOVER_503_BODIES)}")
+    if not -1440 < cfg.nc_list_day_offset < 1440:
+        raise ValueError("nc_list_day_offset must be minutes in -1439..1439")
+    if cfg.nc_failed_status in ("pending", "available") or not cfg.nc_failed_status:
+        raise ValueError("nc_failed_status must be a word other than pending and available")
+    if (
+        cfg.clover_failed_status in ("PENDING", "IN_PROGRESS", "DONE", "COMPLETE")
+        or not cfg.clover_failed_status
+    ):
+        raise ValueError(
+            "clover_failed_status must be a word other than PENDING, IN_PROGRESS, DONE, COMPLETE"
+        )
+    if cfg.file_expired_status not in (403, 404, 410):
+        raise ValueError("file_expired_status must be 403, 404 or 410")
     if cfg.clover_503_retry_after < 0:
         raise ValueError("clover_503_retry_after must be >= 0")
     start, end = parse_instant(cfg.data_start), parse_instant(cfg.data_end)
@@ -232,6 +297,7 @@ def validate(cfg: SandboxConfig) -> None:
         for offset in cfg.utc_offsets:
             if offset != "Z" and not (isinstance(offset, int) and -1440 < offset < 1440):
                 raise ValueError(f"utc_offsets: {offset!r} is not 'Z' or minutes in -1439..1439")
+    resolve(cfg)
     for name in ("rows_per_day", "large_file_rows"):
         value = getattr(cfg, name)
         if isinstance(value, dict):
@@ -297,6 +363,8 @@ def coerce(name: str, value: Any) -> Any:
         if type(None) in get_args(hint):
             return None
         raise ValueError(f"{name} cannot be null")
+    if name == "accounts":
+        return expand(value)
     if name == "window_column_names":
         return _parse_names(value)
     if name == "utc_offsets":

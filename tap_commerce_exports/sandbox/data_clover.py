@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from tap_commerce_exports.sandbox.accounts import Account
 from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.data_nextcommerce import exclusive_end
 from tap_commerce_exports.sandbox.datagen import (
@@ -67,9 +68,14 @@ def clover_id(seed: int, kind: str, number: int) -> str:
 class CloverData:
     """Orders and Payments for one config (immutable snapshot)."""
 
-    def __init__(self, cfg: SandboxConfig) -> None:
-        self.seed = cfg.seed
-        self.merchant_id = cfg.merchant_id
+    def __init__(self, cfg: SandboxConfig, account: Account | None = None) -> None:
+        #: Rows (counts, instants, values) come from the merchant's seed; ids are the
+        #: config's seed scrambling ``id_base + number``, unique across merchants
+        #: because ``clover_id`` is a bijection of the number.
+        self.seed = account.data_seed if account else cfg.seed
+        self.id_seed = cfg.seed
+        self.id_base = account.id_base if account else 0
+        self.merchant_id = account.name if account else cfg.merchant_id
         self.data_start = int(parse_instant(cfg.data_start).timestamp() * US_PER_S)
         self.data_end = int(parse_instant(cfg.data_end).timestamp() * US_PER_S)
         self._base = {t: cfg.rows_for(t) for t in ("ORDERS", "PAYMENTS")}
@@ -105,10 +111,14 @@ class CloverData:
 
     # --- objects -------------------------------------------------------------
 
+    def _id(self, kind: str, number: int) -> str:
+        """This merchant's id ``number`` of ``kind`` (offset by its ``id_base``)."""
+        return clover_id(self.id_seed, kind, self.id_base + number)
+
     def _common(self, h: int, ms: int) -> dict[str, Any]:
         emp_name, emp_n = EMPLOYEES[h % len(EMPLOYEES)]
         return {
-            "employee": {"id": clover_id(self.seed, "EMP", emp_n), "name": emp_name},
+            "employee": {"id": self._id("EMP", emp_n), "name": emp_name},
             "device": {"id": f"{(h >> 8) & 0xFFFFFFFF:08x}-0d1c-4e6b-9a5f-{(h >> 16) & 0xFFFFFFFFFFFF:012x}"},
             "createdTime": ms,
             "clientCreatedTime": ms - (h >> 20) % 5000,
@@ -118,7 +128,7 @@ class CloverData:
     def _order(self, day: int, i: int, ms: int) -> dict[str, Any]:
         h = mix64(self.seed, 11, day, i)
         number = slot_id(day, i)
-        oid = clover_id(self.seed, "ORDERS", number)
+        oid = self._id("ORDERS", number)
         items = []
         subtotal = 0
         for k in range(1 + h % 4):
@@ -127,7 +137,7 @@ class CloverData:
             qty = 1000 * (1 + (hk >> 12) % 3)
             subtotal += price * qty // 1000
             item: dict[str, Any] = {
-                "id": clover_id(self.seed, "LINEITEM", number * 10 + k),
+                "id": self._id("LINEITEM", number * 10 + k),
                 "orderRef": {"id": oid},
                 "name": ITEM_NAMES[(hk >> 5) % len(ITEM_NAMES)],
                 "price": price,
@@ -153,7 +163,7 @@ class CloverData:
             "paymentState": "PAID" if paid else "OPEN",
             "state": "locked" if paid else "open",
             "orderType": {
-                "id": clover_id(self.seed, "OTYPE", (h >> 33) % 3),
+                "id": self._id("OTYPE", (h >> 33) % 3),
                 "label": ("Dine In", "To Go", "Delivery")[(h >> 33) % 3],
             },
             "testMode": False,
@@ -173,7 +183,7 @@ class CloverData:
             order["payments"] = {
                 "elements": [
                     {
-                        "id": clover_id(self.seed, "ORDERPAY", number),
+                        "id": self._id("ORDERPAY", number),
                         "amount": total,
                         "tipAmount": (h >> 44) % 300,
                         "taxAmount": tax,
@@ -191,16 +201,16 @@ class CloverData:
         amount = 100 + (h >> 4) % 50000
         n_orders = self.count("ORDERS", day)
         payment: dict[str, Any] = {
-            "id": clover_id(self.seed, "PAYMENTS", number),
+            "id": self._id("PAYMENTS", number),
         }
         if n_orders:
-            payment["order"] = {"id": clover_id(self.seed, "ORDERS", slot_id(day, (h >> 8) % n_orders))}
+            payment["order"] = {"id": self._id("ORDERS", slot_id(day, (h >> 8) % n_orders))}
         common = self._common(h, ms)
         payment.update(
             {
                 "device": common["device"],
                 "tender": {
-                    "id": clover_id(self.seed, "TENDER", h % len(TENDERS)),
+                    "id": self._id("TENDER", h % len(TENDERS)),
                     "label": label,
                     "labelKey": key,
                 },

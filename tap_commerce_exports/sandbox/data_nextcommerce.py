@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from tap_commerce_exports.sandbox.accounts import Account
 from tap_commerce_exports.sandbox.config import NC_TYPES, SandboxConfig, parse_instant
 from tap_commerce_exports.sandbox.datagen import (
     US_PER_S,
@@ -507,8 +508,13 @@ def _pooled_value(col: Col, rng: random.Random, n: int) -> str:
 class NextCommerceData:
     """Rows of every Next Commerce export type for one config (immutable snapshot)."""
 
-    def __init__(self, cfg: SandboxConfig) -> None:
-        self.seed = cfg.seed
+    def __init__(self, cfg: SandboxConfig, account: Account | None = None) -> None:
+        #: Rows come from the account's seed; the pooled cell templates from the
+        #: config's (built once per process, shared by every account).
+        self.seed = account.data_seed if account else cfg.seed
+        self.plan_seed = cfg.seed
+        #: Added to every id and reference, so ids are unique across accounts.
+        self.id_base = account.id_base if account else 0
         self.data_start = int(parse_instant(cfg.data_start).timestamp() * US_PER_S)
         self.data_end = int(parse_instant(cfg.data_end).timestamp() * US_PER_S)
         self._base = {t: cfg.rows_for(t) for t in NC_TYPES}
@@ -524,7 +530,7 @@ class NextCommerceData:
         self._n_days = day_of(self.data_end - 1) - self._first_day + 1
 
     def _plan(self, export_type: str) -> _TypePlan:
-        return type_plan(self.seed, export_type)
+        return type_plan(self.plan_seed, export_type)
 
     # --- counts and instants ---------------------------------------------------
 
@@ -605,12 +611,13 @@ class NextCommerceData:
         """A cell function ``(row hash, instant, day, index, line) -> str`` for a column."""
         shift = (j * 5) % 43
         parent = SPECS[export_type][1]
+        base = self.id_base
         if col.kind == "key":
             if parent is None:
-                return lambda h, us, day, i, line: str(slot_id(day, i))
-            return lambda h, us, day, i, line: str(slot_id(day, i) * 10 + line + 1)
+                return lambda h, us, day, i, line: str(base + slot_id(day, i))
+            return lambda h, us, day, i, line: str(base + slot_id(day, i) * 10 + line + 1)
         if col.kind == "parent":
-            return lambda h, us, day, i, line: str(slot_id(day, i))
+            return lambda h, us, day, i, line: str(base + slot_id(day, i))
         fmt_iso = self._fmt_iso
         if col.kind == "window":
             return lambda h, us, day, i, line: fmt_iso(us, (h >> shift) & 0xFF)
@@ -637,7 +644,7 @@ class NextCommerceData:
                 n = self.count("order_list", day)
                 if n == 0:
                     return ""
-                return str(slot_id(day, (h >> 11) % n))
+                return str(base + slot_id(day, (h >> 11) % n))
 
             return ref
         raise ValueError(col.kind)  # pragma: no cover

@@ -32,6 +32,20 @@ class Stats:
         self.exports_created: dict[str, int] = {"nextcommerce": 0, "clover": 0}
         self.counters: dict[str, int] = defaultdict(int)
         self.maxima: dict[str, int] = defaultdict(int)
+        #: {(provider, account): {counter: n}}: what a multi-account test asks per account.
+        self.per_account: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def account_incr(self, provider: str, account: str, name: str, by: int = 1) -> None:
+        """Count ``name`` for one account (``requests``, ``unauthorized``...)."""
+        with self._lock:
+            self.per_account[(provider, account)][name] += by
+
+    def account_max(self, provider: str, account: str, name: str, value: int) -> None:
+        """Keep the largest ``value`` seen under ``name`` for one account."""
+        with self._lock:
+            counters = self.per_account[(provider, account)]
+            if value > counters[name]:
+                counters[name] = value
 
     def request(self, kind: str) -> None:
         """One request of ``kind`` (``nc_create``, ``clover_file``...)."""
@@ -49,9 +63,10 @@ class Stats:
         with self._lock:
             self.counters[name] += by
 
-    def export_created(self, provider: str) -> None:
+    def export_created(self, provider: str, account: str) -> None:
         with self._lock:
             self.exports_created[provider] += 1
+            self.per_account[(provider, account)]["exports_created"] += 1
 
     def observe_max(self, name: str, value: int) -> None:
         """Keep the largest ``value`` seen under ``name``."""
@@ -85,7 +100,18 @@ class Stats:
             for name, value in self.counters.items():  # counters other modules add
                 out.setdefault(name, value)
             out["max_concurrent_clover_requests"] = self.maxima.get("clover_concurrent", 0)
+            #: The most exports one merchant had running (the cap is per merchant)...
             out["max_clover_exports_running"] = self.maxima.get("clover_running", 0)
+            #: ...and all merchants together.
+            out["max_clover_exports_running_all"] = self.maxima.get("clover_running_all", 0)
+            out["max_concurrent_clover_requests_app"] = self.maxima.get("clover_concurrent_app", 0)
+            by_account: dict[str, dict[str, dict[str, int]]] = {"nextcommerce": {}, "clover": {}}
+            for (provider, account), counters in sorted(self.per_account.items()):
+                entry = {k: 0 for k in ("requests", "exports_created", "unauthorized")}
+                entry.update(counters)
+                by_account.setdefault(provider, {})[account] = entry
+            #: {provider: {account: {"requests", "exports_created", "unauthorized", ...}}}
+            out["by_account"] = by_account
             return out
 
     def reset(self) -> None:
@@ -95,6 +121,7 @@ class Stats:
             self.exports_created = {"nextcommerce": 0, "clover": 0}
             self.counters.clear()
             self.maxima.clear()
+            self.per_account.clear()
 
 
 class SlidingWindowLimiter:

@@ -20,11 +20,29 @@ _EXPIRED = (
     "<Message>Request has expired</Message><Expires>{expires}</Expires>"
     "<ServerTime>{now}</ServerTime></Error>"
 )
+_NO_SUCH_KEY = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
 _BAD_SIGNATURE = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>'
     "<Message>The request signature we calculated does not match the signature you provided."
     "</Message></Error>"
 )
+
+
+def file_account(url_path: str) -> str:
+    """The store or merchant a file belongs to: ``/media/{store}/...``,
+    ``/clover-files/{merchant}/...``."""
+    parts = url_path.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def _expired(status: int, expires: str, now: int) -> Response:
+    """An expired URL's answer: ``file_expired_status`` (403, 404 or 410; the contract
+    says "typically" any), each with the body such a storage host sends."""
+    if status == 404:
+        return _xml(404, _NO_SUCH_KEY)
+    if status == 410:
+        return Response(410, b"Gone: this link has expired", "text/plain")
+    return _xml(403, _EXPIRED.format(expires=expires, now=now))
 
 
 def _xml(status: int, text: str) -> Response:
@@ -51,15 +69,16 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
     now = state.clock.wall()
     attempt = state.file_attempts.attempt(req.path)
     cfg = state.config
-    if now > int(expires_text) or (cfg.fault_expired_url and attempt == 1):
+    faulty = state.fault_applies(file_account(req.path))
+    if now > int(expires_text) or (faulty and cfg.fault_expired_url and attempt == 1):
         state.stats.incr("expired_url_answers")
-        return _xml(403, _EXPIRED.format(expires=expires_text, now=int(now)))
+        return _expired(cfg.file_expired_status, expires_text, int(now))
     served = state.file_attempts.serve(req.path)
     disk = bad_files.file_to_serve(state, req.path, entry)
     size = os.path.getsize(disk)
     resp = Response(200, b"", entry.content_type + ("; charset=utf-8" if "csv" in entry.content_type else ""))
     resp.file_path = disk
-    if cfg.fault_truncated_download and served == 1 and size > 1:
+    if faulty and cfg.fault_truncated_download and served == 1 and size > 1:
         resp.truncate_to = max(1, size // 2)
         state.stats.incr("truncated_downloads_sent")
     else:

@@ -4,6 +4,11 @@ Checks run in the order a client meets them on the real service: injected faults
 (429/500 bursts) first, then authentication (401, DRF-style ``{"detail": ...}``), the
 ``X-29Next-API-Version`` header (400), the per-token rate limit (429 +
 ``Retry-After``), and finally the endpoint itself.
+
+Several stores (``sandbox.accounts``): each request names its store by path prefix
+(``/stores/{store}/api/admin/``; none: the default store). An unknown store is a 404
+(no such host); another store's token is the same 401 as an invalid one; exports,
+their list and their files belong to their store.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
+from tap_commerce_exports.sandbox.accounts import NEXTCOMMERCE, Account
 from tap_commerce_exports.sandbox.config import NC_TYPES, parse_instant
 from tap_commerce_exports.sandbox.http_util import Request, Response, json_response
 from tap_commerce_exports.sandbox.state import ExportJob, SandboxState, to_us
@@ -27,7 +33,8 @@ _EXPORT_RE = re.compile(r"^exports/(\d+)/(download/)?$")
 def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
     """The Export object: ``id``, ``created_at``, ``type``, ``status``, dates, ``url``."""
     phase = job.phase(state.clock.mono())
-    status = {"pending": "pending", "running": "pending", "ready": "available", "failed": "failed"}[phase]
+    failed = state.config.nc_failed_status  # no failure status is published
+    status = {"pending": "pending", "running": "pending", "ready": "available", "failed": failed}[phase]
     return {
         "id": job.id,
         "created_at": _iso(datetime.fromtimestamp(job.created_wall, tz=timezone.utc)),
@@ -35,8 +42,13 @@ def export_object(state: SandboxState, job: ExportJob) -> dict[str, Any]:
         "status": status,
         "date_from": job.params["date_from"],
         "date_to": job.params["date_to"],
-        "url": f"{state.api_url}exports/{job.id}/",
+        "url": f"{_base_url(state, job.account)}exports/{job.id}/",
     }
+
+
+def _base_url(state: SandboxState, store: str) -> str:
+    account = state.account(NEXTCOMMERCE, store)
+    return state.nc_api_url(account) if account else state.api_url
 
 
 def _iso(dt: datetime) -> str:
@@ -56,15 +68,21 @@ def _kind(method: str, rel: str) -> str:
     return "nc_other"
 
 
-def handle(state: SandboxState, req: Request, rel: str) -> Response:
-    """Serve one request under ``/api/admin/``; ``rel`` is the path after it."""
+def handle(state: SandboxState, req: Request, rel: str, store: str | None = None) -> Response:
+    """Serve one request under a store's ``api/admin/``; ``rel`` is the path after it,
+    ``store`` the path's store (None: the default store)."""
     kind = _kind(req.method, rel)
     state.stats.request(kind)
     cfg = state.config
-    if state.take_fault("fault_500"):
+    account = state.account(NEXTCOMMERCE, store)
+    if account is None:
+        return json_response(404, {"detail": "Not found."})
+    name = account.name
+    state.stats.account_incr(NEXTCOMMERCE, name, "requests")
+    if state.take_fault("fault_500", name):
         state.stats.incr("500s_sent")
         return json_response(500, {"detail": "A server error occurred."})
-    if state.take_fault("fault_429_burst"):
+    if state.take_fault("fault_429_burst", name):
         state.stats.incr("429s_sent")
         return json_response(
             429, {"detail": "Request was throttled."}, [("Retry-After", str(cfg.retry_after))]
@@ -72,7 +90,8 @@ def handle(state: SandboxState, req: Request, rel: str) -> Response:
     token = req.bearer()
     if token is None:
         return json_response(401, {"detail": "Authentication credentials were not provided."})
-    if token != cfg.token:
+    if token != account.token:
+        state.stats.account_incr(NEXTCOMMERCE, name, "unauthorized")
         return json_response(401, {"detail": "Invalid token."})
     version = req.header("X-29Next-API-Version")
     if version is None:
@@ -97,17 +116,17 @@ def handle(state: SandboxState, req: Request, rel: str) -> Response:
             return _method_not_allowed(req)
         return json_response(200, {"types": [{"code": c, "name": n} for c, n in NC_TYPES.items()]})
     if kind == "nc_create":
-        return _create(state, req)
+        return _create(state, req, account)
     if kind == "nc_list":
         if req.method != "GET":
             return _method_not_allowed(req)
-        return _list(state, req)
+        return _list(state, req, account)
     m = _EXPORT_RE.match(rel)
     if m:
         if req.method != "GET":
             return _method_not_allowed(req)
         job = state.nc_exports.get(int(m.group(1)))
-        if job is None:
+        if job is None or job.account != name:
             return json_response(404, {"detail": "Not found."})
         if m.group(2):
             return _download(state, job)
@@ -119,7 +138,7 @@ def _method_not_allowed(req: Request) -> Response:
     return json_response(405, {"detail": f'Method "{req.method}" not allowed.'})
 
 
-def _create(state: SandboxState, req: Request) -> Response:
+def _create(state: SandboxState, req: Request, account: Account) -> Response:
     try:
         body = req.json()
     except ValueError:
@@ -155,8 +174,8 @@ def _create(state: SandboxState, req: Request) -> Response:
         "_from_us": to_us(parsed["date_from"]),
         "_to_us": to_us(parsed["date_to"]),
     }
-    job = state.new_job("nextcommerce", str(export_type), params)
-    if state.take_fault("fault_create_answer_lost"):
+    job = state.new_job("nextcommerce", str(export_type), params, account)
+    if state.take_fault("fault_create_answer_lost", account.name):
         state.stats.incr("create_answers_lost")
         return json_response(502, {"detail": "Bad gateway."})
     return json_response(201, export_object(state, job))
@@ -165,7 +184,7 @@ def _create(state: SandboxState, req: Request) -> Response:
 def _download(state: SandboxState, job: ExportJob) -> Response:
     obj = export_object(state, job)
     if obj["status"] != "available" or not job.files:
-        if obj["status"] == "failed":
+        if obj["status"] == state.config.nc_failed_status:
             return json_response(409, {"detail": f"Export {job.id} failed; it has no file."})
         return json_response(
             409, {"detail": f"Export {job.id} is not available yet (status: {obj['status']})."}
@@ -173,18 +192,25 @@ def _download(state: SandboxState, job: ExportJob) -> Response:
     return json_response(200, {"url": state.signed_url(job.files[0])})
 
 
-def _parse_day(value: str) -> datetime | None:
+def _parse_day(value: str, offset_minutes: int) -> datetime | None:
+    """A filter's bound: ``YYYY-MM-DD`` is midnight at ``nc_list_day_offset`` (which
+    time zone the API means is not published); an instant is itself."""
     try:
         if len(value) == 10:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+            return datetime.fromisoformat(value).replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
         return parse_instant(value)
     except ValueError:
         return None
 
 
-def _list(state: SandboxState, req: Request) -> Response:
-    """Newest first, :data:`PAGE_SIZE` per page, opaque cursor; absolute next/previous."""
-    jobs = sorted(state.nc_exports.values(), key=lambda j: j.id, reverse=True)
+def _list(state: SandboxState, req: Request, account: Account) -> Response:
+    """The store's exports newest first, :data:`PAGE_SIZE` per page, opaque cursor;
+    absolute next/previous."""
+    jobs = sorted(
+        (j for j in list(state.nc_exports.values()) if j.account == account.name),
+        key=lambda j: j.id,
+        reverse=True,
+    )
     export_type = req.query.get("type")
     if export_type:
         jobs = [j for j in jobs if j.export_type == export_type]
@@ -192,7 +218,7 @@ def _list(state: SandboxState, req: Request) -> Response:
         value = req.query.get(name)
         if not value:
             continue
-        bound = _parse_day(value)
+        bound = _parse_day(value, state.config.nc_list_day_offset)
         if bound is None:
             return json_response(400, {name: ["Enter a valid date."]})
         if name.endswith("from"):
@@ -215,7 +241,7 @@ def _list(state: SandboxState, req: Request) -> Response:
     def link(new_offset: int) -> str:
         query = dict(filters)
         query["cursor"] = base64.urlsafe_b64encode(json.dumps({"o": new_offset}).encode()).decode()
-        return f"{state.api_url}exports/?{urlencode(query)}"
+        return f"{state.nc_api_url(account)}exports/?{urlencode(query)}"
 
     return json_response(
         200,

@@ -1,7 +1,7 @@
 """The HTTP server: one loopback ``ThreadingHTTPServer`` playing every host at once.
 
-Routing is by path, so the same port serves the Next Commerce API (``/api/admin/``),
-the Clover API (``/v3/``), both file hosts (``/media/...``, ``/clover-files/...``,
+Routing is by path, so the same port serves the Next Commerce API (``/api/admin/``
+for the default store, ``/stores/{store}/api/admin/`` for the others), the Clover API (``/v3/``), both file hosts (``/media/...``, ``/clover-files/...``,
 addressed as ``localhost`` so they are a *different host name* than the APIs on
 ``127.0.0.1``) and the control endpoints (``/_sandbox/...``, no auth) that let other
 processes steer the sandbox and read its ground truth and counters.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 from datetime import datetime
@@ -28,6 +29,8 @@ from tap_commerce_exports.sandbox.state import ExportJob, SandboxState
 
 log = logging.getLogger("tap_commerce_exports.sandbox")
 NC_PREFIX = "/api/admin/"
+#: ``/stores/{store}/api/admin/{rest}``: one store of several (``sandbox.accounts``).
+STORE_PREFIX = re.compile(r"^/stores/([^/]+)/api/admin/(.*)$", re.DOTALL)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -98,6 +101,9 @@ def route(state: SandboxState, req: Request) -> Response:
         state.stats.credential_seen(authorization)
     if path.startswith(NC_PREFIX):
         return nextcommerce_api.handle(state, req, path[len(NC_PREFIX) :])
+    store = STORE_PREFIX.match(path)
+    if store:
+        return nextcommerce_api.handle(state, req, store.group(2), store.group(1))
     if path.startswith("/v3/"):
         return clover_api.handle(state, req)
     if path.startswith("/media/"):
@@ -110,7 +116,8 @@ def route(state: SandboxState, req: Request) -> Response:
 
 
 def _control(state: SandboxState, req: Request) -> Response:
-    """``/_sandbox/control`` (POST), ``/truth``, ``/stats``, ``/config``, ``/health`` (GET)."""
+    """``/_sandbox/control`` (POST), ``/truth`` (``?account=`` a store or merchant, default
+    the default one), ``/accounts``, ``/stats``, ``/config``, ``/health`` (GET)."""
     state.stats.request("control")
     name = req.path[len("/_sandbox/") :].strip("/")
     try:
@@ -125,13 +132,16 @@ def _control(state: SandboxState, req: Request) -> Response:
             return json_response(200, state.stats.snapshot())
         if name == "health":
             return json_response(200, {"ok": True})
+        if name == "accounts" and req.method == "GET":
+            return json_response(200, {"accounts": state.account_list()})
         if name == "truth" and req.method == "GET":
             provider = req.query.get("provider", "")
             export_type = req.query.get("type", "")
             start = parse_instant(req.query["from"])
             end = parse_instant(req.query["to"])
-            rows = state.truth(provider, export_type, start, end)
-            keys = state.truth_keys(provider, export_type, start, end)
+            account = req.query.get("account") or None
+            rows = state.truth(provider, export_type, start, end, account)
+            keys = state.truth_keys(provider, export_type, start, end, account)
             return json_response(200, {"keys": keys, "rows": rows})
     except (ValueError, KeyError, TypeError) as exc:
         return json_response(400, {"detail": str(exc)})
@@ -147,7 +157,14 @@ def control(state: SandboxState, changes: dict[str, Any]) -> dict[str, Any]:
     whenever a limit setting itself changes).
     """
     changes = dict(changes)
-    limit_fields = {"nc_rate_limit", "clover_rate_limit", "clover_max_concurrent_requests", "retry_after"}
+    limit_fields = {
+        "nc_rate_limit",
+        "clover_rate_limit",
+        "clover_max_concurrent_requests",
+        "clover_app_rate_limit",
+        "clover_app_max_concurrent_requests",
+        "retry_after",
+    }
     if changes.pop("reset_limits", False) or any(
         k in limit_fields and v != getattr(state.config, k, None) for k, v in changes.items()
     ):
@@ -245,13 +262,30 @@ class SandboxServer:
         """Change settings or fault switches at runtime (as ``POST /_sandbox/control``)."""
         return control(self.state, changes)
 
-    def truth(self, provider: str, export_type: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Ground-truth rows with window instant in [start, end) (see ``SandboxState.truth``)."""
-        return self.state.truth(provider, export_type, start, end)
+    def truth(
+        self, provider: str, export_type: str, start: datetime, end: datetime, account: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ground-truth rows of ``account`` (a store or merchant; None: the default one)
+        with window instant in [start, end) (see ``SandboxState.truth``)."""
+        return self.state.truth(provider, export_type, start, end, account)
 
-    def truth_keys(self, provider: str, export_type: str, start: datetime, end: datetime) -> list[Any]:
+    def truth_keys(
+        self, provider: str, export_type: str, start: datetime, end: datetime, account: str | None = None
+    ) -> list[Any]:
         """Primary keys of :meth:`truth` rows."""
-        return self.state.truth_keys(provider, export_type, start, end)
+        return self.state.truth_keys(provider, export_type, start, end, account)
+
+    def accounts(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """Every account (or one provider's), default first: ``provider``, ``store`` or
+        ``merchant_id``, ``token``, ``api_url``, ``default`` (as ``GET /_sandbox/accounts``)."""
+        return [a for a in self.state.account_list() if provider in (None, a["provider"])]
+
+    def store_url(self, store: str | None = None) -> str:
+        """The ``api_url`` of a Next Commerce store (None: the default store)."""
+        account = self.state.account("nextcommerce", store)
+        if account is None:
+            raise ValueError(f"unknown nextcommerce account: {store}")
+        return self.state.nc_api_url(account)
 
     def stats(self) -> dict[str, Any]:
         """Counters (as ``GET /_sandbox/stats``)."""
@@ -263,12 +297,16 @@ class SandboxServer:
     # --- webhook -------------------------------------------------------------------
 
     def _fire_webhook(self, job: ExportJob) -> None:
+        """The export's store's webhook (its own URL and secret, else the top-level ones)."""
         cfg = self.state.config
-        if not cfg.webhook_url:
+        account = self.state.account("nextcommerce", job.account)
+        url = account.webhook_url if account else cfg.webhook_url
+        if not url:
             return
+        secret = account.webhook_secret if account else cfg.webhook_secret
         data = nextcommerce_api.export_object(self.state, job)
-        store = f"{cfg.store}.29next.store" if cfg.webhook_store_form == "host" else cfg.store
-        payload = webhook.envelope(data, store, cfg.webhook_url)
-        ok = webhook.deliver(cfg.webhook_url, cfg.webhook_secret, payload, self.state.stopping)
+        store = f"{job.account}.29next.store" if cfg.webhook_store_form == "host" else job.account
+        payload = webhook.envelope(data, store, url)
+        ok = webhook.deliver(url, secret, payload, self.state.stopping)
         self.state.stats.incr("webhooks_sent" if ok else "webhook_failures")
         job.webhook_sent = ok

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tap_commerce_exports.sandbox.accounts import CLOVER, NEXTCOMMERCE, Account, resolve
 from tap_commerce_exports.sandbox.clock import Clock
 from tap_commerce_exports.sandbox.config import (
     CLOVER_TYPES,
@@ -52,7 +53,6 @@ DATA_FIELDS = (
     "data_end",
     "rows_per_day",
     "large_file_rows",
-    "merchant_id",
     "utc_offsets",
 )
 
@@ -72,6 +72,8 @@ class ExportJob:
     provider: str
     id: Any
     export_type: str
+    #: The store or merchant it belongs to (``Account.name``).
+    account: str
     created_wall: float
     created_mono: float
     delay: float
@@ -161,8 +163,18 @@ class SandboxState:
         self.clover_limiter = SlidingWindowLimiter()
         self.clover_penalty = CloverPenalty()
 
-    def take_fault(self, name: str) -> bool:
-        """Consume one firing of a counting fault (``fault_500``...); True if it fires."""
+    def fault_applies(self, account: str | None) -> bool:
+        """Whether faults fire for ``account`` (``fault_account`` unset: for every one)."""
+        target = self.config.fault_account
+        return target is None or account == target
+
+    def take_fault(self, name: str, account: str | None = None) -> bool:
+        """Consume one firing of a counting fault (``fault_500``...); True if it fires.
+
+        With ``fault_account`` set, it fires only for that account's requests.
+        """
+        if not self.fault_applies(account):
+            return False
         with self.lock:
             left = getattr(self.config, name)
             if left > 0:
@@ -180,6 +192,52 @@ class SandboxState:
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.config.port}/api/admin/"
+
+    def nc_api_url(self, account: Account) -> str:
+        """The ``api_url`` of a store: ``/api/admin/`` for the default one, else
+        ``/stores/{store}/api/admin/`` (the real API tells stores apart by host)."""
+        if account.default:
+            return self.api_url
+        return f"http://{self.api_host}:{self.config.port}/stores/{account.name}/api/admin/"
+
+    # --- accounts --------------------------------------------------------------
+
+    def accounts(self, provider: str) -> dict[str, Account]:
+        """Every account of ``provider`` by name, the default one first."""
+        return resolve(self.config)[provider]
+
+    def account(self, provider: str, name: str | None = None) -> Account | None:
+        """An account by name (None: the default one); None if there is no such one."""
+        accounts = self.accounts(provider)
+        if name is None:
+            return next(iter(accounts.values()))
+        return accounts.get(name)
+
+    def _account_or_raise(self, provider: str, name: str | None) -> Account:
+        if provider not in (NEXTCOMMERCE, CLOVER):
+            raise ValueError(f"unknown provider: {provider}")
+        account = self.account(provider, name)
+        if account is None:
+            raise ValueError(f"unknown {provider} account: {name}")
+        return account
+
+    def account_list(self) -> list[dict[str, Any]]:
+        """Every account as the control endpoint lists it: what a tap config needs."""
+        out: list[dict[str, Any]] = []
+        for provider in (NEXTCOMMERCE, CLOVER):
+            for acc in self.accounts(provider).values():
+                url = self.nc_api_url(acc) if provider == NEXTCOMMERCE else self.clover_url
+                key = "store" if provider == NEXTCOMMERCE else "merchant_id"
+                out.append(
+                    {
+                        "provider": provider,
+                        key: acc.name,
+                        "token": acc.token,
+                        "api_url": url,
+                        "default": acc.default,
+                    }
+                )
+        return out
 
     @property
     def clover_url(self) -> str:
@@ -204,50 +262,58 @@ class SandboxState:
     def _data_key(self, cfg: SandboxConfig) -> str:
         return json.dumps([getattr(cfg, f) for f in DATA_FIELDS], sort_keys=True, default=str)
 
-    def nc_data(self, cfg: SandboxConfig | None = None) -> NextCommerceData:
+    def nc_data(self, cfg: SandboxConfig | None = None, account: Account | None = None) -> NextCommerceData:
+        """One store's rows (None: the default store's)."""
         cfg = cfg or self.config
-        key = "nc:" + self._data_key(cfg)
+        key = f"nc:{_data_identity(account)}:" + self._data_key(cfg)
         with self.lock:
             data = self._data_cache.get(key)
             if data is None:
-                data = self._data_cache[key] = NextCommerceData(cfg)
+                data = self._data_cache[key] = NextCommerceData(cfg, account)
             return data
 
-    def clover_data(self, cfg: SandboxConfig | None = None) -> CloverData:
+    def clover_data(self, cfg: SandboxConfig | None = None, account: Account | None = None) -> CloverData:
+        """One merchant's objects (None: the default merchant's)."""
         cfg = cfg or self.config
-        key = "clover:" + self._data_key(cfg)
+        key = f"clover:{_data_identity(account)}:" + self._data_key(cfg)
         with self.lock:
             data = self._data_cache.get(key)
             if data is None:
-                data = self._data_cache[key] = CloverData(cfg)
+                data = self._data_cache[key] = CloverData(cfg, account)
             return data
 
-    def truth(self, provider: str, export_type: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Ground-truth rows whose window-field instant is in [start, end).
+    def truth(
+        self, provider: str, export_type: str, start: datetime, end: datetime, account: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ground-truth rows of one account (None: the default one) whose window-field
+        instant is in [start, end).
 
         Next Commerce rows are dicts keyed by normalized (snake_case) header, values the
         cell strings exactly as written in files (``None`` for empty cells). Clover rows
         are the objects exactly as in the JSON files.
         """
         start_us, end_us = _to_us(start), _to_us(end)
+        acc = self._account_or_raise(provider, account)
         if provider == "nextcommerce":
             if export_type not in NC_TYPES:
                 raise ValueError(f"unknown Next Commerce export type: {export_type}")
             names = [normalize_header(n) for n in column_names(export_type, self.config.window_column_names)]
             return [
                 {n: (v if v != "" else None) for n, v in zip(names, row, strict=False)}
-                for row in self.nc_data().iter_rows(export_type, start_us, end_us, False)
+                for row in self.nc_data(None, acc).iter_rows(export_type, start_us, end_us, False)
             ]
         if provider == "clover":
             if export_type not in CLOVER_TYPES:
                 raise ValueError(f"unknown Clover export type: {export_type}")
             lo_ms, hi_ms = -(-start_us // 1000), -(-end_us // 1000)
-            return list(self.clover_data().iter_objects(export_type, lo_ms, hi_ms, False))
+            return list(self.clover_data(None, acc).iter_objects(export_type, lo_ms, hi_ms, False))
         raise ValueError(f"unknown provider: {provider}")
 
-    def truth_keys(self, provider: str, export_type: str, start: datetime, end: datetime) -> list[Any]:
+    def truth_keys(
+        self, provider: str, export_type: str, start: datetime, end: datetime, account: str | None = None
+    ) -> list[Any]:
         """Primary keys of :meth:`truth` rows: str order numbers, int ids, str Clover ids."""
-        rows = self.truth(provider, export_type, start, end)
+        rows = self.truth(provider, export_type, start, end, account)
         if provider == "clover":
             return [r["id"] for r in rows]
         key = key_column(export_type)
@@ -257,10 +323,17 @@ class SandboxState:
 
     # --- exports ---------------------------------------------------------------
 
-    def new_job(self, provider: str, export_type: str, params: dict[str, Any]) -> ExportJob:
-        """Register an export, draw its fault fate, and start its background job."""
+    def new_job(
+        self, provider: str, export_type: str, params: dict[str, Any], account: Account | None = None
+    ) -> ExportJob:
+        """Register an export of ``account`` (None: the default one), draw its fault
+        fate, and start its background job."""
         cfg = self.config
-        fail = self.take_fault("fault_export_failed") or _too_long(cfg.fault_fail_above_days, params)
+        acc = account or self._account_or_raise(provider, None)
+        faulty = self.fault_applies(acc.name)
+        fail = self.take_fault("fault_export_failed", acc.name) or (
+            faulty and _too_long(cfg.fault_fail_above_days, params)
+        )
         with self.lock:
             if provider == "nextcommerce":
                 job_id: Any = self._next_nc_id
@@ -274,19 +347,20 @@ class SandboxState:
                 provider=provider,
                 id=job_id,
                 export_type=export_type,
+                account=acc.name,
                 created_wall=self.clock.wall(),
                 created_mono=self.clock.mono(),
                 delay=cfg.processing_delay,
                 params=params,
                 fail=fail,
-                never_ready=cfg.fault_never_ready,
+                never_ready=faulty and cfg.fault_never_ready,
                 fault_still_on=lambda: self.config.fault_never_ready,
             )
             if provider == "nextcommerce":
                 self.nc_exports[job_id] = job
             else:
                 self.clover_exports[job_id] = job
-        self.stats.export_created(provider)
+        self.stats.export_created(provider, acc.name)
         if fail:
             self.stats.incr("exports_failed")
         snapshot = SandboxConfig(**{k: v for k, v in cfg.to_dict().items()})
@@ -316,9 +390,9 @@ class SandboxState:
     def _write_nc_file(self, job: ExportJob, cfg: SandboxConfig) -> None:
         tag = hmac.new(self._url_key, f"nc:{job.id}".encode(), hashlib.sha256).hexdigest()[:8]
         name = f"{job.export_type}_{job.id}_{tag}.csv"
-        url_path = f"/media/{cfg.store}/export_csv/{name}"
+        url_path = f"/media/{job.account}/export_csv/{name}"
         disk = os.path.join(self.tmpdir, name)
-        data = self.nc_data(cfg)
+        data = self.nc_data(cfg, resolve(cfg)[NEXTCOMMERCE].get(job.account))
         write_csv(
             disk,
             headers_for(job.export_type, cfg.header_style_for(job.export_type), cfg.window_column_names),
@@ -331,7 +405,7 @@ class SandboxState:
             job.files.append(url_path)
 
     def _write_clover_files(self, job: ExportJob, cfg: SandboxConfig) -> None:
-        data = self.clover_data(cfg)
+        data = self.clover_data(cfg, resolve(cfg)[CLOVER].get(job.account))
         per_file = cfg.clover_objects_per_file
         chunk: list[dict[str, Any]] = []
         n = 0
@@ -344,7 +418,7 @@ class SandboxState:
             with open(disk + ".part", "w", encoding="utf-8") as fh:
                 json.dump({"elements": chunk}, fh, ensure_ascii=False)
             os.replace(disk + ".part", disk)
-            url_path = f"/clover-files/{cfg.merchant_id}/{job.id}/{n:04d}.json"
+            url_path = f"/clover-files/{job.account}/{job.id}/{n:04d}.json"
             with self.lock:
                 self.files[url_path] = FileEntry(disk, "application/json")
                 job.files.append(url_path)
@@ -378,16 +452,26 @@ class SandboxState:
             job.file_ready.wait(max(0.0, deadline - time.monotonic()))
         return len(hurried)
 
-    def clover_running(self) -> int:
-        """Clover exports not yet finished (queued or in progress)."""
+    def clover_running(self, merchant: str | None = None) -> int:
+        """Clover exports not yet finished (queued or in progress) of one merchant
+        (None: of every merchant). The running-export cap is per merchant."""
         now = self.clock.mono()
         with self.lock:
-            return sum(1 for j in self.clover_exports.values() if j.phase(now) in ("pending", "running"))
+            return sum(
+                1
+                for j in self.clover_exports.values()
+                if (merchant is None or j.account == merchant) and j.phase(now) in ("pending", "running")
+            )
 
     def close(self) -> None:
         """Stop background jobs and delete every generated file."""
         self.stopping.set()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _data_identity(account: Account | None) -> str:
+    """What of an account its data depends on (never its token)."""
+    return "default" if account is None or account.default else f"{account.data_seed}:{account.id_base}"
 
 
 def _to_us(dt: datetime) -> int:

@@ -41,8 +41,7 @@ DAGSTER_PYTHON = REPO / ".venv-dagster" / "bin" / "python"
 DAGSTER_MELTANO = REPO / ".venv-dagster" / "bin" / "meltano"
 START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"
 JOB = "sync_tap_commerce_exports__clover"
-#: (group, merchant id, token, seed): one sandbox each
-ACCOUNTS = (("clover-a", "MERCHANTAAAA1", "token-a", 101), ("clover-b", "MERCHANTBBBB2", "token-b", 202))
+STATE_ID = f"dev:{CLOVER_EXTRACTOR}-to-target-duckdb:" + "{}"
 
 
 def utc(text: str) -> datetime:
@@ -71,38 +70,25 @@ def postgres(needs_dagster):
 
 
 @pytest.fixture(scope="module")
-def sandboxes():
+def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    servers = {}
-    try:
-        for group, merchant, token, seed in ACCOUNTS:
-            config = SandboxConfig(
-                port=0,
-                seed=seed,
-                merchant_id=merchant,
-                token=token,
-                processing_delay=0.05,
-                clover_max_running=2,
-            )
-            servers[group] = SandboxServer(config).__enter__()
-        yield servers
-    finally:
-        for server in servers.values():
-            server.__exit__(None, None, None)
+    config = SandboxConfig(port=0, processing_delay=0.05, accounts={"merchants": 2})
+    with SandboxServer(config) as sb:
+        yield sb
 
 
-def write_groups(path: Path, sandboxes, members: dict[str, str], concurrent_runs: int) -> Path:
-    """A groups file: {group: sandbox key}, one Clover account per group (the dev environment
-    sends `sandbox_token` instead of `access_token`, so the account sets that one)."""
-    by_key = {g: (m, t) for g, m, t, _ in ACCOUNTS}
+def write_groups(path: Path, sandbox, members: dict[str, str], concurrent_runs: int) -> Path:
+    """A groups file: {group: merchant id}, one account per group (the dev environment sends
+    `sandbox_token` instead of `access_token`, so the account sets that one)."""
+    tokens = {a["merchant_id"]: a["token"] for a in sandbox.accounts("clover")}
     groups = {}
-    for group, key in members.items():
-        merchant, token = by_key[key]
-        account = {"merchant_id": merchant, "sandbox_token": token, "region": "sandbox",
-                   "api_url": sandboxes[key].clover_url}  # fmt: skip
+    for group, merchant in members.items():
+        account = {"merchant_id": merchant, "sandbox_token": tokens[merchant], "region": "sandbox",
+                   "api_url": sandbox.clover_url}  # fmt: skip
         groups[group] = {"extractor": CLOVER_EXTRACTOR, "accounts": [account]}
-    plan = {"concurrent_runs": concurrent_runs, "app_limits": {"max_requests_per_second": 24}}
+    # the app's 50 requests/s, shared by the runs the pool lets run at once
+    plan = {"concurrent_runs": concurrent_runs, "app_limits": {"max_requests_per_second": 50}}
     path.write_text(json.dumps({"extractors": {CLOVER_EXTRACTOR: plan}, "groups": groups}))
     return path
 
@@ -148,12 +134,12 @@ def warehouse_keys(path: Path) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
-def assert_ground_truth(path: Path, sandbox) -> dict[str, int]:
-    """The group's DuckDB file holds exactly its account's rows of [START, END), once each."""
+def assert_ground_truth(path: Path, sandbox, merchant: str) -> dict[str, int]:
+    """The group's DuckDB file holds exactly its merchant's rows of [START, END), once each."""
     counts = {}
     for d in CLOVER_STREAMS:
         got = warehouse_keys(path)[d.name]
-        expected = as_key_tuples(sandbox.truth_keys("clover", d.export_type, utc(START), utc(END)))
+        expected = as_key_tuples(sandbox.truth_keys("clover", d.export_type, utc(START), utc(END), merchant))
         assert expected, f"{d.name}: the sandbox has no rows (test setup)"
         dups = [k for k, n in Counter(got).items() if n > 1]
         assert not dups, f"{path.name} {d.name}: duplicate keys {dups[:3]}"
@@ -165,7 +151,7 @@ def assert_ground_truth(path: Path, sandbox) -> dict[str, int]:
 
 
 def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_rerun_adds_nothing(
-    tmp_path, postgres, sandboxes
+    tmp_path, postgres, sandbox
 ):
     meltano = IsolatedMeltano(tmp_path)
     meltano.extra_env = {
@@ -185,52 +171,53 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
     # the state backend's tables exist before two runs start (a deploy step; see the README)
     upgrade = meltano.shell(f"{DAGSTER_MELTANO} upgrade database")
     assert upgrade.returncode == 0, upgrade.tail()
+    warehouses = tmp_path / "warehouses"
 
-    groups_1 = write_groups(
-        tmp_path / "groups-1.json", sandboxes, {"clover-a": "clover-a", "clover-b": "clover-b"}, 2
-    )
-    first = run_partitions(meltano, tmp_path, groups_1, ["clover-a", "clover-b"], "first")
+    first_groups = {"clover-a": "MERCHANT1", "clover-b": "MERCHANT2"}
+    groups_1 = write_groups(tmp_path / "groups-1.json", sandbox, first_groups, concurrent_runs=2)
+    first = run_partitions(meltano, tmp_path, groups_1, list(first_groups), "first")
     a, b = first["runs"]["clover-a"], first["runs"]["clover-b"]
     assert first["pools"] == {f"{CLOVER_EXTRACTOR}-app": 2}
     assert overlap(a, b), f"the two partitions did not run at the same time: {a} {b}"
-    assert a["state_id"] == f"dev:{CLOVER_EXTRACTOR}-to-target-duckdb:clover-a"
-
-    warehouses = tmp_path / "warehouses"
-    counts = {
-        g: assert_ground_truth(warehouses / f"{g}.duckdb", sandboxes[g]) for g in ("clover-a", "clover-b")
-    }
+    assert (a["state_id"], b["state_id"]) == (STATE_ID.format("clover-a"), STATE_ID.format("clover-b"))
+    counts = {g: assert_ground_truth(warehouses / f"{g}.duckdb", sandbox, m) for g, m in first_groups.items()}
     stored = {row[0] for row in postgres.query("select state_id from state")}
     assert {a["state_id"], b["state_id"]} <= stored, f"state ids in PostgreSQL: {stored}"
+    by_account = sandbox.stats()["by_account"]["clover"]
+    assert by_account["MERCHANT1"]["exports_created"] and by_account["MERCHANT2"]["exports_created"]
+    assert not sandbox.stats()["by_account"]["clover"].get("SANDBOXMERCHANT1", {}).get("requests")
 
-    # clover-b's merchant moves to a new group, clover-c: its bookmarks move with it
+    # MERCHANT2 moves to a new group, clover-c: its bookmarks move with it
     moved = subprocess.run(
         [sys.executable, "-m", "orchestration.regroup", "--extractor", CLOVER_EXTRACTOR,
-         "--from", "clover-b", "--to", "clover-c", "--account", "MERCHANTBBBB2", "--meltano", str(DAGSTER_MELTANO)],
+         "--from", "clover-b", "--to", "clover-c", "--account", "MERCHANT2", "--meltano", str(DAGSTER_MELTANO)],
         cwd=REPO, env=meltano.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert "moved account MERCHANTBBBB2's bookmarks of 2 streams" in moved.stdout
+    assert "moved account MERCHANT2's bookmarks of 2 streams" in moved.stdout
     # (read with the orchestration venv's Meltano: the one with PostgreSQL's driver)
     states = Meltano(REPO, str(DAGSTER_MELTANO), env=meltano.env())
-    assert not states.get_state(b["state_id"]).get("bookmarks")
-    c_id = b["state_id"].replace(":clover-b", ":clover-c")
-    assert set(states.get_state(c_id)["bookmarks"]) == {d.name for d in CLOVER_STREAMS}
+    assert not states.get_state(STATE_ID.format("clover-b")).get("bookmarks")
+    assert set(states.get_state(STATE_ID.format("clover-c"))["bookmarks"]) == {d.name for d in CLOVER_STREAMS}
 
-    # rerun, one at a time (pool limit 1): nothing is added, clover-c starts at the moved bookmarks
-    created_before = {g: sandboxes[g].stats().get("exports_created") for g in sandboxes}
-    groups_2 = write_groups(
-        tmp_path / "groups-2.json", sandboxes, {"clover-a": "clover-a", "clover-c": "clover-b"}, 1
-    )
-    second = run_partitions(meltano, tmp_path, groups_2, ["clover-a", "clover-c"], "second")
+    # rerun one at a time (pool limit 1): nothing is added; clover-c starts at the moved bookmarks
+    created = {m: by_account[m]["exports_created"] for m in first_groups.values()}
+    second_groups = {"clover-a": "MERCHANT1", "clover-c": "MERCHANT2"}
+    groups_2 = write_groups(tmp_path / "groups-2.json", sandbox, second_groups, concurrent_runs=1)
+    second = run_partitions(meltano, tmp_path, groups_2, list(second_groups), "second")
     assert second["pools"] == {f"{CLOVER_EXTRACTOR}-app": 1}
     assert not overlap(second["runs"]["clover-a"], second["runs"]["clover-c"]), (
         "the pool let two runs overlap"
     )
     assert any(run["waited_for_pool"] for run in second["runs"].values()), "no run waited for the pool"
-    assert assert_ground_truth(warehouses / "clover-a.duckdb", sandboxes["clover-a"]) == counts["clover-a"]
-    assert assert_ground_truth(warehouses / "clover-b.duckdb", sandboxes["clover-b"]) == counts["clover-b"]
+    for g, m in first_groups.items():
+        assert assert_ground_truth(warehouses / f"{g}.duckdb", sandbox, m) == counts[g]
     new_file = warehouses / "clover-c.duckdb"
-    assert not new_file.exists() or not any(warehouse_keys(new_file).values()), "clover-c re-read rows"
-    assert {g: sandboxes[g].stats().get("exports_created") for g in sandboxes} == created_before
-    print(f"rows per group: {counts}; run seconds: first {a['seconds']}/{b['seconds']}, "
-          f"second {second['runs']['clover-a']['seconds']}/{second['runs']['clover-c']['seconds']}")  # fmt: skip
+    assert not new_file.exists() or not any(warehouse_keys(new_file).values()), "clover-c read rows again"
+    after = sandbox.stats()["by_account"]["clover"]
+    assert {m: after[m]["exports_created"] for m in created} == created, "a rerun created exports"
+    print(
+        f"rows per group: {counts}; 429s: {sandbox.stats()['429s_sent']}; run seconds: first "
+        f"{a['seconds']}/{b['seconds']}, second {second['runs']['clover-a']['seconds']}/"
+        f"{second['runs']['clover-c']['seconds']}"
+    )

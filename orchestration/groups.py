@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def parse_groups(raw: Any, source: str = "groups file") -> GroupsConfig:
 ACCOUNT_KEYS = ("store", "merchant_id")
 
 
-def account_key(account: dict[str, Any]) -> str:
+def account_key(account: Mapping[str, Any]) -> str:
     """What names an account in logs and in the regroup command: its store or merchant id."""
     for key in ACCOUNT_KEYS:
         if account.get(key):

@@ -68,9 +68,6 @@ def run(spec: dict, job: str, partition: str) -> dict:
             out["failure"] = [
                 _messages(e.event_specific_data.error) for e in result.all_events if e.is_step_failure
             ]
-        out["waited_for_pool"] = any(
-            "blocked by limit for pool" in (e.message or "") for e in result.all_events
-        )
         return out
 
 

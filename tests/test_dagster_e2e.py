@@ -109,7 +109,9 @@ def _report(proc: subprocess.Popen, log: Path) -> dict:
     return json.loads(lines[-1].split(" ", 1)[1])
 
 
-def run_partitions(meltano: IsolatedMeltano, home: Path, groups_file: Path, partitions, label: str) -> dict:
+def run_partitions(
+    meltano: IsolatedMeltano, home: Path, groups_file: Path, partitions, label: str, must_succeed: bool = True
+) -> dict:
     """Pool limits from the groups file, then one run per partition, all started at once."""
     spec = {"groups_file": str(groups_file), "dagster_home": str(home / "dagster-home"),
             "duckdb_dir": str(home / "warehouses")}  # fmt: skip
@@ -117,7 +119,7 @@ def run_partitions(meltano: IsolatedMeltano, home: Path, groups_file: Path, part
     procs = {p: _driver(meltano, spec, "run", JOB, p) for p in partitions}
     runs = {p: _report(proc, home / f"driver-{label}-{p}.log") for p, proc in procs.items()}
     for partition, run in runs.items():
-        assert run["success"], f"{partition} failed: {run.get('failure')} (logs: {home})"
+        assert run["success"] or not must_succeed, f"{partition} failed: {run.get('failure')} (logs: {home})"
     return {"pools": pools, "runs": runs}
 
 
@@ -150,9 +152,8 @@ def assert_ground_truth(path: Path, sandbox, merchant: str) -> dict[str, int]:
     return counts
 
 
-def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_rerun_adds_nothing(
-    tmp_path, postgres, sandbox
-):
+def meltano_on(tmp_path: Path, postgres) -> IsolatedMeltano:
+    """This test's Meltano, its state in the PostgreSQL server, the range and fast polling."""
     meltano = IsolatedMeltano(tmp_path)
     meltano.extra_env = {
         "MELTANO_DATABASE_URI": postgres.url,
@@ -166,11 +167,18 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
                 "poll_max_interval": 1,
                 "export_timeout": 120,
             },
-        ),  # fmt: skip
+        ),
     }
     # the state backend's tables exist before two runs start (a deploy step; see the README)
     upgrade = meltano.shell(f"{DAGSTER_MELTANO} upgrade database")
     assert upgrade.returncode == 0, upgrade.tail()
+    return meltano
+
+
+def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_rerun_adds_nothing(
+    tmp_path, postgres, sandbox
+):
+    meltano = meltano_on(tmp_path, postgres)
     warehouses = tmp_path / "warehouses"
 
     first_groups = {"clover-a": "MERCHANT1", "clover-b": "MERCHANT2"}
@@ -222,3 +230,22 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
         f"{a['seconds']}/{b['seconds']}, second {second['runs']['clover-a']['seconds']}/"
         f"{second['runs']['clover-c']['seconds']}"
     )
+
+
+def test_a_partition_with_a_wrong_token_fails_in_one_line_naming_its_group_and_the_setting_not_the_token(
+    tmp_path, postgres, sandbox
+):
+    meltano = meltano_on(tmp_path, postgres)
+    path = write_groups(tmp_path / "groups.json", sandbox, {"clover-bad": "MERCHANT1"}, concurrent_runs=1)
+    groups = json.loads(path.read_text())
+    groups["groups"]["clover-bad"]["accounts"][0]["sandbox_token"] = "token-MERCHANT2"  # another merchant's
+    path.write_text(json.dumps(groups))
+    report = run_partitions(meltano, tmp_path, path, ["clover-bad"], "bad", must_succeed=False)
+    run = report["runs"]["clover-bad"]
+    assert not run["success"]
+    (failure,) = run["failure"]
+    ours = failure.split(" <- ")[-1].removeprefix("dagster._core.definitions.events.Failure: ")
+    assert ours.startswith("group clover-bad: meltano run exited with code 1 after "), ours
+    assert "the tap said: " in ours and "check 'access_token'" in ours and "\n" not in ours, ours
+    assert "token-MERCHANT2" not in failure
+    assert not Meltano(REPO, str(DAGSTER_MELTANO), env=meltano.env()).get_state(STATE_ID.format("clover-bad"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,14 @@ def run_sys_dir(base: Path, name: str) -> dict[str, str]:
         if shared.exists() and not link.is_symlink():
             link.symlink_to(shared.resolve(), target_is_directory=True)
     return {"MELTANO_SYS_DIR_ROOT": str(own), "MELTANO_DATABASE_URI": f"sqlite:///{base / 'meltano.db'}"}
+
+
+def _names_database(meltano_yml: Path) -> bool:
+    """Whether meltano.yml sets `database_uri` (a top-level key)."""
+    try:
+        return re.search(r"^database_uri:", meltano_yml.read_text(), re.MULTILINE) is not None
+    except OSError:
+        return False
 
 
 def state_id(environment: str, extractor: str, loader: str, suffix: str) -> str:
@@ -70,9 +79,13 @@ class Meltano:
         return Path(self.base_env().get("MELTANO_SYS_DIR_ROOT") or self.project_dir / ".meltano")
 
     def isolated(self, name: str) -> dict[str, str]:
-        """:func:`run_sys_dir` for this project, keeping a `MELTANO_DATABASE_URI` already set."""
+        """:func:`run_sys_dir` for this project, keeping the system database the project names.
+
+        Only when neither `MELTANO_DATABASE_URI` nor meltano.yml's `database_uri` names one
+        is the default (`<sys dir>/meltano.db`) named explicitly, since the run's own sys
+        dir would otherwise move it."""
         env = run_sys_dir(self.sys_dir(), name)
-        if self.base_env().get("MELTANO_DATABASE_URI"):
+        if self.base_env().get("MELTANO_DATABASE_URI") or _names_database(self.project_dir / "meltano.yml"):
             del env["MELTANO_DATABASE_URI"]
         return env
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from orchestration.groups import ExtractorPlan, GroupsFileError, load_groups, parse_groups
-from orchestration.meltano_cli import run_sys_dir, state_id
+from orchestration.meltano_cli import Meltano, run_sys_dir, state_id
 from orchestration.partition_env import accounts_env, partition_env
 from orchestration.regroup import RegroupError, main, move_account
 
@@ -168,3 +168,16 @@ def test_regroup_writes_the_target_before_the_source_so_a_bookmark_is_never_in_n
     moved = json.loads((states / "dev:tap-to-target-duckdb:b").read_text())["singer_state"]
     assert moved["bookmarks"]["orders"]["partitions"] == [mark("M1", "5")]
     assert main(argv) == 1  # nothing left to move: said, and nothing written
+
+
+def test_a_run_folder_keeps_the_system_database_the_environment_or_meltano_yml_names(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "meltano.yml").write_text("project_id: x\n")
+    sys_dir = str(tmp_path / "sys")
+    plain = Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a")
+    assert plain["MELTANO_DATABASE_URI"] == f"sqlite:///{tmp_path / 'sys' / 'meltano.db'}"
+    named = {"MELTANO_SYS_DIR_ROOT": sys_dir, "MELTANO_DATABASE_URI": "postgresql+psycopg://h/db"}
+    assert "MELTANO_DATABASE_URI" not in Meltano(project, env=named).isolated("a")
+    (project / "meltano.yml").write_text("project_id: x\ndatabase_uri: postgresql+psycopg://h/db\n")
+    assert "MELTANO_DATABASE_URI" not in Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a")

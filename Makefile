@@ -10,6 +10,7 @@
 #   make faults       scripts/fault_matrix.py
 #   make rates        scripts/rate_limits.py: the 429s of a busy run at the published limit
 #   make install      only the install steps (cached by stamp files)
+#   make dagster-venv .venv-dagster: Dagster + Meltano for orchestration/ (make test needs it)
 #   make clean        remove every venv, Meltano's .meltano/ (plugins, state), output/
 #
 # Needs only Python 3.11 and make. Everything installs from the committed locks (uv.lock,
@@ -24,6 +25,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
+# Dagster (orchestration/) in its own venv, with a Meltano that has PostgreSQL's driver.
+DAGSTER_VENV := .venv-dagster
 # uv installs every venv from a lock: measured from a fresh clone, `make demo` 67 s -> see
 # README; it also resolves the locks (`make lock`). Pinned, in a venv of its own.
 UV_VERSION := 0.13.9
@@ -48,13 +51,14 @@ export UV_LINK_MODE := copy
 DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
 PLUGINS_STAMP := .meltano/.stamp-plugins
+DAGSTER_STAMP := $(DAGSTER_VENV)/.stamp-dagster
 LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
 	requirements/target-jsonl.txt requirements/target-postgres.txt
 
-.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean
+.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean dagster-venv
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -81,6 +85,14 @@ $(PLUGINS_STAMP): meltano.yml pyproject.toml $(LOCKS) $(MELTANO_STAMP)
 	@mkdir -p output
 	@touch $@
 
+# Dagster and its Meltano, only for orchestration/ and its test: the demo never needs it.
+$(DAGSTER_STAMP): requirements/orchestration.txt | $(UV)
+	@test -x $(DAGSTER_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(DAGSTER_VENV)
+	$(UV) pip sync --quiet --python $(DAGSTER_VENV)/bin/python requirements/orchestration.txt
+	@touch $@
+
+dagster-venv: $(DAGSTER_STAMP)
+
 # The project venv and the Meltano side are independent: build them side by side.
 install:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target $(DEV_STAMP) $(PLUGINS_STAMP)
@@ -89,7 +101,7 @@ demo: install
 	$(VENV)/bin/python scripts/demo.py --port $(SANDBOX_PORT) $(ARGS)
 
 # Exit code 5 (no test collected) is not a failure of the suite's plumbing; say it loudly.
-test: install check
+test: install check $(DAGSTER_STAMP)
 	@rc=0; $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test"; rc=0; fi; \
 	exit $$rc
@@ -105,6 +117,8 @@ check: $(DEV_STAMP)
 	@$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header \
 	  | diff -q - requirements/tap.txt >/dev/null \
 	  || { echo "requirements/tap.txt is not what uv.lock exports: run make lock"; exit 1; }
+	@grep -qx "$$(grep '^meltano==' requirements/meltano.txt)" requirements/orchestration.txt \
+	  || { echo "requirements/orchestration.txt pins another Meltano than requirements/meltano.txt: run make lock"; exit 1; }
 
 # Every lock to the newest releases the ranges allow. Then run `make test`; commit together.
 lock: | $(UV)
@@ -114,6 +128,8 @@ lock: | $(UV)
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
+	$(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
+	  requirements/orchestration.in -c requirements/meltano.txt -o requirements/orchestration.txt
 
 # The canary (not gating): the newest release of every dependency, no lock, unit tests only
 # (no Meltano, no end-to-end processes), so drift shows up here before it reaches a lock.
@@ -138,6 +154,6 @@ rates: $(DEV_STAMP)
 	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) $(DAGSTER_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

@@ -1,0 +1,168 @@
+"""The groups file: which accounts sync together, through which extractor, within which budget.
+
+Why a file (read when the code location loads) and static partitions rather than dynamic
+ones: a group is configuration a reviewer should see in a diff (who syncs with whom, under
+which app's limits), and a static partition set follows the file on every code location
+reload without a sensor or an API call to add partitions. Thousands of accounts fit: a
+partition is a group, not an account.
+
+    {
+      "extractors": {
+        "tap-commerce-exports--clover": {
+          "concurrent_runs": 2,
+          "app_limits": {"max_requests_per_second": 50, "max_concurrent_exports": 10}
+        }
+      },
+      "groups": {
+        "clover-a": {"extractor": "tap-commerce-exports--clover",
+                     "accounts": [{"merchant_id": "M1", "access_token_env": "CLOVER_TOKEN_M1"}]}
+      }
+    }
+
+An account object's keys are the tap's own settings for one account (the `accounts`
+setting's keys); `<setting>_env` names an environment variable of the Dagster process that
+holds the value, so tokens live in the deployment's secrets, not in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: A group's name is its Dagster partition key and its Meltano state id suffix.
+GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class GroupsFileError(ValueError):
+    """The groups file is unreadable or says something we cannot run; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ExtractorPlan:
+    """How the runs of one extractor share its app's limits.
+
+    `concurrent_runs` is the Dagster pool's limit: at most that many groups of this
+    extractor sync at once, across every run and machine. Each run gets an equal share
+    of every app-wide limit (`app_limits`, keyed by the tap setting that bounds one
+    process), so the sum over concurrent runs never exceeds the app's limit."""
+
+    extractor: str
+    concurrent_runs: int = 1
+    app_limits: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> str:
+        """The Dagster pool that holds this extractor's runs to `concurrent_runs`."""
+        return f"{self.extractor}-app"
+
+    def run_settings(self) -> dict[str, str]:
+        """This run's share of each app-wide limit, as tap settings (text, as Meltano passes numbers)."""
+        out = {}
+        for setting, total in self.app_limits.items():
+            share = total / self.concurrent_runs
+            whole = max(1, int(share))
+            out[setting] = str(whole) if float(total).is_integer() else f"{share:g}"
+        return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """A partition: accounts that one `meltano run` syncs together, with one state id."""
+
+    name: str
+    extractor: str
+    accounts: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    groups: dict[str, Group]
+    extractors: dict[str, ExtractorPlan]
+
+    def of_extractor(self, extractor: str) -> list[Group]:
+        return [g for g in self.groups.values() if g.extractor == extractor]
+
+    def group_of_account(self, account: str) -> Group | None:
+        """The group whose accounts name `account` (any key's value), if any."""
+        for group in self.groups.values():
+            if any(account in (str(v) for v in acc.values()) for acc in group.accounts):
+                return group
+        return None
+
+
+def load_groups(path: str | Path) -> GroupsConfig:
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GroupsFileError(f"groups file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise GroupsFileError(f"groups file {path} is not JSON (line {exc.lineno}): fix its syntax") from None
+    return parse_groups(raw, source=str(path))
+
+
+def parse_groups(raw: Any, source: str = "groups file") -> GroupsConfig:
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or not raw["groups"]:
+        raise GroupsFileError(f'{source}: expected an object with a non-empty "groups" object')
+    extractors: dict[str, ExtractorPlan] = {}
+    for name, plan in (raw.get("extractors") or {}).items():
+        if not isinstance(plan, dict):
+            raise GroupsFileError(f"{source}: extractors.{name} must be an object")
+        runs = plan.get("concurrent_runs", 1)
+        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+            raise GroupsFileError(f"{source}: extractors.{name}.concurrent_runs must be a whole number >= 1")
+        limits = plan.get("app_limits") or {}
+        if not isinstance(limits, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in limits.values()
+        ):
+            raise GroupsFileError(
+                f"{source}: extractors.{name}.app_limits must map settings to positive numbers"
+            )
+        extractors[name] = ExtractorPlan(name, runs, {k: float(v) for k, v in limits.items()})
+    groups: dict[str, Group] = {}
+    seen_accounts: dict[str, str] = {}
+    for name, spec in raw["groups"].items():
+        if not GROUP_NAME.match(name):
+            raise GroupsFileError(
+                f"{source}: group name {name!r} must be lower-case letters, digits, '-' or '_' "
+                "(it becomes a Dagster partition key and a Meltano state id suffix)"
+            )
+        if not isinstance(spec, dict) or not isinstance(spec.get("extractor"), str):
+            raise GroupsFileError(f'{source}: groups.{name} needs an "extractor" (a Meltano extractor name)')
+        accounts = spec.get("accounts")
+        if (
+            not isinstance(accounts, list)
+            or not accounts
+            or not all(isinstance(a, dict) and a for a in accounts)
+        ):
+            raise GroupsFileError(f"{source}: groups.{name}.accounts must be a non-empty list of objects")
+        for account in accounts:
+            key = account_key(account)
+            if key in seen_accounts:
+                raise GroupsFileError(
+                    f"{source}: account {key} is in groups {seen_accounts[key]} and {name}: "
+                    "an account belongs to one group (its bookmarks live in that group's state)"
+                )
+            seen_accounts[key] = name
+        extractor = spec["extractor"]
+        extractors.setdefault(extractor, ExtractorPlan(extractor))
+        groups[name] = Group(name, extractor, tuple(dict(a) for a in accounts))
+    return GroupsConfig(groups, extractors)
+
+
+#: Settings that name an account, in the order we look for them (the tap's own keys).
+ACCOUNT_KEYS = ("store", "merchant_id")
+
+
+def account_key(account: Mapping[str, Any]) -> str:
+    """What names an account in logs and in the regroup command: its store or merchant id."""
+    for key in ACCOUNT_KEYS:
+        if account.get(key):
+            return str(account[key])
+    raise GroupsFileError(
+        f"an account object needs one of {', '.join(ACCOUNT_KEYS)}: got keys {sorted(account)}"
+    )

@@ -1,0 +1,73 @@
+"""A group's accounts and budget as the environment of its `meltano run`.
+
+This is the one place that knows how accounts reach the tap. Meltano reads a plugin's
+setting `<setting>` from `<PLUGIN_NAME>_<SETTING>` (non-alphanumerics become `_`), which
+outranks meltano.yml, so nothing of a group is written to disk.
+
+Today the tap takes one account per process (`store` / `merchant_id`, `access_token`,
+`api_url`, ... as top-level settings), so a group must hold exactly one account. When the
+tap's `accounts` setting lands, :func:`accounts_env` becomes::
+
+    return {prefix + "ACCOUNTS": json.dumps([resolve(a) for a in group.accounts])}
+
+and the one-account check goes; nothing else here changes (state ids, pools, budgets and
+the regroup command are per group and per account already).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from orchestration.groups import ExtractorPlan, Group, GroupsFileError, account_key
+
+#: suffix of an account key whose value is the NAME of an environment variable holding it
+ENV_SUFFIX = "_env"
+
+
+def env_prefix(plugin: str) -> str:
+    """Meltano's `<PLUGIN_NAME>_` environment prefix of a plugin's settings."""
+    return "".join(c if c.isalnum() else "_" for c in plugin).upper() + "_"
+
+
+def resolve(account: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An account's settings with every `<setting>_env` replaced by that variable's value."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for key, value in account.items():
+        if key.endswith(ENV_SUFFIX):
+            setting = key[: -len(ENV_SUFFIX)]
+            if value not in environ:
+                raise GroupsFileError(
+                    f"account {account_key(account)}: environment variable {value} ({key}) is not set"
+                )
+            out[setting] = environ[value]
+        else:
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def accounts_env(group: Group, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """THE switch to the `accounts` setting (see the module docstring)."""
+    if len(group.accounts) != 1:
+        raise GroupsFileError(
+            f"group {group.name} has {len(group.accounts)} accounts: this tap version syncs one "
+            "account per process, so give each account its own group"
+        )
+    prefix = env_prefix(group.extractor)
+    return {prefix + name.upper(): value for name, value in resolve(group.accounts[0], environ).items()}
+
+
+def budget_env(plan: ExtractorPlan) -> dict[str, str]:
+    """This run's share of the app-wide limits, as the extractor's settings."""
+    prefix = env_prefix(plan.extractor)
+    return {prefix + name.upper(): value for name, value in plan.run_settings().items()}
+
+
+def partition_env(
+    group: Group, plan: ExtractorPlan, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Everything a group's run adds to the environment: its accounts, then its budget."""
+    return {**accounts_env(group, environ), **budget_env(plan)}

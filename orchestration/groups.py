@@ -10,7 +10,7 @@ partition is a group, not an account.
       "extractors": {
         "tap-commerce-exports--clover": {
           "concurrent_runs": 2,
-          "app_limits": {"max_requests_per_second": 50, "max_concurrent_exports": 10}
+          "app_limits": {"app_max_requests_per_second": 50, "app_max_concurrent_requests": 10}
         }
       },
       "groups": {

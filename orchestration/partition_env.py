@@ -4,14 +4,12 @@ This is the one place that knows how accounts reach the tap. Meltano reads a plu
 setting `<setting>` from `<PLUGIN_NAME>_<SETTING>` (non-alphanumerics become `_`), which
 outranks meltano.yml, so nothing of a group is written to disk.
 
-Today the tap takes one account per process (`store` / `merchant_id`, `access_token`,
-`api_url`, ... as top-level settings), so a group must hold exactly one account. When the
-tap's `accounts` setting lands, :func:`accounts_env` becomes::
-
-    return {prefix + "ACCOUNTS": json.dumps([resolve(a) for a in group.accounts])}
-
-and the one-account check goes; nothing else here changes (state ids, pools, budgets and
-the regroup command are per group and per account already).
+A group's accounts reach the tap as ONE variable, the tap's `accounts` setting as JSON
+text (`<PLUGIN>_ACCOUNTS`): the tap parses it itself and, on a mistake, names the place to
+fix without quoting the text (it holds tokens). Each account object is the tap's own keys
+for one account; a key it leaves out is the extractor's top-level setting. The tap keeps
+one state partition per (stream, account) inside the group's state id, which is what lets
+the regroup command move an account without touching the others.
 """
 
 from __future__ import annotations
@@ -50,14 +48,10 @@ def resolve(account: Mapping[str, Any], environ: Mapping[str, str] | None = None
 
 
 def accounts_env(group: Group, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """THE switch to the `accounts` setting (see the module docstring)."""
-    if len(group.accounts) != 1:
-        raise GroupsFileError(
-            f"group {group.name} has {len(group.accounts)} accounts: this tap version syncs one "
-            "account per process, so give each account its own group"
-        )
-    prefix = env_prefix(group.extractor)
-    return {prefix + name.upper(): value for name, value in resolve(group.accounts[0], environ).items()}
+    """The group's accounts as the tap's `accounts` setting (JSON text in one variable)."""
+    return {
+        env_prefix(group.extractor) + "ACCOUNTS": json.dumps([resolve(a, environ) for a in group.accounts])
+    }
 
 
 def budget_env(plan: ExtractorPlan) -> dict[str, str]:

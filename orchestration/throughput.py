@@ -7,7 +7,8 @@ are the published limits (Next Commerce 4 requests/s per token; Clover 16/s and 
 concurrent per token, 50/s and 10 concurrent per app) and a 2 s export processing time
 (the real one is not published), serving N stores and N merchants, each with its own
 token and data. Then it runs the code location's partitions one after another in this
-process (one group per account, pool limit 1: what one Dagster worker does), twice:
+process (`--group-size` accounts per group, one `meltano run` each; pool limit 1: what
+one Dagster worker does), twice:
 
 - backfill: each account from `--start` to the sandbox's data end (empty state);
 - incremental: each account again with its saved state, as the hourly schedule does
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         "--start", default="2025-01-01", help="backfill from (the sandbox's data ends 2025-03-01)"
     )
     parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument(
+        "--group-size", type=int, default=1, help="accounts per group (one meltano run syncs a group)"
+    )
     args = parser.parse_args(argv)
 
     from dagster import DagsterInstance, RetryPolicy
@@ -73,17 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
     try:
         base = f"http://127.0.0.1:{args.port}"
-        groups, order = {}, []
-        names = re.findall(r" account=(\S+)", banner)
-        for name in names:
+        groups: dict[str, dict] = {}
+        order: list[tuple[str, str, int]] = []
+        by_extractor: dict[str, list[dict[str, str]]] = {}
+        for name in re.findall(r" account=(\S+)", banner):
             key = "merchant_id" if name.startswith("MERCHANT") else "store"
             account = {key: name, "sandbox_token": f"token-{name}"}
             account["api_url"] = base if key == "merchant_id" else f"{base}/stores/{name}/api/admin/"
             if key == "merchant_id":
                 account["region"] = "sandbox"
-            group = re.sub(r"[^a-z0-9-]", "-", name.lower())
-            groups[group] = {"extractor": EXTRACTORS[key], "accounts": [account]}
-            order.append((EXTRACTORS[key], group))
+            by_extractor.setdefault(EXTRACTORS[key], []).append(account)
+        for extractor, accounts in by_extractor.items():
+            for i in range(0, len(accounts), max(1, args.group_size)):
+                members = accounts[i : i + max(1, args.group_size)]
+                first = members[0].get("merchant_id") or members[0]["store"]
+                group = re.sub(r"[^a-z0-9-]", "-", first.lower()) + f"-x{len(members)}"
+                groups[group] = {"extractor": extractor, "accounts": members}
+                order.append((extractor, group, len(members)))
         config = parse_groups(
             {"groups": groups, "extractors": {e: {"concurrent_runs": 1} for e in EXTRACTORS.values()}}
         )
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         with DagsterInstance.from_config(str(work / "dagster")) as instance:
             apply_pool_limits(instance, config)
             for phase in ("backfill", "incremental"):
-                for extractor, group in order:
+                for extractor, group, size in order:
                     t0 = time.monotonic()
                     result = defs.resolve_job_def(job_name(extractor)).execute_in_process(
                         partition_key=group, instance=instance, raise_on_error=False
@@ -117,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                     seconds = time.monotonic() - t0
                     if not result.success:
                         raise SystemExit(f"throughput: {phase} of {group} failed (logs in {work})")
-                    results.setdefault((extractor, phase), []).append(seconds)
-                    print(f"{phase:11} {group:14} {seconds:6.1f} s", flush=True)
+                    results.setdefault((extractor, phase), []).extend([seconds / size] * size)
+                    print(f"{phase:11} {group:18} {size:3} account(s) {seconds:6.1f} s", flush=True)
         report = {}
         for (extractor, phase), times in results.items():
             mean = statistics.mean(times)

@@ -7,8 +7,8 @@ partition's `meltano run ... --state-id-suffix <group>` (real Meltano, real
 target-duckdb) in two concurrent runs on one Dagster instance (tests/dagster_driver.py);
 the sandbox as the API.
 
-Until the sandbox serves several merchants, each account is a sandbox of its own
-(its own merchant id, token, seed, so its own data) on its own port.
+One sandbox serves three merchants, each with its own token and data; a group of two
+merchants is one partition (one `meltano run`, the tap's `accounts` setting).
 """
 
 from __future__ import annotations
@@ -73,22 +73,25 @@ def postgres(needs_dagster):
 def sandbox():
     from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
 
-    config = SandboxConfig(port=0, processing_delay=0.05, accounts={"merchants": 2})
+    config = SandboxConfig(port=0, processing_delay=0.05, accounts={"merchants": 3})
     with SandboxServer(config) as sb:
         yield sb
 
 
-def write_groups(path: Path, sandbox, members: dict[str, str], concurrent_runs: int) -> Path:
-    """A groups file: {group: merchant id}, one account per group (the dev environment sends
-    `sandbox_token` instead of `access_token`, so the account sets that one)."""
+def write_groups(path: Path, sandbox, members: dict[str, list[str]], concurrent_runs: int) -> Path:
+    """A groups file: {group: merchant ids} (the dev environment sends `sandbox_token`
+    instead of `access_token`, so each account sets that one)."""
     tokens = {a["merchant_id"]: a["token"] for a in sandbox.accounts("clover")}
     groups = {}
-    for group, merchant in members.items():
-        account = {"merchant_id": merchant, "sandbox_token": tokens[merchant], "region": "sandbox",
-                   "api_url": sandbox.clover_url}  # fmt: skip
-        groups[group] = {"extractor": CLOVER_EXTRACTOR, "accounts": [account]}
-    # the app's 50 requests/s, shared by the runs the pool lets run at once
-    plan = {"concurrent_runs": concurrent_runs, "app_limits": {"max_requests_per_second": 50}}
+    for group, merchants in members.items():
+        accounts = [
+            {"merchant_id": m, "sandbox_token": tokens[m], "region": "sandbox", "api_url": sandbox.clover_url}
+            for m in merchants
+        ]
+        groups[group] = {"extractor": CLOVER_EXTRACTOR, "accounts": accounts}
+    # the app's 50 requests/s and 10 requests in flight, shared by the runs the pool lets run at once
+    app_limits = {"app_max_requests_per_second": 50, "app_max_concurrent_requests": 10}
+    plan = {"concurrent_runs": concurrent_runs, "app_limits": app_limits}
     path.write_text(json.dumps({"extractors": {CLOVER_EXTRACTOR: plan}, "groups": groups}))
     return path
 
@@ -128,20 +131,27 @@ def overlap(a: dict, b: dict) -> bool:
 
 
 def warehouse_keys(path: Path) -> dict[str, list[tuple[str, ...]]]:
+    """Every row's (account, object key) per stream: the account is part of the key."""
     tables = read_warehouse(path)
     out = {}
     for d in CLOVER_STREAMS:
         table = d.name.replace("-", "_").lower()
-        out[d.name] = table_keys(path, "clover", table, d.primary_keys) if ("clover", table) in tables else []
+        key = ("_account", *d.primary_keys)
+        out[d.name] = table_keys(path, "clover", table, key) if ("clover", table) in tables else []
     return out
 
 
-def assert_ground_truth(path: Path, sandbox, merchant: str) -> dict[str, int]:
-    """The group's DuckDB file holds exactly its merchant's rows of [START, END), once each."""
+def assert_ground_truth(path: Path, sandbox, merchants: list[str]) -> dict[str, int]:
+    """The group's DuckDB file holds exactly its merchants' rows of [START, END), once each,
+    each under its own merchant."""
     counts = {}
     for d in CLOVER_STREAMS:
         got = warehouse_keys(path)[d.name]
-        expected = as_key_tuples(sandbox.truth_keys("clover", d.export_type, utc(START), utc(END), merchant))
+        expected = [
+            (m, *key)
+            for m in merchants
+            for key in as_key_tuples(sandbox.truth_keys("clover", d.export_type, utc(START), utc(END), m))
+        ]
         assert expected, f"{d.name}: the sandbox has no rows (test setup)"
         dups = [k for k, n in Counter(got).items() if n > 1]
         assert not dups, f"{path.name} {d.name}: duplicate keys {dups[:3]}"
@@ -181,7 +191,7 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
     meltano = meltano_on(tmp_path, postgres)
     warehouses = tmp_path / "warehouses"
 
-    first_groups = {"clover-a": "MERCHANT1", "clover-b": "MERCHANT2"}
+    first_groups = {"clover-a": ["MERCHANT1", "MERCHANT3"], "clover-b": ["MERCHANT2"]}
     groups_1 = write_groups(tmp_path / "groups-1.json", sandbox, first_groups, concurrent_runs=2)
     first = run_partitions(meltano, tmp_path, groups_1, list(first_groups), "first")
     a, b = first["runs"]["clover-a"], first["runs"]["clover-b"]
@@ -192,7 +202,7 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
     stored = {row[0] for row in postgres.query("select state_id from state")}
     assert {a["state_id"], b["state_id"]} <= stored, f"state ids in PostgreSQL: {stored}"
     by_account = sandbox.stats()["by_account"]["clover"]
-    assert by_account["MERCHANT1"]["exports_created"] and by_account["MERCHANT2"]["exports_created"]
+    assert all(by_account[m]["exports_created"] for m in ("MERCHANT1", "MERCHANT2", "MERCHANT3"))
     assert not sandbox.stats()["by_account"]["clover"].get("SANDBOXMERCHANT1", {}).get("requests")
 
     # MERCHANT2 moves to a new group, clover-c: its bookmarks move with it
@@ -209,8 +219,8 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
     assert set(states.get_state(STATE_ID.format("clover-c"))["bookmarks"]) == {d.name for d in CLOVER_STREAMS}
 
     # rerun one at a time (pool limit 1): nothing is added; clover-c starts at the moved bookmarks
-    created = {m: by_account[m]["exports_created"] for m in first_groups.values()}
-    second_groups = {"clover-a": "MERCHANT1", "clover-c": "MERCHANT2"}
+    created = {m: by_account[m]["exports_created"] for ms in first_groups.values() for m in ms}
+    second_groups = {"clover-a": ["MERCHANT1", "MERCHANT3"], "clover-c": ["MERCHANT2"]}
     groups_2 = write_groups(tmp_path / "groups-2.json", sandbox, second_groups, concurrent_runs=1)
     second = run_partitions(meltano, tmp_path, groups_2, list(second_groups), "second")
     assert second["pools"] == {f"{CLOVER_EXTRACTOR}-app": 1}
@@ -236,7 +246,7 @@ def test_a_partition_with_a_wrong_token_fails_in_one_line_naming_its_group_and_t
     tmp_path, postgres, sandbox
 ):
     meltano = meltano_on(tmp_path, postgres)
-    path = write_groups(tmp_path / "groups.json", sandbox, {"clover-bad": "MERCHANT1"}, concurrent_runs=1)
+    path = write_groups(tmp_path / "groups.json", sandbox, {"clover-bad": ["MERCHANT1"]}, concurrent_runs=1)
     groups = json.loads(path.read_text())
     groups["groups"]["clover-bad"]["accounts"][0]["sandbox_token"] = "token-MERCHANT2"  # another merchant's
     path.write_text(json.dumps(groups))
@@ -246,6 +256,6 @@ def test_a_partition_with_a_wrong_token_fails_in_one_line_naming_its_group_and_t
     (failure,) = run["failure"]
     ours = failure.split(" <- ")[-1].removeprefix("dagster._core.definitions.events.Failure: ")
     assert ours.startswith("group clover-bad: meltano run exited with code 1 after "), ours
-    assert "the tap said: " in ours and "check 'access_token'" in ours and "\n" not in ours, ours
+    assert "the tap said: " in ours and "access_token'" in ours and "\n" not in ours, ours
     assert "token-MERCHANT2" not in failure
     assert not Meltano(REPO, str(DAGSTER_MELTANO), env=meltano.env()).get_state(STATE_ID.format("clover-bad"))

@@ -72,15 +72,15 @@ def test_each_run_gets_an_equal_share_of_the_app_limits_so_concurrent_runs_stay_
     }
 
 
-def test_a_partitions_accounts_reach_the_tap_as_meltano_env_vars_with_tokens_from_the_environment():
+def test_a_partitions_accounts_reach_the_tap_as_its_accounts_setting_with_tokens_from_the_environment():
     config = parse_groups(groups(a=one("M1", access_token_env="TOKEN_M1", region="eu")))
-    plan = ExtractorPlan(CLOVER, 2, {"max_requests_per_second": 50.0})
+    plan = ExtractorPlan(CLOVER, 2, {"app_max_requests_per_second": 50.0})
     env = partition_env(config.groups["a"], plan, environ={"TOKEN_M1": "secret-1"})
     assert env == {
-        "TAP_COMMERCE_EXPORTS__CLOVER_MERCHANT_ID": "M1",
-        "TAP_COMMERCE_EXPORTS__CLOVER_ACCESS_TOKEN": "secret-1",
-        "TAP_COMMERCE_EXPORTS__CLOVER_REGION": "eu",
-        "TAP_COMMERCE_EXPORTS__CLOVER_MAX_REQUESTS_PER_SECOND": "25",
+        "TAP_COMMERCE_EXPORTS__CLOVER_ACCOUNTS": json.dumps(
+            [{"merchant_id": "M1", "access_token": "secret-1", "region": "eu"}]
+        ),
+        "TAP_COMMERCE_EXPORTS__CLOVER_APP_MAX_REQUESTS_PER_SECOND": "25",
     }
 
 
@@ -92,12 +92,15 @@ def test_a_missing_token_variable_is_named_without_any_value():
         accounts_env(config.groups["a"], environ={})
 
 
-def test_until_the_tap_takes_several_accounts_a_group_of_two_is_refused_in_one_line():
+def test_a_group_of_two_accounts_is_one_run_with_both_in_its_accounts_setting():
     config = parse_groups(
         groups(a={"extractor": CLOVER, "accounts": [{"merchant_id": "M1"}, {"merchant_id": "M2"}]})
     )
-    with pytest.raises(GroupsFileError, match="group a has 2 accounts: .* give each account its own group"):
-        accounts_env(config.groups["a"], environ={})
+    env = accounts_env(config.groups["a"], environ={})
+    assert json.loads(env["TAP_COMMERCE_EXPORTS__CLOVER_ACCOUNTS"]) == [
+        {"merchant_id": "M1"},
+        {"merchant_id": "M2"},
+    ]
 
 
 def test_state_ids_are_meltanos_with_the_group_as_suffix():

@@ -66,8 +66,8 @@ $(UV):
 
 # The project and its [dev] extra (pytest, ruff, mypy, duckdb, ...), editable, exactly as
 # uv.lock has them (--frozen: the lock is used as it is, never re-resolved).
-$(DEV_STAMP): uv.lock pyproject.toml | $(UV)
-	$(UV) sync --quiet --frozen --extra dev --python $(PYTHON)
+$(DEV_STAMP): uv.lock pyproject.toml sandbox/pyproject.toml | $(UV)
+	$(UV) sync --quiet --frozen --extra dev --all-packages --python $(PYTHON)
 	@touch $@
 
 # Meltano in its own venv: its many pinned dependencies never constrain the tap's, and
@@ -112,7 +112,7 @@ test: install check $(DAGSTER_STAMP)
 check: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
-	$(VENV)/bin/mypy tap_commerce_exports
+	$(VENV)/bin/mypy
 	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run make lock"; exit 1; }
 	@$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header \
 	  | diff -q - requirements/tap.txt >/dev/null \
@@ -136,7 +136,7 @@ lock: | $(UV)
 test-latest: | $(UV)
 	rm -rf $(LATEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
-	$(UV) pip install --quiet --refresh --python $(LATEST_VENV)/bin/python -e '.[dev]'
+	$(UV) pip install --quiet --refresh --python $(LATEST_VENV)/bin/python -e ./sandbox -e '.[dev]'
 	@$(UV) pip freeze --python $(LATEST_VENV)/bin/python \
 	  | grep -iE '^(singer-sdk|requests|urllib3|msgspec|jsonschema|backoff)==' | tr '\n' ' '; echo
 	$(LATEST_VENV)/bin/python -m pytest $(XDIST) -m "not e2e and not meltano" $(PYTEST_ARGS)

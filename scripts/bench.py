@@ -232,7 +232,7 @@ _default_excepthook = threading.excepthook
 @contextlib.contextmanager
 def sandbox(**overrides: Any) -> Iterator[Any]:
     global _stopping_sandboxes  # noqa: PLW0603
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     cfg = SandboxConfig(port=0, nc_rate_limit=SANDBOX_RATE, **overrides)
     server = SandboxServer(cfg).start()

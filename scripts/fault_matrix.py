@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer, bad_files  # noqa: E402
+from commerce_sandbox import SandboxConfig, SandboxServer, bad_files  # noqa: E402
 from tests.tap_harness import utc  # noqa: E402
 from tests.test_interruption import (  # noqa: E402
     DEFINITIONS,

@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from commerce_sandbox import SandboxConfig, SandboxServer  # noqa: E402
 
 UTC = timezone.utc
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from commerce_sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from tests.tap_harness import run_tap  # noqa: E402
 
 

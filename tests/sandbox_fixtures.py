@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.sandbox import SandboxServer
+    from commerce_sandbox import SandboxServer
 
 #: settings fixed when the server starts (they cannot be put back by ``control``)
 _FIXED = frozenset({"host", "port"})
@@ -39,7 +39,7 @@ def start_sandbox(**settings: Any) -> SandboxServer:
     """A started sandbox on a free loopback port with ``settings`` (``SandboxConfig`` fields)."""
     # Imported here, not at the top: collecting a spec that never starts a sandbox must
     # not depend on the sandbox package.
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     return SandboxServer(SandboxConfig(**{**settings, "port": 0})).start()
 

@@ -1,7 +1,7 @@
 """Bad input: damaged export files and wrong settings give clear answers, never silent loss.
 
 Files: the sandbox's ``fault_bad_file`` switch damages the next export file it serves,
-one kind at a time (``tap_commerce_exports/sandbox/bad_files.py`` says exactly how, and
+one kind at a time (``sandbox/commerce_sandbox/bad_files.py`` says exactly how, and
 records the line, byte offset, column, value and key it damaged). Each case syncs one
 stream over two one-day windows, one export at a time, so the damaged file is the first
 window's.
@@ -37,9 +37,9 @@ from typing import Any
 
 import pytest
 
+from commerce_sandbox import bad_files
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
-from tap_commerce_exports.sandbox import bad_files
 from tests.tap_harness import TapRun, run_tap, utc
 from tests.test_interruption import bookmark_of, write_catalog
 
@@ -120,7 +120,7 @@ SETTINGS_CASES = {
 
 
 def _run_case(case: Case, catalogs: dict[str, Path], root: Path) -> Outcome:
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     workdir = Path(tempfile.mkdtemp(prefix=f"{case.name}-", dir=root))
     rejects_dir = workdir / "rejects"

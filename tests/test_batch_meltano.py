@@ -93,7 +93,7 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=50)) as sb:
         yield sb

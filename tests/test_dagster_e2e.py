@@ -71,7 +71,7 @@ def postgres(needs_dagster):
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     config = SandboxConfig(port=0, processing_delay=0.05, accounts={"merchants": 3})
     with SandboxServer(config) as sb:

@@ -35,7 +35,7 @@ DEBUG_ENV = {"LOGLEVEL": "DEBUG", "TAP_COMMERCE_EXPORTS_LOGLEVEL": "DEBUG"}
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(
         SandboxConfig(

@@ -33,7 +33,7 @@ ACCOUNTS = {"nextcommerce": ["store-1", "store-2"], "clover": ["MERCHANT1", "MER
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(
         SandboxConfig(

@@ -40,7 +40,7 @@ _SLOTS = count()
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(
         SandboxConfig(

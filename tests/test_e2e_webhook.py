@@ -28,7 +28,7 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("store_form", ["subdomain", "host"])
 def test_a_webhook_wakes_the_waiting_export_whatever_form_its_store_name_takes(store_form: str) -> None:
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     port = free_port()
     with SandboxServer(
@@ -69,7 +69,7 @@ def test_a_webhook_wakes_the_waiting_export_whatever_form_its_store_name_takes(s
 def test_in_a_many_store_run_each_store_s_webhook_with_its_own_secret_wakes_its_own_export(
     store_form: str,
 ) -> None:
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
     from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
     from tests.tap_harness import utc
 

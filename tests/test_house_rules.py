@@ -1,8 +1,8 @@
 """The house's rooms, checked: what each room may import, and where provider names may appear.
 
 Why a test: the layout is what lets a third provider be one new module under ``providers/``
-and lets the sandbox leave the wheel later by moving one folder. Both stay true only if a
-change that breaks them fails the suite, not a reviewer's eye.
+and keeps the sandbox (its own distribution, ``sandbox/``) apart from the tap users install.
+Both stay true only if a change that breaks them fails the suite, not a reviewer's eye.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tap_commerce_exports"
+SANDBOX = Path(__file__).resolve().parents[1] / "sandbox" / "commerce_sandbox"
 PROVIDER_NAMES = re.compile(r"clover|nextcommerce|next_commerce|29next", re.IGNORECASE)
 
 
@@ -22,18 +23,20 @@ def _room(path: Path) -> str:
     return parts[0] if len(parts) > 1 else path.stem
 
 
-def _imports(path: Path) -> set[str]:
-    """The rooms of ``tap_commerce_exports`` a module imports (absolute imports only: the
-    package uses no relative ones)."""
-    rooms: set[str] = set()
+def _imported(path: Path) -> set[str]:
+    """Every module a module imports (absolute imports only: neither package uses relative ones)."""
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            names.add(node.module)
         elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        rooms.update(n.split(".")[1] for n in names if n.startswith("tap_commerce_exports."))
-    return rooms
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def _imports(path: Path) -> set[str]:
+    """The rooms of ``tap_commerce_exports`` a module imports."""
+    return {n.split(".")[1] for n in _imported(path) if n.startswith("tap_commerce_exports.")}
 
 
 def _modules(*rooms: str) -> list[Path]:
@@ -45,13 +48,12 @@ def _modules(*rooms: str) -> list[Path]:
 
 
 #: What each room may import from the others. Data flows one way: config -> windows ->
-#: jobs -> files -> records -> state; the sandbox stands apart (stdlib only).
+#: jobs -> files -> records -> state.
 ALLOWED = {
     "files": {"errors"},
     "http": {"errors"},
     "jobs": {"errors", "http", "providers", "windows"},
     "providers": {"errors", "files", "http", "settings", "windows"},
-    "sandbox": set(),
 }
 
 
@@ -65,13 +67,18 @@ def test_each_room_imports_only_the_rooms_upstream_of_it(room: str):
     assert not strays
 
 
-def test_nothing_of_the_tap_imports_the_sandbox_so_it_can_leave_the_wheel_by_moving_its_folder():
-    importers = [
+def test_the_tap_and_the_sandbox_import_nothing_of_each_other_so_they_ship_apart():
+    tap_side = [
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
-        if _room(path) != "sandbox" and "sandbox" in _imports(path)
+        if any(n.split(".")[0] == "commerce_sandbox" for n in _imported(path))
     ]
-    assert importers == []
+    sandbox_side = [
+        str(path.relative_to(SANDBOX))
+        for path in SANDBOX.rglob("*.py")
+        if any(n.split(".")[0] == "tap_commerce_exports" for n in _imported(path))
+    ]
+    assert (tap_side, sandbox_side) == ([], [])
 
 
 def _code_words(path: Path) -> list[tuple[int, str]]:

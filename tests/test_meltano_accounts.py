@@ -25,7 +25,7 @@ def sandbox():
     reason = missing_install()
     if reason:
         pytest.skip(reason)
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(
         SandboxConfig(

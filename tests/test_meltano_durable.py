@@ -28,7 +28,7 @@ START, END = "2025-01-01T00:00:00Z", "2025-01-04T00:00:00Z"  # one 3-day window 
 
 @pytest.fixture
 def sandbox():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     # exports that take 10 minutes: the pipeline is certainly waiting when it is killed
     with SandboxServer(SandboxConfig(port=0, processing_delay=600, nc_rate_limit=50)) as sb:

@@ -25,9 +25,9 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
+from commerce_sandbox.faults import credential_fingerprint
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
-from tap_commerce_exports.sandbox.faults import credential_fingerprint
 from tests.meltano_helpers import REPO, IsolatedMeltano, as_key_tuples, missing_install, table_keys
 
 pytestmark = pytest.mark.meltano
@@ -95,7 +95,7 @@ def sandbox():
     reason = missing_install()
     if reason:
         pytest.skip(reason)
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=50)) as server:
         yield server

@@ -20,7 +20,7 @@ START, END = "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"
 
 
 def test_a_busy_next_commerce_run_gets_no_429_at_the_published_limit_scaled_5x():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.0, nc_rate_limit=20, retry_after=1)) as sb:
         run = run_tap(
@@ -45,7 +45,7 @@ def test_a_busy_next_commerce_run_gets_no_429_at_the_published_limit_scaled_5x()
 
 
 def test_a_busy_clover_run_keeps_both_the_rate_and_the_in_flight_limit():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     cfg = SandboxConfig(
         port=0,

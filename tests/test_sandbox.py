@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
+from commerce_sandbox import SandboxConfig, SandboxServer
+from commerce_sandbox.csvgen import normalize_header
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-from tap_commerce_exports.sandbox.csvgen import normalize_header
 
 UTC = timezone.utc
 NC_HEADERS = {"Authorization": "Bearer sandbox-token", "X-29Next-API-Version": "2024-04-01"}
@@ -561,7 +561,7 @@ def test_what_a_clover_503_says_is_a_setting(sb, shape, expected):
 
 
 def test_the_rate_limit_holds_in_any_one_second_window_not_per_calendar_second():
-    from tap_commerce_exports.sandbox.faults import SlidingWindowLimiter
+    from commerce_sandbox.faults import SlidingWindowLimiter
 
     limiter = SlidingWindowLimiter()
     # four at the end of one second, then a fifth at the start of the next: refused
@@ -669,7 +669,7 @@ def test_command_line_prints_one_line_and_stops_cleanly_on_sigterm():
         [
             sys.executable,
             "-m",
-            "tap_commerce_exports.sandbox",
+            "commerce_sandbox",
             "--port",
             "0",
             "--processing-delay",

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
-from tap_commerce_exports.sandbox.accounts import ID_SPAN, expand
-from tap_commerce_exports.sandbox.csvgen import normalize_header
+from commerce_sandbox import SandboxConfig, SandboxServer
+from commerce_sandbox.accounts import ID_SPAN, expand
+from commerce_sandbox.csvgen import normalize_header
 
 UTC = timezone.utc
 START, END = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 4, tzinfo=UTC)
@@ -333,7 +333,7 @@ def test_a_webhook_names_the_store_of_its_export_and_uses_that_stores_secret():
     finally:
         receiver.shutdown()
         receiver.server_close()
-    from tap_commerce_exports.sandbox.webhook import signature
+    from commerce_sandbox.webhook import signature
 
     (envelope, sig) = received[0]
     assert len(received) == 1 and envelope["webhook"]["store"] == "store-9"
@@ -389,7 +389,7 @@ def test_the_command_line_takes_accounts_and_prints_them():
         [
             sys.executable,
             "-m",
-            "tap_commerce_exports.sandbox",
+            "commerce_sandbox",
             "--port",
             "0",
             "--accounts",

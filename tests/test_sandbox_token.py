@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
+from commerce_sandbox.faults import Stats, credential_fingerprint
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.sandbox.faults import Stats, credential_fingerprint
 from tap_commerce_exports.settings import Settings
 from tests.tap_harness import run_tap
 
@@ -68,7 +68,7 @@ def test_the_sandbox_keeps_fingerprints_of_the_credentials_it_saw_never_the_cred
 
 @pytest.mark.e2e
 def test_a_sync_with_both_tokens_shows_the_sandbox_only_its_own():
-    from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+    from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.02, nc_rate_limit=1000)) as sandbox:
         config = nc(

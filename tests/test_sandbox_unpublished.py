@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+from commerce_sandbox import SandboxConfig, SandboxServer
 
 NC = {"Authorization": "Bearer sandbox-token", "X-29Next-API-Version": "2024-04-01"}
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_commerce_exports.sandbox import SandboxConfig, SandboxServer
+from commerce_sandbox import SandboxConfig, SandboxServer
 from tap_commerce_exports.tap import TapCommerceExports
 
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tap_commerce_exports.sandbox.datagen import mix64, name_code
+from commerce_sandbox.datagen import mix64, name_code
 
 NEXTCOMMERCE = "nextcommerce"
 CLOVER = "clover"

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-from tap_commerce_exports.sandbox.data_nextcommerce import METADATA_COLUMNS, column_names
+from commerce_sandbox.data_nextcommerce import METADATA_COLUMNS, column_names
 
 #: Words title-cased as acronyms (``id`` -> ``ID``), as human-made headers do.
 ACRONYMS = {"id": "ID", "ip": "IP", "url": "URL", "sku": "SKU", "utm": "UTM"}

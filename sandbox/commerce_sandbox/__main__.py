@@ -1,4 +1,4 @@
-"""``tap-commerce-exports-sandbox`` / ``python -m tap_commerce_exports.sandbox``.
+"""``tap-commerce-exports-sandbox`` / ``python -m commerce_sandbox``.
 
 Every :class:`SandboxConfig` field is a ``--kebab-case`` flag (booleans also accept
 ``--no-...``; ``--rows-per-day`` and ``--large-file-rows`` take ``N`` or
@@ -18,8 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from tap_commerce_exports.sandbox.config import SandboxConfig, coerce
-from tap_commerce_exports.sandbox.server import SandboxServer
+from commerce_sandbox.config import SandboxConfig, coerce
+from commerce_sandbox.server import SandboxServer
 
 
 def build_parser() -> argparse.ArgumentParser:

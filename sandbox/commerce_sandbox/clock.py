@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
+from commerce_sandbox.config import SandboxConfig, parse_instant
 
 
 class Clock:

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tap_commerce_exports.sandbox.accounts import Account
-from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
-from tap_commerce_exports.sandbox.data_nextcommerce import exclusive_end
-from tap_commerce_exports.sandbox.datagen import (
+from commerce_sandbox.accounts import Account
+from commerce_sandbox.config import SandboxConfig, parse_instant
+from commerce_sandbox.data_nextcommerce import exclusive_end
+from commerce_sandbox.datagen import (
     US_PER_S,
     day_count,
     day_instants,

@@ -2,7 +2,7 @@
 
 Used by the demo, the end-to-end tests, the benchmark and the fault-matrix script::
 
-    from tap_commerce_exports.sandbox import SandboxServer, SandboxConfig
+    from commerce_sandbox import SandboxServer, SandboxConfig
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05)) as sb:
         sb.api_url, sb.clover_url          # point the tap here
@@ -14,7 +14,7 @@ Command line: ``tap-commerce-exports-sandbox --port 8000`` (see ``__main__``).
 Stdlib only.
 """
 
-from tap_commerce_exports.sandbox.config import SandboxConfig
-from tap_commerce_exports.sandbox.server import SandboxServer
+from commerce_sandbox.config import SandboxConfig
+from commerce_sandbox.server import SandboxServer
 
 __all__ = ["SandboxConfig", "SandboxServer"]

@@ -23,22 +23,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tap_commerce_exports.sandbox.accounts import CLOVER, NEXTCOMMERCE, Account, resolve
-from tap_commerce_exports.sandbox.clock import Clock
-from tap_commerce_exports.sandbox.config import (
+from commerce_sandbox.accounts import CLOVER, NEXTCOMMERCE, Account, resolve
+from commerce_sandbox.clock import Clock
+from commerce_sandbox.config import (
     CLOVER_TYPES,
     NC_TYPES,
     SandboxConfig,
     apply_changes,
 )
-from tap_commerce_exports.sandbox.csvgen import headers_for, normalize_header, write_csv
-from tap_commerce_exports.sandbox.data_clover import CloverData
-from tap_commerce_exports.sandbox.data_nextcommerce import (
+from commerce_sandbox.csvgen import headers_for, normalize_header, write_csv
+from commerce_sandbox.data_clover import CloverData
+from commerce_sandbox.data_nextcommerce import (
     NextCommerceData,
     column_names,
     key_column,
 )
-from tap_commerce_exports.sandbox.faults import (
+from commerce_sandbox.faults import (
     CloverPenalty,
     Concurrency,
     FileAttempts,
@@ -339,7 +339,7 @@ class SandboxState:
                 job_id: Any = self._next_nc_id
                 self._next_nc_id += 1
             else:
-                from tap_commerce_exports.sandbox.data_clover import clover_id
+                from commerce_sandbox.data_clover import clover_id
 
                 job_id = clover_id(cfg.seed, "EXPORT", self._next_clover_n)
                 self._next_clover_n += 1

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tap_commerce_exports.sandbox.accounts import Account
-from tap_commerce_exports.sandbox.config import NC_TYPES, SandboxConfig, parse_instant
-from tap_commerce_exports.sandbox.datagen import (
+from commerce_sandbox.accounts import Account
+from commerce_sandbox.config import NC_TYPES, SandboxConfig, parse_instant
+from commerce_sandbox.datagen import (
     US_PER_S,
     day_count,
     day_hashes,

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from tap_commerce_exports.sandbox.accounts import expand, resolve
+from commerce_sandbox.accounts import expand, resolve
 
 #: Next Commerce export types, in the order the types endpoint lists them, with the
 #: human name the provider's guide gives each.
@@ -277,7 +277,7 @@ def validate(cfg: SandboxConfig) -> None:
         raise ValueError("data_end must be after data_start")
     if cfg.fake_now is not None:
         parse_instant(cfg.fake_now)
-    from tap_commerce_exports.sandbox.bad_files import validate_kind
+    from commerce_sandbox.bad_files import validate_kind
 
     validate_kind(cfg.fault_bad_file)
     if cfg.clover_objects_per_file < 1:

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from tap_commerce_exports.sandbox.accounts import NEXTCOMMERCE, Account
-from tap_commerce_exports.sandbox.config import NC_TYPES, parse_instant
-from tap_commerce_exports.sandbox.http_util import Request, Response, json_response
-from tap_commerce_exports.sandbox.state import ExportJob, SandboxState, to_us
+from commerce_sandbox.accounts import NEXTCOMMERCE, Account
+from commerce_sandbox.config import NC_TYPES, parse_instant
+from commerce_sandbox.http_util import Request, Response, json_response
+from commerce_sandbox.state import ExportJob, SandboxState, to_us
 
 API_VERSION = "2024-04-01"
 PAGE_SIZE = 20

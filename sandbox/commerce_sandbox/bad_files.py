@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.sandbox.state import FileEntry, SandboxState
+    from commerce_sandbox.state import FileEntry, SandboxState
 
 CSV_KINDS = ("ragged", "bom", "crlf", "lf", "invalid_utf8", "nul", "empty", "header_only", "bad_value")
 JSON_KINDS = ("not_json", "no_elements", "bom", "invalid_utf8", "nul", "empty", "bad_value")
@@ -187,7 +187,7 @@ def _write_csv(rows: list[list[str]], newline: str = "\r\n") -> bytes:
 
 
 def _damage_csv(original: bytes, kind: str, export_type: str | None, damage: Damage) -> bytes | None:
-    from tap_commerce_exports.sandbox.csvgen import normalize_header
+    from commerce_sandbox.csvgen import normalize_header
 
     if kind == "empty":
         return b""
@@ -240,7 +240,7 @@ def _line_offset(data: bytes, line: int) -> int:
 
 
 def _csv_key(names: list[str], row: list[str], export_type: str | None) -> Any:
-    from tap_commerce_exports.sandbox.data_nextcommerce import key_column
+    from commerce_sandbox.data_nextcommerce import key_column
 
     key = key_column(export_type) if export_type else ("number" if "number" in names else "id")
     if key not in names:
@@ -251,7 +251,7 @@ def _csv_key(names: list[str], row: list[str], export_type: str | None) -> Any:
 
 def _numeric_column(export_type: str | None, names: list[str]) -> int:
     """Index of the first money or integer column of the type (the key column if none)."""
-    from tap_commerce_exports.sandbox.data_nextcommerce import SPECS
+    from commerce_sandbox.data_nextcommerce import SPECS
 
     if export_type in SPECS:
         for col in SPECS[export_type][0]:

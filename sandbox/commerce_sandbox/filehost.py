@@ -11,9 +11,9 @@ from __future__ import annotations
 import hmac
 import os
 
-from tap_commerce_exports.sandbox import bad_files
-from tap_commerce_exports.sandbox.http_util import Request, Response
-from tap_commerce_exports.sandbox.state import SandboxState
+from commerce_sandbox import bad_files
+from commerce_sandbox.http_util import Request, Response
+from commerce_sandbox.state import SandboxState
 
 _EXPIRED = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'

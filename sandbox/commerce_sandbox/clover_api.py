@@ -21,11 +21,11 @@ import re
 import time
 from typing import Any
 
-from tap_commerce_exports.sandbox.accounts import CLOVER, Account, by_token
-from tap_commerce_exports.sandbox.config import CLOVER_TYPES
-from tap_commerce_exports.sandbox.faults import in_clover_hours
-from tap_commerce_exports.sandbox.http_util import Request, Response, json_response
-from tap_commerce_exports.sandbox.state import ExportJob, SandboxState
+from commerce_sandbox.accounts import CLOVER, Account, by_token
+from commerce_sandbox.config import CLOVER_TYPES
+from commerce_sandbox.faults import in_clover_hours
+from commerce_sandbox.http_util import Request, Response, json_response
+from commerce_sandbox.state import ExportJob, SandboxState
 
 MAX_RANGE_MS = 30 * 86_400_000
 #: Files are deleted 24 h after the export finishes.

@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tap_commerce_exports.sandbox import clover_api, filehost, nextcommerce_api, webhook
-from tap_commerce_exports.sandbox.config import SandboxConfig, parse_instant
-from tap_commerce_exports.sandbox.http_util import Request, Response, json_response
-from tap_commerce_exports.sandbox.state import ExportJob, SandboxState
+from commerce_sandbox import clover_api, filehost, nextcommerce_api, webhook
+from commerce_sandbox.config import SandboxConfig, parse_instant
+from commerce_sandbox.http_util import Request, Response, json_response
+from commerce_sandbox.state import ExportJob, SandboxState
 
-log = logging.getLogger("tap_commerce_exports.sandbox")
+log = logging.getLogger("commerce_sandbox")
 NC_PREFIX = "/api/admin/"
 #: ``/stores/{store}/api/admin/{rest}``: one store of several (``sandbox.accounts``).
 STORE_PREFIX = re.compile(r"^/stores/([^/]+)/api/admin/(.*)$", re.DOTALL)
@@ -210,8 +210,8 @@ class SandboxServer:
 
     def _warm_up(self) -> None:
         """Build the per-type value tables ahead of the first export (saves ~0.5 s there)."""
-        from tap_commerce_exports.sandbox.config import NC_TYPES
-        from tap_commerce_exports.sandbox.data_nextcommerce import type_plan
+        from commerce_sandbox.config import NC_TYPES
+        from commerce_sandbox.data_nextcommerce import type_plan
 
         for export_type in NC_TYPES:
             if self.state.stopping.is_set():

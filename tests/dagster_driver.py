@@ -2,14 +2,14 @@
 
 Runs under `.venv-dagster/bin/python` (Dagster is not in the test venv), started by
 tests/test_dagster_e2e.py, one process per partition, all at once, on one persistent
-Dagster instance (sqlite under `dagster_home`), as a deployment's run launcher starts
+Dagster instance (its storage on the test's PostgreSQL), as a deployment's run launcher starts
 one process (or pod) per run:
 
     python tests/dagster_driver.py pools '<spec>'              # pool limits from the groups file
     python tests/dagster_driver.py run '<spec>' <job> <partition>
 
 Each run executes with the job's in-process executor (`execute_in_process`). Two runs in
-threads of one process were tried first: with Dagster 1.13.28 such a process sometimes
+threads of one process were tried first: with Dagster 1.13 such a process sometimes
 stopped silently (exit 0, no result) or hung, so runs are processes, as in production.
 """
 
@@ -37,17 +37,22 @@ def _messages(error) -> str:
     return " <- ".join(parts)
 
 
-def instance_at(home: str) -> DagsterInstance:
+def instance_at(home: str, storage_url: str | None = None) -> DagsterInstance:
+    """The Dagster instance every run of the test shares: its storage on PostgreSQL when
+    ``storage_url`` is given (as a deployment has it: pools are claimed there)."""
     path = Path(home)
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        storage = (
+            f"storage:\n  postgres:\n    postgres_url: {json.dumps(storage_url)}\n" if storage_url else ""
+        )
+        config.write_text(storage + "telemetry:\n  enabled: false\n")
     return DagsterInstance.from_config(str(path))
 
 
 def pools(spec: dict) -> dict:
-    with instance_at(spec["dagster_home"]) as instance:
+    with instance_at(spec["dagster_home"], spec.get("storage_url")) as instance:
         return apply_pool_limits(instance, load_groups(spec["groups_file"]))
 
 
@@ -56,7 +61,7 @@ def run(spec: dict, job: str, partition: str) -> dict:
     meltano = MeltanoProject(duckdb_dir=spec["duckdb_dir"], environment=spec.get("environment", "dev"))
     # no retry: a failure must show in the test, not be hidden by a second attempt
     defs = build_definitions(config, meltano, retry=RetryPolicy(max_retries=0))
-    with instance_at(spec["dagster_home"]) as instance:
+    with instance_at(spec["dagster_home"], spec.get("storage_url")) as instance:
         result = defs.resolve_job_def(job).execute_in_process(
             partition_key=partition, instance=instance, raise_on_error=False
         )

@@ -70,6 +70,15 @@ def postgres(needs_dagster):
 
 
 @pytest.fixture(scope="module")
+def dagster_storage(postgres) -> str:
+    """The Dagster instance's storage: a database of its own on the same server (Meltano's
+    system database has tables of the same names). PostgreSQL, not Dagster's default
+    sqlite: pools are not held reliably across processes on sqlite (two runs overlapped)."""
+    postgres.query("create database dagster")
+    return postgres.libpq_url.rsplit("/", 1)[0] + "/dagster"
+
+
+@pytest.fixture(scope="module")
 def sandbox():
     from commerce_sandbox import SandboxConfig, SandboxServer
 
@@ -113,11 +122,12 @@ def _report(proc: subprocess.Popen, log: Path) -> dict:
 
 
 def run_partitions(
-    meltano: IsolatedMeltano, home: Path, groups_file: Path, partitions, label: str, must_succeed: bool = True
-) -> dict:
+    meltano: IsolatedMeltano, home: Path, groups_file: Path, partitions, label: str, storage: str,
+    must_succeed: bool = True,
+) -> dict:  # fmt: skip
     """Pool limits from the groups file, then one run per partition, all started at once."""
     spec = {"groups_file": str(groups_file), "dagster_home": str(home / "dagster-home"),
-            "duckdb_dir": str(home / "warehouses")}  # fmt: skip
+            "duckdb_dir": str(home / "warehouses"), "storage_url": storage}  # fmt: skip
     pools = _report(_driver(meltano, spec, "pools"), home / f"driver-{label}-pools.log")
     procs = {p: _driver(meltano, spec, "run", JOB, p) for p in partitions}
     runs = {p: _report(proc, home / f"driver-{label}-{p}.log") for p, proc in procs.items()}
@@ -186,14 +196,14 @@ def meltano_on(tmp_path: Path, postgres) -> IsolatedMeltano:
 
 
 def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_rerun_adds_nothing(
-    tmp_path, postgres, sandbox
+    tmp_path, postgres, dagster_storage, sandbox
 ):
     meltano = meltano_on(tmp_path, postgres)
     warehouses = tmp_path / "warehouses"
 
     first_groups = {"clover-a": ["MERCHANT1", "MERCHANT3"], "clover-b": ["MERCHANT2"]}
     groups_1 = write_groups(tmp_path / "groups-1.json", sandbox, first_groups, concurrent_runs=2)
-    first = run_partitions(meltano, tmp_path, groups_1, list(first_groups), "first")
+    first = run_partitions(meltano, tmp_path, groups_1, list(first_groups), "first", dagster_storage)
     a, b = first["runs"]["clover-a"], first["runs"]["clover-b"]
     assert first["pools"] == {f"{CLOVER_EXTRACTOR}-app": 2}
     assert overlap(a, b), f"the two partitions did not run at the same time: {a} {b}"
@@ -222,7 +232,7 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
     created = {m: by_account[m]["exports_created"] for ms in first_groups.values() for m in ms}
     second_groups = {"clover-a": ["MERCHANT1", "MERCHANT3"], "clover-c": ["MERCHANT2"]}
     groups_2 = write_groups(tmp_path / "groups-2.json", sandbox, second_groups, concurrent_runs=1)
-    second = run_partitions(meltano, tmp_path, groups_2, list(second_groups), "second")
+    second = run_partitions(meltano, tmp_path, groups_2, list(second_groups), "second", dagster_storage)
     assert second["pools"] == {f"{CLOVER_EXTRACTOR}-app": 1}
     # both processes started together and a run takes seconds (Meltano's start alone):
     # only the pool can have kept their materializations apart
@@ -243,14 +253,16 @@ def test_two_groups_run_concurrently_under_dagster_with_state_in_postgres_and_a_
 
 
 def test_a_partition_with_a_wrong_token_fails_in_one_line_naming_its_group_and_the_setting_not_the_token(
-    tmp_path, postgres, sandbox
+    tmp_path, postgres, dagster_storage, sandbox
 ):
     meltano = meltano_on(tmp_path, postgres)
     path = write_groups(tmp_path / "groups.json", sandbox, {"clover-bad": ["MERCHANT1"]}, concurrent_runs=1)
     groups = json.loads(path.read_text())
     groups["groups"]["clover-bad"]["accounts"][0]["sandbox_token"] = "token-MERCHANT2"  # another merchant's
     path.write_text(json.dumps(groups))
-    report = run_partitions(meltano, tmp_path, path, ["clover-bad"], "bad", must_succeed=False)
+    report = run_partitions(
+        meltano, tmp_path, path, ["clover-bad"], "bad", dagster_storage, must_succeed=False
+    )
     run = report["runs"]["clover-bad"]
     assert not run["success"]
     (failure,) = run["failure"]

@@ -408,10 +408,7 @@ class Settings:
         if require_credentials and not token and not _opt_str(config, "sandbox_token"):
             raise ConfigError("setting 'access_token' is missing: set it to your API token")
 
-        region = str(config.get("region") or "us").strip().lower()
-        section = PROVIDER_CLASSES[provider].read_section(
-            config, region=region, require_credentials=require_credentials
-        )
+        section = PROVIDER_CLASSES[provider].read_section(config, require_credentials=require_credentials)
         api_url, store, merchant_id = section.api_url, section.store, section.merchant_id
         _check_api_url(api_url)
         sandbox_token = _opt_str(config, "sandbox_token")
@@ -519,7 +516,7 @@ class Settings:
             access_token=token,
             store=store,
             merchant_id=merchant_id,
-            region=region,
+            region=section.region,
             api_url=api_url,
             api_version=str(config.get("api_version") or "2024-04-01"),
             start_date=start,

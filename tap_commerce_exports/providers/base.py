@@ -78,6 +78,8 @@ class AccountSection:
     api_url: str
     store: str | None = None
     merchant_id: str | None = None
+    #: The provider's region, for a provider that has them ("" otherwise).
+    region: str = ""
 
 
 def opt_str(config: Mapping[str, Any], key: str) -> str | None:
@@ -201,9 +203,7 @@ class ExportProvider(abc.ABC):
         return settings.store or settings.merchant_id or "default"
 
     @classmethod
-    def read_section(
-        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
-    ) -> AccountSection:
+    def read_section(cls, config: Mapping[str, Any], *, require_credentials: bool) -> AccountSection:
         """This provider's settings section: check it (one-line ConfigError on a mistake)
         and say the API base URL and account; the shared checks of api_url follow.
 

@@ -48,6 +48,8 @@ from tap_commerce_exports.windows import Window
 if TYPE_CHECKING:
     from tap_commerce_exports.settings import Settings
 
+#: Region -> API host (the contract's base URLs); a config without ``region`` means us.
+DEFAULT_REGION = "us"
 REGIONS = {
     "us": "https://api.clover.com",
     "eu": "https://api.eu.clover.com",
@@ -136,7 +138,7 @@ class CloverProvider(ExportProvider):
         th.Property(
             "region",
             th.StringType,
-            default="us",
+            default=DEFAULT_REGION,
             allowed_values=sorted(REGIONS),
             description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
         ),
@@ -150,17 +152,18 @@ class CloverProvider(ExportProvider):
     )
 
     @classmethod
-    def read_section(
-        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
-    ) -> AccountSection:
-        """The merchant and the region's host (or ``api_url``)."""
+    def read_section(cls, config: Mapping[str, Any], *, require_credentials: bool) -> AccountSection:
+        """The merchant and the region's host (or ``api_url``); the region defaults to us."""
+        region = str(config.get("region") or DEFAULT_REGION).strip().lower()
         if region not in REGIONS:
             raise ConfigError(f"setting 'region' is '{region}': use one of us, eu, la, sandbox")
         merchant_id = opt_str(config, "merchant_id")
         if require_credentials and not merchant_id:
             raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
         api_url = (opt_str(config, "api_url") or REGIONS[region]).rstrip("/")
-        return AccountSection(api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id)
+        return AccountSection(
+            api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id, region=region
+        )
 
     account_keys = ("merchant_id", "access_token", "sandbox_token", "region", "api_url")
 

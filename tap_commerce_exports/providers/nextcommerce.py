@@ -116,9 +116,7 @@ class NextCommerceProvider(ExportProvider):
     )
 
     @classmethod
-    def read_section(
-        cls, config: Mapping[str, Any], *, region: str, require_credentials: bool
-    ) -> AccountSection:
+    def read_section(cls, config: Mapping[str, Any], *, require_credentials: bool) -> AccountSection:
         """The store's host (or ``api_url``); the account is the store, else the API host."""
         store = opt_str(config, "store")
         api_url = opt_str(config, "api_url")

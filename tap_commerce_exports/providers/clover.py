@@ -7,6 +7,8 @@ one JSON file per 1000 objects, on a file host that takes no token. 16 requests/
 in flight per token; 503 when too many exports run, or outside the availability hours.
 No endpoint lists a merchant's exports: a create whose answer was lost can't be found,
 so creating again may leave two exports running (one is never downloaded).
+Money: amounts are integer cents, as Clover sends them (``integer`` in its schemas; the
+tap never rescales them; the rule: ``files/converters.py``).
 """
 
 from __future__ import annotations

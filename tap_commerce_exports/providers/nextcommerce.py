@@ -7,6 +7,8 @@ Statuses: ``pending`` and ``available`` are documented; anything else is a failu
 ``GET exports/`` lists exports newest first, filtered by ``type`` and creation day
 (``date_created_from``, YYYY-MM-DD), with absolute ``next`` links: how a create whose
 answer was lost is found (same type, same ``date_from`` and ``date_to``).
+Money: CSV cells in decimal notation, read as exact ``Decimal`` (``number`` in its schemas;
+the rule: ``files/converters.py``).
 """
 
 from __future__ import annotations

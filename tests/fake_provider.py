@@ -146,3 +146,24 @@ class FakeProvider(ExportProvider):
 
 
 __all__ = ["FILE_HOST", "ROWS", "FakeFileHost", "FakeProvider"]
+
+
+@contextmanager
+def registered(*classes: type[ExportProvider]) -> Iterator[FakeFileHost]:
+    """Registers ``classes`` as a third provider would be (from outside the package, through
+    the registry's public call) and serves their files from a fresh file host; afterwards
+    both are undone, so no other spec sees these providers."""
+    from tap_commerce_exports.providers import registry
+
+    for cls in classes:
+        registry.register_provider(cls)
+    host = FakeFileHost()
+    FILE_HOST[:] = [host]
+    try:
+        with host.running():
+            yield host
+    finally:
+        FILE_HOST.clear()
+        for cls in classes:
+            registry.PROVIDER_CLASSES.pop(cls.facts.name, None)
+            registry.PROVIDERS.pop(cls.facts.name, None)

@@ -13,14 +13,13 @@ import pytest
 
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.json_reader import JsonElementsFileReader
-from tap_commerce_exports.providers import registry
 from tap_commerce_exports.providers.base import ExportStatus
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
 from tap_commerce_exports.tap import TapCommerceExports
 from tap_commerce_exports.windows import Window, iso_z
-from tests.fake_provider import FILE_HOST, ROWS, FakeFileHost, FakeProvider
+from tests.fake_provider import FILE_HOST, ROWS, FakeFileHost, FakeProvider, registered
 
 
 class FakeJsonProvider(FakeProvider):
@@ -68,19 +67,8 @@ class FakeCsvWithAccountColumn(FakeProvider):
 
 @pytest.fixture
 def host() -> Iterator[FakeFileHost]:
-    classes = (FakeProvider, FakeJsonProvider, FakeCsvWithAccountColumn)
-    for cls in classes:
-        registry.register_provider(cls)
-    file_host = FakeFileHost()
-    FILE_HOST[:] = [file_host]
-    try:
-        with file_host.running():
-            yield file_host
-    finally:
-        FILE_HOST.clear()
-        for cls in classes:
-            registry.PROVIDER_CLASSES.pop(cls.facts.name, None)
-            registry.PROVIDERS.pop(cls.facts.name, None)
+    with registered(FakeProvider, FakeJsonProvider, FakeCsvWithAccountColumn) as file_host:
+        yield file_host
 
 
 def run(host: FakeFileHost, provider: str, **extra: Any) -> list[dict[str, Any]]:

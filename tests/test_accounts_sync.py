@@ -21,7 +21,7 @@ from tap_commerce_exports.singer.sync import ExportSync
 from tap_commerce_exports.state import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tap_commerce_exports.windows import Window
-from tests.fake_provider import FILE_HOST, FakeFileHost, FakeProvider
+from tests.fake_provider import FakeFileHost, FakeProvider, registered
 
 BAD = "bad-token-XYZ"
 
@@ -49,15 +49,8 @@ class TokenCheckingShop(FakeProvider):
 
 @pytest.fixture
 def host() -> Iterator[FakeFileHost]:
-    registry.register_provider(TokenCheckingShop)
-    file_host = FakeFileHost()
-    FILE_HOST[:] = [file_host]
-    try:
-        with file_host.running():
-            yield file_host
-    finally:
-        FILE_HOST.clear()
-        registry.PROVIDER_CLASSES.pop(TokenCheckingShop.facts.name, None)
+    with registered(TokenCheckingShop) as file_host:
+        yield file_host
         registry.PROVIDERS.pop(TokenCheckingShop.facts.name, None)
 
 

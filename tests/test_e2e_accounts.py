@@ -33,24 +33,16 @@ WRONG = "tok-WRONG-never-printed-7"
 DEBUG_ENV = {"LOGLEVEL": "DEBUG", "TAP_COMMERCE_EXPORTS_LOGLEVEL": "DEBUG"}
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from commerce_sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(
-            port=0,
-            processing_delay=0.05,
-            retry_after=1,
-            clover_rate_limit=1000,
-            nc_rate_limit=0,
-            clover_app_rate_limit=0,
-            clover_app_max_concurrent_requests=0,
-            data_end="2025-02-01T00:00:00Z",
-            accounts={"stores": 3, "merchants": 3},
-        )
-    ) as sb:
-        yield sb
+SANDBOX_SETTINGS = dict(
+    processing_delay=0.05,
+    retry_after=1,
+    clover_rate_limit=1000,
+    nc_rate_limit=0,
+    clover_app_rate_limit=0,
+    clover_app_max_concurrent_requests=0,
+    data_end="2025-02-01T00:00:00Z",
+    accounts={"stores": 3, "merchants": 3},
+)
 
 
 def common(**overrides: Any) -> dict[str, Any]:

@@ -31,21 +31,13 @@ START, END = "2025-01-01T00:00:00Z", "2025-01-07T00:00:00Z"
 ACCOUNTS = {"nextcommerce": ["store-1", "store-2"], "clover": ["MERCHANT1", "MERCHANT2"]}
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from commerce_sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(
-            port=0,
-            processing_delay=0.2,
-            nc_rate_limit=1000,
-            clover_rate_limit=1000,
-            accounts={"stores": 2, "merchants": 2},
-            rows_per_day={"order_list": 15, "ORDERS": 15},
-        )
-    ) as sb:
-        yield sb
+SANDBOX_SETTINGS = dict(
+    processing_delay=0.2,
+    nc_rate_limit=1000,
+    clover_rate_limit=1000,
+    accounts={"stores": 2, "merchants": 2},
+    rows_per_day={"order_list": 15, "ORDERS": 15},
+)
 
 
 def account_config(sandbox, provider: str, name: str, token: str | None = None) -> dict:

@@ -38,22 +38,14 @@ pytestmark = pytest.mark.e2e
 _SLOTS = count()
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from commerce_sandbox import SandboxConfig, SandboxServer
-
-    with SandboxServer(
-        SandboxConfig(
-            port=0,
-            processing_delay=0.2,
-            nc_rate_limit=1000,
-            clover_rate_limit=1000,
-            clover_max_running=4,
-            rows_per_day={"order_list": 15, "ORDERS": 15},
-            data_end="2026-01-01T00:00:00Z",
-        )
-    ) as sb:
-        yield sb
+SANDBOX_SETTINGS = dict(
+    processing_delay=0.2,
+    nc_rate_limit=1000,
+    clover_rate_limit=1000,
+    clover_max_running=4,
+    rows_per_day={"order_list": 15, "ORDERS": 15},
+    data_end="2026-01-01T00:00:00Z",
+)
 
 
 def sync(sandbox, tmp_path, provider: str, **sandbox_settings):

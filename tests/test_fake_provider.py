@@ -10,26 +10,17 @@ from typing import Any
 
 import pytest
 
-from tap_commerce_exports.providers import registry
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
 from tap_commerce_exports.state import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
-from tests.fake_provider import FILE_HOST, FakeFileHost, FakeProvider
+from tests.fake_provider import FakeFileHost, FakeProvider, registered
 
 
 @pytest.fixture
 def fake_registered() -> Iterator[FakeFileHost]:
-    registry.register_provider(FakeProvider)
-    host = FakeFileHost()
-    FILE_HOST[:] = [host]
-    try:
-        with host.running():
-            yield host
-    finally:
-        FILE_HOST.clear()
-        registry.PROVIDER_CLASSES.pop(FakeProvider.facts.name, None)
-        registry.PROVIDERS.pop(FakeProvider.facts.name, None)
+    with registered(FakeProvider) as host:
+        yield host
 
 
 def config(host: FakeFileHost, **extra: Any) -> dict[str, Any]:

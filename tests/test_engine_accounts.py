@@ -349,3 +349,54 @@ def test_a_window_split_after_failing_keeps_its_account_and_its_halves_come_in_i
         ("b", Window(T0 + day, T0 + 2 * day), JobState.READY),
     ]
     assert two_days[1].state is JobState.SPLIT and all(p.account == "b" for p in two_days[1].parts or ())
+
+
+# ------------------------------------------------------------------ races
+class HeldDownloader(AccountsDownloader):
+    """Holds the first download until ``release`` is set; says when it is held."""
+
+    def __init__(self, providers: dict[str, AccountFake]) -> None:
+        super().__init__(providers)
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def download(self, url: str, dest: Path, budget=None) -> int:
+        if not self.held.is_set():
+            self.held.set()
+            assert self.release.wait(10)
+        return super().download(url, dest, budget)
+
+
+def test_a_download_that_ends_after_its_account_failed_leaves_the_job_failed(tmp_path):
+    # window 0 of account a is downloading when window 1's create finds a's token revoked:
+    # the account fails (window 0 with it) while the download is still running; when the
+    # download then ends, it must not make the failed job READY again
+    a, b = two_accounts()
+    a.done_at_once = True
+    downloader = HeldDownloader({"a": a, "b": b})
+    real_create = a.create_export
+
+    def create_export(export_type, window):
+        if a.index(window) == 1:
+            assert downloader.held.wait(10)  # window 0's download is in flight
+            raise AuthError("check accounts[0].access_token")
+        return real_create(export_type, window)
+
+    a.create_export = create_export  # type: ignore[method-assign]
+    orch = ExportOrchestrator(
+        {"a": a},
+        workdir=tmp_path / "work",
+        downloader=downloader,
+        max_concurrent_exports=2,
+        poll_interval=0.005,
+        poll_max_interval=0.02,
+        export_timeout=10.0,
+    )
+    jobs = of("a", (ORDERS, 2))
+    run = orch.run(jobs)
+    first = next(run)
+    assert (first.seq, first.state, first.account_failed) == (0, JobState.FAILED, True)
+    downloader.release.set()  # the download ends after its account failed
+    rest = list(run)
+    assert [(j.seq, j.state) for j in rest] == [(1, JobState.FAILED)]
+    assert [j.state for j in jobs] == [JobState.FAILED, JobState.FAILED]

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_commerce_exports.accounts import read_accounts
+from tap_commerce_exports.config.batch import BatchSettings, parse_batch_config
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.providers.base import ProviderFacts, opt_str
@@ -26,7 +27,6 @@ from tap_commerce_exports.providers.registry import (
     PROVIDERS,
     provider_facts,
 )
-from tap_commerce_exports.singer.batch import BatchSettings, parse_batch_config
 
 MAX_DAYS = 36500  # a century: beyond it, dates overflow and nothing sensible is meant
 MAX_SECONDS = 30 * 86400.0

@@ -12,7 +12,7 @@ import pytest
 
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
-from tap_commerce_exports.state import read_bookmark
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tests.fake_provider import FakeFileHost, FakeProvider, registered
 

@@ -200,9 +200,9 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """Exactly the sync's RecordEmitter.emit: CsvFileReader (orders schema, WindowFilter)
     feeding SingerOutput.record_writer, through the real ExportSync object."""
     from tap_commerce_exports.jobs.job import ExportJob
+    from tap_commerce_exports.singer.emitters import StreamProgress
     from tap_commerce_exports.singer.output import SingerOutput
     from tap_commerce_exports.singer.selection import deselected_paths
-    from tap_commerce_exports.singer.emitters import StreamProgress
     from tap_commerce_exports.singer.sync import ExportSync
     from tap_commerce_exports.tap import TapCommerceExports
     from tap_commerce_exports.windows import Window

@@ -16,6 +16,7 @@ import click
 from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
+from tap_commerce_exports.config.run_settings import Settings
 from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
 from tap_commerce_exports.providers.registry import (
@@ -24,7 +25,7 @@ from tap_commerce_exports.providers.registry import (
     build_provider,
     build_providers,
 )
-from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
 from tap_commerce_exports.singer.streams import ExportStream
 from tap_commerce_exports.singer.sync import ExportSync
 
@@ -107,14 +108,14 @@ class TapCommerceExports(Tap):
         register_secret(self.config.get("webhook_secret"))
         _register_account_secrets(self.config.get("accounts"))
         if raise_errors:
-            for account in Settings.from_config(self.config).all_accounts:  # accounts_file's too
+            for account in load_settings(self.config).all_accounts:  # accounts_file's too
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings.from_config(self.config)
+        return load_settings(self.config)
 
     # ------------------------------------------------------------------ the sync's host
     # The Tap is the sync's SyncHost (singer/host.py): these, settings, config and mapper.

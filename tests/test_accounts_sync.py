@@ -16,9 +16,9 @@ from tap_commerce_exports.errors import AccountsFailed, AuthError
 from tap_commerce_exports.providers import registry
 from tap_commerce_exports.providers.base import ExportStatus
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
-from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tap_commerce_exports.windows import Window
 from tests.fake_provider import FakeFileHost, FakeProvider, registered

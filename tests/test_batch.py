@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.config.batch import BatchSettings, parse_batch_config
+from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.singer.batch.cleanup import remove_loaded
 from tap_commerce_exports.singer.batch.encoders import parquet_refusal, utc_instant_converter
 from tap_commerce_exports.singer.batch.file_set import BatchFileSet

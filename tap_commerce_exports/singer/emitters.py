@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from singer_sdk.mapper import PluginMapper
 
     from tap_commerce_exports.config.batch import BatchSettings
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.jobs.job import ExportJob
     from tap_commerce_exports.providers.base import ProviderFacts
-    from tap_commerce_exports.settings import Settings
     from tap_commerce_exports.singer.host import SyncStream
     from tap_commerce_exports.singer.output import SingerOutput
 

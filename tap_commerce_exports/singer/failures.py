@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from tap_commerce_exports.errors import AccountsFailed, ExportFailed, account_failure_line
 
 if TYPE_CHECKING:
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.jobs.job import ExportJob
-    from tap_commerce_exports.settings import Settings
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from singer_sdk.mapper import PluginMapper
 
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.providers.streams import ExportStreamDefinition
-    from tap_commerce_exports.settings import Settings
 
 
 class SyncStream(Protocol):

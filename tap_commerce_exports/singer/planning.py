@@ -16,7 +16,7 @@ from tap_commerce_exports.singer.bookmarks import read_bookmark, read_exports
 from tap_commerce_exports.windows import iso_z, plan_windows
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.singer.host import SyncStream
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")

@@ -43,8 +43,8 @@ from tap_commerce_exports.singer.selection import deselected_paths
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.providers.base import ExportProvider
-    from tap_commerce_exports.settings import Settings
     from tap_commerce_exports.singer.host import SyncHost, SyncStream
 
 LOGGER = logging.getLogger("tap_commerce_exports.sync")

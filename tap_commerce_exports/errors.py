@@ -10,6 +10,8 @@ statuses, and URLs passed through :func:`tap_commerce_exports.http.redact.redact
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line (the message) by the CLI."""
@@ -95,21 +97,55 @@ class InvalidRecord(UserError):
         )
 
 
+def json_type_name(value: object) -> str:
+    """THE name of a JSON value's type, as a JSON schema says it: ``null``, ``boolean``,
+    ``integer``, ``number``, ``string``, ``array``, ``object`` (anything else: its Python
+    type's name). Messages that name a value's type start here, never from the value."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "boolean"
+    if kind is int:
+        return "integer"
+    if kind in (float, Decimal):
+        return "number"
+    if kind is str:
+        return "string"
+    if kind in (list, tuple):
+        return "array"
+    if kind is dict:
+        return "object"
+    return kind.__name__
+
+
+#: A type's name in a sentence ("got a list"); the ``integer``/``number`` split is a
+#: schema's, not a reader's.
+_IN_WORDS = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "a number",
+    "number": "a number",
+    "string": "a string",
+    "array": "a list",
+    "object": "an object",
+}
+#: What the size of a sized value counts.
+_UNITS = {"string": "character(s)", "array": "item(s)", "object": "key(s)"}
+
+
+def json_type_in_words(value: object) -> str:
+    """``a string``, ``a list``, ``null``...: a value's type for a sentence."""
+    name = json_type_name(value)
+    return _IN_WORDS.get(name, name)
+
+
 def describe_value(value: object) -> str:
     """A value's JSON type and size, for log lines that must not carry the value."""
-    if value is None:
-        return "value: null"
-    if isinstance(value, bool):
-        return "value: a boolean"
-    if isinstance(value, (int, float)):
-        return "value: a number"
-    if isinstance(value, str):
-        return f"value: a string of {len(value)} character(s)"
-    if isinstance(value, (list, tuple)):
-        return f"value: a list of {len(value)} item(s)"
-    if isinstance(value, dict):
-        return f"value: an object of {len(value)} key(s)"
-    return f"value: a {type(value).__name__}"
+    name = json_type_name(value)
+    unit = _UNITS.get(name)
+    size = f" of {len(value)} {unit}" if unit and isinstance(value, (str, list, tuple, dict)) else ""
+    return f"value: {_IN_WORDS.get(name, f'a {name}')}{size}"
 
 
 class AccountsFailed(UserError):

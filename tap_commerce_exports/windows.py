@@ -40,6 +40,16 @@ def iso_z(moment: datetime) -> str:
     return text + "Z"
 
 
+def read_instant(value: object) -> datetime | None:
+    """An ISO-8601 instant (``Z``, an offset, or none: UTC), or None if ``value`` is not
+    one: THE parser of instants the tap reads back (state, API answers, settings)."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def plan_windows(start: datetime, end: datetime, size: timedelta) -> list[Window]:
     """Split ``[start, end)`` into consecutive windows of at most ``size``."""
     if size <= timedelta(0):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.hosts import is_loopback
+from tap_commerce_exports.windows import read_instant
 
 
 def opt_str(config: Mapping[str, Any], key: str) -> str | None:
@@ -82,12 +83,12 @@ def parse_instant(value: Any, key: str, *, required: bool) -> datetime | None:
         moment = datetime(value.year, value.month, value.day)
     else:
         text = str(value).strip()
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
+        parsed = read_instant(text)
+        if parsed is None:
             raise ConfigError(
                 f"setting '{key}' is '{text}', which is not a date: use ISO-8601 like 2025-01-01 or 2025-01-01T00:00:00Z"
-            ) from None
+            )
+        moment = parsed
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)

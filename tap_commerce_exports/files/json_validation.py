@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from tap_commerce_exports.errors import json_type_name
+
 PathPart = str | int
 
 
@@ -87,7 +89,7 @@ def compile_check(schema: Mapping[str, Any]) -> Check:
 
     def check(value: object) -> Problem | None:
         if type_ok is not None and not type_ok(value):
-            return Problem((), value, f"{expected}, got {_json_type_name(value)}")
+            return Problem((), value, f"{expected}, got {json_type_name(value)}")
         if inspects_objects and type(value) is dict:
             for name in required:
                 if name not in value:
@@ -111,22 +113,3 @@ def compile_check(schema: Mapping[str, Any]) -> Check:
         return None
 
     return check
-
-
-def _json_type_name(value: object) -> str:
-    kind = type(value)
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "boolean"
-    if kind is int:
-        return "integer"
-    if kind in (float, Decimal):
-        return "number"
-    if kind is str:
-        return "string"
-    if kind is dict:
-        return "object"
-    if kind is list:
-        return "array"
-    return kind.__name__

@@ -81,7 +81,7 @@ class Capacity:
             return None
         return in_flight + totals[JobState.READY] < 2 * self.total
 
-    def next_creatable_in(self, lane: AccountLane) -> ExportJob | None:
+    def _next_of(self, lane: AccountLane, all_held_ok: bool) -> ExportJob | None:
         """The account's next job to create now, or None (caller holds the lock).
 
         Normally its queue's head, while places are free (the account's and, with a
@@ -89,10 +89,6 @@ class Capacity:
         places, a window the consumer needs BEFORE one of those READY ones may still go
         (adopted exports can be READY far ahead of windows still to create: holding
         those back would wait forever)."""
-        held_ok = self._all_accounts_allow()
-        return None if held_ok is None else self._next_of(lane, held_ok)
-
-    def _next_of(self, lane: AccountLane, all_held_ok: bool) -> ExportJob | None:
         head = lane.next_queued()
         if head is None:
             return None

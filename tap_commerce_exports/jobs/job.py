@@ -56,8 +56,6 @@ class JobState(enum.Enum):
 
 #: States that hold one of the ``max_concurrent_exports`` places.
 IN_FLIGHT = frozenset({JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING})
-#: States a job never leaves.
-FINAL = frozenset({JobState.CONSUMED, JobState.FAILED, JobState.CANCELLED, JobState.SPLIT})
 _LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {

@@ -14,28 +14,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tap_commerce_exports.errors import json_type_in_words
 from tap_commerce_exports.http.api_client import ApiError
 
 #: Longest id or status text accepted: real ones are short; this keeps a hostile answer
 #: from filling log lines and file names.
 MAX_TEXT = 200
-
-
-def json_type(value: object) -> str:
-    """The JSON name of ``value``'s type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def malformed(what: str, field: str, problem: str) -> ApiError:
@@ -47,7 +31,7 @@ def export_id_of(body: Mapping[str, Any], field: str = "id") -> str:
     """The export's id: a non-empty string or whole number of reasonable length."""
     value = body.get(field)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise malformed("an export", field, f"{json_type(value)}, expected a string or integer")
+        raise malformed("an export", field, f"{json_type_in_words(value)}, expected a string or integer")
     text = str(value)
     if not text or len(text) > MAX_TEXT or not text.isprintable():
         raise malformed("an export", field, f"{len(text)} characters, expected a short printable id")
@@ -60,7 +44,7 @@ def text_of(body: Mapping[str, Any], field: str, what: str, *, default: str = ""
     if value is None:
         return default
     if not isinstance(value, str):
-        raise malformed(what, field, f"{json_type(value)}, expected a string")
+        raise malformed(what, field, f"{json_type_in_words(value)}, expected a string")
     if len(value) > MAX_TEXT or not value.isprintable():
         raise malformed(what, field, f"{len(value)} characters, expected a short printable text")
     return value
@@ -72,7 +56,7 @@ def percent_of(body: Mapping[str, Any], field: str, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise malformed(what, field, f"{json_type(value)}, expected a number from 0 to 100")
+        raise malformed(what, field, f"{json_type_in_words(value)}, expected a number from 0 to 100")
     if isinstance(value, float) and not math.isfinite(value):
         raise malformed(what, field, "not a finite number, expected a number from 0 to 100")
     return int(min(100, max(0, value)))  # progress is informational: clamp, don't fail
@@ -86,21 +70,25 @@ def url_list_of(
     if container is None:
         return ()
     if not isinstance(container, dict):
-        raise malformed(what, field, f"{json_type(container)}, expected an object")
+        raise malformed(what, field, f"{json_type_in_words(container)}, expected an object")
     elements = container.get(inner)
     if elements is None:
         return ()
     if not isinstance(elements, list):
-        raise malformed(what, f"{field}.{inner}", f"{json_type(elements)}, expected a list")
+        raise malformed(what, f"{field}.{inner}", f"{json_type_in_words(elements)}, expected a list")
     urls: list[str] = []
     for index, element in enumerate(elements):
         if not isinstance(element, dict):
-            raise malformed(what, f"{field}.{inner}[{index}]", f"{json_type(element)}, expected an object")
+            raise malformed(
+                what, f"{field}.{inner}[{index}]", f"{json_type_in_words(element)}, expected an object"
+            )
         url = element.get("url")
         if url is None or url == "":
             continue
         if not isinstance(url, str):
-            raise malformed(what, f"{field}.{inner}[{index}].url", f"{json_type(url)}, expected a string")
+            raise malformed(
+                what, f"{field}.{inner}[{index}].url", f"{json_type_in_words(url)}, expected a string"
+            )
         urls.append(url)
     return tuple(urls)
 
@@ -108,10 +96,10 @@ def url_list_of(
 def url_of(body: object, field: str, what: str) -> str | None:
     """A URL string field of an object answer, None if absent, null or empty."""
     if not isinstance(body, dict):
-        raise malformed(what, field, f"the answer is {json_type(body)}, expected an object")
+        raise malformed(what, field, f"the answer is {json_type_in_words(body)}, expected an object")
     value = body.get(field)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise malformed(what, field, f"{json_type(value)}, expected a string")
+        raise malformed(what, field, f"{json_type_in_words(value)}, expected a string")
     return value

@@ -37,7 +37,7 @@ from tap_commerce_exports.providers.base import (
     same_instant,
 )
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
-from tap_commerce_exports.windows import Window, iso_z
+from tap_commerce_exports.windows import Window, iso_z, read_instant
 
 if TYPE_CHECKING:
     from tap_commerce_exports.config.account_settings import AccountSettings
@@ -51,14 +51,6 @@ def _is_subdomain(value: str) -> bool:
     return all(ch.isalnum() or ch == "-" for ch in value) and not value.startswith("-")
 
 
-def _instant(value: object) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def found_export(body: object, export_type: str) -> tuple[datetime, datetime, datetime | None] | None:
     """(date_from, date_to, created_at) of an Export object of ``export_type``, else None.
 
@@ -66,10 +58,10 @@ def found_export(body: object, export_type: str) -> tuple[datetime, datetime, da
     """
     if not isinstance(body, dict) or body.get("type") != export_type:
         return None
-    start, end = _instant(body.get("date_from")), _instant(body.get("date_to"))
+    start, end = read_instant(body.get("date_from")), read_instant(body.get("date_to"))
     if start is None or end is None:
         return None
-    return start, end, _instant(body.get("created_at"))
+    return start, end, read_instant(body.get("created_at"))
 
 
 class NextCommerceProvider(ExportProvider):

@@ -40,11 +40,6 @@ def provider_facts(name: str) -> ProviderFacts:
     return PROVIDERS[name]
 
 
-def provider_class(name: str) -> type[ExportProvider]:
-    """The class of the provider called ``name`` (a key of :data:`PROVIDER_CLASSES`)."""
-    return PROVIDER_CLASSES[name]
-
-
 def build_provider(settings: Settings, *, app_limiter: RateLimiter | None = None) -> ExportProvider:
     """The HTTP provider object for ``settings.provider`` (one account), sharing
     ``app_limiter`` with the other accounts of the run if given."""

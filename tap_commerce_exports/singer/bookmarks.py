@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tap_commerce_exports.windows import iso_z
+from tap_commerce_exports.windows import iso_z, read_instant
 
 REPLICATION_KEY = "window_end"
 
@@ -50,12 +50,7 @@ def read_bookmark(state: dict[str, Any], stream: str, account: str) -> datetime 
     for partition in stream_state.get("partitions", []):
         if partition.get("context", {}).get("account") == account:
             value = partition.get("replication_key_value")
-            if not value:
-                return None
-            try:
-                return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                return None
+            return read_instant(value) if value else None
     return None
 
 
@@ -86,13 +81,6 @@ class SavedExport:
     created_at: datetime | None
 
 
-def _instant(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def read_exports(state: dict[str, Any], stream: str, account: str) -> list[SavedExport]:
     """The in-flight exports saved for ``stream`` of ``account`` (malformed ones skipped)."""
     stream_state = state.get("bookmarks", {}).get(stream, {})
@@ -103,10 +91,10 @@ def read_exports(state: dict[str, Any], stream: str, account: str) -> list[Saved
         for entry in partition.get("exports") or []:
             if not isinstance(entry, dict) or not entry.get("id"):
                 continue
-            start, end = _instant(entry.get("window_start")), _instant(entry.get("window_end"))
+            start, end = read_instant(entry.get("window_start")), read_instant(entry.get("window_end"))
             if start is None or end is None:
                 continue
-            saved.append(SavedExport(str(entry["id"]), start, end, _instant(entry.get("created_at"))))
+            saved.append(SavedExport(str(entry["id"]), start, end, read_instant(entry.get("created_at"))))
         return saved
     return []
 

@@ -56,7 +56,7 @@ class SingerOutput:
         suffix = b',"time_extracted":' + msgspec.json.encode(time_extracted) + b"}\n"
         buf = self._buf
         encode_into = self._encoder.encode_into
-        flush = self._flush_if_full
+        flush = self._write
 
         def write(record: Any) -> None:
             buf.extend(prefix)
@@ -75,9 +75,6 @@ class SingerOutput:
         """Write STATE and flush everything before it to the target."""
         self._message({"type": "STATE", "value": value})
         self.flush()
-
-    def _flush_if_full(self) -> None:
-        self._write()
 
     def _write(self) -> None:
         if not self._buf:

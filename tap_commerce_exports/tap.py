@@ -17,12 +17,12 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_commerce_exports.config.run_settings import Settings
-from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
+from tap_commerce_exports.config.values import known_provider
+from tap_commerce_exports.errors import AccountsFailed, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
 from tap_commerce_exports.providers.registry import (
     DEFAULT_PROVIDER,
     PROVIDERS,
-    build_provider,
     build_providers,
 )
 from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
@@ -132,11 +132,7 @@ class TapCommerceExports(Tap):
         return ExportSync(self, self.settings).iter_stream_records(stream)
 
     def discover_streams(self) -> list[ExportStream]:
-        provider = str(self.config.get("provider") or DEFAULT_PROVIDER).strip().lower()
-        if provider not in PROVIDERS:
-            raise ConfigError(
-                f"setting 'provider' is '{provider}': use one of {', '.join(sorted(PROVIDERS))}"
-            )
+        provider = known_provider(self.config, PROVIDERS, DEFAULT_PROVIDER)
         return [ExportStream(self, definition) for definition in PROVIDERS[provider].streams]
 
     # ------------------------------------------------------------------ modes
@@ -145,14 +141,6 @@ class TapCommerceExports(Tap):
         export. Each account is checked; each failing one is named on its own line, and
         the run then ends with one line saying how many failed."""
         accounts = self.settings.all_accounts
-        if len(accounts) == 1:
-            provider = build_provider(self.settings)
-            try:
-                summary = provider.check_access()
-            finally:
-                provider.close()
-            LOGGER.info("connection test passed: %s", summary)
-            return summary
         providers = build_providers(self.settings)
         passed: list[str] = []
         failed: list[str] = []
@@ -161,6 +149,8 @@ class TapCommerceExports(Tap):
                 try:
                     passed.append(providers[settings.account].check_access())
                 except UserError as exc:
+                    if len(accounts) == 1:
+                        raise  # the run's one account: its own words
                     failed.append(account_failure_line(settings, exc))
         finally:
             for provider in providers.values():
@@ -171,6 +161,8 @@ class TapCommerceExports(Tap):
             LOGGER.error("connection test failed: %s", line)
         if failed:
             raise AccountsFailed(failed, len(accounts))
+        if len(accounts) == 1:
+            return passed[0]
         summary = f"{len(accounts)} accounts: access OK"
         LOGGER.info("connection test passed: %s", summary)
         return summary

@@ -23,10 +23,12 @@ from tap_commerce_exports.config.declarations import Setting, declared
 from tap_commerce_exports.config.values import (
     check_api_url,
     choice,
+    known_provider,
     number,
     opt_str,
     parse_instant,
     parse_listen,
+    provider_name,
     whole,
     window_columns,
 )
@@ -157,7 +159,7 @@ class _Reader:
         self.declared: dict[str, Setting] = declared(p.settings_properties for p in providers.values())
 
     def provider_name(self, config: Mapping[str, Any]) -> str:
-        return str(config.get("provider") or self.default_provider).strip().lower()
+        return provider_name(config, self.default_provider)
 
     def default(self, name: str) -> Any:  # noqa: ANN401 - a declaration's default, any type
         return self.declared[name].default
@@ -189,11 +191,7 @@ class _Reader:
 
     def account(self, config: Mapping[str, Any]) -> Settings:
         """The settings of one account."""
-        provider = self.provider_name(config)
-        if provider not in self.providers:
-            raise ConfigError(
-                f"setting 'provider' is '{provider}': use one of {', '.join(sorted(self.providers))}"
-            )
+        provider = known_provider(config, self.providers, self.default_provider)
         rules = self.providers[provider]
         facts = rules.facts
         require_credentials = self.require_credentials

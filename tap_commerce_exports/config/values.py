@@ -8,7 +8,7 @@ setting and says what to put there. Bounds and defaults come from the declaratio
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
@@ -53,6 +53,19 @@ def window_columns(config: Mapping[str, Any], streams: Sequence[str], title: str
             raise ConfigError(f"setting 'window_columns' gives stream '{stream}' no column name: {example}")
         result[str(stream)] = column.strip()
     return result
+
+
+def provider_name(config: Mapping[str, Any], default: str) -> str:
+    """The ``provider`` setting as given, normalized (unset: ``default``)."""
+    return str(config.get("provider") or default).strip().lower()
+
+
+def known_provider(config: Mapping[str, Any], known: Collection[str], default: str) -> str:
+    """The ``provider`` setting, refused unless it is one of ``known``."""
+    name = provider_name(config, default)
+    if name not in known:
+        raise ConfigError(f"setting 'provider' is '{name}': use one of {', '.join(sorted(known))}")
+    return name
 
 
 def check_api_url(url: str) -> None:

@@ -28,9 +28,10 @@ yet: at most ``2 * max_concurrent_exports`` of them, gone once emitted::
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tap_commerce_exports.windows import iso_z, read_instant
 
@@ -132,3 +133,45 @@ def write_exports(state: dict[str, Any], stream: str, account: str, exports: lis
 def snapshot(state: dict[str, Any]) -> dict[str, Any]:
     """A deep copy safe to serialize while the sync goes on."""
     return copy.deepcopy(state)
+
+
+#: (stream, account) -> its exports in flight.
+InFlight = Mapping[tuple[str, str], list[SavedExport]]
+
+
+class StateKeeper:
+    """The run's state, and when a STATE message is written: at the start, whenever the
+    exports in flight change (so a rerun after a kill follows them), and after each
+    window whose records were all emitted (its bookmark moved, its export gone). The
+    output flushes every record before a STATE, so a STATE never covers a record the
+    target has not been sent."""
+
+    def __init__(self, state: dict[str, Any], output: StateOutput, pairs: Iterable[tuple[str, str]]) -> None:
+        self.state = state
+        self.output = output
+        #: Every (stream, account) of the run: one with no export in flight loses its list.
+        self.pairs = list(pairs)
+
+    def write(self) -> None:
+        self.output.state(snapshot(self.state))
+
+    def exports_changed(self, in_flight: InFlight) -> None:
+        self._save(in_flight)
+        self.write()
+
+    def window_emitted(self, stream: str, account: str, end: datetime, in_flight: InFlight) -> None:
+        """Every record of ``stream`` of ``account`` up to ``end`` was emitted."""
+        write_bookmark(self.state, stream, account, end)
+        self._save(in_flight)
+        self.write()
+
+    def _save(self, in_flight: InFlight) -> None:
+        by_pair: dict[tuple[str, str], list[SavedExport]] = {pair: [] for pair in self.pairs}
+        for pair, exports in in_flight.items():
+            by_pair.setdefault(pair, []).extend(exports)
+        for (name, account), exports in by_pair.items():
+            write_exports(self.state, name, account, exports)
+
+
+class StateOutput(Protocol):
+    def state(self, value: Mapping[str, Any]) -> None: ...

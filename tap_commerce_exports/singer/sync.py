@@ -26,7 +26,7 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.registry import build_providers
 from tap_commerce_exports.singer.account_property import without_account
-from tap_commerce_exports.singer.bookmarks import SavedExport, snapshot, write_bookmark, write_exports
+from tap_commerce_exports.singer.bookmarks import SavedExport, StateKeeper
 from tap_commerce_exports.singer.emitters import (
     BatchEmitter,
     Emitter,
@@ -39,6 +39,7 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.planning import plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths
+from tap_commerce_exports.webhook import WebhookReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,19 +102,16 @@ class ExportSync:
             return BatchEmitter(*args, batch=self.settings.batch)
         return (kind or RecordEmitter)(*args)
 
-    def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
-        """Put the exports in flight (all but ``besides``, just emitted) into the state."""
+    def _in_flight(self, besides: ExportJob | None = None) -> dict[tuple[str, str], list[SavedExport]]:
+        """The exports in flight (all but ``besides``, just emitted) by (stream, account)."""
         assert self.orchestrator is not None
-        by_pair: dict[tuple[str, str], list[SavedExport]] = {
-            (n, a): [] for n in names for a in self.providers
-        }
+        in_flight: dict[tuple[str, str], list[SavedExport]] = {}
         for job in self.orchestrator.exports_in_flight(besides=besides):
             assert job.export_id is not None
-            by_pair.setdefault((job.stream.name, self.account_of(job)), []).append(
+            in_flight.setdefault((job.stream.name, self.account_of(job)), []).append(
                 SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
             )
-        for (name, account), exports in by_pair.items():
-            write_exports(self.state, name, account, exports)
+        return in_flight
 
     def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
         return ExportOrchestrator(
@@ -130,6 +128,25 @@ class ExportSync:
             export_attempts=self.settings.export_attempts,
             min_split_span=self.settings.min_split_window,
         )
+
+    def _start_receiver(self, orchestrator: ExportOrchestrator) -> WebhookReceiver | None:
+        """The webhook receiver, listening, if ``webhook_listen`` is set: its export
+        notices wake the engine's status checks (polling goes on regardless)."""
+        if self.settings.webhook_listen is None:
+            return None
+        host, port = self.settings.webhook_listen
+        receiver = WebhookReceiver(
+            host,
+            port,
+            self.settings.webhook_secret or "",
+            orchestrator.wake,
+            store=self.host.config.get("store"),  # as configured: not the api_url host
+            # many stores: each one's own secret, and its export woken
+            stores={a: s.webhook_secret or "" for a, s in self.accounts.items()} if self.many else None,
+            on_account_export=orchestrator.wake if self.many else None,
+        )
+        receiver.start()
+        return receiver
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -159,7 +176,7 @@ class ExportSync:
         provider's API client, the webhook receiver, the work directory.
         """
         workdir: Path | None = None
-        receiver = None
+        receiver: WebhookReceiver | None = None
         started = time.monotonic()
         progress: dict[str, StreamProgress] = {}
         try:
@@ -175,7 +192,10 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     emitter.announce(p)
-            self.output.state(snapshot(self.state))
+            keeper = StateKeeper(
+                self.state, self.output, [(s.name, a) for s in streams for a in self.providers]
+            )
+            keeper.write()
             jobs = plan_jobs(self.state, self.settings, streams, self.providers, many=self.many)
             if jobs:
                 # Exports take minutes on the real APIs: say why nothing comes for a while.
@@ -189,28 +209,10 @@ class ExportSync:
             self.orchestrator = self._orchestrator(
                 workdir, webhook_active=self.settings.webhook_listen is not None
             )
-            if self.settings.webhook_listen is not None:
-                from tap_commerce_exports.webhook import WebhookReceiver
-
-                host, port = self.settings.webhook_listen
-                receiver = WebhookReceiver(
-                    host,
-                    port,
-                    self.settings.webhook_secret or "",
-                    self.orchestrator.wake,
-                    store=self.host.config.get("store"),  # as configured: not the api_url host
-                    # many stores: each one's own secret, and its export woken
-                    stores={a: s.webhook_secret or "" for a, s in self.accounts.items()}
-                    if self.many
-                    else None,
-                    on_account_export=self.orchestrator.wake if self.many else None,
-                )
-                receiver.start()
-            names = [s.name for s in streams]
+            receiver = self._start_receiver(self.orchestrator)
 
             def exports_changed() -> None:
-                self._save_exports(names)
-                self.output.state(snapshot(self.state))
+                keeper.exports_changed(self._in_flight())
 
             for job in self.orchestrator.run(jobs, on_exports=exports_changed):
                 p = progress[job.stream.name]
@@ -230,9 +232,7 @@ class ExportSync:
                     self.orchestrator.fail(job, exc)
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
-                write_bookmark(self.state, p.stream.name, account, job.window.end)
-                self._save_exports(names, besides=job)
-                self.output.state(snapshot(self.state))
+                keeper.window_emitted(p.stream.name, account, job.window.end, self._in_flight(besides=job))
         finally:
             if receiver is not None:
                 receiver.stop()

@@ -291,7 +291,9 @@ def bench_fleet(
     report.add("fleet: responses 429", str(stats["429s_sent"]), "<= 3", stats["429s_sent"] <= 3)
     report.add(
         "fleet: API requests per export",
-        f"{requests / max(1, created):.2f} ({requests:,} requests, {created:,} exports created)",
+        f"{requests / max(1, created):.2f} ({requests:,} requests, {created:,} exports created: "
+        + ", ".join(f"{k.removeprefix('clover_')} {v:,}" for k, v in sorted(api.items()))
+        + ")",
     )
     report.add(
         "fleet: merchants exact",

@@ -281,7 +281,9 @@ def test_an_app_wide_running_export_cap_refuses_any_merchant_once_the_app_is_ful
         assert "Too many exports" in refusal["message"]
         assert sb.stats()["503s_app_running"] == 1
     finally:
-        sb.control(clover_max_running=2, clover_app_max_running=0, processing_delay=0.05, complete_exports=True)
+        sb.control(
+            clover_max_running=2, clover_app_max_running=0, processing_delay=0.05, complete_exports=True
+        )
 
 
 def test_the_app_wide_clover_concurrency_limit_spans_merchants(sb):

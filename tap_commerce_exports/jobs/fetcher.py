@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tap_commerce_exports.errors import ExportFailed, UserError
@@ -53,12 +54,14 @@ class FileFetcher:
         self._job_pool = cf.ThreadPoolExecutor(max(1, job_workers), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
 
-    def start(self, job: ExportJob, status: ExportStatus, expected: JobState) -> None:
-        """``job``'s export is DONE: move it to DOWNLOADING and fetch its files."""
-        with self.board.cv:
-            job.status = status
-            self.board.move(job, expected, JobState.DOWNLOADING)
-            job.download_started_at = self.clock()
+    def start(self, job: ExportJob, status: ExportStatus) -> None:
+        """``job``'s export is DONE (a status check said so): WAITING -> DOWNLOADING, and
+        fetch its files."""
+        self.board.apply(job, partial(job.begin_download, status, self.clock()))
+        self.submit(job)
+
+    def submit(self, job: ExportJob) -> None:
+        """Fetch the files of ``job``, DOWNLOADING already."""
         self._job_pool.submit(self._download_job, job)
 
     def stop(self) -> None:
@@ -111,13 +114,10 @@ class FileFetcher:
                 if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
                     job.release()
                     return
-                job.files = paths
-                job.bytes_downloaded = sum(sizes)
-                abandoned = job.abandoned
-                board.move(job, JobState.DOWNLOADING, JobState.CANCELLED if abandoned else JobState.READY)
-            if abandoned:
-                job.release()
-                return
+                ready: list[bool] = []
+                board.apply(job, lambda: ready.append(job.downloaded(paths, sum(sizes))))
+            if not ready[0]:
+                return  # its window was given up on meanwhile: cancelled, files removed
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
         except UserError as exc:
             if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since

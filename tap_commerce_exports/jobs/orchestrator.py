@@ -33,12 +33,12 @@ from pathlib import Path
 
 from tap_commerce_exports.http.download import FileDownloader
 from tap_commerce_exports.jobs.board import JobBoard
-from tap_commerce_exports.jobs.capacity import AccountLane, Capacity, creation_order
-from tap_commerce_exports.jobs.create_refusals import CreateRefusals
+from tap_commerce_exports.jobs.capacity import Capacity, creation_order
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.handoff import OrderedHandoff
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.scheduler import ExportScheduler, Wait, wait_on_condition
+from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import ExportProvider
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
@@ -78,6 +78,8 @@ class ExportOrchestrator:
         wait: Wait = wait_on_condition,
         export_attempts: int = 3,
         min_split_span: timedelta | None = None,
+        learned_spans: Mapping[tuple[str, str], timedelta] | None = None,
+        planned_span: timedelta = timedelta(days=365),
     ) -> None:
         #: By account key; one provider given alone is the engine's only one ("").
         self.providers: dict[str, ExportProvider] = (
@@ -87,12 +89,7 @@ class ExportOrchestrator:
             raise ValueError("the engine needs at least one provider")
         wall = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
         self.downloader = downloader or FileDownloader()
-        self.board = JobBoard(
-            {
-                key: AccountLane(key, provider, CreateRefusals(base=poll_interval))
-                for key, provider in self.providers.items()
-            }
-        )
+        self.board = JobBoard(self.providers, refusal_base=poll_interval)
         self.capacity = Capacity(
             self.board,
             per_account=max_concurrent_exports,
@@ -131,6 +128,8 @@ class ExportOrchestrator:
             clock=clock,
             wall_clock=wall,
             wait=wait,
+            spans=SpanMemory(learned_spans, smallest=min_split_span),
+            planned_span=planned_span,
         )
         self.handoff = OrderedHandoff(self.board)
         self._thread: threading.Thread | None = None
@@ -139,6 +138,11 @@ class ExportOrchestrator:
     def adopted(self) -> int:
         """Exports followed from saved state (or the provider's list), this run."""
         return self.scheduler.adopted
+
+    def learned_spans(self) -> dict[tuple[str, str], timedelta]:
+        """(stream, account) -> the window span its exports were found to work at, where
+        a window had to be split (the next run plans at it; ``jobs/spans.py``)."""
+        return self.scheduler.spans.learned()
 
     @property
     def _jobs(self) -> list[ExportJob]:  # what tests and the bench look at
@@ -198,11 +202,9 @@ class ExportOrchestrator:
         """
         board = self.board
         with board.cv:
-            for job in board.jobs:
+            for job in board.jobs_of_export(export_id):
                 if job.export_id == export_id and (account is None or board.is_account(job, account)):
-                    if job.state is JobState.WAITING:
-                        job.wake_requested = True
-                        board.cv.notify_all()
+                    board.wake(job)
                     return True
         return False
 

@@ -16,14 +16,16 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from tap_commerce_exports.errors import ExportFailed, UserError
-from tap_commerce_exports.jobs.board import JobBoard
-from tap_commerce_exports.jobs.capacity import AccountLane, Capacity, creation_order
+from tap_commerce_exports.jobs.board import AccountLane, JobBoard
+from tap_commerce_exports.jobs.capacity import Capacity, creation_order
 from tap_commerce_exports.jobs.failures import OutsideExportHours, is_account_failure
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
+from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
     ExportGone,
@@ -71,8 +73,12 @@ class ExportScheduler:
         clock: Callable[[], float],
         wall_clock: Callable[[], datetime],
         wait: Wait = wait_on_condition,
+        spans: SpanMemory | None = None,
+        planned_span: timedelta = timedelta(days=365),
     ) -> None:
         self.board = board
+        self.spans = spans or SpanMemory(smallest=min_split_span)
+        self.planned_span = planned_span  # the run's window span (spans grow back to it)
         self.capacity = capacity
         self.fetcher = fetcher
         self.poll_interval = poll_interval
@@ -103,25 +109,22 @@ class ExportScheduler:
                 with board.cv:
                     if board.stopped:  # stop() may have set it meanwhile
                         return  # type: ignore[unreachable]
-                    if not any(j.state in (JobState.QUEUED, JobState.WAITING) for j in board.jobs):
-                        self.wait(board.cv, QUEUED_RECHECK)
-                        continue
                     self.wait(board.cv, self._sleep_time())
         except BaseException as exc:  # noqa: BLE001 - surfaced to the consumer thread
             board.fail_all(exc)
 
     def _sleep_time(self) -> float:
-        """Seconds until the next check or create is due (caller holds the lock)."""
+        """Seconds until the next check or create is due (caller holds the lock): read
+        off the board's heap of checks and the capacity's clocks, not a scan of jobs.
+        Any move of a job wakes the engine earlier (the board notifies)."""
         now = self.clock()
-        waiting = [j for j in self.board.jobs if j.state is JobState.WAITING]
-        if any(j.wake_requested for j in waiting):
-            return 0.0
-        moments = [j.next_check_at for j in waiting]
-        creates, queued = self.capacity.next_create_at()
-        moments += creates
+        moments = [
+            m for m in (self.board.next_check_at(), self.capacity.next_create_at(now)) if m is not None
+        ]
+        longest = QUEUED_RECHECK if self.capacity.queued() else IDLE_RECHECK
         if not moments:
-            return QUEUED_RECHECK
-        return max(0.0, min(min(moments) - now, QUEUED_RECHECK if queued else IDLE_RECHECK))
+            return longest
+        return max(0.0, min(min(moments) - now, longest))
 
     # ------------------------------------------------------------------ saved exports
     def _find_listed(self) -> None:
@@ -178,13 +181,7 @@ class ExportScheduler:
             for job in board.jobs:
                 if job.adopt_id is None or job.state is not JobState.QUEUED:
                     continue
-                created = job.adopt_created_at or wall
-                job.status = ExportStatus(job.adopt_id, ExportPhase.PENDING, "saved")
-                job.created_at = job.first_attempt_at = now - max(0.0, (wall - created).total_seconds())
-                job.created_wall = created
-                job.adopted = True
-                job.next_check_at = now
-                board.move(job, JobState.QUEUED, JobState.WAITING)
+                board.apply(job, partial(job.adopt, job.adopt_id, job.adopt_created_at or wall, now, wall))
                 adopted.append(job)
             self.adopted += len(adopted)
         for job in adopted:
@@ -208,18 +205,20 @@ class ExportScheduler:
                 if job is None:
                     return
                 lane = board.lane(job)
+                if self._cut_to_learned_span(job):
+                    continue
             try:
-                if not self.capacity.open_now(lane):
-                    continue  # its account waits for its hours; the others go on
+                closed_for = self.capacity.closed_for(lane)
             except OutsideExportHours as exc:
                 board.fail_account(lane, exc)
                 continue
+            if closed_for is not None:
+                board.hold(lane, self.clock() + closed_for)
+                continue  # its account waits for its hours; the others go on
             with board.cv:
                 if not job.in_state(JobState.QUEUED):  # cancelled meanwhile
                     continue
-                board.move(job, JobState.QUEUED, JobState.CREATING)
-                if job.first_attempt_at is None:
-                    job.first_attempt_at = now
+                board.apply(job, partial(job.begin_create, now))
             try:
                 status = self._create(job, lane.provider)
             except ExportsBusy as busy:
@@ -233,7 +232,6 @@ class ExportScheduler:
     def _created(self, job: ExportJob, lane: AccountLane, status: ExportStatus) -> None:
         board = self.board
         with board.cv:
-            lane.refusals.accepted()
             if lane.queue and lane.queue[0] is job:
                 lane.queue.popleft()
             if job.state is not JobState.CREATING:
@@ -245,17 +243,16 @@ class ExportScheduler:
                     status.export_id,
                 )
                 return
-            job.status = status
-            job.created_at = self.clock()
-            job.created_wall = self.wall_clock()
+            now, wall = self.clock(), self.wall_clock()
             board.exports_changed = True
-            job.next_check_at = job.created_at + (
-                self.poll_max_interval if self.webhook_active else self.poll_interval
-            )
             if status.phase is ExportPhase.DONE:
-                self.fetcher.start(job, status, JobState.CREATING)
+                board.apply(job, partial(job.created_done, status, now, wall))
+                self.fetcher.submit(job)
+                self._succeeded(job)
             else:
-                board.move(job, JobState.CREATING, JobState.WAITING)
+                first_check = self.poll_max_interval if self.webhook_active else self.poll_interval
+                board.apply(job, partial(job.created, status, now, wall, first_check))
+            self.capacity.accepted(lane)
         LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
 
     def _create(self, job: ExportJob, provider: ExportProvider) -> ExportStatus:
@@ -305,12 +302,21 @@ class ExportScheduler:
         board = self.board
         with board.cv:
             if job.state is JobState.CREATING:
-                board.move(job, JobState.CREATING, JobState.QUEUED)
+                board.apply(job, job.refused)
             now = self.clock()
-            delay = lane.refusals.refused(now, busy.retry_after, busy.reason)
+            delay = self.capacity.refused(lane, now, busy.retry_after, busy.reason)
             refusing = lane.refusals.refusing_for(now)
             give_up = refusing + delay > self.export_timeout
         whose = f" for account '{lane.name}'" if len(board.lanes) > 1 else ""
+        if not give_up and not delay:
+            LOGGER.info(
+                "%s: the provider refused to create the export (%s); it runs %d of this run's "
+                "exports, which the accounts share: the next create waits for one of them",
+                job.label,
+                busy.describe(),
+                self.capacity.shared.limit or 0,
+            )
+            return
         if not give_up:
             LOGGER.info(
                 "%s: the provider refused to create the export (%s); every create%s waits %.1fs",
@@ -347,14 +353,7 @@ class ExportScheduler:
     def _poll_due(self) -> None:
         board = self.board
         with board.cv:
-            now = self.clock()
-            due = [
-                j
-                for j in board.jobs
-                if j.state is JobState.WAITING and (j.next_check_at <= now or j.wake_requested)
-            ]
-            for job in due:
-                job.wake_requested = False  # this check answers it; a later wake asks again
+            due = board.take_due_checks(self.clock())
         for job in due:
             if board.stopped:
                 return
@@ -380,7 +379,6 @@ class ExportScheduler:
         with board.cv:
             if job.state is not JobState.WAITING:  # cancelled while the check was in flight
                 return
-        job.checks += 1
         now = self.clock()
         elapsed = job.elapsed(now)
         if status.phase is ExportPhase.DONE:
@@ -389,7 +387,8 @@ class ExportScheduler:
             )
             with board.cv:
                 if job.state is JobState.WAITING:
-                    self.fetcher.start(job, status, JobState.WAITING)
+                    self.fetcher.start(job, status)
+                    self._succeeded(job)
         elif status.phase is ExportPhase.FAILED:
             self._export_failed(job, status)
         elif elapsed > self.export_timeout:
@@ -418,27 +417,30 @@ class ExportScheduler:
                 delay,
             )
             with board.cv:
-                job.status = status
-                job.next_check_at = now + delay
+                if job.state is JobState.WAITING:
+                    board.apply(job, partial(job.checked, status, now + delay))
 
     # ------------------------------------------------------------------ failed exports
     def _export_failed(self, job: ExportJob, status: ExportStatus) -> None:
         """An export ended failed: retry it while the budget lasts, then split the window
-        (WAITING -> SPLIT), or fail the stream once its window can't be split."""
+        (WAITING -> SPLIT), or fail the stream once its window can't be split. A pair
+        that already had to split a window splits at the first failure: its failures are
+        about size, and a retry at the same span fails alike (``jobs/spans.py``)."""
         board = self.board
         job.failures += 1
         ended = f"export {status.export_id} ended with status '{status.raw_status}'"
         if job.adopted and job.failures == 1:
             board.requeue(job, JobState.WAITING, f"from the last run ended with status '{status.raw_status}'")
             return
-        if job.failures < self.export_attempts:
+        halves = split_window(job.window, self.min_split_span)
+        at_once = halves is not None and self.spans.splits_at_once(job.pair)
+        if job.failures < self.export_attempts and not at_once:
             board.requeue(
                 job,
                 JobState.WAITING,
                 f"ended with status '{status.raw_status}' (attempt {job.failures} of {self.export_attempts})",
             )
             return
-        halves = split_window(job.window, self.min_split_span)
         if halves is None:
             board.fail_window(
                 job,
@@ -453,22 +455,54 @@ class ExportScheduler:
         with board.cv:
             if job.state is not JobState.WAITING:
                 return
-            parts = (
-                ExportJob(stream=job.stream, window=halves[0], seq=job.seq, account=job.account),
-                ExportJob(stream=job.stream, window=halves[1], seq=job.seq, account=job.account),
-            )
-            job.parts = parts
-            board.move(job, JobState.WAITING, JobState.SPLIT)
-            board.add(parts, first=True)
+            self.spans.failed_past_budget(job.pair, job.window.end - job.window.start)
+            board.apply(job, partial(job.split, halves, JobState.WAITING))
+            board.add(job.parts or (), first=True)
             board.exports_changed = True
         LOGGER.warning(
-            "%s: %s %d times; splitting the window into %s and %s",
+            "%s: %s %d time(s); splitting the window into %s and %s",
             job.label,
             ended,
             job.failures,
             halves[0],
             halves[1],
         )
+
+    def _succeeded(self, job: ExportJob) -> None:
+        """``job``'s export is DONE: its span works (caller holds the lock)."""
+        self.spans.succeeded(job.pair, job.window.end - job.window.start, self.planned_span)
+
+    def _cut_to_learned_span(self, job: ExportJob) -> bool:
+        """QUEUED -> SPLIT when ``job``'s window is longer than its pair learned works:
+        the pieces are created instead, each at most that span (caller holds the lock)."""
+        cap = self.spans.cap(job.pair)
+        if cap is None or job.window.end - job.window.start <= cap:
+            return False
+        pieces = cut_window(job.window, cap)
+        if len(pieces) < 2:
+            return False
+        lane = self.board.lane(job)
+        if lane.queue and lane.queue[0] is job:
+            lane.queue.popleft()
+        self.board.apply(job, partial(job.split, pieces, JobState.QUEUED))
+        self.board.add(job.parts or (), first=True)
+        LOGGER.info(
+            "%s: windows of %s fail above a span; cut into %d windows of at most %s",
+            job.label,
+            job.stream.name,
+            len(pieces),
+            cap,
+        )
+        return True
+
+
+def cut_window(window: Window, span: timedelta) -> list[Window]:
+    """``window`` cut into the fewest equal pieces (at whole seconds) of at most ``span``."""
+    total = int((window.end - window.start).total_seconds())
+    step = max(1, int(span.total_seconds()))
+    count = max(1, -(-total // step))
+    bounds = [window.start + timedelta(seconds=total * i // count) for i in range(count)] + [window.end]
+    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:

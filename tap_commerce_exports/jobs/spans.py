@@ -32,6 +32,7 @@ Pair = tuple[str, str]
 class PairSpan:
     works: timedelta | None = None  # the longest span proven to work (after a split)
     fails: timedelta | None = None  # the shortest span that failed past its budget, this run
+    trying: timedelta | None = None  # a longer span being tried (not yet proven)
     successes: int = 0  # in a row at ``works``
 
 
@@ -55,6 +56,8 @@ class SpanMemory:
         entry.fails = span if entry.fails is None else min(entry.fails, span)
         if entry.works is not None and entry.works >= span:
             entry.works = None  # it failed at a span once proven: prove a shorter one
+        if entry.trying is not None and entry.trying >= span:
+            entry.trying = None  # the longer span did not work: back to the proven one
         entry.successes = 0
 
     def splits_at_once(self, pair: Pair) -> bool:
@@ -67,14 +70,16 @@ class SpanMemory:
         entry = self._pairs.get(pair)
         if entry is None or (entry.fails is None and entry.works is None):
             return  # nothing was ever split here: nothing to learn
-        if entry.works is None or span > entry.works:
+        if entry.trying is not None and span >= entry.trying:
+            entry.works, entry.trying, entry.successes = span, None, 0  # proven now
+        elif entry.works is None or span > entry.works:
             entry.works, entry.successes = span, 1
         elif span == entry.works:
             entry.successes += 1
-        if entry.successes >= GROW_AFTER and entry.works < planned:
-            grown = min(planned, entry.works * GROWTH)
+        if entry.trying is None and entry.successes >= GROW_AFTER and entry.works < planned:
+            grown = timedelta(seconds=int(min(planned, entry.works * GROWTH).total_seconds()))
             if entry.fails is None or grown < entry.fails:
-                entry.works, entry.successes = timedelta(seconds=int(grown.total_seconds())), 0
+                entry.trying, entry.successes = grown, 0
 
     def cap(self, pair: Pair) -> timedelta | None:
         """The longest span a window of this pair should be created at, or None."""
@@ -83,9 +88,10 @@ class SpanMemory:
         entry = self._pairs.get(pair)
         if entry is None:
             return None
-        span = entry.works if entry.works is not None else (entry.fails / 2 if entry.fails else None)
+        span = entry.trying or entry.works or (entry.fails / 2 if entry.fails else None)
         return None if span is None else max(span, self.smallest)
 
     def learned(self) -> dict[Pair, timedelta]:
-        """The span each pair works at, where one was learned (for the next run)."""
+        """The span each pair was proven to work at, where a window had to be split (for
+        the next run; a longer span still being tried is not saved)."""
         return {pair: e.works for pair, e in self._pairs.items() if e.works is not None}

@@ -345,6 +345,10 @@ def bench_capped(
         "<= 1",
         refused <= exports,
     )
+    report.notes.append(
+        f"Capped server: poll_interval 1 s (the default 5 s first check alone makes a round of "
+        f"{delay:g} s exports last 5 s); ideal = ceil({exports} exports / {cap}) x {delay:g} s."
+    )
     report.add(
         "capped server: merchants exact",
         f"{exact} of {merchants}" + (f" ({'; '.join(wrong)})" if wrong else ""),

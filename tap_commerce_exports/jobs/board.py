@@ -101,6 +101,8 @@ class JobBoard:
         self.dirty_lanes: dict[str, None] = {}  # lanes whose creates may have changed
         self.places_freed = False  # a job left IN_FLIGHT or READY (caps over all accounts)
         self._by_export: dict[str, list[ExportJob]] = {}
+        self._by_pair: dict[Pair, list[ExportJob]] = {}
+        self.export_pairs: set[Pair] = set()  # pairs whose exports in flight may have changed
 
     # ------------------------------------------------------------------ jobs
     def lane(self, job: ExportJob) -> AccountLane:
@@ -126,6 +128,8 @@ class JobBoard:
                 lane.counts[job.state] += 1
                 self.totals[job.state] += 1
             self.jobs.extend(added)
+            for job in added:
+                self._by_pair.setdefault(job.pair, []).append(job)
             for key, queued in by_lane.items():
                 queue = self.lanes[key].queue
                 if first:
@@ -157,6 +161,7 @@ class JobBoard:
             self.totals[before] -= 1
             self.totals[after] += 1
             self.dirty_lanes[lane.key] = None
+            self.export_pairs.add(job.pair)
             if before in IN_FLIGHT or before is JobState.READY:
                 self.places_freed = True
             if after in _HANDOFF_STATES:
@@ -168,6 +173,10 @@ class JobBoard:
             if job not in owners:
                 owners.append(job)
         self.cv.notify_all()
+
+    def jobs_of_pair(self, pair: Pair) -> list[ExportJob]:
+        """Every job of one (stream, account), split parts included (caller holds the lock)."""
+        return self._by_pair.get(pair, [])
 
     def jobs_of_export(self, export_id: str) -> list[ExportJob]:
         """The jobs that followed export ``export_id`` (caller holds the lock)."""

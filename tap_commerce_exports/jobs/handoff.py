@@ -31,12 +31,16 @@ class OrderedHandoff:
         self.board = board
 
     def deliver(
-        self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None
+        self,
+        jobs: Iterable[ExportJob],
+        on_exports: Callable[[], None] | None,
+        on_idle: Callable[[], object] | None = None,
     ) -> Iterator[ExportJob]:
         """Each of ``jobs`` (and the halves of split ones) once READY or FAILED, in its
         pair's window order. A READY job's files are removed, and it is CONSUMED, when
         the caller comes back for the next one. ``on_exports`` runs on this thread
-        (without the lock) soon after an export was created, adopted, replaced or split."""
+        (without the lock) soon after an export was created, adopted, replaced or split;
+        ``on_idle`` (without the lock) before each wait for a job."""
         board = self.board
         per_pair: dict[Pair, deque[ExportJob]] = {}
         for each in sorted(jobs, key=lambda j: j.seq):
@@ -62,6 +66,16 @@ class OrderedHandoff:
                     board.moved_pairs.clear()
                     job = _ready_head(per_pair, candidates)
                     if job is None:
+                        if on_idle is not None:
+                            board.cv.release()
+                            try:
+                                on_idle()
+                            finally:
+                                board.cv.acquire()
+                            if board.moved_pairs or board.fatal is not None:
+                                continue  # something moved meanwhile: look before waiting
+                            if board.exports_changed and on_exports is not None:
+                                continue
                         board.cv.wait(CONSUMER_WAKE)
                 per_pair[job.pair].popleft()
             try:

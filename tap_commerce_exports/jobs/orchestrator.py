@@ -50,6 +50,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _saved(job: ExportJob) -> bool:
+    """Whether ``job``'s export belongs in the saved state: it exists and its records
+    were not emitted (or its account failed: a rerun with the setting fixed follows it)."""
+    return job.export_id is not None and (
+        job.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY) or job.account_failed
+    )
+
+
 class ExportOrchestrator:
     """Owns every export job of a sync."""
 
@@ -150,7 +158,10 @@ class ExportOrchestrator:
 
     # ---------------------------------------------------------------- consumer side
     def run(
-        self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None = None
+        self,
+        jobs: Iterable[ExportJob],
+        on_exports: Callable[[], None] | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> Iterator[ExportJob]:
         """Start all ``jobs``; yield each once READY or FAILED, in window order per
         (stream, account).
@@ -165,14 +176,16 @@ class ExportOrchestrator:
 
         ``on_exports`` is called on the caller's thread (between yields, without the
         lock) soon after an export was created, adopted, replaced or split, so the
-        caller can save :meth:`exports_in_flight` before waiting on them.
+        caller can save :meth:`exports_in_flight` before waiting on them. ``on_idle`` is
+        called there too each time the caller's thread waits for a job (so the caller can
+        write what it held back, e.g. a STATE kept to a bounded rate).
         """
         ordered = sorted(jobs, key=creation_order)
         self.board.add(ordered)
         self._thread = threading.Thread(target=self.scheduler.loop, name="export-orchestrator", daemon=True)
         self._thread.start()
         try:
-            yield from self.handoff.deliver(ordered, on_exports)
+            yield from self.handoff.deliver(ordered, on_exports, on_idle)
         finally:
             self.stop()
 
@@ -185,13 +198,22 @@ class ExportOrchestrator:
         that failed keeps its exports: a rerun with the setting fixed follows them.
         """
         with self.board.cv:
-            return [
-                j
-                for j in self.board.jobs
-                if j is not besides
-                and j.export_id is not None
-                and (j.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY) or j.account_failed)
-            ]
+            return [j for j in self.board.jobs if j is not besides and _saved(j)]
+
+    def take_export_changes(self) -> set[tuple[str, str]]:
+        """The (stream, job account) pairs whose exports in flight may have changed since
+        the last call: the caller re-saves only those (O(changes), not every pair)."""
+        with self.board.cv:
+            pairs, self.board.export_pairs = self.board.export_pairs, set()
+            return pairs
+
+    def exports_of(self, pair: tuple[str, str], *, besides: ExportJob | None = None) -> list[ExportJob]:
+        """:meth:`exports_in_flight` of one (stream, job account) pair."""
+        with self.board.cv:
+            return sorted(
+                (j for j in self.board.jobs_of_pair(pair) if j is not besides and _saved(j)),
+                key=lambda j: j.window.start,
+            )
 
     def wake(self, export_id: str, account: str | None = None) -> bool:
         """Check this export of ``account`` (None: of any account) now: the webhook said

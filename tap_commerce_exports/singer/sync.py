@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +30,7 @@ from tap_commerce_exports.errors import (
     InvalidFile,
     InvalidRecord,
     MissingWindowColumn,
+    TargetGone,
     UserError,
     account_failure_line,
 )
@@ -45,14 +46,7 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths, selected_schema
-from tap_commerce_exports.state import (
-    SavedExport,
-    read_bookmark,
-    read_exports,
-    snapshot,
-    write_bookmark,
-    write_exports,
-)
+from tap_commerce_exports.state import SavedExport, StateKeeper
 from tap_commerce_exports.windows import Window, iso_z, plan_windows
 
 if TYPE_CHECKING:
@@ -109,6 +103,7 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        self._keeper: StateKeeper | None = None
 
     # ------------------------------------------------------------------ planning
     @property
@@ -126,6 +121,14 @@ class ExportSync:
         reads and writes in it is ours (``state.py``), through a plain dict's interface."""
         return cast("dict[str, Any]", self.tap.state)
 
+    @property
+    def keeper(self) -> StateKeeper:
+        """The state while the run goes: lookups by key, STATE at a bounded rate."""
+        if self._keeper is None:
+            output = self.output
+            self._keeper = StateKeeper(self.state, output.state_json, bytes_out=lambda: output.bytes_written)
+        return self._keeper
+
     def plan(self, streams: list[ExportStream]) -> list[ExportJob]:
         """Every account's windows of every stream, from that (stream, account)'s state."""
         jobs: list[ExportJob] = []
@@ -138,10 +141,12 @@ class ExportSync:
         of = f" of '{account}'" if self.many else ""
         for stream in streams:
             start = self.settings.start_date
-            bookmark = read_bookmark(self.state, stream.name, account)
+            bookmark = self.keeper.bookmark(stream.name, account)
             if bookmark is not None:
                 start = max(start, bookmark - self.settings.lookback)
-            windows = plan_windows(start, self.settings.end_date, self.settings.window)
+            span = self.keeper.span(stream.name, account)
+            window = min(self.settings.window, span) if span else self.settings.window
+            windows = plan_windows(start, self.settings.end_date, window)
             if not windows:
                 LOGGER.info(
                     "stream '%s'%s is up to date (bookmark %s)",
@@ -159,7 +164,7 @@ class ExportSync:
                     iso_z(windows[-1].end),
                 )
             saved = {
-                (e.window_start, e.window_end): e for e in read_exports(self.state, stream.name, account)
+                (e.window_start, e.window_end): e for e in self.keeper.saved_exports(stream.name, account)
             }
             for i, w in enumerate(windows):
                 job = ExportJob(
@@ -179,21 +184,42 @@ class ExportSync:
                 )
         return jobs
 
-    def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
-        """Put the exports in flight (all but ``besides``, just emitted) into the state."""
-        assert self.orchestrator is not None
-        by_pair: dict[tuple[str, str], list[SavedExport]] = {
-            (n, a): [] for n in names for a in self.providers
-        }
-        for job in self.orchestrator.exports_in_flight(besides=besides):
-            assert job.export_id is not None
-            by_pair.setdefault((job.stream.name, self.account_of(job)), []).append(
-                SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
-            )
-        for (name, account), exports in by_pair.items():
-            write_exports(self.state, name, account, exports)
+    def _save_exports(self, besides: ExportJob | None = None) -> None:
+        """Put the exports in flight of the pairs whose jobs moved (all but ``besides``,
+        just emitted, whose pair is always re-saved) into the state: O(changes)."""
+        orchestrator = self.orchestrator
+        assert orchestrator is not None
+        pairs = orchestrator.take_export_changes()
+        if besides is not None:
+            pairs.add(besides.pair)
+        for pair in pairs:
+            name, job_account = pair
+            exports = [
+                SavedExport(j.export_id, j.window.start, j.window.end, j.created_wall)
+                for j in orchestrator.exports_of(pair, besides=besides)
+                if j.export_id is not None
+            ]
+            self.keeper.set_exports(name, job_account or self.provider.account, exports)
 
-    def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
+    def _save_spans(self) -> None:
+        """The window spans learned this run (where a window had to be split)."""
+        if self.orchestrator is not None:
+            for (name, job_account), span in self.orchestrator.learned_spans().items():
+                self.keeper.set_span(name, job_account or self.provider.account, span)
+
+    def _learned_spans(self, streams: list[ExportStream]) -> dict[tuple[str, str], timedelta]:
+        """(stream, job account) -> the span the last runs learned (for the engine)."""
+        spans: dict[tuple[str, str], timedelta] = {}
+        for account in self.providers:
+            for stream in streams:
+                span = self.keeper.span(stream.name, account)
+                if span is not None:
+                    spans[stream.name, account if self.many else ""] = span
+        return spans
+
+    def _orchestrator(
+        self, workdir: Path, *, webhook_active: bool, spans: dict[tuple[str, str], timedelta]
+    ) -> ExportOrchestrator:
         return ExportOrchestrator(
             self.providers if self.many else self.provider,
             workdir=workdir,
@@ -207,6 +233,8 @@ class ExportSync:
             downloader=FileDownloader(limits=download_limits(self.settings)),
             export_attempts=self.settings.export_attempts,
             min_split_span=self.settings.min_split_window,
+            learned_spans=spans,
+            planned_span=self.settings.window,
         )
 
     # ------------------------------------------------------------------ running
@@ -263,7 +291,8 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     self._write_schema(p)
-            self.output.state(snapshot(self.state))
+            keeper = self.keeper
+            keeper.write(now=True)
             jobs = self.plan(streams)
             if jobs:
                 # Exports take minutes on the real APIs: say why nothing comes for a while.
@@ -276,7 +305,9 @@ class ExportSync:
                 prepare()
             workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
             self.orchestrator = self._orchestrator(
-                workdir, webhook_active=self.settings.webhook_listen is not None
+                workdir,
+                webhook_active=self.settings.webhook_listen is not None,
+                spans=self._learned_spans(streams),
             )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
@@ -295,13 +326,12 @@ class ExportSync:
                     on_account_export=self.orchestrator.wake if self.many else None,
                 )
                 receiver.start()
-            names = [s.name for s in streams]
 
             def exports_changed() -> None:
-                self._save_exports(names)
-                self.output.state(snapshot(self.state))
+                self._save_exports()
+                keeper.write()
 
-            for job in self.orchestrator.run(jobs, on_exports=exports_changed):
+            for job in self.orchestrator.run(jobs, on_exports=exports_changed, on_idle=keeper.write):
                 p = progress[job.stream.name]
                 account = self.account_of(job)
                 if job.state is JobState.FAILED:
@@ -331,10 +361,11 @@ class ExportSync:
                     self.orchestrator.fail(job, exc)
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
-                write_bookmark(self.state, p.stream.name, account, job.window.end)
-                self._save_exports(names, besides=job)
-                self.output.state(snapshot(self.state))
+                keeper.set_bookmark(p.stream.name, account, job.window.end)
+                self._save_exports(besides=job)
+                keeper.write()
         finally:
+            self._final_state()
             if receiver is not None:
                 receiver.stop()
             if self.orchestrator is not None:
@@ -358,6 +389,20 @@ class ExportSync:
             first = failed[0]
             others = f" (and {len(failed) - 1} more stream(s) failed, see the log)" if len(failed) > 1 else ""
             raise ExportFailed(f"stream '{first.stream.name}' failed: {first.error}{others}")
+
+    def _final_state(self) -> None:
+        """At the end, and before any exit: the last STATE, with the exports still in
+        flight (before the engine stops and cancels them: a rerun follows them) and the
+        spans learned. A target gone (broken pipe) gets nothing more."""
+        if self._keeper is None:
+            return
+        try:
+            if self.orchestrator is not None:
+                self._save_exports()
+                self._save_spans()
+            self.keeper.flush()
+        except TargetGone:
+            pass
 
     def _raise_account_failures(self) -> None:
         """One line per failed account, naming it and what to fix; the others finished."""

@@ -189,16 +189,19 @@ class JobBoard:
             self.woken[job] = None
             self.cv.notify_all()
 
-    def take_due_checks(self, now: float) -> list[ExportJob]:
-        """WAITING jobs whose check is due at ``now``, or that the webhook woke, once each
-        (caller holds the lock). Heap entries left by an earlier wait are skipped."""
+    def take_due_checks(self, now: float, limit: int) -> list[ExportJob]:
+        """Up to ``limit`` WAITING jobs whose check is due at ``now``, or that the webhook
+        woke (those first), once each (caller holds the lock); the rest stay due. Heap
+        entries left by an earlier wait are skipped."""
         due: dict[ExportJob, None] = {}
-        for job in self.woken:
+        for job in list(self.woken):
+            if len(due) >= limit:
+                break
+            del self.woken[job]
             if job.state is JobState.WAITING:
                 due[job] = None
-        self.woken.clear()
         checks = self._checks
-        while checks and checks[0][0] <= now:
+        while checks and checks[0][0] <= now and len(due) < limit:
             at, _, job = heapq.heappop(checks)
             if job.state is JobState.WAITING and job.next_check_at == at:
                 due[job] = None

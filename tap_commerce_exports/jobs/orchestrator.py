@@ -37,6 +37,7 @@ from tap_commerce_exports.jobs.capacity import Capacity, creation_order
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.handoff import OrderedHandoff
 from tap_commerce_exports.jobs.job import ExportJob, JobState
+from tap_commerce_exports.jobs.requests import WORKERS_FOR_MANY
 from tap_commerce_exports.jobs.scheduler import ExportScheduler, Wait, wait_on_condition
 from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import ExportProvider
@@ -88,6 +89,7 @@ class ExportOrchestrator:
         min_split_span: timedelta | None = None,
         learned_spans: Mapping[tuple[str, str], timedelta] | None = None,
         planned_span: timedelta = timedelta(days=365),
+        request_workers: int | None = None,
     ) -> None:
         #: By account key; one provider given alone is the engine's only one ("").
         self.providers: dict[str, ExportProvider] = (
@@ -138,6 +140,9 @@ class ExportOrchestrator:
             wait=wait,
             spans=SpanMemory(learned_spans, smallest=min_split_span),
             planned_span=planned_span,
+            # several accounts: a few requests at once (their limiters pace them); one
+            # account: on the engine thread, one at a time
+            request_workers=request_workers or (WORKERS_FOR_MANY if len(self.providers) > 1 else 1),
         )
         self.handoff = OrderedHandoff(self.board)
         self._thread: threading.Thread | None = None
@@ -245,6 +250,7 @@ class ExportOrchestrator:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.fetcher.shutdown()
+        self.scheduler.runner.shutdown()
         for job in self.board.jobs:
             if job.state is not JobState.DOWNLOADING:
                 job.release()

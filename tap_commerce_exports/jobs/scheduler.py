@@ -1,13 +1,12 @@
 """The create/poll scheduler: the engine thread that moves exports along.
 
-Why one thread for all of it: creates and status checks are small requests whose
-timing is the whole point (when to create, when to look again, when to give up), and
-one loop over every job keeps that timing in one place: it follows the exports saved
-by the last run (or listed by the provider) instead of creating new ones, creates what
-the capacity tracker lets through (oldest windows first), checks every pending export
-when it is due (sooner for a webhook's wake-up), hands DONE ones to the file fetcher,
-gives a failed export its retries, then splits its window in two, and fails a window
-whose export outlives ``export_timeout``. It sleeps until the next thing is due.
+Why one thread deciding all of it: creates and status checks are small requests whose
+timing is the whole point (when to create, when to look again, when to give up), so
+one loop keeps that timing in one place: it follows the exports the last run left
+(``saved_exports.py``), checks pending exports when due (``checks.py``: DONE to the
+file fetcher, retries, splits, timeouts) and creates what the capacity lets through
+(``creates.py``), then sleeps until the next thing is due. With several accounts the
+requests themselves go to a few workers (``requests.py``); the decisions stay here.
 """
 
 from __future__ import annotations
@@ -16,30 +15,19 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 
-from tap_commerce_exports.errors import ExportFailed, UserError
-from tap_commerce_exports.jobs.board import AccountLane, JobBoard
-from tap_commerce_exports.jobs.capacity import Capacity, creation_order
-from tap_commerce_exports.jobs.failures import OutsideExportHours, is_account_failure
+from tap_commerce_exports.jobs.board import JobBoard
+from tap_commerce_exports.jobs.capacity import Capacity
+from tap_commerce_exports.jobs.checks import ChecksMixin, split_window
+from tap_commerce_exports.jobs.creates import CLOCK_SKEW, CreatesMixin, cut_window
 from tap_commerce_exports.jobs.fetcher import FileFetcher
-from tap_commerce_exports.jobs.job import ExportJob, JobState
-from tap_commerce_exports.jobs.polling import next_poll_delay
+from tap_commerce_exports.jobs.requests import RequestRunner
+from tap_commerce_exports.jobs.saved_exports import SavedExportsMixin
 from tap_commerce_exports.jobs.spans import SpanMemory
-from tap_commerce_exports.providers.base import (
-    CreateAnswerLost,
-    ExportGone,
-    ExportPhase,
-    ExportProvider,
-    ExportsBusy,
-    ExportStatus,
-    FoundExport,
-)
-from tap_commerce_exports.windows import Window
+
+__all__ = ["CLOCK_SKEW", "ExportScheduler", "Wait", "cut_window", "split_window", "wait_on_condition"]
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
-#: How far the provider's clock may be behind ours when its created_at is compared.
-CLOCK_SKEW = timedelta(minutes=10)
 #: Longest sleep while creates are queued (a place may free up without a wake-up).
 QUEUED_RECHECK = 1.0
 #: Longest sleep with nothing queued.
@@ -53,7 +41,7 @@ def wait_on_condition(condition: threading.Condition, seconds: float) -> object:
     return condition.wait(seconds)
 
 
-class ExportScheduler:
+class ExportScheduler(SavedExportsMixin, CreatesMixin, ChecksMixin):
     """Creates, follows and polls exports; runs on the engine thread (:meth:`loop`)."""
 
     def __init__(
@@ -75,8 +63,10 @@ class ExportScheduler:
         wait: Wait = wait_on_condition,
         spans: SpanMemory | None = None,
         planned_span: timedelta = timedelta(days=365),
+        request_workers: int = 1,
     ) -> None:
         self.board = board
+        self.runner = RequestRunner(request_workers, board.cv, board.fail_all)
         self.spans = spans or SpanMemory(smallest=min_split_span)
         self.planned_span = planned_span  # the run's window span (spans grow back to it)
         self.capacity = capacity
@@ -104,8 +94,8 @@ class ExportScheduler:
                 with board.cv:
                     if board.stopped:
                         return
+                self._poll_due()  # first: due checks free places; creates take what is left
                 self._create_due()
-                self._poll_due()
                 with board.cv:
                     if board.stopped:  # stop() may have set it meanwhile
                         return  # type: ignore[unreachable]
@@ -118,6 +108,8 @@ class ExportScheduler:
         off the board's heap of checks and the capacity's clocks, not a scan of jobs.
         Any move of a job wakes the engine earlier (the board notifies)."""
         now = self.clock()
+        if self.runner.free() <= 0:
+            return IDLE_RECHECK  # every worker busy: a finished request wakes the engine
         moments = [
             m for m in (self.board.next_check_at(), self.capacity.next_create_at(now)) if m is not None
         ]
@@ -125,392 +117,3 @@ class ExportScheduler:
         if not moments:
             return longest
         return max(0.0, min(min(moments) - now, longest))
-
-    # ------------------------------------------------------------------ saved exports
-    def _find_listed(self) -> None:
-        for lane in list(self.board.lanes.values()):
-            self._find_listed_of(lane)
-
-    def _find_listed_of(self, lane: AccountLane) -> None:
-        """Windows with no saved export: a provider that lists its exports may still show
-        one an earlier run made for it within ``export_timeout`` (that run's STATE never
-        reached the state backend, e.g. a target keeps STATE until it writes records).
-        One still running is followed like a saved one; a finished one is not (it may be
-        another run's, made under other settings, long read): a new export is cheaper
-        than a wrong one. One list per export type and account."""
-        if not lane.provider.can_find_exports:
-            return
-        with self.board.cv:
-            todo = [j for j in lane.jobs if j.adopt_id is None and j.state is JobState.QUEUED]
-        since = self.wall_clock() - timedelta(seconds=self.export_timeout)
-        listed: dict[str, list[FoundExport]] = {}
-        for job in todo:
-            export_type = job.stream.export_type
-            if export_type not in listed:
-                try:
-                    listed[export_type] = lane.provider.recent_exports(export_type, since)
-                except UserError as exc:
-                    if is_account_failure(exc):
-                        self.board.fail_account(lane, exc)
-                        return
-                    LOGGER.warning(
-                        "could not list the recent %s exports (%s); creating new ones", export_type, exc
-                    )
-                    listed[export_type] = []
-            match = next(
-                (
-                    f
-                    for f in listed[export_type]
-                    if (f.window_start, f.window_end) == (job.window.start, job.window.end)
-                    and f.status.phase in (ExportPhase.PENDING, ExportPhase.RUNNING)
-                ),
-                None,
-            )
-            if match is not None:
-                job.adopt_id, job.adopt_created_at = match.status.export_id, match.created_at
-                job.adopt_listed = True
-
-    def _adopt_saved(self) -> None:
-        """QUEUED -> WAITING for every job that comes with a saved export: no create;
-        its age counts towards ``export_timeout`` and its first check is now."""
-        adopted: list[ExportJob] = []
-        board = self.board
-        with board.cv:
-            now = self.clock()
-            wall = self.wall_clock()
-            for job in board.jobs:
-                if job.adopt_id is None or job.state is not JobState.QUEUED:
-                    continue
-                board.apply(job, partial(job.adopt, job.adopt_id, job.adopt_created_at or wall, now, wall))
-                adopted.append(job)
-            self.adopted += len(adopted)
-        for job in adopted:
-            LOGGER.info(
-                "%s: following export %s %s (created %s); no new export",
-                job.label,
-                job.adopt_id,
-                "an earlier run made, found in the provider's list"
-                if job.adopt_listed
-                else "from the last run",
-                job.created_wall.strftime("%Y-%m-%d %H:%M:%S UTC") if job.created_wall else "-",
-            )
-
-    # ------------------------------------------------------------------ creates
-    def _create_due(self) -> None:
-        board = self.board
-        while True:
-            with board.cv:
-                now = self.clock()
-                job = None if board.stopped else self.capacity.next_creatable(now)
-                if job is None:
-                    return
-                lane = board.lane(job)
-                if self._cut_to_learned_span(job):
-                    continue
-            try:
-                closed_for = self.capacity.closed_for(lane)
-            except OutsideExportHours as exc:
-                board.fail_account(lane, exc)
-                continue
-            if closed_for is not None:
-                board.hold(lane, self.clock() + closed_for)
-                continue  # its account waits for its hours; the others go on
-            with board.cv:
-                if not job.in_state(JobState.QUEUED):  # cancelled meanwhile
-                    continue
-                board.apply(job, partial(job.begin_create, now))
-            try:
-                status = self._create(job, lane.provider)
-            except ExportsBusy as busy:
-                self._refused(job, lane, busy)
-                continue
-            except UserError as exc:
-                board.failed(job, exc, JobState.CREATING)
-                continue
-            self._created(job, lane, status)
-
-    def _created(self, job: ExportJob, lane: AccountLane, status: ExportStatus) -> None:
-        board = self.board
-        with board.cv:
-            if lane.queue and lane.queue[0] is job:
-                lane.queue.popleft()
-            if job.state is not JobState.CREATING:
-                # cancelled while the create was in flight: the export runs out on the
-                # provider; it must not take a place nor be downloaded
-                LOGGER.info(
-                    "%s: export %s was created for a window no longer needed; left alone",
-                    job.label,
-                    status.export_id,
-                )
-                return
-            now, wall = self.clock(), self.wall_clock()
-            board.exports_changed = True
-            if status.phase is ExportPhase.DONE:
-                board.apply(job, partial(job.created_done, status, now, wall))
-                self.fetcher.submit(job)
-                self._succeeded(job)
-            else:
-                first_check = self.poll_max_interval if self.webhook_active else self.poll_interval
-                board.apply(job, partial(job.created, status, now, wall, first_check))
-            self.capacity.accepted(lane)
-        LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
-
-    def _create(self, job: ExportJob, provider: ExportProvider) -> ExportStatus:
-        """Create the window's export; a create whose answer was lost is looked up
-        before it is sent again, so one lost answer never leaves two exports."""
-        export_type, window = job.stream.export_type, job.window
-        for attempt in range(1, self.lost_create_attempts + 1):
-            since = self.wall_clock() - CLOCK_SKEW  # the provider's clock may be behind ours
-            try:
-                return provider.create_export(export_type, window)
-            except CreateAnswerLost as lost:
-                if not provider.can_find_exports:
-                    LOGGER.warning(
-                        "%s: creating the export got no answer (%s); this provider can't list "
-                        "its exports, so creating it again may leave a second one running unused",
-                        job.label,
-                        lost.reason,
-                    )
-                else:
-                    found = provider.find_export(export_type, window, since)
-                    if found is not None:
-                        LOGGER.warning(
-                            "%s: creating the export got no answer (%s), but export %s was made; "
-                            "following it",
-                            job.label,
-                            lost.reason,
-                            found.export_id,
-                        )
-                        return found
-                    LOGGER.warning(
-                        "%s: creating the export got no answer (%s) and no export was made; "
-                        "creating it again",
-                        job.label,
-                        lost.reason,
-                    )
-            if attempt < self.lost_create_attempts:
-                self.board.pause(self.retry_pause * attempt)
-        raise ExportFailed(
-            f"{job.label}: creating the export got no answer {self.lost_create_attempts} times; "
-            "the API may be down, try again later"
-        )
-
-    def _refused(self, job: ExportJob, lane: AccountLane, busy: ExportsBusy) -> None:
-        """A 503 on create: every create of the account waits on one clock; past
-        ``export_timeout`` of refusals, every stream of the account still waiting to
-        create stops (other accounts have clocks of their own)."""
-        board = self.board
-        with board.cv:
-            if job.state is JobState.CREATING:
-                board.apply(job, job.refused)
-            now = self.clock()
-            delay = self.capacity.refused(lane, now, busy.retry_after, busy.reason)
-            refusing = lane.refusals.refusing_for(now)
-            give_up = refusing + delay > self.export_timeout
-        whose = f" for account '{lane.name}'" if len(board.lanes) > 1 else ""
-        if not give_up and not delay:
-            LOGGER.info(
-                "%s: the provider refused to create the export (%s); it runs %d of this run's "
-                "exports, which the accounts share: the next create waits for one of them",
-                job.label,
-                busy.describe(),
-                self.capacity.shared.limit or 0,
-            )
-            return
-        if not give_up:
-            LOGGER.info(
-                "%s: the provider refused to create the export (%s); every create%s waits %.1fs",
-                job.label,
-                busy.describe(),
-                whose,
-                delay,
-            )
-            return
-        LOGGER.warning(
-            "the provider has refused to create exports%s for %.0fs (%s); giving up on the "
-            "streams still waiting to create one",
-            whose,
-            refusing,
-            busy.describe(),
-        )
-        with board.cv:
-            heads: dict[str, ExportJob] = {}
-            for queued in lane.jobs:
-                if queued.state is JobState.QUEUED and queued.stream.name not in heads:
-                    heads[queued.stream.name] = queued
-        for head in sorted(heads.values(), key=creation_order):
-            board.fail_window(
-                head,
-                ExportFailed(
-                    f"{head.label}: the provider refused to create exports for {refusing:.0f}s "
-                    f"({busy.describe()}) and the next try would pass 'export_timeout' "
-                    f"({self.export_timeout:g}s); run the tap again later or raise 'export_timeout'"
-                ),
-                JobState.QUEUED,
-            )
-
-    # ------------------------------------------------------------------ status checks
-    def _poll_due(self) -> None:
-        board = self.board
-        with board.cv:
-            due = board.take_due_checks(self.clock())
-        for job in due:
-            if board.stopped:
-                return
-            if not job.in_state(JobState.WAITING):  # e.g. its account failed meanwhile
-                continue
-            self._check(job)
-
-    def _check(self, job: ExportJob) -> None:
-        board = self.board
-        assert job.export_id is not None
-        try:
-            status = board.lane(job).provider.get_export(job.export_id)
-        except ExportGone:
-            board.requeue(
-                job,
-                JobState.WAITING,
-                "from the last run is gone" if job.adopted else "is gone (the provider no longer knows it)",
-            )
-            return
-        except UserError as exc:
-            board.failed(job, exc, JobState.WAITING)
-            return
-        with board.cv:
-            if job.state is not JobState.WAITING:  # cancelled while the check was in flight
-                return
-        now = self.clock()
-        elapsed = job.elapsed(now)
-        if status.phase is ExportPhase.DONE:
-            LOGGER.info(
-                "%s: export %s is %s after %.0fs", job.label, status.export_id, status.raw_status, elapsed
-            )
-            with board.cv:
-                if job.state is JobState.WAITING:
-                    self.fetcher.start(job, status)
-                    self._succeeded(job)
-        elif status.phase is ExportPhase.FAILED:
-            self._export_failed(job, status)
-        elif elapsed > self.export_timeout:
-            board.fail_window(
-                job,
-                ExportFailed(
-                    f"{job.label}: export {status.export_id} is still '{status.raw_status}' after "
-                    f"{elapsed:.0f}s (export_timeout); the stream stops here and its bookmark stays"
-                ),
-                JobState.WAITING,
-            )
-        else:
-            delay = (
-                self.poll_max_interval
-                if self.webhook_active
-                else next_poll_delay(elapsed, self.poll_interval, self.poll_max_interval)
-            )
-            percent = f" {status.percent_complete}%" if status.percent_complete is not None else ""
-            LOGGER.info(
-                "%s: export %s is %s%s, %.0fs elapsed, next check in %.0fs",
-                job.label,
-                status.export_id,
-                status.raw_status,
-                percent,
-                elapsed,
-                delay,
-            )
-            with board.cv:
-                if job.state is JobState.WAITING:
-                    board.apply(job, partial(job.checked, status, now + delay))
-
-    # ------------------------------------------------------------------ failed exports
-    def _export_failed(self, job: ExportJob, status: ExportStatus) -> None:
-        """An export ended failed: retry it while the budget lasts, then split the window
-        (WAITING -> SPLIT), or fail the stream once its window can't be split. A pair
-        that already had to split a window splits at the first failure: its failures are
-        about size, and a retry at the same span fails alike (``jobs/spans.py``)."""
-        board = self.board
-        job.failures += 1
-        ended = f"export {status.export_id} ended with status '{status.raw_status}'"
-        if job.adopted and job.failures == 1:
-            board.requeue(job, JobState.WAITING, f"from the last run ended with status '{status.raw_status}'")
-            return
-        halves = split_window(job.window, self.min_split_span)
-        at_once = halves is not None and self.spans.splits_at_once(job.pair)
-        if job.failures < self.export_attempts and not at_once:
-            board.requeue(
-                job,
-                JobState.WAITING,
-                f"ended with status '{status.raw_status}' (attempt {job.failures} of {self.export_attempts})",
-            )
-            return
-        if halves is None:
-            board.fail_window(
-                job,
-                ExportFailed(
-                    f"{job.label}: {ended} ({job.failures} attempts"
-                    f"{', and the window is at its smallest span' if self.min_split_span else ''}); "
-                    "the stream stops here and its bookmark stays"
-                ),
-                JobState.WAITING,
-            )
-            return
-        with board.cv:
-            if job.state is not JobState.WAITING:
-                return
-            self.spans.failed_past_budget(job.pair, job.window.end - job.window.start)
-            board.apply(job, partial(job.split, halves, JobState.WAITING))
-            board.add(job.parts or (), first=True)
-            board.exports_changed = True
-        LOGGER.warning(
-            "%s: %s %d time(s); splitting the window into %s and %s",
-            job.label,
-            ended,
-            job.failures,
-            halves[0],
-            halves[1],
-        )
-
-    def _succeeded(self, job: ExportJob) -> None:
-        """``job``'s export is DONE: its span works (caller holds the lock)."""
-        self.spans.succeeded(job.pair, job.window.end - job.window.start, self.planned_span)
-
-    def _cut_to_learned_span(self, job: ExportJob) -> bool:
-        """QUEUED -> SPLIT when ``job``'s window is longer than its pair learned works:
-        the pieces are created instead, each at most that span (caller holds the lock)."""
-        cap = self.spans.cap(job.pair)
-        if cap is None or job.window.end - job.window.start <= cap:
-            return False
-        pieces = cut_window(job.window, cap)
-        if len(pieces) < 2:
-            return False
-        lane = self.board.lane(job)
-        if lane.queue and lane.queue[0] is job:
-            lane.queue.popleft()
-        self.board.apply(job, partial(job.split, pieces, JobState.QUEUED))
-        self.board.add(job.parts or (), first=True)
-        LOGGER.info(
-            "%s: windows of %s fail above a span; cut into %d windows of at most %s",
-            job.label,
-            job.stream.name,
-            len(pieces),
-            cap,
-        )
-        return True
-
-
-def cut_window(window: Window, span: timedelta) -> list[Window]:
-    """``window`` cut into the fewest equal pieces (at whole seconds) of at most ``span``."""
-    total = int((window.end - window.start).total_seconds())
-    step = max(1, int(span.total_seconds()))
-    count = max(1, -(-total // step))
-    bounds = [window.start + timedelta(seconds=total * i // count) for i in range(count)] + [window.end]
-    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-
-
-def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
-    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
-    if smallest is None:
-        return None
-    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
-    if half < smallest or half <= timedelta(0):
-        return None
-    middle = window.start + half
-    return Window(window.start, middle), Window(middle, window.end)

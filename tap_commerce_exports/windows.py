@@ -51,3 +51,23 @@ def plan_windows(start: datetime, end: datetime, size: timedelta) -> list[Window
         windows.append(Window(cursor, upper))
         cursor = upper
     return windows
+
+
+def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
+    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
+    if smallest is None:
+        return None
+    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
+    if half < smallest or half <= timedelta(0):
+        return None
+    middle = window.start + half
+    return Window(window.start, middle), Window(middle, window.end)
+
+
+def cut_window(window: Window, span: timedelta) -> list[Window]:
+    """``window`` cut into the fewest equal pieces (at whole seconds) of at most ``span``."""
+    total = int((window.end - window.start).total_seconds())
+    step = max(1, int(span.total_seconds()))
+    count = max(1, -(-total // step))
+    bounds = [window.start + timedelta(seconds=total * i // count) for i in range(count)] + [window.end]
+    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

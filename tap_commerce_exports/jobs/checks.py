@@ -21,7 +21,7 @@ from tap_commerce_exports.jobs.polling import next_poll_delay
 from tap_commerce_exports.jobs.requests import RequestRunner
 from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import ExportGone, ExportPhase, ExportStatus
-from tap_commerce_exports.windows import Window
+from tap_commerce_exports.windows import split_window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
@@ -162,14 +162,3 @@ class ChecksMixin:
     def _succeeded(self, job: ExportJob) -> None:
         """``job``'s export is DONE: its span works (caller holds the lock)."""
         self.spans.succeeded(job.pair, job.window.end - job.window.start, self.planned_span)
-
-
-def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
-    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
-    if smallest is None:
-        return None
-    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
-    if half < smallest or half <= timedelta(0):
-        return None
-    middle = window.start + half
-    return Window(window.start, middle), Window(middle, window.end)

@@ -29,7 +29,7 @@ from tap_commerce_exports.providers.base import (
     ExportsBusy,
     ExportStatus,
 )
-from tap_commerce_exports.windows import Window
+from tap_commerce_exports.windows import cut_window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: How far the provider's clock may be behind ours when its created_at is compared.
@@ -236,12 +236,3 @@ class CreatesMixin:
             cap,
         )
         return True
-
-
-def cut_window(window: Window, span: timedelta) -> list[Window]:
-    """``window`` cut into the fewest equal pieces (at whole seconds) of at most ``span``."""
-    total = int((window.end - window.start).total_seconds())
-    step = max(1, int(span.total_seconds()))
-    count = max(1, -(-total // step))
-    bounds = [window.start + timedelta(seconds=total * i // count) for i in range(count)] + [window.end]
-    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

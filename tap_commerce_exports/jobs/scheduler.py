@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 
 from tap_commerce_exports.jobs.board import JobBoard
 from tap_commerce_exports.jobs.capacity import Capacity
-from tap_commerce_exports.jobs.checks import ChecksMixin, split_window
-from tap_commerce_exports.jobs.creates import CLOCK_SKEW, CreatesMixin, cut_window
+from tap_commerce_exports.jobs.checks import ChecksMixin
+from tap_commerce_exports.jobs.creates import CLOCK_SKEW, CreatesMixin
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.requests import RequestRunner
 from tap_commerce_exports.jobs.saved_exports import SavedExportsMixin
 from tap_commerce_exports.jobs.spans import SpanMemory
 
-__all__ = ["CLOCK_SKEW", "ExportScheduler", "Wait", "cut_window", "split_window", "wait_on_condition"]
+__all__ = ["CLOCK_SKEW", "ExportScheduler", "Wait", "wait_on_condition"]
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: Longest sleep while creates are queued (a place may free up without a wake-up).

@@ -97,7 +97,7 @@ class ExportOrchestrator:
         )
         if not self.providers:
             raise ValueError("the engine needs at least one provider")
-        wall = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
+        wall = wall_clock or utcnow  # injected (a spec's clock), never patched
         self.downloader = downloader or FileDownloader()
         self.board = JobBoard(self.providers, refusal_base=poll_interval)
         self.capacity = Capacity(

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,7 @@ class ExportSync:
         settings: Settings,
         output: SingerOutput | None = None,
         provider: ExportProvider | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.host = host
         self.settings = settings
@@ -80,6 +81,7 @@ class ExportSync:
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
         self._keeper: StateKeeper | None = None
+        self.wall_clock = wall_clock  # the engine's wall clock (None: the real one)
 
     @property
     def many(self) -> bool:
@@ -161,6 +163,7 @@ class ExportSync:
             min_split_span=self.settings.min_split_window,
             learned_spans=spans,
             planned_span=self.settings.window,
+            wall_clock=self.wall_clock,
         )
 
     # ------------------------------------------------------------------ running

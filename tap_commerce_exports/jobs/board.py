@@ -184,8 +184,7 @@ class JobBoard:
 
     def wake(self, job: ExportJob) -> None:
         """The webhook says ``job``'s export is ready: check it now (caller holds the lock)."""
-        if job.state is JobState.WAITING:
-            job.wake_requested = True
+        if job.request_wake():
             self.woken[job] = None
             self.cv.notify_all()
 
@@ -206,7 +205,7 @@ class JobBoard:
             if job.state is JobState.WAITING and job.next_check_at == at:
                 due[job] = None
         for job in due:
-            job.wake_requested = False  # this check answers it; a later wake asks again
+            job.wake_answered()
         return list(due)
 
     def next_check_at(self) -> float | None:
@@ -295,7 +294,7 @@ class JobBoard:
             for later in self.lane(job).jobs:  # by window, not seq: a split's halves share its seq
                 if later.pair != job.pair or later.window.start < job.window.end:
                     continue
-                later.abandoned = True
+                later.abandon()
                 if later.state in _CANCELLABLE:
                     self.apply(later, later.cancel)
                 # DOWNLOADING ones are cancelled when their download ends (FileFetcher)

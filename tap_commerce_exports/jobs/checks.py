@@ -118,7 +118,8 @@ class ChecksMixin:
         that already had to split a window splits at the first failure: its failures are
         about size, and a retry at the same span fails alike (``jobs/spans.py``)."""
         board = self.board
-        job.failures += 1
+        with board.cv:
+            job.ended_failed()
         ended = f"export {status.export_id} ended with status '{status.raw_status}'"
         if job.adopted and job.failures == 1:
             board.requeue(job, JobState.WAITING, f"from the last run ended with status '{status.raw_status}'")

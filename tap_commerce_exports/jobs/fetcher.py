@@ -77,8 +77,9 @@ class FileFetcher:
         try:
             status = job.status
             assert status is not None
-            job.workdir = self.workdir / f"job-{id(job):x}"
-            job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            workdir = self.workdir / f"job-{id(job):x}"
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            job.use_workdir(workdir)
             provider = board.lane(job).provider
             urls = provider.file_urls(status)
             lock = threading.Lock()
@@ -101,7 +102,7 @@ class FileFetcher:
                     return current[index]
 
             ext = provider.facts.extension
-            paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
+            paths = [workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
             if len(urls) <= 1:
                 sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
             else:

@@ -158,6 +158,37 @@ class ExportJob:
         self.adopted = True
         self.next_check_at = now
 
+    def follow_saved(self, export_id: str, created_at: datetime | None, *, listed: bool = False) -> None:
+        """QUEUED, still: an earlier run's export of this window (saved in its STATE, or
+        ``listed`` by the provider) is to be followed, not created again."""
+        self.adopt_id, self.adopt_created_at, self.adopt_listed = export_id, created_at, listed
+
+    def abandon(self) -> None:
+        """An earlier window of its pair failed: it must never be emitted (a DOWNLOADING
+        job is cancelled when its download ends)."""
+        self.abandoned = True
+
+    def request_wake(self) -> bool:
+        """WAITING, still: the webhook says its export is ready; check it now. False
+        when it is not WAITING (nothing to wake)."""
+        if self._state is not JobState.WAITING:
+            return False
+        self.wake_requested = True
+        return True
+
+    def wake_answered(self) -> None:
+        """A check is going out: it answers the wake-up (a later one asks again)."""
+        self.wake_requested = False
+
+    def use_workdir(self, path: Path) -> None:
+        """Its files download into ``path`` (removed by :meth:`release`)."""
+        self.workdir = path
+
+    def ended_failed(self) -> int:
+        """WAITING, still: its export ended failed; returns how many of its exports did."""
+        self.failures += 1
+        return self.failures
+
     def begin_create(self, now: float) -> None:
         """QUEUED -> CREATING: its create request goes out."""
         self.move(JobState.QUEUED, JobState.CREATING)

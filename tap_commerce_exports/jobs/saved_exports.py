@@ -72,8 +72,7 @@ class SavedExportsMixin:
                 None,
             )
             if match is not None:
-                job.adopt_id, job.adopt_created_at = match.status.export_id, match.created_at
-                job.adopt_listed = True
+                job.follow_saved(match.status.export_id, match.created_at, listed=True)
 
     def _adopt_saved(self) -> None:
         """QUEUED -> WAITING for every job that comes with a saved export: no create;

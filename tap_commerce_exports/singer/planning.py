@@ -76,7 +76,7 @@ def _plan_account(
             job = ExportJob(stream=stream.definition, window=w, seq=i, account=account if many else "")
             match = saved.pop((w.start, w.end), None)
             if match is not None:
-                job.adopt_id, job.adopt_created_at = match.export_id, match.created_at
+                job.follow_saved(match.export_id, match.created_at)
             jobs.append(job)
         if saved:
             LOGGER.info(

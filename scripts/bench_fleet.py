@@ -233,6 +233,35 @@ def _merchants(n: int) -> list[str]:
     return [f"MERCHANT{i}" for i in range(1, n + 1)]
 
 
+def _clover_fleet(
+    sandbox: Callable[..., Any],
+    run_process: Callable[..., float],
+    name: str,
+    merchants: int,
+    delay: float,
+    timeout: float,
+    tap_extra: dict[str, Any],
+    **sandbox_extra: Any,
+) -> tuple[TapResult, dict[str, Any], int, list[str]]:
+    """``merchants`` Clover merchants in one tap process, 8 days of orders and payments,
+    at the published app limits: the run, the sandbox's counts, and exactness."""
+    names = _merchants(merchants)
+    with sandbox(
+        processing_delay=delay,
+        accounts={"merchants": merchants},
+        data_end=DAILY_END,
+        rows_per_day={"ORDERS": 3, "PAYMENTS": 3},
+        clover_app_rate_limit=APP_RATE,
+        clover_app_max_concurrent_requests=APP_IN_FLIGHT,
+        **sandbox_extra,
+    ) as sb:
+        config = _clover_config(sb, name, names, **tap_extra)
+        res = run_tap(name, config, _clover_catalog(), run_process, timeout=timeout)
+        stats = sb.stats()
+        exact, wrong = exactness(sb, "clover", CLOVER_STREAMS, names, DAILY_END, res)
+    return res, stats, exact, wrong
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -249,20 +278,7 @@ def bench_fleet(
         f"{delay:g} s exports, app limits {APP_RATE:g}/s and {APP_IN_FLIGHT} in flight",
         flush=True,
     )
-    names = _merchants(merchants)
-    with sandbox(
-        processing_delay=delay,
-        accounts={"merchants": merchants},
-        data_end=DAILY_END,
-        rows_per_day={"ORDERS": 3, "PAYMENTS": 3},
-        clover_app_rate_limit=APP_RATE,
-        clover_app_max_concurrent_requests=APP_IN_FLIGHT,
-    ) as sb:
-        res = run_tap(
-            "fleet", _clover_config(sb, "fleet", names), _clover_catalog(), run_process, timeout=timeout
-        )
-        stats = sb.stats()
-        exact, wrong = exactness(sb, "clover", CLOVER_STREAMS, names, DAILY_END, res)
+    res, stats, exact, wrong = _clover_fleet(sandbox, run_process, "fleet", merchants, delay, timeout, {})
     exports = merchants * len(CLOVER_STREAMS)
     ideal = 2 * exports / APP_RATE + delay
     api = {k: v for k, v in stats["requests"].items() if k.startswith("clover_")}
@@ -313,22 +329,17 @@ def bench_capped(
     print(
         f"[capped] {merchants} merchants, the server runs {cap} exports at once for the whole app", flush=True
     )
-    names = _merchants(merchants)
-    with sandbox(
-        processing_delay=delay,
-        accounts={"merchants": merchants},
-        data_end=DAILY_END,
-        rows_per_day={"ORDERS": 3, "PAYMENTS": 3},
+    res, stats, exact, wrong = _clover_fleet(
+        sandbox,
+        run_process,
+        "capped",
+        merchants,
+        delay,
+        timeout,
+        {"poll_interval": 1},
         clover_max_running=1000,
         clover_app_max_running=cap,
-        clover_app_rate_limit=APP_RATE,
-        clover_app_max_concurrent_requests=APP_IN_FLIGHT,
-    ) as sb:
-        res = run_tap(
-            "capped", _clover_config(sb, "capped", names), _clover_catalog(), run_process, timeout=timeout
-        )
-        stats = sb.stats()
-        exact, wrong = exactness(sb, "clover", CLOVER_STREAMS, names, DAILY_END, res)
+    )
     exports = merchants * len(CLOVER_STREAMS)
     ideal = math.ceil(exports / cap) * delay
     refused = stats["503s_sent"]

@@ -195,18 +195,12 @@ def test_a_refusal_while_the_account_runs_exports_of_its_own_keeps_its_own_clock
 
 
 # ------------------------------------------------------------------ learning the span
-def test_exports_failing_above_eight_days_cost_at_most_forty_creates_over_two_streams_and_two_months(
-    tmp_path,
-):
+def failing_above_eight_days(tmp_path, **options) -> tuple[Server, str, ExportOrchestrator]:
+    """One account whose exports fail above 8 days; the engine splits down to 1 day."""
     clock = IdleJumpClock()
     server = Server(clock, delay=0.5, fail_above=timedelta(days=8))
     providers = accounts(server, 1)
     (name,) = providers
-    jobs = [
-        ExportJob(stream, w, seq, account=name)
-        for stream in (ORDERS, CUSTOMERS)
-        for seq, w in enumerate(plan_windows(T0, T0 + timedelta(days=59), timedelta(days=30)))
-    ]
     orch = engine(
         providers,
         tmp_path,
@@ -214,7 +208,20 @@ def test_exports_failing_above_eight_days_cost_at_most_forty_creates_over_two_st
         max_concurrent_exports=4,
         poll_interval=0.5,
         min_split_span=timedelta(days=1),
+        **options,
     )
+    return server, name, orch
+
+
+def test_exports_failing_above_eight_days_cost_at_most_forty_creates_over_two_streams_and_two_months(
+    tmp_path,
+):
+    server, name, orch = failing_above_eight_days(tmp_path)
+    jobs = [
+        ExportJob(stream, w, seq, account=name)
+        for stream in (ORDERS, CUSTOMERS)
+        for seq, w in enumerate(plan_windows(T0, T0 + timedelta(days=59), timedelta(days=30)))
+    ]
     delivered = [j for j in orch.run(jobs) if j.state is JobState.READY]
     assert server.failing, "exports above 8 days failed"
     for stream in (ORDERS, CUSTOMERS):
@@ -229,21 +236,12 @@ def test_exports_failing_above_eight_days_cost_at_most_forty_creates_over_two_st
 
 
 def test_a_span_learned_by_the_last_run_cuts_windows_before_any_export_fails(tmp_path):
-    clock = IdleJumpClock()
-    server = Server(clock, delay=0.5, fail_above=timedelta(days=8))
-    providers = accounts(server, 1)
-    (name,) = providers
-    jobs = [ExportJob(ORDERS, Window(T0, T0 + timedelta(days=30)), 0, account=name)]
-    orch = engine(
-        providers,
+    server, name, orch = failing_above_eight_days(
         tmp_path,
-        clock,
-        max_concurrent_exports=4,
-        poll_interval=0.5,
-        min_split_span=timedelta(days=1),
-        learned_spans={("orders", name): timedelta(days=7, hours=12)},
+        learned_spans={("orders", "m0"): timedelta(days=7, hours=12)},
         planned_span=timedelta(days=30),
     )
+    jobs = [ExportJob(ORDERS, Window(T0, T0 + timedelta(days=30)), 0, account=name)]
     delivered = list(orch.run(jobs))
     assert [j.window.end - j.window.start for j in delivered] == [timedelta(days=7, hours=12)] * 4
     assert server.created == 4 and not server.failing

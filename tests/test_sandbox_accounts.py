@@ -270,13 +270,18 @@ def test_the_clover_running_export_cap_is_per_merchant(sb):
         sb.control(clover_max_running=2, processing_delay=0.05, complete_exports=True)
 
 
+def create_for(sb, merchant: str) -> tuple[int, Any]:
+    """One Clover orders export of ``merchant``, created with its own token."""
+    body = {"type": "ORDERS", "startTime": 1735689600000, "endTime": 1735775999999}
+    url = f"{sb.clover_url}/v3/merchants/{merchant}/exports"
+    return call(url, "POST", body, f"token-{merchant}", nc=False)
+
+
 def test_an_app_wide_running_export_cap_refuses_any_merchant_once_the_app_is_full(sb):
     sb.control(clover_max_running=100, clover_app_max_running=1, processing_delay=30)
     try:
-        body = {"type": "ORDERS", "startTime": 1735689600000, "endTime": 1735775999999}
-        urls = {m: f"{sb.clover_url}/v3/merchants/{m}/exports" for m in ("MERCHANT1", "MERCHANT2")}
-        assert call(urls["MERCHANT1"], "POST", body, "token-MERCHANT1", nc=False)[0] == 200
-        status, refusal = call(urls["MERCHANT2"], "POST", body, "token-MERCHANT2", nc=False)
+        assert create_for(sb, "MERCHANT1")[0] == 200
+        status, refusal = create_for(sb, "MERCHANT2")
         assert status == 503, "the other merchant's running export fills the app's one place"
         assert "Too many exports" in refusal["message"]
         assert sb.stats()["503s_app_running"] == 1

@@ -297,3 +297,11 @@ class Created:
     def ids(self) -> list[str]:
         assert self.done.wait(BARRIER)
         return [self.provider.export_id_of(*k) for k in self.keys]
+
+
+def test_every_edge_of_a_jobs_life_has_the_one_method_that_makes_it():
+    from tap_commerce_exports.jobs.job import EDGE_METHODS, TRANSITIONS, ExportJob
+
+    edges = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    assert edges == set(EDGE_METHODS), "an edge without its method, or a method's edge the table lacks"
+    assert all(callable(getattr(ExportJob, name, None)) for name in EDGE_METHODS.values())

@@ -148,10 +148,6 @@ class JobBoard:
             change()
             self._moved(job, before)
 
-    def move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
-        """A bare move (no field changes): the table's edges that carry none."""
-        self.apply(job, lambda: job.move(expected, to))
-
     def _moved(self, job: ExportJob, before: JobState) -> None:
         after = job.state
         lane = self.lane(job)
@@ -314,7 +310,7 @@ class JobBoard:
             self._stopping.set()
             for job in self.jobs:
                 if job.state in _CANCELLABLE:
-                    self.apply(job, partial(job.move, job.state, JobState.CANCELLED))
+                    self.apply(job, partial(job.cancel, release=False))
             self.cv.notify_all()
 
     def pause(self, seconds: float) -> None:

@@ -74,6 +74,34 @@ for _state in _LIVE:  # a live job can always fail or be cancelled
     TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {JobState.FAILED, JobState.CANCELLED}
 
 
+_Q, _C, _W, _D, _R = (
+    JobState.QUEUED,
+    JobState.CREATING,
+    JobState.WAITING,
+    JobState.DOWNLOADING,
+    JobState.READY,
+)
+#: Each edge of :data:`TRANSITIONS` and the one :class:`ExportJob` method that makes it
+#: (with the fields that go with it): nothing else moves a job.
+EDGE_METHODS: dict[tuple[JobState, JobState], str] = {
+    (_Q, _W): "adopt",
+    (_Q, _C): "begin_create",
+    (_Q, JobState.SPLIT): "split",
+    (_C, _Q): "refused",
+    (_C, _W): "created",
+    (_C, _D): "created_done",
+    (_W, _D): "begin_download",
+    (_W, _Q): "requeue",
+    (_W, JobState.SPLIT): "split",
+    (_D, _Q): "requeue",
+    (_D, _R): "downloaded",
+    (_D, JobState.CANCELLED): "downloaded",  # its window was given up on meanwhile
+    (_R, JobState.CONSUMED): "consume",
+    **{(s, JobState.FAILED): "fail" for s in _LIVE},
+    **{(s, JobState.CANCELLED): "cancel" for s in _LIVE if s is not _D},
+}
+
+
 #: What a move expects the job to be in: one state, or any of several.
 Expected = JobState | tuple[JobState, ...] | frozenset[JobState]
 
@@ -259,10 +287,12 @@ class ExportJob:
         self.move(expected, JobState.FAILED)
         self.error = error
 
-    def cancel(self) -> None:
-        """Any live state -> CANCELLED (its files, if any, are removed)."""
+    def cancel(self, *, release: bool = True) -> None:
+        """Any live state -> CANCELLED; its files, if any, are removed (unless the
+        engine's stop removes them after the consumer let go: ``release=False``)."""
         self.move(self._state, JobState.CANCELLED)
-        self.release()
+        if release:
+            self.release()
 
     def split(self, pieces: Sequence[Window], expected: JobState) -> tuple[ExportJob, ...]:
         """WAITING (failed past its budget) or QUEUED (too long) -> SPLIT: shorter

@@ -62,7 +62,21 @@ class FileFetcher:
 
     def submit(self, job: ExportJob) -> None:
         """Fetch the files of ``job``, DOWNLOADING already."""
-        self._job_pool.submit(self._download_job, job)
+        try:
+            future = self._job_pool.submit(self._download_job, job)
+        except RuntimeError:  # the pool was shut down: the sync stopped meanwhile
+            self._never_started(job)
+            return
+        # a download still queued when the sync stops is dropped by shutdown(): its job
+        # must not stay DOWNLOADING for good
+        future.add_done_callback(lambda done: self._never_started(job) if done.cancelled() else None)
+
+    def _never_started(self, job: ExportJob) -> None:
+        """The sync stopped before ``job``'s download began: CANCELLED, as any download
+        that ends after the stop."""
+        with self.board.cv:
+            if job.state is JobState.DOWNLOADING:
+                self.board.apply(job, job.cancel)
 
     def stop(self) -> None:
         """Cut downloads in flight (no pool thread outlives the stop) and drop the queued."""

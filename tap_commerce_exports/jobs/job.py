@@ -95,10 +95,9 @@ EDGE_METHODS: dict[tuple[JobState, JobState], str] = {
     (_W, JobState.SPLIT): "split",
     (_D, _Q): "requeue",
     (_D, _R): "downloaded",
-    (_D, JobState.CANCELLED): "downloaded",  # its window was given up on meanwhile
     (_R, JobState.CONSUMED): "consume",
     **{(s, JobState.FAILED): "fail" for s in _LIVE},
-    **{(s, JobState.CANCELLED): "cancel" for s in _LIVE if s is not _D},
+    **{(s, JobState.CANCELLED): "cancel" for s in _LIVE},
 }
 
 
@@ -265,8 +264,7 @@ class ExportJob:
         self.files = paths
         self.bytes_downloaded = size
         if self.abandoned:
-            self.move(JobState.DOWNLOADING, JobState.CANCELLED)
-            self.release()
+            self.cancel()
             return False
         self.move(JobState.DOWNLOADING, JobState.READY)
         return True

@@ -134,13 +134,25 @@ class FileFetcher:
             if not ready[0]:
                 return  # its window was given up on meanwhile: cancelled, files removed
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
-        except UserError as exc:
+        except BaseException as exc:  # noqa: BLE001 - every way a download ends is a state
+            self._download_failed(job, exc)
+
+    def _download_failed(self, job: ExportJob, exc: BaseException) -> None:
+        """A download ended with ``exc``. After the sync stopped, or once an earlier window
+        of its pair failed (it is never emitted), that is no failure of its own: CANCELLED,
+        as a download that ends then does."""
+        board = self.board
+        with board.cv:
+            if job.state is JobState.DOWNLOADING and (board.stopped or job.abandoned):
+                board.apply(job, job.cancel)
+                return
+        if isinstance(exc, UserError):
             if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
                 board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
                 return
             board.failed(job, exc, JobState.DOWNLOADING)
-        except BaseException as exc:  # noqa: BLE001
-            board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
+            return
+        board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

@@ -245,3 +245,26 @@ def test_a_span_learned_by_the_last_run_cuts_windows_before_any_export_fails(tmp
     delivered = list(orch.run(jobs))
     assert [j.window.end - j.window.start for j in delivered] == [timedelta(days=7, hours=12)] * 4
     assert server.created == 4 and not server.failing
+
+
+def test_with_requests_on_several_workers_every_refused_create_is_made_later(tmp_path):
+    """Real time (the requests run on a pool): a create refused while other creates of
+    its account's lane were looked at still gets made; every window is delivered."""
+    import time
+
+    server = Server(time.monotonic, cap=2, delay=0.05)  # type: ignore[arg-type]
+    providers = accounts(server, 10)
+    jobs = one_window_each(providers, ORDERS, CUSTOMERS)
+    orch = ExportOrchestrator(
+        providers,
+        workdir=tmp_path / "work",
+        downloader=AccountsDownloader(providers),
+        max_concurrent_exports=1,
+        poll_interval=0.02,
+        poll_max_interval=0.05,
+        export_timeout=60.0,
+        request_workers=4,
+    )
+    states = [j.state for j in orch.run(jobs)]
+    assert states == [JobState.READY] * 20
+    assert server.created == 20 and server.refused >= 1

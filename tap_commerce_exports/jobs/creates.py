@@ -168,6 +168,8 @@ class CreatesMixin:
         with board.cv:
             if job.state is JobState.CREATING:
                 board.apply(job, job.refused)
+                if job not in lane.queue:  # dropped as not QUEUED while its create was out
+                    lane.queue.appendleft(job)
             now = self.clock()
             delay = self.capacity.refused(lane, now, busy.retry_after, busy.reason)
             refusing = lane.refusals.refusing_for(now)

@@ -1,4 +1,7 @@
-"""The tap's STATE: one compact bookmark per stream and account.
+"""The tap's STATE: one compact bookmark per stream and account, and when it is written.
+
+:class:`StateKeeper` holds the state while a sync runs: lookups by (stream, account),
+each partition's JSON cached, STATE written at a bounded rate (see ``STATE_INTERVAL``).
 
 Shape (singer-sdk's partition layout, so Meltano and SDK tooling understand it)::
 
@@ -27,7 +30,6 @@ yet: at most ``2 * max_concurrent_exports`` of them, gone once emitted::
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -136,11 +138,6 @@ def write_exports(state: dict[str, Any], stream: str, account: str, exports: lis
                 state["bookmarks"].pop(stream, None)
         return
     entry["exports"] = [_saved_entry(e) for e in exports]
-
-
-def snapshot(state: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy safe to serialize while the sync goes on."""
-    return copy.deepcopy(state)
 
 
 # ----------------------------------------------------------------------------- writing STATE

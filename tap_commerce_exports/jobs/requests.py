@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-#: Workers for a run of several accounts (the app's in-flight limit is 10 at Clover).
+#: Workers for a run of several accounts (a published app-wide in-flight limit is 10).
 WORKERS_FOR_MANY = 8
 
 

@@ -1,7 +1,7 @@
 """The provider's capacity for running exports when it is shared by the accounts.
 
 Why learn it: a provider may run only "a few" exports at once, and whether that is per
-account or for the whole app is not published (Clover's 503 says only "busy"). When a
+account or for the whole app is not published (a 503 says only "busy"). When a
 create is refused for an account that has NO export running while others of the run do,
 the limit cannot be that account's own: the accounts share the server's places. From
 then on the engine holds creates to what the server took (the exports running when it

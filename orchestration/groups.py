@@ -48,7 +48,7 @@ VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
 RESERVED_PREFIXES = (*BASIC_PREFIXES, "DAGSTER_", "PG", "AWS_", "GOOGLE_", "AZURE_", "TAP_", "TARGET_")
 
 #: A group's name is its Dagster partition key and its Meltano state id suffix.
-GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: `$` would pass a final newline
 
 
 class GroupsFileError(ValueError):

@@ -37,6 +37,7 @@ from tap_commerce_exports.http.api_client import USER_AGENT
 from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.redact import redact_url
+from tap_commerce_exports.http.session import EnvironmentSession
 
 LOGGER = logging.getLogger("tap_commerce_exports.download")
 CHUNK = 1 << 20
@@ -134,7 +135,7 @@ class _StripAuth(requests.auth.AuthBase):
         return request
 
 
-class _NoCredentialsSession(requests.Session):
+class _NoCredentialsSession(EnvironmentSession):
     """On a redirect, ``requests`` re-adds ``~/.netrc`` credentials (``rebuild_auth``)
     without calling the session's auth hook: never send any."""
 

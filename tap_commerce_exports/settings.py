@@ -18,6 +18,7 @@ from singer_sdk import typing as th
 
 from tap_commerce_exports.accounts import read_accounts
 from tap_commerce_exports.errors import ConfigError
+from tap_commerce_exports.http.download import DEFAULT_MAX_RATIO
 from tap_commerce_exports.http.hosts import is_loopback
 from tap_commerce_exports.providers.base import ProviderFacts, opt_str
 from tap_commerce_exports.providers.registry import (
@@ -266,8 +267,8 @@ _SCHEMA = th.PropertiesList(
     th.Property(
         "max_decompression_ratio",
         th.IntegerType,
-        default=200,
-        description="Most bytes a file may inflate to per byte received when the file host compresses it (a guard against compression bombs; text compresses 5-20x).",
+        default=DEFAULT_MAX_RATIO,
+        description="Most bytes a file may inflate to per byte received when the file host compresses it (a guard against compression bombs; CSV and JSON compress 5-20x).",
     ),
     th.Property(
         "download_timeout",
@@ -319,7 +320,7 @@ class Settings:
     webhook_secret: str | None
     max_download_file_mb: int = 20480
     max_download_export_mb: int = 102400
-    max_decompression_ratio: int = 200
+    max_decompression_ratio: int = DEFAULT_MAX_RATIO
     download_timeout: int = 7200
     #: stream -> the column holding its rows' window instant (``window_columns``).
     window_columns: Mapping[str, str] = field(default_factory=dict)
@@ -469,7 +470,7 @@ class Settings:
         max_export_mb = _whole(config, "max_download_export_mb", 102400, minimum=1, maximum=1 << 30)
         if max_export_mb < max_file_mb:
             max_export_mb = max_file_mb  # one file is part of one export
-        max_ratio = _whole(config, "max_decompression_ratio", 200, minimum=1, maximum=1_000_000)
+        max_ratio = _whole(config, "max_decompression_ratio", DEFAULT_MAX_RATIO, minimum=1, maximum=1_000_000)
         download_timeout = _whole(config, "download_timeout", 7200, minimum=1, maximum=int(MAX_SECONDS))
 
         window_columns = _window_columns(config, provider)

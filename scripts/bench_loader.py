@@ -40,7 +40,16 @@ def ensure_target() -> Path:
         [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(TARGET_VENV)], check=True
     )
     subprocess.run(
-        [uv, "pip", "sync", "--quiet", "--python", str(TARGET_VENV / "bin" / "python"), str(TARGET_LOCK)],
+        [
+            uv,
+            "pip",
+            "sync",
+            "--quiet",
+            "--require-hashes",
+            "--python",
+            str(TARGET_VENV / "bin" / "python"),
+            str(TARGET_LOCK),
+        ],
         check=True,
     )
     stamp.write_bytes(lock)

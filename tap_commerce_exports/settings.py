@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from tap_commerce_exports.accounts import read_accounts
+from tap_commerce_exports.accounts import AccountEntry, read_accounts
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.download import DEFAULT_MAX_RATIO
 from tap_commerce_exports.http.hosts import is_loopback
@@ -121,7 +121,7 @@ _SCHEMA = th.PropertiesList(
         "accounts_file",
         th.StringType,
         description="Path of a file of accounts (objects as in `accounts`): a JSON list, or one JSON "
-        "object per line. Refused unless only its owner can read it (chmod 600). Adds to `accounts`.",
+        "object per line. Refused unless it is a file (not a link) of the tap's user that only it can read (chmod 600). Adds to `accounts`.",
     ),
     th.Property(
         "access_token",
@@ -373,7 +373,8 @@ class Settings:
         for entry in entries:
             if provider_cls is not None:
                 provider_cls.check_account_object(entry.values, entry.source)
-            merged = {**common, **{k: v for k, v in entry.values.items() if v is not None}}
+            own = {k: v for k, v in entry.values.items() if v is not None}
+            merged = {**_inheritable(common, own, entry, require_credentials), **own}
             try:
                 one = cls._from_one(merged, now=now, require_credentials=require_credentials)
             except ConfigError as exc:
@@ -580,6 +581,34 @@ def _window_columns(config: Mapping[str, Any], provider: str) -> dict[str, str]:
 
 def _opt_str(config: Mapping[str, Any], key: str) -> str | None:
     return opt_str(config, key)
+
+
+#: Settings that choose the host an account's token is sent to.
+_HOST_KEYS = ("api_url",)
+#: Credentials sent to that host.
+_SENT_SECRETS = ("access_token",)
+
+
+def _inheritable(
+    common: Mapping[str, Any], own: Mapping[str, Any], entry: AccountEntry, require_credentials: bool
+) -> dict[str, Any]:
+    """The top-level settings an account object inherits: all of them, but no credential
+    when it names its own host.
+
+    Why: an account object (one line of an accounts file) naming its own ``api_url`` would
+    otherwise send the top-level token to the host it names; it must bring its own."""
+    host = next((k for k in _HOST_KEYS if k in own), None)
+    if host is None:
+        return dict(common)
+    # a sandbox token (sent only to loopback, never a real credential) may still be inherited
+    sandbox = own.get("sandbox_token") or common.get("sandbox_token")
+    if require_credentials and not sandbox and not any(k in own for k in _SENT_SECRETS):
+        raise ConfigError(
+            f"{entry.source} names its own '{host}', so it must give its own 'access_token' "
+            f"(set '{entry.setting_name('access_token')}'): the top-level token is never sent "
+            "to a host an account names"
+        )
+    return {k: v for k, v in common.items() if k not in _SENT_SECRETS}
 
 
 def _check_api_url(url: str) -> None:

@@ -24,6 +24,7 @@ from tap_commerce_exports.providers.registry import (
     build_providers,
 )
 from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.singer.state_input import check_shape, drop_other_accounts
 from tap_commerce_exports.singer.streams import ExportStream
 
 LOGGER = logging.getLogger("tap_commerce_exports")
@@ -106,6 +107,18 @@ class TapCommerceExports(Tap):
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The STATE given, checked first: a shape the tap cannot read is one line naming
+        its place (``singer/state_input.py``), not a traceback from the SDK's merge."""
+        check_shape(state)
+        try:
+            accounts = {a.account for a in self.settings.all_accounts}
+        except UserError:
+            accounts = None  # the settings' own error comes first, at the sync
+        if accounts is not None:  # before the SDK copies them: 100k of them cost seconds
+            drop_other_accounts(state, accounts)
+        super().load_state(state)
 
     @cached_property
     def settings(self) -> Settings:

@@ -45,6 +45,7 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths, selected_schema
+from tap_commerce_exports.singer.state_input import drop_other_accounts
 from tap_commerce_exports.state import (
     SavedExport,
     read_bookmark,
@@ -263,6 +264,7 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     self._write_schema(p)
+            drop_other_accounts(self.state, self.providers)  # what this run cannot move leaves
             self.output.state(snapshot(self.state))
             jobs = self.plan(streams)
             if jobs:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError
 from tap_commerce_exports.http.redact import scrub
-from tap_commerce_exports.singer.state_input import check_shape
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +124,9 @@ def _check_json_files(argv: list[str]) -> None:
             where = f"line {exc.lineno}, column {exc.colno}" if text.strip() else "the file is empty"
             raise ConfigError(f"{option} file '{value}' is not valid JSON ({where}): fix the file") from None
         if option == "--state":
-            check_shape(parsed)  # the SDK would take a list or a text for a path
+            from tap_commerce_exports.tap import TapCommerceExports
+
+            TapCommerceExports.check_state(parsed)  # the SDK would take a list or a text for a path
 
 
 if __name__ == "__main__":  # pragma: no cover

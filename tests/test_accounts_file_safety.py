@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.settings import load_settings
 
 TOKEN = "tok-TOP-secret"
 OWN = "tok-own-secret"
@@ -24,7 +24,7 @@ NOW_CONFIG = {"provider": "clover", "access_token": TOKEN, "start_date": "2025-0
 
 
 def parse(**overrides):
-    return Settings.from_config({**NOW_CONFIG, **overrides})
+    return load_settings({**NOW_CONFIG, **overrides})
 
 
 def refused(**overrides) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from tap_commerce_exports.errors import StateError, UserError
 from tap_commerce_exports.providers import registry
-from tap_commerce_exports.state import read_bookmark
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tests.fake_provider import FakeFileHost, FakeProvider, registered
 from tests.test_accounts_sync import TokenCheckingShop, config, sync
 

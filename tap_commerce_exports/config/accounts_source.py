@@ -1,5 +1,5 @@
 """Where the accounts of one run come from: ``accounts`` (a list, or its JSON text) and
-``accounts_file`` (JSON list or JSON Lines, readable by its owner only).
+``accounts_file`` (JSON list or JSON Lines: opened once, checked on the descriptor).
 
 Why its own module: the sources are provider-agnostic (an account object is checked by
 its provider's settings section, ``ExportProvider.check_account_object``), and each
@@ -34,10 +34,6 @@ class AccountEntry:
     source: str
     #: How a key of this object is named to the user: ``accounts[1].{key}``.
     key_format: str
-
-    def setting_name(self, key: str) -> str:
-        """The name a user looks for to fix ``key`` of this account."""
-        return self.key_format.format(key=key)
 
 
 def read_accounts(config: Mapping[str, Any]) -> list[AccountEntry]:
@@ -140,6 +136,34 @@ def _read_private_file(path: Path, where: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{setting}: {where} cannot be read (not UTF-8 text): check the path") from None
+
+
+#: Settings that choose the host an account's token is sent to.
+HOST_KEYS = ("api_url",)
+#: Credentials sent to that host.
+SENT_SECRETS = ("access_token",)
+
+
+def inherited(
+    common: Mapping[str, Any], own: Mapping[str, Any], entry: AccountEntry, require_credentials: bool
+) -> dict[str, Any]:
+    """The top-level settings an account object inherits: all of them, but no credential
+    when it names its own host.
+
+    Why: an account object (one line of an accounts file) naming its own ``api_url`` would
+    otherwise send the top-level token to the host it names; it must bring its own."""
+    host = next((k for k in HOST_KEYS if k in own), None)
+    if host is None:
+        return dict(common)
+    # a sandbox token (sent only to loopback, never a real credential) may still be inherited
+    sandbox = own.get("sandbox_token") or common.get("sandbox_token")
+    if require_credentials and not sandbox and not any(k in own for k in SENT_SECRETS):
+        raise ConfigError(
+            f"{entry.source} names its own '{host}', so it must give its own 'access_token' "
+            f"(set '{entry.key_format.format(key='access_token')}'): the top-level token is never sent "
+            "to a host an account names"
+        )
+    return {k: v for k, v in common.items() if k not in SENT_SECRETS}
 
 
 def _entry(item: object, source: str, key_format: str) -> AccountEntry:

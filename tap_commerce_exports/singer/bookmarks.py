@@ -81,6 +81,14 @@ def write_bookmark(state: dict[str, Any], stream: str, account: str, end: dateti
     )
 
 
+def partition_of(state: dict[str, Any], stream: str, account: str) -> dict[str, Any] | None:
+    """The state entry of ``stream`` of ``account`` (its bookmark's), if there is one."""
+    for partition in state.get("bookmarks", {}).get(stream, {}).get("partitions", []):
+        if partition.get("context", {}).get("account") == account:
+            return partition  # type: ignore[no-any-return]
+    return None
+
+
 @dataclass(frozen=True)
 class SavedExport:
     """An export created for one window whose records were not emitted yet."""

@@ -233,6 +233,7 @@ class ExportSync:
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
                 write_bookmark(self.state, p.stream.name, account, job.window.end)
+                emitter.bookmarked(self.state, p.stream.name, account)
                 self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.state))
         finally:

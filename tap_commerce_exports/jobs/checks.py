@@ -19,6 +19,7 @@ from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
 from tap_commerce_exports.jobs.requests import RequestRunner
+from tap_commerce_exports.jobs.saved_exports import not_the_windows
 from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import ExportGone, ExportPhase, ExportStatus
 from tap_commerce_exports.windows import split_window
@@ -71,6 +72,10 @@ class ChecksMixin:
         with board.cv:
             if job.state is not JobState.WAITING:  # cancelled while the check was in flight
                 return
+        mismatch = not_the_windows(job, status) if job.adopted else None
+        if mismatch is not None:
+            board.requeue(job, JobState.WAITING, f"from the last run {mismatch}, not this window's: dropped")
+            return
         now = self.clock()
         elapsed = job.elapsed(now)
         if status.phase is ExportPhase.DONE:

@@ -40,6 +40,7 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.planning import learned_spans, plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths
+from tap_commerce_exports.singer.state_input import drop_other_accounts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -210,6 +211,7 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     emitter.announce(p)
+            drop_other_accounts(self.state, self.providers)  # what this run cannot move leaves
             keeper = self.keeper
             keeper.write(now=True)
             jobs = plan_jobs(keeper, self.settings, streams, self.providers, many=self.many)
@@ -268,6 +270,8 @@ class ExportSync:
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
                 keeper.set_bookmark(p.stream.name, account, job.window.end)
+                emitter.bookmarked(self.state, p.stream.name, account)
+                keeper.changed(p.stream.name, account)  # the emitter may note its own on the entry
                 self._save_exports(besides=job)
                 keeper.write()
         finally:

@@ -66,7 +66,7 @@ $(UV):
 
 # The project and its [dev] extra (pytest, ruff, mypy, duckdb, ...), editable, exactly as
 # uv.lock has them (--frozen: the lock is used as it is, never re-resolved).
-$(DEV_STAMP): uv.lock pyproject.toml sandbox/pyproject.toml | $(UV)
+$(DEV_STAMP): uv.lock pyproject.toml sandbox/pyproject.toml loader/pyproject.toml | $(UV)
 	$(UV) sync --quiet --frozen --extra dev --all-packages --python $(PYTHON)
 	@touch $@
 

@@ -48,6 +48,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
 
+# The DuckDB loader (loader/, a workspace member): its plugin venv's constraints are its
+# part of uv.lock, the same versions the project venv tests it with.
+LOADER_EXPORT := --package target-duckdb-exports --no-emit-workspace --no-hashes --no-header
 DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
 PLUGINS_STAMP := .meltano/.stamp-plugins
@@ -78,9 +81,10 @@ $(MELTANO_STAMP): requirements/meltano.txt | $(UV)
 	@touch $@
 
 # Plugins as meltano.yml declares them (no hub): the tap (-e . with requirements/tap.txt as
-# constraints), target-duckdb, target-jsonl (each with its requirements/target-*.txt).
+# constraints), target-duckdb (-e ./loader, this repository's loader), target-postgres and
+# target-jsonl (each with its requirements/target-*.txt).
 # Meltano 4 builds plugin venvs with uv (its default venv backend).
-$(PLUGINS_STAMP): meltano.yml pyproject.toml $(LOCKS) $(MELTANO_STAMP)
+$(PLUGINS_STAMP): meltano.yml pyproject.toml loader/pyproject.toml $(LOCKS) $(MELTANO_STAMP)
 	$(MELTANO) --log-level=warning install
 	@mkdir -p output
 	@touch $@
@@ -117,6 +121,8 @@ check: $(DEV_STAMP)
 	@$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header \
 	  | diff -q - requirements/tap.txt >/dev/null \
 	  || { echo "requirements/tap.txt is not what uv.lock exports: run make lock"; exit 1; }
+	@$(UV) export --quiet --frozen $(LOADER_EXPORT) | diff -q - requirements/target-duckdb.txt >/dev/null \
+	  || { echo "requirements/target-duckdb.txt is not what uv.lock exports: run make lock"; exit 1; }
 	@grep -qx "$$(grep '^meltano==' requirements/meltano.txt)" requirements/orchestration.txt \
 	  || { echo "requirements/orchestration.txt pins another Meltano than requirements/meltano.txt: run make lock"; exit 1; }
 
@@ -124,7 +130,8 @@ check: $(DEV_STAMP)
 lock: | $(UV)
 	$(UV) lock --upgrade
 	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
-	@for name in meltano target-duckdb target-jsonl target-postgres bench-target-postgres; do \
+	$(UV) export --quiet --frozen $(LOADER_EXPORT) -o requirements/target-duckdb.txt
+	@for name in meltano target-jsonl target-postgres bench-target-postgres; do \
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done

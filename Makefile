@@ -47,6 +47,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
+# uv installs without bytecode unless asked (pip compiles by default): with
+# PYTHONDONTWRITEBYTECODE set, as here and in many CI images, every start of the tap or a
+# loader then compiled the SDK from source: measured 1.4 s -> 0.6 s of CPU per process
+# start (issue 27). Meltano's plugin installs run uv too and inherit this.
+export UV_COMPILE_BYTECODE := 1
 
 # The DuckDB loader (loader/, a workspace member): its plugin venv's constraints are its
 # part of uv.lock, the same versions the project venv tests it with.

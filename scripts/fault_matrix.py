@@ -9,6 +9,10 @@
 * ``--kills`` seeded random SIGKILLs (during start-up, waits, downloads, parsing,
   between windows), each followed by a resume from the last STATE a target saw; and
   half as many again with ``batch_config`` (BATCH files, read when announced);
+* ``loader kills``: ``tap | target-duckdb-exports`` (this repository's DuckDB loader)
+  SIGKILLed again and again, half the kills aimed into a load's transaction, each run
+  resumed from the last STATE the loader confirmed; the DuckDB file must end holding
+  exactly what one uninterrupted pipeline loads (``scripts/fault_loader.py``);
 * durable exports: a run killed while all its exports are pending, resumed from its
   last STATE after the exports went on without it, timed against a fresh run;
 * every bad input file kind (``sandbox/bad_files.py``), with ``on_invalid_record`` fail
@@ -337,6 +341,40 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
     return row
 
 
+def loader_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
+    """``tap | target-duckdb-exports`` killed while loading, resumed from the loader's
+    last confirmed STATE (scripts/fault_loader.py); the warehouse must end exact."""
+    import fault_loader
+
+    row = Row("loader kills", f"{kills} SIGKILLs, DuckDB" + (" (BATCH)" if batch else ""), provider)
+    started = time.monotonic()
+    sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 300, "customer_list": 200})
+    try:
+        streams = STREAMS[provider]
+        end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
+        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-loader-kills-", dir=root))
+        extra = {}
+        if batch:
+            extra["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": (workdir / "batches").as_uri()},
+                "batch_size": 500,
+            }
+        config = config_for(sb, provider, end, 3, **extra)
+        catalog = write_catalog(config, streams, workdir / "catalog.json")
+        start, stop = utc(config["start_date"]), utc(config["end_date"])
+        keys = {s: ["_account", *DEFINITIONS[provider][s].primary_keys] for s in streams}
+        truth = {
+            s: len(sb.truth_keys(provider, DEFINITIONS[provider][s].export_type, start, stop))
+            for s in streams
+        }
+        fault_loader.loader_kill_scenario(row, config, catalog, keys, truth, kills, seed, workdir)
+    finally:
+        sb.stop()
+    row.seconds = time.monotonic() - started
+    return row
+
+
 def durable_scenario(provider: str, root: Path, delay: float = 3.0) -> Row:
     """Kill a run once STATE holds every window's export (all pending, no record yet);
     the exports go on while the tap is down; rerun from that STATE; then a fresh run."""
@@ -614,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append(
             lambda: kill_scenario("clover", max(1, batch_kills // 2), args.seed + 3, root, batch=True)
         )
+    loader_kills = max(2, args.kills // 2) if args.kills else 0
+    if loader_kills:
+        kill_points += 2 * loader_kills
+        jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 4, root))
+        jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 5, root, batch=True))
     for provider in ("nextcommerce", "clover"):
         jobs.append(lambda p=provider: durable_scenario(p, root))
     for provider in ("nextcommerce", "clover"):

@@ -117,6 +117,9 @@ class DuckDBSink(BatchSink):
         if not segments:
             return
         assert self._table is not None, "setup() runs before any drain"
+        self.logger.info(
+            "loading %d file(s) of stream %r in one transaction", len(segments), self.stream_name
+        )
         try:
             staged = self._loader.warehouse.load(self._table, segments)
         finally:

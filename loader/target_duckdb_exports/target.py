@@ -24,6 +24,50 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from target_duckdb_exports.sink import DuckDBSink
 from target_duckdb_exports.warehouse import Warehouse
 
+#: The loader's own settings (README: "The DuckDB loader"); the SDK adds its built-ins.
+SETTINGS: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "path",
+        th.StringType,
+        required=True,
+        title="DuckDB file",
+        description="The DuckDB database file to load into (created if missing).",
+    ),
+    th.Property(
+        "default_target_schema",
+        th.StringType,
+        default="main",
+        title="Schema",
+        description="Schema that receives the tables (created if missing).",
+    ),
+    th.Property(
+        "number_scale",
+        th.IntegerType,
+        default=9,
+        title="Digits after the point",
+        description=(
+            "Digits kept after the decimal point in columns of JSON type 'number' (DECIMAL(38, "
+            "scale); a property's own 'multipleOf' such as 0.01 sets its scale instead)."
+        ),
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=False,
+        title="Validate records",
+        description=(
+            "Validate every record against its schema before loading (off by default: each "
+            "column has its schema's type, and DuckDB refuses a value that does not fit it)."
+        ),
+    ),
+    th.Property(
+        "temp_dir",
+        th.StringType,
+        title="Buffer folder",
+        description="Folder for the files that buffer RECORD messages between drains (default: the system's).",
+    ),
+).to_dict()
+
 
 class MsgspecReader(SimpleSingerReader):
     """Input lines decoded by msgspec, numbers with a fraction as exact ``Decimal``.
@@ -50,48 +94,8 @@ class TargetDuckDBExports(Target):
     default_sink_class = DuckDBSink
     message_reader_class = MsgspecReader
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "path",
-            th.StringType,
-            required=True,
-            title="DuckDB file",
-            description="The DuckDB database file to load into (created if missing).",
-        ),
-        th.Property(
-            "default_target_schema",
-            th.StringType,
-            default="main",
-            title="Schema",
-            description="Schema that receives the tables (created if missing).",
-        ),
-        th.Property(
-            "number_scale",
-            th.IntegerType,
-            default=9,
-            title="Digits after the point",
-            description=(
-                "Digits kept after the decimal point in columns of JSON type 'number' (DECIMAL(38, "
-                "scale); a property's own 'multipleOf' such as 0.01 sets its scale instead)."
-            ),
-        ),
-        th.Property(
-            "validate_records",
-            th.BooleanType,
-            default=False,
-            title="Validate records",
-            description=(
-                "Validate every record against its schema before loading (off by default: each "
-                "column has its schema's type, and DuckDB refuses a value that does not fit it)."
-            ),
-        ),
-        th.Property(
-            "temp_dir",
-            th.StringType,
-            title="Buffer folder",
-            description="Folder for the files that buffer RECORD messages between drains (default: the system's).",
-        ),
-    ).to_dict()
+    #: A copy: the SDK adds its built-in settings to this dict in place.
+    config_jsonschema = copy.deepcopy(SETTINGS)
 
     def __init__(
         self,

@@ -298,6 +298,23 @@ def fault_scenario(
     return row
 
 
+def kills_config(
+    sb: SandboxServer, provider: str, root: Path, name: str, batch_size: int | None
+) -> tuple[Path, dict]:
+    """A work folder and the tap's config of a kill scenario: 3-day windows over 24 days
+    (Next Commerce) or 12 (Clover); BATCH jsonl.gz files of ``batch_size`` records if set."""
+    end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
+    workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{name}-", dir=root))
+    extra = {}
+    if batch_size is not None:
+        extra["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": (workdir / "batches").as_uri()},
+            "batch_size": batch_size,
+        }
+    return workdir, config_for(sb, provider, end, 3, **extra)
+
+
 def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
     """``batch``: the same with ``batch_config`` (small files, several per window), the
     harness loading each BATCH message's files when it arrives, as a target does."""
@@ -306,16 +323,7 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
     sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 60, "customer_list": 40})
     try:
         streams = STREAMS[provider]
-        end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
-        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-kills-", dir=root))
-        extra = {}
-        if batch:
-            extra["batch_config"] = {
-                "encoding": {"format": "jsonl", "compression": "gzip"},
-                "storage": {"root": (workdir / "batches").as_uri()},
-                "batch_size": 40,
-            }
-        config = config_for(sb, provider, end, 3, **extra)
+        workdir, config = kills_config(sb, provider, root, "kills", 40 if batch else None)
         if provider == "clover":
             sb.control(clover_objects_per_file=60)
         catalog = write_catalog(config, streams, workdir / "catalog.json")
@@ -351,16 +359,7 @@ def loader_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: 
     sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 300, "customer_list": 200})
     try:
         streams = STREAMS[provider]
-        end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
-        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-loader-kills-", dir=root))
-        extra = {}
-        if batch:
-            extra["batch_config"] = {
-                "encoding": {"format": "jsonl", "compression": "gzip"},
-                "storage": {"root": (workdir / "batches").as_uri()},
-                "batch_size": 500,
-            }
-        config = config_for(sb, provider, end, 3, **extra)
+        workdir, config = kills_config(sb, provider, root, "loader-kills", 500 if batch else None)
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         start, stop = utc(config["start_date"]), utc(config["end_date"])
         keys = {s: ["_account", *DEFINITIONS[provider][s].primary_keys] for s in streams}

@@ -24,7 +24,7 @@ import pytest
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
 from tests.sandbox_fixtures import account_config
-from tests.tap_harness import discover, run_tap, utc
+from tests.tap_harness import run_tap, selected_catalog, utc
 
 pytestmark = pytest.mark.e2e
 
@@ -70,12 +70,7 @@ def pipeline(
     state: Any = None,
 ) -> list[dict[str, Any]]:
     """``tap | target-duckdb-exports``, both real processes; the STATEs the loader confirmed."""
-    catalog = discover(tap_cfg)
-    wanted = set(streams)
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    catalog = selected_catalog(tap_cfg, streams)
     files = {name: tmp / f"{schema}-{name}.json" for name in ("tap", "catalog", "target", "state")}
     files["tap"].write_text(json.dumps(tap_cfg))
     files["catalog"].write_text(json.dumps(catalog))

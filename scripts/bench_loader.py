@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,7 @@ class PipelineRun:
     tap_rc: int
     target_rc: int
     states: list[dict[str, Any]]
+    loader_cpu: float = 0.0
 
 
 def run_pipeline(
@@ -114,6 +116,7 @@ def run_pipeline(
         open(workdir / f"{label}-target.log", "wb") as target_log,
         open(out, "wb") as target_out,
     ):
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         if target is None:
             tap = subprocess.Popen(tap_cmd, stdout=target_out, stderr=tap_log, cwd=ROOT)
@@ -138,6 +141,9 @@ def run_pipeline(
                 loader.kill()
                 target_rc = loader.wait()
         wall = time.monotonic() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tap_cpu = usage.ru_utime + usage.ru_stime
+    both = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     states = []
     with open(out, "rb") as fh:
         for line in fh:
@@ -146,7 +152,7 @@ def run_pipeline(
                 states.append(message.get("value", message) if target is None else message)
     if tap.returncode != 0 or target_rc != 0:
         raise RuntimeError(f"{label}: tap exit {tap.returncode}, loader exit {target_rc} (logs in {workdir})")
-    return PipelineRun(wall, usage.ru_utime + usage.ru_stime, tap.returncode, target_rc, states)
+    return PipelineRun(wall, tap_cpu, tap.returncode, target_rc, states, max(0.0, both - tap_cpu))
 
 
 def postgres_config(url: str, schema: str, *, use_copy: bool) -> dict[str, Any]:
@@ -293,7 +299,8 @@ def _report(
         goal = label == "duckdb-batch"
         report.add(
             f"loader: tap -> DuckDB (target-duckdb-exports), {what}",
-            f"{runs[label].wall:.2f} s = {rate(label):,.0f} rows/s end to end",
+            f"{runs[label].wall:.2f} s = {rate(label):,.0f} rows/s end to end; CPU: tap "
+            f"{runs[label].tap_cpu:.2f} s, loader {runs[label].loader_cpu:.2f} s",
             f">= {DUCKDB_GOAL // 1000}k rows/s" if goal else "-",
             rate(label) >= DUCKDB_GOAL if goal else None,
         )
@@ -310,7 +317,8 @@ def _report(
         goal = label == "postgres-batch-copy"
         report.add(
             f"loader: tap -> PostgreSQL (target-postgres 0.8.1), {what}",
-            f"{runs[label].wall:.2f} s = {rate(label):,.0f} rows/s end to end",
+            f"{runs[label].wall:.2f} s = {rate(label):,.0f} rows/s end to end; loader CPU "
+            f"{runs[label].loader_cpu:.2f} s",
             f">= {POSTGRES_GOAL // 1000}k rows/s" if goal else "-",
             rate(label) >= POSTGRES_GOAL if goal else None,
         )

@@ -35,12 +35,17 @@ with open(sys.argv[1], newline="", encoding="utf-8") as f, open(sys.argv[2], "wb
 """
 
 
-def bare_floor_seconds(csv_path: Path, work: Path) -> float:
-    """Wall time of a fresh process turning the CSV on disk into RECORD lines in a file:
-    ``csv.reader`` and msgspec, no typing, no download (the least the tap could cost)."""
+def bare_floor_seconds(csv_path: Path, work: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of a fresh process turning the CSV on disk into RECORD lines in
+    a file: ``csv.reader`` and msgspec, no typing, no download (the least the tap could cost)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", FLOOR, str(csv_path), str(work / "floor-out.jsonl")], check=True)
-    return time.monotonic() - started
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def duckdb_fingerprint(path: Path, schema: str, table: str, keys: Sequence[str]) -> tuple[int, int, str]:

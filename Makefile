@@ -148,9 +148,9 @@ lock: | $(UV)
 test-latest: | $(UV)
 	rm -rf $(LATEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
-	$(UV) pip install --quiet --refresh --python $(LATEST_VENV)/bin/python -e ./sandbox -e '.[dev]'
+	$(UV) pip install --quiet --refresh --python $(LATEST_VENV)/bin/python -e ./sandbox -e ./loader -e '.[dev]'
 	@$(UV) pip freeze --python $(LATEST_VENV)/bin/python \
-	  | grep -iE '^(singer-sdk|requests|urllib3|msgspec|jsonschema|backoff)==' | tr '\n' ' '; echo
+	  | grep -iE '^(singer-sdk|requests|urllib3|msgspec|jsonschema|backoff|duckdb)==' | tr '\n' ' '; echo
 	$(LATEST_VENV)/bin/python -m pytest $(XDIST) -m "not e2e and not meltano" $(PYTEST_ARGS)
 
 sandbox: $(DEV_STAMP)

@@ -206,7 +206,8 @@ def bench_loader(report: Any, rows: int, sandbox_factory: Any, tap_config_factor
                         md["metadata"]["selected"] = entry["tap_stream_id"] == "orders"
             first = run_pipeline(base, catalog, None, work, "make-export")
             state = following_state(first.states)
-            csv_path = Path(next(iter(sb.state.files.values())).path)
+            csv_path = work / "export.csv"  # the sandbox's own copy goes with the sandbox
+            shutil.copyfile(next(iter(sb.state.files.values())).path, csv_path)
             runs = _all_paths(base, catalog, state, server.url, work)
         _report(report, rows, runs, server, work, csv_path)
         ok = True
@@ -271,8 +272,13 @@ def _report(
     for label, (count, distinct, _) in prints.items():
         if count != rows or distinct != rows:
             raise RuntimeError(f"{label}: {count} rows, {distinct} distinct keys; expected {rows}")
+    # target-postgres 0.8.1's COPY path writes a non-UTC date-time's local time into its
+    # timestamp column (RECORD keeps the offsets the file had; BATCH files are in UTC):
+    # that path is measured, and marked, but not held to the others' rows.
+    shifted = prints["postgres-record-copy"][2] != prints["postgres-record-insert"][2]
     for db in ("duckdb", "postgres"):
         digests = {label: p[2] for label, p in prints.items() if label.startswith(db)}
+        digests.pop("postgres-record-copy", None)
         if len(set(digests.values())) != 1:
             raise RuntimeError(f"{db}: the paths loaded different rows: {digests}")
     floor = bare_floor_seconds(csv_path, work)
@@ -311,7 +317,10 @@ def _report(
     )
     for label, what in (
         ("postgres-record-insert", "RECORD, INSERT (its default)"),
-        ("postgres-record-copy", "RECORD, use_copy"),
+        (
+            "postgres-record-copy",
+            "RECORD, use_copy" + (" (WRONG ROWS: date-times shifted)" if shifted else ""),
+        ),
         ("postgres-batch-insert", "BATCH jsonl.gz, INSERT (its default)"),
         ("postgres-batch-copy", "BATCH jsonl.gz, use_copy"),
     ):
@@ -345,5 +354,7 @@ def _report(
         "Loader: every pipeline starts from the STATE that names one finished sandbox export "
         "(the export is made once), so each wall is the tap downloading that file, reading it "
         "and piping it into the loader, up to the loader's exit; every table was checked "
-        f"({rows:,} distinct keys; within each database the same rows on every path)."
+        f"({rows:,} distinct keys; within each database the same rows on every path, numbers "
+        "compared as numbers; target-postgres's RECORD + use_copy path excepted and marked when "
+        "its rows differ)."
     )

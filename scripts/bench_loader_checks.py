@@ -67,9 +67,21 @@ def duckdb_fingerprint(path: Path, schema: str, table: str, keys: Sequence[str])
 
 
 def postgres_fingerprint(server: Any, schema: str, table: str, key: str) -> tuple[int, int, str]:
+    """Numbers compared as numbers: target-postgres's COPY path writes ``6.2`` where its
+    INSERT path keeps the ``6.20`` the tap sent (the same value in a ``numeric`` column)."""
+    columns = server.query(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = '{schema}' AND table_name = '{table}' ORDER BY ordinal_position"
+    )
+    values = ", ".join(
+        f"coalesce(trim_scale(t.\"{name}\")::text, 'NULL')"
+        if kind == "numeric"
+        else f"coalesce(t.\"{name}\"::text, 'NULL')"
+        for name, kind in columns
+    )
     (row,) = server.query(
         f'SELECT count(*), count(DISTINCT t."{key}"), '
-        f"md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.\"{key}\"), '')) "
+        f"md5(coalesce(string_agg(concat_ws('|', {values}), E'\\n' ORDER BY t.\"{key}\"), '')) "
         f'FROM "{schema}"."{table}" t'
     )
     return int(row[0]), int(row[1]), str(row[2])

@@ -225,7 +225,9 @@ def _all_paths(
     def run(label: str, cfg: dict[str, Any], target: tuple[list[str], dict[str, Any]] | None) -> None:
         runs[label] = run_pipeline(cfg, catalog, target, work, label, state=state)
         print(
-            f"  {label}: {runs[label].wall:.2f} s end to end, tap CPU {runs[label].tap_cpu:.2f} s", flush=True
+            f"  {label}: {runs[label].wall:.2f} s end to end, CPU: tap {runs[label].tap_cpu:.2f} s, "
+            f"loader {runs[label].loader_cpu:.2f} s",
+            flush=True,
         )
 
     duckdb_path = work / "bench.duckdb"

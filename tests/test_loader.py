@@ -156,6 +156,32 @@ def test_the_last_row_of_a_key_wins_within_a_drain_and_across_drains(tmp_path, c
     assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 3)]
 
 
+def test_compact_record_lines_go_to_duckdb_undecoded_and_keep_their_order_with_the_others(tmp_path, capsys):
+    # compact lines (the tap's) are buffered as they came; spaced ones are decoded first
+    load(
+        tmp_path,
+        [
+            schema(),
+            raw_record("1", '"items":1,"total":0.10'),
+            record("1", items=2),  # decoded, later: wins
+            record("2", items=3),
+            raw_record("2", '"items":4,"total":12345678901234567.000000001'),  # later: wins
+            state(1),
+        ],
+        capsys,
+    )
+    got = [(r["number"], r["items"], r["total"]) for r in rows(tmp_path)]
+    assert got == [("1", 2, None), ("2", 4, Decimal("12345678901234567.000000001"))]
+
+
+def test_a_compact_record_line_without_a_key_property_is_refused_like_any_other(tmp_path, capsys):
+    from singer_sdk.exceptions import MissingKeyPropertiesError
+
+    line = '{"type":"RECORD","stream":"orders","record":{"_account":"a","items":1}}'
+    with pytest.raises(MissingKeyPropertiesError):
+        load(tmp_path, [schema(), line, state(1)], capsys)
+
+
 def test_a_state_is_confirmed_only_after_the_rows_before_it_are_committed(tmp_path, capsys):
     with pytest.raises(duckdb.Error):
         load(

@@ -8,6 +8,7 @@ whichever way each copy arrived.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,7 @@ class DuckDBSink(BatchSink):
         self._buffer: RecordBuffer | None = None
         self._table: Table | None = None
         self._owned: set[Path] = set()  # buffer files: this sink removes them, never a BATCH file
+        self._key_markers = [json.dumps(k) + ":" for k in self.key_properties]
 
     def setup(self) -> None:
         """Create the table, or add the columns this SCHEMA adds (before any row)."""
@@ -86,9 +88,24 @@ class DuckDBSink(BatchSink):
         return self._batch_records_read + len(self._segments)
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        self._open_buffer(wrapped=False).write(record)
+
+    def take_line(self, line: str) -> bool:
+        """Buffer a RECORD message line as it came, if it names every key property
+        (else False: the caller decodes it, and the SDK says what is missing)."""
+        if not all(marker in line for marker in self._key_markers):
+            return False
+        self._open_buffer(wrapped=True).write_line(line)
+        return True
+
+    def _open_buffer(self, *, wrapped: bool) -> RecordBuffer:
+        """The buffer for the next record; a change of kind closes the current one, so
+        segments keep the order the records came in."""
+        if self._buffer is not None and self._buffer.wrapped != wrapped:
+            self._close_buffer()
         if self._buffer is None:
-            self._buffer = RecordBuffer(self.config.get("temp_dir"), self.stream_name)
-        self._buffer.write(record)
+            self._buffer = RecordBuffer(self.config.get("temp_dir"), self.stream_name, wrapped=wrapped)
+        return self._buffer
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
         """Queue the announced files; DuckDB reads them at the next drain."""

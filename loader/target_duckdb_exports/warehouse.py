@@ -30,6 +30,7 @@ class SourceFile:
     path: Path
     format: str  # "jsonl" | "parquet"
     compression: str = "none"  # "gzip" | "none" (jsonl only)
+    wrapped: bool = False  # jsonl lines are whole RECORD messages: the row is their "record"
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,13 @@ class Warehouse:
             ]
             return f"SELECT {', '.join(exprs)} FROM read_parquet({path})"
         compression = literal("gzip" if source.compression == "gzip" else "none")
+        if source.wrapped:
+            fields = ", ".join(f"{c.quoted} {c.type}" for c in table.columns)
+            return (
+                f"SELECT {', '.join('record.' + c.quoted for c in table.columns)} FROM read_json({path}, "
+                f"format = 'newline_delimited', compression = {compression}, "
+                f"columns = {{'record': {literal('STRUCT(' + fields + ')')}}})"
+            )
         return (
             f"SELECT {', '.join(c.quoted for c in table.columns)} FROM read_json({path}, "
             f"format = 'newline_delimited', compression = {compression}, "

@@ -84,7 +84,12 @@ def run_pipeline(
         if kill is not None:
             how, value = kill
             if how == "load":
-                fired = loading.wait(timeout=120)
+                deadline = time.monotonic() + 120  # bounds a hang only
+                while (
+                    not loading.wait(timeout=0.05) and loader.poll() is None and time.monotonic() < deadline
+                ):
+                    pass
+                fired = loading.is_set()
                 time.sleep(value)
             else:
                 fired = True
@@ -125,7 +130,7 @@ def loader_kill_scenario(
             kill = (
                 ("load", round(rng.uniform(0.0, 0.05), 3))
                 if i % 2 == 0
-                else ("seconds", rng.uniform(1.0, 6.0))
+                else ("seconds", rng.uniform(0.5, 3.0))
             )
         state, killed, rc = run_pipeline(config, catalog, warehouse, state, kill, workdir / f"run-{i}")
         row.runs += 1

@@ -1,11 +1,9 @@
-"""The sync's small parts, each on its own: when STATE is written (``StateKeeper``), what a
-failure ends (``RunFailures``), and the two readers every room shares (an instant, a JSON
-type's name). The whole loop is specified end to end elsewhere (test_one_sync_path...)."""
+"""The sync's small parts, each on its own: what a failure ends (``RunFailures``), and the
+two readers every room shares (an instant, a JSON type's name). When STATE is written:
+test_state_keeper.py; the whole loop end to end: test_one_sync_path.py and others."""
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from types import SimpleNamespace
@@ -14,39 +12,13 @@ import pytest
 
 from tap_commerce_exports.config.run_settings import Settings
 from tap_commerce_exports.errors import AccountsFailed, AuthError, ExportFailed, InvalidFile, json_type_name
-from tap_commerce_exports.singer.bookmarks import SavedExport, StateKeeper, read_bookmark, read_exports
 from tap_commerce_exports.singer.failures import RunFailures
-from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.windows import read_instant
 
 UTC = timezone.utc
 JAN = datetime(2025, 1, 1, tzinfo=UTC)
 FEB = datetime(2025, 2, 1, tzinfo=UTC)
 MAR = datetime(2025, 3, 1, tzinfo=UTC)
-
-
-def _states(out: io.BytesIO) -> list[dict]:
-    return [m["value"] for m in map(json.loads, out.getvalue().splitlines()) if m["type"] == "STATE"]
-
-
-def test_a_window_emitted_moves_its_bookmark_drops_its_export_and_writes_one_state():
-    out = io.BytesIO()
-    keeper = StateKeeper({}, SingerOutput(out), [("orders", "s1")])
-    keeper.exports_changed(
-        {("orders", "s1"): [SavedExport("e1", JAN, FEB, None), SavedExport("e2", FEB, MAR, None)]}
-    )
-    keeper.window_emitted("orders", "s1", FEB, {("orders", "s1"): [SavedExport("e2", FEB, MAR, None)]})
-    first, second = _states(out)
-    assert "replication_key_value" not in first["bookmarks"]["orders"]["partitions"][0]
-    assert read_bookmark(second, "orders", "s1") == FEB
-    assert [e.export_id for e in read_exports(second, "orders", "s1")] == ["e2"]
-
-
-def test_a_pair_with_no_export_left_in_flight_loses_its_saved_exports():
-    keeper = StateKeeper({}, SingerOutput(io.BytesIO()), [("orders", "s1")])
-    keeper.exports_changed({("orders", "s1"): [SavedExport("e1", JAN, FEB, None)]})
-    keeper.exports_changed({})
-    assert keeper.state == {"bookmarks": {}}
 
 
 def _account(name: str, source: str) -> Settings:

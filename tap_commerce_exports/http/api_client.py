@@ -29,6 +29,7 @@ from tap_commerce_exports.errors import AuthError, UserError
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.ratelimit import Limiter
 from tap_commerce_exports.http.redact import redact_url, scrub
+from tap_commerce_exports.http.session import EnvironmentSession
 
 LOGGER = logging.getLogger("tap_commerce_exports.http")
 USER_AGENT = f"tap-commerce-exports/{__version__}"
@@ -99,8 +100,8 @@ class ApiClient:
         self._limiter = limiter
         self._timeout = timeout
         self._auth_hint = auth_hint
-        self._session = requests.Session()
-        self._session.trust_env = True
+        # no ~/.netrc (it would replace the token), no proxy for loopback: see http/session.py
+        self._session = EnvironmentSession()
 
     def close(self) -> None:
         self._session.close()
@@ -178,8 +179,12 @@ class ApiClient:
                             f"{throttled} waits; lower 'max_requests_per_second'",
                             429,
                         )
-                    LOGGER.info("rate limited by the API; waiting %.1fs as asked (Retry-After)", wait)
-                    self._limiter.pause(wait)
+                    if self._limiter.throttled(wait, server_reason(response)):
+                        LOGGER.info(
+                            "rate limited by the API for the whole app; every account waits %.1fs", wait
+                        )
+                    else:
+                        LOGGER.info("rate limited by the API; waiting %.1fs as asked (Retry-After)", wait)
                     continue
                 if status >= 500:
                     raise _Retryable(f"HTTP {status}")

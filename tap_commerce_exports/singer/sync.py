@@ -17,10 +17,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, UserError
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, TargetGone, UserError
 from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
@@ -36,10 +37,10 @@ from tap_commerce_exports.singer.emitters import (
 )
 from tap_commerce_exports.singer.failures import RunFailures
 from tap_commerce_exports.singer.output import SingerOutput
-from tap_commerce_exports.singer.planning import plan_jobs
+from tap_commerce_exports.singer.planning import learned_spans, plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths
-from tap_commerce_exports.webhook import WebhookReceiver
+from tap_commerce_exports.singer.state_input import drop_other_accounts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,6 +61,7 @@ class ExportSync:
         settings: Settings,
         output: SingerOutput | None = None,
         provider: ExportProvider | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.host = host
         self.settings = settings
@@ -79,6 +81,8 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        self._keeper: StateKeeper | None = None
+        self.wall_clock = wall_clock  # the engine's wall clock (None: the real one)
 
     @property
     def many(self) -> bool:
@@ -102,18 +106,49 @@ class ExportSync:
             return BatchEmitter(*args, batch=self.settings.batch)
         return (kind or RecordEmitter)(*args)
 
-    def _in_flight(self, besides: ExportJob | None = None) -> dict[tuple[str, str], list[SavedExport]]:
-        """The exports in flight (all but ``besides``, just emitted) by (stream, account)."""
-        assert self.orchestrator is not None
-        in_flight: dict[tuple[str, str], list[SavedExport]] = {}
-        for job in self.orchestrator.exports_in_flight(besides=besides):
-            assert job.export_id is not None
-            in_flight.setdefault((job.stream.name, self.account_of(job)), []).append(
-                SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
-            )
-        return in_flight
+    @property
+    def keeper(self) -> StateKeeper:
+        """The state while the run goes: lookups by key, STATE at a bounded rate."""
+        if self._keeper is None:
+            output = self.output
+            self._keeper = StateKeeper(self.state, output.state_json, bytes_out=lambda: output.bytes_written)
+        return self._keeper
 
-    def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
+    def _save_exports(self, besides: ExportJob | None = None) -> None:
+        """Put the exports in flight of the pairs whose jobs moved (and of ``besides``,
+        just emitted, whose export leaves) into the state: O(changes), not O(pairs)."""
+        orchestrator = self.orchestrator
+        assert orchestrator is not None
+        pairs = orchestrator.take_export_changes()
+        if besides is not None:
+            pairs.add(besides.pair)
+        for pair in pairs:
+            name, job_account = pair
+            exports = [
+                SavedExport(j.export_id, j.window.start, j.window.end, j.created_wall)
+                for j in orchestrator.exports_of(pair, besides=besides)
+                if j.export_id is not None
+            ]
+            self.keeper.set_exports(name, job_account or self.provider.account, exports)
+
+    def _final_state(self) -> None:
+        """At the end, and before any exit: the last STATE, with the exports still in
+        flight (saved before the engine stops and cancels them: a rerun follows them)
+        and the window spans learned. A target gone (broken pipe) gets nothing more."""
+        if self._keeper is None:
+            return
+        try:
+            if self.orchestrator is not None:
+                self._save_exports()
+                for (name, job_account), span in self.orchestrator.learned_spans().items():
+                    self.keeper.set_span(name, job_account or self.provider.account, span)
+            self.keeper.flush()
+        except TargetGone:
+            pass
+
+    def _orchestrator(
+        self, workdir: Path, *, webhook_active: bool, spans: dict[tuple[str, str], timedelta]
+    ) -> ExportOrchestrator:
         return ExportOrchestrator(
             self.providers if self.many else self.provider,
             workdir=workdir,
@@ -127,26 +162,10 @@ class ExportSync:
             downloader=FileDownloader(limits=download_limits(self.settings)),
             export_attempts=self.settings.export_attempts,
             min_split_span=self.settings.min_split_window,
+            learned_spans=spans,
+            planned_span=self.settings.window,
+            wall_clock=self.wall_clock,
         )
-
-    def _start_receiver(self, orchestrator: ExportOrchestrator) -> WebhookReceiver | None:
-        """The webhook receiver, listening, if ``webhook_listen`` is set: its export
-        notices wake the engine's status checks (polling goes on regardless)."""
-        if self.settings.webhook_listen is None:
-            return None
-        host, port = self.settings.webhook_listen
-        receiver = WebhookReceiver(
-            host,
-            port,
-            self.settings.webhook_secret or "",
-            orchestrator.wake,
-            store=self.host.config.get("store"),  # as configured: not the api_url host
-            # many stores: each one's own secret, and its export woken
-            stores={a: s.webhook_secret or "" for a, s in self.accounts.items()} if self.many else None,
-            on_account_export=orchestrator.wake if self.many else None,
-        )
-        receiver.start()
-        return receiver
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -176,7 +195,7 @@ class ExportSync:
         provider's API client, the webhook receiver, the work directory.
         """
         workdir: Path | None = None
-        receiver: WebhookReceiver | None = None
+        receiver = None
         started = time.monotonic()
         progress: dict[str, StreamProgress] = {}
         try:
@@ -192,11 +211,10 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     emitter.announce(p)
-            keeper = StateKeeper(
-                self.state, self.output, [(s.name, a) for s in streams for a in self.providers]
-            )
-            keeper.write()
-            jobs = plan_jobs(self.state, self.settings, streams, self.providers, many=self.many)
+            drop_other_accounts(self.state, self.providers)  # what this run cannot move leaves
+            keeper = self.keeper
+            keeper.write(now=True)
+            jobs = plan_jobs(keeper, self.settings, streams, self.providers, many=self.many)
             if jobs:
                 # Exports take minutes on the real APIs: say why nothing comes for a while.
                 LOGGER.info(
@@ -207,14 +225,33 @@ class ExportSync:
             emitter.prepare(streams, self.providers, self.state)
             workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
             self.orchestrator = self._orchestrator(
-                workdir, webhook_active=self.settings.webhook_listen is not None
+                workdir,
+                webhook_active=self.settings.webhook_listen is not None,
+                spans=learned_spans(keeper, streams, self.providers, many=self.many),
             )
-            receiver = self._start_receiver(self.orchestrator)
+            if self.settings.webhook_listen is not None:
+                from tap_commerce_exports.webhook import WebhookReceiver
+
+                host, port = self.settings.webhook_listen
+                receiver = WebhookReceiver(
+                    host,
+                    port,
+                    self.settings.webhook_secret or "",
+                    self.orchestrator.wake,
+                    store=self.host.config.get("store"),  # as configured: not the api_url host
+                    # many stores: each one's own secret, and its export woken
+                    stores={a: s.webhook_secret or "" for a, s in self.accounts.items()}
+                    if self.many
+                    else None,
+                    on_account_export=self.orchestrator.wake if self.many else None,
+                )
+                receiver.start()
 
             def exports_changed() -> None:
-                keeper.exports_changed(self._in_flight())
+                self._save_exports()
+                keeper.write()
 
-            for job in self.orchestrator.run(jobs, on_exports=exports_changed):
+            for job in self.orchestrator.run(jobs, on_exports=exports_changed, on_idle=keeper.write):
                 p = progress[job.stream.name]
                 account = self.account_of(job)
                 if job.state is JobState.FAILED:
@@ -232,8 +269,13 @@ class ExportSync:
                     self.orchestrator.fail(job, exc)
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
-                keeper.window_emitted(p.stream.name, account, job.window.end, self._in_flight(besides=job))
+                keeper.set_bookmark(p.stream.name, account, job.window.end)
+                emitter.bookmarked(self.state, p.stream.name, account)
+                keeper.changed(p.stream.name, account)  # the emitter may note its own on the entry
+                self._save_exports(besides=job)
+                keeper.write()
         finally:
+            self._final_state()
             if receiver is not None:
                 receiver.stop()
             if self.orchestrator is not None:

@@ -63,6 +63,26 @@ class MissingWindowColumn(InvalidFile):
         )
 
 
+class MissingKeyColumn(InvalidFile):
+    """A file has none of the columns its stream's primary key may be read from.
+
+    Why an error: a keyless stream cannot be deduplicated by any target, and rows on a
+    window boundary may come twice; so the stream stops with the file's columns and the
+    setting that names the key's column.
+    """
+
+    def __init__(self, *, stream: str, file: str, looked_for: tuple[str, ...], columns: list[str]) -> None:
+        self.stream = stream
+        self.file = file
+        self.looked_for = looked_for
+        self.columns = columns
+        super().__init__(
+            f"{file}: no key column for stream '{stream}' (looked for {', '.join(looked_for)}; the "
+            f"file has {', '.join(columns) or 'no columns'}): set 'key_columns' to "
+            f'{{"{stream}": "<column>"}} naming the column that identifies each row'
+        )
+
+
 class InvalidRecord(UserError):
     """One record does not fit its stream's schema.
 

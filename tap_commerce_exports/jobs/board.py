@@ -104,6 +104,21 @@ class JobBoard:
             self.exports_changed = True
         LOGGER.warning("%s: export %s %s; creating a new one", job.label, old, why)
 
+    def split(self, job: ExportJob, expected: JobState, parts: tuple[ExportJob, ExportJob]) -> bool:
+        """``job`` (still in ``expected``) -> SPLIT, its two halves queued first in its
+        place; False if it moved on meanwhile (cancelled)."""
+        with self.cv:
+            if job.state is not expected:
+                return False
+            queue = self.lane(job).queue
+            if queue and queue[0] is job:
+                queue.popleft()
+            job.parts = parts
+            self.move(job, expected, JobState.SPLIT)
+            self.add(parts, first=True)
+            self.exports_changed = True
+            return True
+
     def is_account(self, job: ExportJob, account: str) -> bool:
         """Whether ``job`` is of ``account`` as its provider names it (case aside)."""
         name = job.account or self.lane(job).name

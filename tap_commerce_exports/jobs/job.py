@@ -15,6 +15,7 @@ Durable exports (#12) add four edges, each made by the engine in one place:
     WAITING --retry--> QUEUED          its export failed (budget left), or an adopted one is gone
     DOWNLOADING --replace--> QUEUED    an adopted export's files are gone (deleted after 24 h)
     WAITING --split--> SPLIT           failed past its budget: two half windows take its place
+    CREATING --split--> SPLIT          its create refused for its range (400): two halves, once
 
 Why a table: the engine thread, the download pool, the consumer (the Singer layer) and
 ``stop()`` all move jobs, and a request in flight can come back after another thread
@@ -62,7 +63,7 @@ _LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOAD
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.CREATING, JobState.WAITING}),  # WAITING: adopted
-    JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING}),
+    JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING, JobState.SPLIT}),
     JobState.WAITING: frozenset({JobState.DOWNLOADING, JobState.QUEUED, JobState.SPLIT}),
     JobState.DOWNLOADING: frozenset({JobState.READY, JobState.QUEUED}),
     JobState.READY: frozenset({JobState.CONSUMED}),
@@ -113,6 +114,7 @@ class ExportJob:
     created_wall: datetime | None = None  # when the provider accepted the export
     failures: int = 0  # exports of this window that ended failed
     parts: tuple[ExportJob, ExportJob] | None = None  # the halves of a SPLIT job
+    range_refused: bool = False  # a half of a window whose create was refused for its range
 
     @property
     def state(self) -> JobState:

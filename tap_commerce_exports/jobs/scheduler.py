@@ -26,6 +26,7 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
+    CreateRefused,
     ExportGone,
     ExportPhase,
     ExportProvider,
@@ -225,6 +226,9 @@ class ExportScheduler:
             except ExportsBusy as busy:
                 self._refused(job, lane, busy)
                 continue
+            except CreateRefused as refused:
+                self._range_refused(job, refused)
+                continue
             except UserError as exc:
                 board.failed(job, exc, JobState.CREATING)
                 continue
@@ -343,6 +347,35 @@ class ExportScheduler:
                 JobState.QUEUED,
             )
 
+    def _range_refused(self, job: ExportJob, refused: CreateRefused) -> None:
+        """A create refused for its range (400): retried ONCE with the window cut in two
+        (a published cap may be read more strictly than written); a half refused again
+        fails its stream with the server's words."""
+        halves = None if job.range_refused else split_window(job.window, timedelta(seconds=1))
+        if halves is None:
+            again = " again, for half its window" if job.range_refused else ""
+            self.board.fail_window(
+                job,
+                ExportFailed(
+                    f"{job.label}: the provider refused to create the export{again} "
+                    f"({refused.describe()}); lower 'window_days'"
+                ),
+                JobState.CREATING,
+            )
+            return
+        parts = _halves(job, halves)
+        for part in parts:
+            part.range_refused = True
+        if self.board.split(job, JobState.CREATING, parts):
+            LOGGER.warning(
+                "%s: the provider refused to create the export for its range (%s); "
+                "retrying once with the window cut in two: %s and %s",
+                job.label,
+                refused.describe(),
+                halves[0],
+                halves[1],
+            )
+
     # ------------------------------------------------------------------ status checks
     def _poll_due(self) -> None:
         board = self.board
@@ -450,17 +483,8 @@ class ExportScheduler:
                 JobState.WAITING,
             )
             return
-        with board.cv:
-            if job.state is not JobState.WAITING:
-                return
-            parts = (
-                ExportJob(stream=job.stream, window=halves[0], seq=job.seq, account=job.account),
-                ExportJob(stream=job.stream, window=halves[1], seq=job.seq, account=job.account),
-            )
-            job.parts = parts
-            board.move(job, JobState.WAITING, JobState.SPLIT)
-            board.add(parts, first=True)
-            board.exports_changed = True
+        if not board.split(job, JobState.WAITING, _halves(job, halves)):
+            return
         LOGGER.warning(
             "%s: %s %d times; splitting the window into %s and %s",
             job.label,
@@ -469,6 +493,14 @@ class ExportScheduler:
             halves[0],
             halves[1],
         )
+
+
+def _halves(job: ExportJob, halves: tuple[Window, Window]) -> tuple[ExportJob, ExportJob]:
+    """The two jobs that take ``job``'s place, one per half of its window."""
+    first, second = (
+        ExportJob(stream=job.stream, window=half, seq=job.seq, account=job.account) for half in halves
+    )
+    return first, second
 
 
 def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from tap_commerce_exports.webhook import WebhookReceiver, signature
+from tests.test_hostile_peers import _Lines
 
 SECRETS = {"alpha": "alpha-secret", "beta": "beta-secret"}
 
@@ -128,19 +129,10 @@ class _Clock:
         return self.now
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_accepted_deliveries_are_logged_one_line_per_interval_with_the_count_held_back():
     """A busy store sends a delivery per export, every day: one INFO line each would grow
     the log without bound, so they are aggregated like refusals."""
-    engine, clock, lines = Engine(), _Clock(), _Lines()
+    engine, clock, lines = Engine(), _Clock(), _Lines(logging.INFO)
     logger = logging.getLogger("tap_commerce_exports.webhook")
     old_level, old_disabled = logger.level, logger.disabled
     logger.addHandler(lines)

@@ -31,38 +31,6 @@ class InvalidFile(UserError):
     """A downloaded export file cannot be read at all (not UTF-8, not JSON, no header...)."""
 
 
-class MissingWindowColumn(InvalidFile):
-    """A file with rows has no column that tells which date window each row belongs to.
-
-    Why an error and not a warning: without that column the boundary rule cannot be
-    applied, so rows on a window boundary would be emitted twice (or rows at
-    ``end_date`` once too often). The Singer layer adds which setting to set.
-    """
-
-    def __init__(
-        self,
-        *,
-        stream: str,
-        file: str,
-        looked_for: tuple[str, ...],
-        columns: list[str],
-        date_time_columns: list[str] | None = None,
-    ) -> None:
-        self.stream = stream
-        self.file = file
-        self.looked_for = looked_for
-        self.columns = columns
-        likely = (
-            f"; of those, date-times in the first row: {', '.join(date_time_columns)}"
-            if date_time_columns
-            else ""
-        )
-        super().__init__(
-            f"{file}: no column gives each row's window instant (looked for "
-            f"{', '.join(looked_for)}; the file has {', '.join(columns) or 'no columns'}{likely})"
-        )
-
-
 class MissingKeyColumn(InvalidFile):
     """A file has none of the columns its stream's primary key may be read from.
 

@@ -11,7 +11,7 @@ from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.providers.base import CreateRefused
 from tap_commerce_exports.providers.clover import availability_at, parse_export_hours
 from tap_commerce_exports.providers.registry import build_provider
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.settings import load_settings
 from tap_commerce_exports.windows import Window
 from tests.sandbox_fixtures import account_config
 
@@ -20,7 +20,7 @@ UTC = timezone.utc
 
 
 def provider(sandbox, name: str):
-    return build_provider(Settings.from_config({**account_config(sandbox, name), "start_date": "2025-01-01"}))
+    return build_provider(load_settings({**account_config(sandbox, name), "start_date": "2025-01-01"}))
 
 
 def test_the_store_s_time_zone_and_typed_metadata_columns_are_read_when_the_token_may(sandbox):

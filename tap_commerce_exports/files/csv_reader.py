@@ -84,7 +84,8 @@ class CsvFileReader(ExportFileReader):
         self._reader = csv.reader(self._file)
         header = self._read_header()
 
-        properties: Mapping[str, Any] = schema.get("properties", {})
+        # the schema's types first; a column it lacks may be typed by ``column_types``
+        properties: Mapping[str, Any] = {**self.column_types, **schema.get("properties", {})}
         self.columns = normalize_headers(header)
         self._take_key_columns()
         self._converters: list[Converter | None] = [

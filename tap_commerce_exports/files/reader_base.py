@@ -33,8 +33,9 @@ class ExportFileReader(abc.ABC):
 
     ``key_columns`` maps a primary key to the column names it may have in a file, tried
     in order (default: its own name); ``naive_timezone`` is the zone of date-times written
-    without an offset (None: UTC). Formats whose files name their keys and write instants
-    unambiguously (epoch milliseconds) may ignore both.
+    without an offset (None: UTC); ``column_types`` types columns the schema lacks (a
+    store's declared metadata columns). Formats whose files name their keys and write
+    instants unambiguously (epoch milliseconds) may ignore these.
     """
 
     columns: list[str]
@@ -56,8 +57,10 @@ class ExportFileReader(abc.ABC):
         primary_keys: Sequence[str] = (),
         key_columns: Mapping[str, Sequence[str]] | None = None,
         naive_timezone: tzinfo | None = None,
+        column_types: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.column_types: Mapping[str, Mapping[str, Any]] = column_types or {}
         self.key_columns: Mapping[str, Sequence[str]] = key_columns or {}
         self.naive_timezone = naive_timezone
         self.naive_timestamps = False
@@ -128,4 +131,5 @@ class FileReaderFactory(Protocol):
         primary_keys: Sequence[str] = (),
         key_columns: Mapping[str, Sequence[str]] | None = None,
         naive_timezone: tzinfo | None = None,
+        column_types: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ExportFileReader: ...

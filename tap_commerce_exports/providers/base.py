@@ -80,6 +80,8 @@ class AccountSection:
     merchant_id: str | None = None
     #: The provider's region, for a provider that has them ("" otherwise).
     region: str = ""
+    #: The provider's own options, parsed (``Settings.provider_options``).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ExportPhase(enum.Enum):

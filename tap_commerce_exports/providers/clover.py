@@ -13,6 +13,7 @@ tap never rescales them; the rule: ``files/converters.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -106,9 +107,7 @@ def parse_export_hours(value: object, setting: str = "export_hours") -> HoursTab
         name = str(key).strip().lower()
         days = _DAY_GROUPS.get(name) or ((_DAYS.index(name),) if name in _DAYS else None)
         if days is None:
-            raise ConfigError(
-                f"setting '{setting}' has day '{key}': use mon..sun, mon-fri, sat-sun or daily"
-            )
+            raise ConfigError(f"setting '{setting}' has day '{key}': use mon..sun, mon-fri, sat-sun or daily")
         ok = isinstance(span, (list, tuple)) and len(span) == 2 and all(type(h) is int for h in span)
         if not ok or not 0 <= span[0] < span[1] <= 24:
             raise ConfigError(
@@ -202,6 +201,14 @@ class CloverProvider(ExportProvider):
             default="wait",
             choices=("wait", "stop"),
         ),
+        Setting(
+            "export_hours",
+            "object",
+            "Export hours",
+            "Clover: the hours (UTC) exports may be created, overriding the region's published ones, "
+            'e.g. `{{"mon-fri": [10, 15], "sat-sun": [10, 15]}}` (days `mon`..`sun`, `mon-fri`, '
+            '`sat-sun`, `daily`; days not named are closed), or `"always"`. Unset: the region\'s.',
+        ),
     )
 
     @classmethod
@@ -214,8 +221,19 @@ class CloverProvider(ExportProvider):
         if require_credentials and not merchant_id:
             raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
         api_url = (opt_str(config, "api_url") or REGIONS[region]).rstrip("/")
+        hours = config.get("export_hours")
+        if isinstance(hours, str) and hours.strip().startswith("{"):  # JSON text, from the environment
+            try:
+                hours = json.loads(hours)
+            except ValueError:
+                pass  # refused below, in the parser's words
+        options = {} if hours in (None, "", {}) else {"export_hours": parse_export_hours(hours)}
         return AccountSection(
-            api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id, region=region
+            api_url=api_url,
+            store=opt_str(config, "store"),
+            merchant_id=merchant_id,
+            region=region,
+            options=options,
         )
 
     account_keys = ("merchant_id", "access_token", "sandbox_token", "region", "api_url")
@@ -231,6 +249,10 @@ class CloverProvider(ExportProvider):
             f"export permission) and '{name('merchant_id')}'",
         )
         self._base = f"v3/merchants/{quote(settings.merchant_id or '', safe='')}/exports"
+        #: The ``export_hours`` setting's table (None: unrestricted); False: the region's.
+        self.export_hours: HoursTable | None | Literal[False] = settings.provider_options.get(
+            "export_hours", False
+        )
 
     @classmethod
     def account_of(cls, settings: AccountSettings) -> str:
@@ -293,9 +315,6 @@ class CloverProvider(ExportProvider):
 
     def availability(self, now: datetime) -> Availability:
         return availability_at(self.settings.region, now, self.export_hours)
-
-    #: The ``export_hours`` setting's table (None: unrestricted); False: the region's.
-    export_hours: HoursTable | None | Literal[False] = False
 
     def close(self) -> None:
         self.api.close()

@@ -103,7 +103,14 @@ NEXTCOMMERCE_STREAMS: tuple[ExportStreamDefinition, ...] = (
         "nextcommerce/open_cart_line_items.json",
         (*_LINE_ID, "cart_line_id"),
     ),
-    _D("returns", "return_list", ("id",), "created_at", "nextcommerce/returns.json", ("return_id", "refund_id")),
+    _D(
+        "returns",
+        "return_list",
+        ("id",),
+        "created_at",
+        "nextcommerce/returns.json",
+        ("return_id", "refund_id"),
+    ),
     _D(
         "return_line_items",
         "return_line_items",

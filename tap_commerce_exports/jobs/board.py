@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +24,8 @@ from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
 from tap_commerce_exports.providers.base import ExportProvider
 
+#: Wake-ups kept for exports no job has yet (dashboard exports' too: bounded).
+EARLY_WAKES = 1024
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
 #: Jobs that still need their account's API (an account failure stops them).
@@ -75,6 +77,9 @@ class JobBoard:
         self.stopped = False
         self.fatal: BaseException | None = None  # a bug on an engine thread: ends the run
         self.exports_changed = False  # an export was created, adopted, replaced or split
+        #: export id -> account (None: any) of wake-ups that came before any job had that
+        #: export: a webhook may beat its create's answer (see :meth:`take_early_wake`)
+        self.early_wakes: OrderedDict[str, str | None] = OrderedDict()
         self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ jobs
@@ -153,6 +158,26 @@ class JobBoard:
             self.add(parts, first=True)
             self.exports_changed = True
             return True
+
+    def note_early_wake(self, export_id: str, account: str | None) -> None:
+        """Keep a wake-up for an export no job has yet (bounded; under ``cv``)."""
+        self.early_wakes[export_id] = account
+        self.early_wakes.move_to_end(export_id)
+        while len(self.early_wakes) > EARLY_WAKES:
+            self.early_wakes.popitem(last=False)
+
+    def take_early_wake(self, job: ExportJob) -> bool:
+        """Whether a wake-up for ``job``'s export came before its create answered; it is
+        used up (under ``cv``). Why: the provider may announce an export ready before the
+        answer to its create reached us, and a delivery answered 200 is not sent again."""
+        export_id = job.export_id
+        if export_id is None or export_id not in self.early_wakes:
+            return False
+        account = self.early_wakes[export_id]
+        if account is not None and not self.is_account(job, account):
+            return False
+        del self.early_wakes[export_id]
+        return True
 
     def is_account(self, job: ExportJob, account: str) -> bool:
         """Whether ``job`` is of ``account`` as its provider names it (case aside)."""

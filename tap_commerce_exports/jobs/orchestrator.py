@@ -204,6 +204,7 @@ class ExportOrchestrator:
                         job.wake_requested = True
                         board.cv.notify_all()
                     return True
+            board.note_early_wake(export_id, account)  # its create's answer may be on its way
         return False
 
     def fail(self, job: ExportJob, exc: BaseException) -> None:

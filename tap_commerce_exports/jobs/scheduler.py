@@ -181,6 +181,8 @@ class ExportScheduler:
             job.next_check_at = job.created_at + (
                 self.poll_max_interval if self.webhook_active else self.poll_interval
             )
+            if board.take_early_wake(job):  # announced ready before its create answered
+                job.next_check_at = job.created_at
             if status.phase is ExportPhase.DONE:
                 self.fetcher.start(job, status, JobState.CREATING)
             else:

@@ -15,6 +15,37 @@ from typing import Any, Protocol
 from tap_commerce_exports.config.declarations import Setting
 
 
+class AccountSettings(Protocol):
+    """One account of a run: its provider, credentials, API host and provider section.
+    A one-account run is a run with one of these."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def api_version(self) -> str: ...
+    @property
+    def max_requests_per_second(self) -> float: ...
+    @property
+    def store(self) -> str | None: ...
+    @property
+    def merchant_id(self) -> str | None: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def webhook_secret(self) -> str | None: ...
+    @property
+    def account_source(self) -> str: ...
+    @property
+    def provider_options(self) -> Mapping[str, Any]: ...
+
+    def setting_name(self, key: str) -> str:
+        """What a user edits to change ``key`` of this account."""
+
+
 class AccountSection(Protocol):
     """A provider's own settings, parsed: which account, on which API host."""
 
@@ -26,27 +57,8 @@ class AccountSection(Protocol):
     def merchant_id(self) -> str | None: ...
     @property
     def region(self) -> str: ...
-
-
-class AccountSettings(AccountSection, Protocol):
-    """One account of a run: its provider, credentials, API host and provider section.
-    A one-account run is a run with one of these."""
-
     @property
-    def provider(self) -> str: ...
-    @property
-    def access_token(self) -> str: ...
-    @property
-    def api_version(self) -> str: ...
-    @property
-    def max_requests_per_second(self) -> float: ...
-    @property
-    def webhook_secret(self) -> str | None: ...
-    @property
-    def account_source(self) -> str: ...
-
-    def setting_name(self, key: str) -> str:
-        """What a user edits to change ``key`` of this account."""
+    def options(self) -> Mapping[str, Any]: ...
 
 
 class _Named(Protocol):

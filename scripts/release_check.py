@@ -64,9 +64,7 @@ def check_wheel_contents(wheel: Path) -> None:
     """The tap's wheel: its package with schemas and py.typed, nothing of the sandbox."""
     names = zipfile.ZipFile(wheel).namelist()
     missing = [
-        want
-        for want in ("tap_commerce_exports/py.typed", "tap_commerce_exports/cli.py")
-        if want not in names
+        want for want in ("tap_commerce_exports/py.typed", "tap_commerce_exports/cli.py") if want not in names
     ]
     if missing:
         raise CheckFailed(f"{wheel.name} lacks {missing}")
@@ -94,7 +92,9 @@ def install_and_run(uv: str, python: str, built: dict[str, tuple[Path, Path]]) -
             + ["-c", str(REPO / "requirements" / "tap.txt"), *wheels]
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_COMMERCE_EXPORTS")}
-        about = json.loads(run([str(venv / "bin" / "tap-commerce-exports"), "--about", "--format", "json"], env=env))
+        about = json.loads(
+            run([str(venv / "bin" / "tap-commerce-exports"), "--about", "--format", "json"], env=env)
+        )
         tap_wheel = built["tap-commerce-exports"][1]
         if about.get("name") != "tap-commerce-exports" or about.get("version") != wheel_version(tap_wheel):
             raise CheckFailed(

@@ -53,6 +53,12 @@ def _max_window_note() -> str:
     )
 
 
+def _shared_default_window_days() -> int | None:
+    """The providers' default window, for --about, when they all have the same one."""
+    defaults = {c.facts.default_window_days for c in PROVIDER_CLASSES.values()}
+    return defaults.pop() if len(defaults) == 1 else None
+
+
 def _account_keys_note() -> str:
     return "; ".join(f"{c.facts.title}: {', '.join(c.account_keys)}" for c in PROVIDER_CLASSES.values())
 
@@ -150,6 +156,7 @@ _SCHEMA = th.PropertiesList(
     th.Property(
         "window_days",
         th.NumberType,
+        default=_shared_default_window_days(),
         description=f"Days covered by one export. Default 30{_max_window_note()}.",
     ),
     th.Property(

@@ -15,6 +15,7 @@ import click
 from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
+from tap_commerce_exports.about import TEST_HELP, about_text, unknown_settings
 from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
 from tap_commerce_exports.providers.registry import (
@@ -101,11 +102,20 @@ class TapCommerceExports(Tap):
         register_secret(self.config.get("access_token"))
         register_secret(self.config.get("webhook_secret"))
         _register_account_secrets(self.config.get("accounts"))
+        for line in unknown_settings(self.config, self.setting_names()):
+            LOGGER.warning("%s", line)
         if raise_errors:
             for account in Settings.from_config(self.config).all_accounts:  # accounts_file's too
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
+
+    @classmethod
+    def setting_names(cls) -> set[str]:
+        """Every setting the tap takes: its own and the SDK's built-ins (as --about)."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return set(schema["properties"])
 
     @cached_property
     def settings(self) -> Settings:
@@ -185,6 +195,33 @@ class TapCommerceExports(Tap):
         watchdog.daemon = True
         watchdog.start()
         sys.exit(128 + signum)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with our words for ``--test`` (ours creates no export)."""
+        command = super().get_singer_command()
+        for param in command.params:
+            if "--test" in param.opts and isinstance(param, click.Option):
+                param.help = TEST_HELP
+        return command
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """``--about``: the SDK's JSON and Markdown; our text form (defaults, required)."""
+        if output_format not in (None, "text"):
+            super().print_about(output_format)
+            return
+        info = cls._get_about_info()
+        fields = {
+            "name": info.name,
+            "description": info.description,
+            "version": info.version,
+            "sdk_version": info.sdk_version,
+            "supported_python_versions": info.supported_python_versions,
+            "capabilities": [str(getattr(c, "value", c)) for c in info.capabilities],
+            "settings": info.settings,
+        }
+        print(about_text(fields, info.env_var_prefix))
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

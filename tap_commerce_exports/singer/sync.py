@@ -36,6 +36,7 @@ from tap_commerce_exports.errors import (
 from tap_commerce_exports.files import WindowFilter
 from tap_commerce_exports.files.window import WINDOW_COLUMN_SCHEMA
 from tap_commerce_exports.http.download import FileDownloader, download_limits
+from tap_commerce_exports.http.metrics import record_count, sync_duration
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.registry import build_providers
@@ -109,6 +110,8 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        #: (stream, account) -> seconds from the sync's start to its last window emitted
+        self.finished_at: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------------ planning
     @property
@@ -318,6 +321,7 @@ class ExportSync:
                         p.error = p.error or job.error
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
+                before = p.records
                 try:
                     records = emit(job, p)
                     if records is not None:
@@ -334,6 +338,7 @@ class ExportSync:
                 write_bookmark(self.state, p.stream.name, account, job.window.end)
                 self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.state))
+                self._count(p, account, p.records - before, started)
         finally:
             if receiver is not None:
                 receiver.stop()
@@ -350,6 +355,7 @@ class ExportSync:
         elapsed = time.monotonic() - started
         total = sum(p.records for p in progress.values())
         LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total, len(progress))
+        self._log_sync_durations(progress, started)
         if self.many:
             self._raise_account_failures()
             return
@@ -358,6 +364,22 @@ class ExportSync:
             first = failed[0]
             others = f" (and {len(failed) - 1} more stream(s) failed, see the log)" if len(failed) > 1 else ""
             raise ExportFailed(f"stream '{first.stream.name}' failed: {first.error}{others}")
+
+    def _count(self, p: StreamProgress, account: str, records: int, started: float) -> None:
+        """A window's records are out: its METRIC point and the progress line's total."""
+        record_count(p.stream.name, account, records)
+        self.finished_at[(p.stream.name, account)] = time.monotonic() - started
+        if self.orchestrator is not None:
+            self.orchestrator.records_emitted += records
+
+    def _log_sync_durations(self, progress: dict[str, StreamProgress], started: float) -> None:
+        """``sync_duration`` per (stream, account): until its last window was emitted
+        (until now for one that failed or had nothing to do)."""
+        now = time.monotonic() - started
+        for name in progress:
+            for account in self.providers:
+                failed = (name, account) in self.failed_pairs or account in self.failed_accounts
+                sync_duration(name, account, self.finished_at.get((name, account), now), failed=failed)
 
     def _raise_account_failures(self) -> None:
         """One line per failed account, naming it and what to fix; the others finished."""
@@ -398,6 +420,8 @@ class ExportSync:
                 stream_map.stream_alias,
                 stream_map.transformed_schema,
                 stream_map.transformed_key_properties or [],
+                # as the SDK's own SCHEMA messages: the replication key (the window field)
+                [stream.replication_key] if stream.replication_key else None,
             )
 
     def _window_filter(self, job: ExportJob) -> WindowFilter:

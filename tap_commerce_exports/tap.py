@@ -8,14 +8,16 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_commerce_exports.about import TEST_HELP, about_text, unknown_settings
+from tap_commerce_exports.config.run_settings import Settings
+from tap_commerce_exports.config.unknown import unknown_settings
 from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
 from tap_commerce_exports.providers.registry import (
@@ -24,8 +26,12 @@ from tap_commerce_exports.providers.registry import (
     build_provider,
     build_providers,
 )
-from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
 from tap_commerce_exports.singer.streams import ExportStream
+from tap_commerce_exports.singer.sync import ExportSync
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.singer.host import SyncStream
 
 LOGGER = logging.getLogger("tap_commerce_exports")
 #: Seconds the orderly stop after SIGTERM may take before the process exits regardless.
@@ -63,6 +69,55 @@ def _register_account_secrets(accounts: object) -> None:
                     register_secret(value if isinstance(value, str) else None)
 
 
+#: ``--test``'s help: the SDK's says it syncs a record per stream, which here would
+#: create an export per stream; ours checks access and creates none.
+TEST_HELP = (
+    "Use --test to check the credentials and the account of every configured account "
+    "through the API, creating no export (the SDK's default would sync a record per "
+    "stream: an export per stream). Use --test=schema to print the schemas."
+)
+
+
+def _default_text(prop: Mapping[str, Any]) -> str:
+    default = prop.get("default")
+    if default is not None:
+        return str(default).lower() if isinstance(default, bool) else str(default)
+    return ""
+
+
+def about_text(info: Mapping[str, Any], env_var_prefix: str) -> str:
+    """``--about``'s text form: the SDK's header, then each setting with its type,
+    whether it is required, its default, its environment variable and its description."""
+    lines = [
+        f"Name: {info['name']}",
+        f"Description: {' '.join(str(info['description']).split())}",
+        f"Version: {info['version']}",
+        f"SDK Version: {info['sdk_version']}",
+    ]
+    if info.get("supported_python_versions"):
+        lines.append("Supported Python Versions: " + ", ".join(info["supported_python_versions"]))
+    lines.append("Capabilities: " + ", ".join(str(c) for c in info["capabilities"]))
+    schema = info["settings"]
+    required = set(schema.get("required") or [])
+    lines.append("Settings (* = required):")
+    for name, prop in schema.get("properties", {}).items():
+        types = prop.get("type") or []
+        kind = "/".join(t for t in ([types] if isinstance(types, str) else types) if t != "null")
+        facts = [kind or "any"]
+        if prop.get("enum"):
+            facts.append("one of " + ", ".join(str(v) for v in prop["enum"]))
+        default = _default_text(prop)
+        facts.append(f"default {default}" if default else "no default")
+        if prop.get("secret"):
+            facts.append("secret")
+        lines.append(f"  {'*' if name in required else '-'} {name} ({'; '.join(facts)})")
+        lines.append(f"      env: {env_var_prefix}{name.upper()}")
+        description = " ".join(str(prop.get("description") or "").split())
+        if description:
+            lines.append(f"      {description}")
+    return "\n".join(lines)
+
+
 class _DropEnvParsingNotice(logging.Filter):
     """Drops the SDK's "Skipping parse of env var settings..." (and its "Parsing env var"
     twin): under Meltano it appeared once per tap process (discovery, then the run) and
@@ -92,7 +147,7 @@ class TapCommerceExports(Tap):
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
-        # batch_config (the SDK's setting): whole files per window, see singer/batch.py.
+        # batch_config (the SDK's setting): whole files per window, see singer/batch/.
         PluginCapabilities.BATCH,
     ]
 
@@ -105,7 +160,7 @@ class TapCommerceExports(Tap):
         for line in unknown_settings(self.config, self.setting_names()):
             LOGGER.warning("%s", line)
         if raise_errors:
-            for account in Settings.from_config(self.config).all_accounts:  # accounts_file's too
+            for account in load_settings(self.config).all_accounts:  # accounts_file's too
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
@@ -119,7 +174,21 @@ class TapCommerceExports(Tap):
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings.from_config(self.config)
+        return load_settings(self.config)
+
+    # ------------------------------------------------------------------ the sync's host
+    # The Tap is the sync's SyncHost (singer/host.py): these, settings, config and mapper.
+    @property
+    def sync_state(self) -> dict[str, Any]:
+        """The tap's state. The SDK types it as a TypedDict of its own keys; what the sync
+        reads and writes in it is ours (``singer/bookmarks.py``), through a plain dict."""
+        return cast("dict[str, Any]", self.state)
+
+    def selected_streams(self) -> list[ExportStream]:
+        return [cast("ExportStream", s) for s in self.streams.values() if s.selected]
+
+    def stream_records(self, stream: SyncStream) -> Iterator[dict[str, Any]]:
+        return ExportSync(self, self.settings).iter_stream_records(stream)
 
     def discover_streams(self) -> list[ExportStream]:
         provider = str(self.config.get("provider") or DEFAULT_PROVIDER).strip().lower()
@@ -177,8 +246,6 @@ class TapCommerceExports(Tap):
 
     def sync_all(self) -> None:  # type: ignore[misc]
         """Sync every selected stream through the export engine (all streams at once)."""
-        from tap_commerce_exports.singer.sync import ExportSync
-
         install_log_filter()
         ExportSync(self, self.settings).run()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_commerce_exports.about import unknown_settings
+from tap_commerce_exports.config.unknown import unknown_settings
 from tap_commerce_exports.tap import TapCommerceExports
 
 EXE = Path(sys.executable).with_name("tap-commerce-exports")

@@ -29,8 +29,8 @@ MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 # Dagster (orchestration/) in its own venv, with a Meltano that has PostgreSQL's driver.
 DAGSTER_VENV := .venv-dagster
-# uv installs every venv from a lock: measured from a fresh clone, `make demo` 67 s -> see
-# README; it also resolves the locks (`make lock`). Pinned, in a venv of its own.
+# uv installs every venv from a lock: measured from a fresh clone, `make demo` 61 s (README,
+# "Quick start"); it also resolves the locks (`make lock`). Pinned, in a venv of its own.
 UV_VERSION := 0.13.9
 UV_VENV := .venv-uv
 UV := $(UV_VENV)/bin/uv

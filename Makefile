@@ -51,6 +51,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
+# CI installs every service its tests need itself: scripts/postgres.py may install Debian's
+# PostgreSQL there (as root); on a developer's machine it only says what to install.
+ifeq ($(CI),true)
+export POSTGRES_INSTALL_PACKAGES := 1
+endif
 
 DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano

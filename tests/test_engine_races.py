@@ -17,21 +17,34 @@ BARRIER = 5.0  # seconds an event may take before the test calls the engine stuc
 
 
 class EngineSettled:
-    """Set once the engine thread goes to sleep for a second or more after :meth:`arm`:
-    it has nothing left to do. A spinning engine only ever waits 0 s. Given to the
-    engine as its idle wait (``wait=``)."""
+    """Set once the engine thread sleeps for a second or more after :meth:`arm` (or is
+    in such a sleep when armed): it has nothing left to do. A spinning engine only ever
+    waits 0 s. Given to the engine as its idle wait (``wait=``)."""
 
     def __init__(self) -> None:
         self.armed = False
+        self.sleeping = False
         self.event = threading.Event()
 
     def __call__(self, condition: threading.Condition, timeout: float) -> object:
-        if self.armed and timeout >= 1.0:
-            self.event.set()
-        return condition.wait(timeout)
+        if timeout >= 1.0:
+            self.sleeping = True  # under the engine's lock, as arm() reads it
+            if self.armed:
+                self.event.set()
+        try:
+            return condition.wait(timeout)
+        finally:
+            self.sleeping = False
 
-    def arm(self) -> None:
-        self.armed = True
+    def arm(self, condition: threading.Condition | None = None) -> None:
+        """Arm; with the engine's ``condition``, read its sleep under its lock."""
+        if condition is None:
+            self.armed = True
+            return
+        with condition:
+            self.armed = True
+            if self.sleeping:
+                self.event.set()
 
     def wait(self) -> bool:
         return self.event.wait(BARRIER)
@@ -111,7 +124,7 @@ def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thre
     assert orch.wake(orders_id)  # the webhook: check now
     assert in_check.wait(BARRIER)
     assert orch.wake(orders_id)  # the webhook again (a retried delivery) while the check is in flight
-    settled.arm()
+    settled.arm(orch.board.cv)
     release.set()
     assert settled.wait(), "the engine thread spins after the check (a wake-up outlived its wait)"
     provider.scripts[customers_id] = ["available"]
@@ -176,7 +189,7 @@ def test_a_window_cancelled_while_its_create_is_in_flight_stays_cancelled(tmp_pa
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
-    settled.arm()
+    settled.arm(orch.board.cv)
     assert settled.wait()
     later = jobs[1]
     assert later.state is JobState.CANCELLED
@@ -207,7 +220,7 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
-    settled.arm()
+    settled.arm(orch.board.cv)
     assert settled.wait()
     later = jobs[1]
     assert later.state is JobState.CANCELLED
@@ -228,7 +241,7 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
     assert jobs[0].state is JobState.FAILED and str(jobs[0].error) == "a bad file"
     with orch.board.cv:  # a download still in flight at the stop ends cancelled, not READY
         assert orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
-    assert all(j.state is JobState.CANCELLED for j in jobs[1:])
+    assert [j.state for j in jobs[1:]] == [JobState.CANCELLED] * (len(jobs) - 1)
 
 
 def test_a_consumed_job_has_a_state_of_its_own(tmp_path):
@@ -284,3 +297,11 @@ class Created:
     def ids(self) -> list[str]:
         assert self.done.wait(BARRIER)
         return [self.provider.export_id_of(*k) for k in self.keys]
+
+
+def test_every_edge_of_a_jobs_life_has_the_one_method_that_makes_it():
+    from tap_commerce_exports.jobs.job import EDGE_METHODS, TRANSITIONS, ExportJob
+
+    edges = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    assert edges == set(EDGE_METHODS), "an edge without its method, or a method's edge the table lacks"
+    assert all(callable(getattr(ExportJob, name, None)) for name in EDGE_METHODS.values())

@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tap_commerce_exports.errors import ExportFailed, UserError
@@ -53,13 +54,29 @@ class FileFetcher:
         self._job_pool = cf.ThreadPoolExecutor(max(1, job_workers), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
 
-    def start(self, job: ExportJob, status: ExportStatus, expected: JobState) -> None:
-        """``job``'s export is DONE: move it to DOWNLOADING and fetch its files."""
+    def start(self, job: ExportJob, status: ExportStatus) -> None:
+        """``job``'s export is DONE (a status check said so): WAITING -> DOWNLOADING, and
+        fetch its files."""
+        self.board.apply(job, partial(job.begin_download, status, self.clock()))
+        self.submit(job)
+
+    def submit(self, job: ExportJob) -> None:
+        """Fetch the files of ``job``, DOWNLOADING already."""
+        try:
+            future = self._job_pool.submit(self._download_job, job)
+        except RuntimeError:  # the pool was shut down: the sync stopped meanwhile
+            self._never_started(job)
+            return
+        # a download still queued when the sync stops is dropped by shutdown(): its job
+        # must not stay DOWNLOADING for good
+        future.add_done_callback(lambda done: self._never_started(job) if done.cancelled() else None)
+
+    def _never_started(self, job: ExportJob) -> None:
+        """The sync stopped before ``job``'s download began: CANCELLED, as any download
+        that ends after the stop."""
         with self.board.cv:
-            job.status = status
-            self.board.move(job, expected, JobState.DOWNLOADING)
-            job.download_started_at = self.clock()
-        self._job_pool.submit(self._download_job, job)
+            if job.state is JobState.DOWNLOADING:
+                self.board.apply(job, job.cancel)
 
     def stop(self) -> None:
         """Cut downloads in flight (no pool thread outlives the stop) and drop the queued."""
@@ -74,8 +91,9 @@ class FileFetcher:
         try:
             status = job.status
             assert status is not None
-            job.workdir = self.workdir / f"job-{id(job):x}"
-            job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            workdir = self.workdir / f"job-{id(job):x}"
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            job.use_workdir(workdir)
             provider = board.lane(job).provider
             urls = provider.file_urls(status)
             lock = threading.Lock()
@@ -98,7 +116,7 @@ class FileFetcher:
                     return current[index]
 
             ext = provider.facts.extension
-            paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
+            paths = [workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
             if len(urls) <= 1:
                 sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
             else:
@@ -111,21 +129,30 @@ class FileFetcher:
                 if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
                     job.release()
                     return
-                job.files = paths
-                job.bytes_downloaded = sum(sizes)
-                abandoned = job.abandoned
-                board.move(job, JobState.DOWNLOADING, JobState.CANCELLED if abandoned else JobState.READY)
-            if abandoned:
-                job.release()
-                return
+                ready: list[bool] = []
+                board.apply(job, lambda: ready.append(job.downloaded(paths, sum(sizes))))
+            if not ready[0]:
+                return  # its window was given up on meanwhile: cancelled, files removed
             LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
-        except UserError as exc:
+        except BaseException as exc:  # noqa: BLE001 - every way a download ends is a state
+            self._download_failed(job, exc)
+
+    def _download_failed(self, job: ExportJob, exc: BaseException) -> None:
+        """A download ended with ``exc``. After the sync stopped, or once an earlier window
+        of its pair failed (it is never emitted), that is no failure of its own: CANCELLED,
+        as a download that ends then does."""
+        board = self.board
+        with board.cv:
+            if job.state is JobState.DOWNLOADING and (board.stopped or job.abandoned):
+                board.apply(job, job.cancel)
+                return
+        if isinstance(exc, UserError):
             if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
                 board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
                 return
             board.failed(job, exc, JobState.DOWNLOADING)
-        except BaseException as exc:  # noqa: BLE001
-            board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
+            return
+        board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

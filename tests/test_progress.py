@@ -9,8 +9,6 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from tap_commerce_exports.jobs.board import JobBoard
-from tap_commerce_exports.jobs.capacity import AccountLane
-from tap_commerce_exports.jobs.create_refusals import CreateRefusals
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.progress import Progress, ProgressReporter, duration
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
@@ -29,7 +27,7 @@ class Clock:
 
 
 def board_with(states: list[JobState], clock: Clock) -> JobBoard:
-    board = JobBoard({"": AccountLane("", object(), CreateRefusals(base=1))})  # type: ignore[arg-type]
+    board = JobBoard({"": object()}, refusal_base=1)  # type: ignore[dict-item]
     jobs = [
         ExportJob(ORDERS, Window(START + timedelta(days=i), START + timedelta(days=i + 1)), i)
         for i in range(len(states))
@@ -50,7 +48,7 @@ def board_with(states: list[JobState], clock: Clock) -> JobBoard:
             ],
         }[state]
         for step in path:
-            board.move(job, job.state, step)
+            board.apply(job, lambda job=job, step=step: job.move(job.state, step))
             if step is JobState.WAITING:
                 job.created_at = clock.now
     return board

@@ -51,7 +51,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
-# uv installs without bytecode unless asked (pip compiles by default): with
+# uv installs without bytecode unless asked (pip byte-compiles by default): with
 # PYTHONDONTWRITEBYTECODE set, as here and in many CI images, every start of the tap or a
 # loader then compiled the SDK from source: measured 1.4 s -> 0.6 s of CPU per process
 # start (issue 27). Meltano's plugin installs run uv too and inherit this.

@@ -10,6 +10,8 @@
 #   make faults       scripts/fault_matrix.py
 #   make rates        scripts/rate_limits.py: the 429s of a busy run at the published limit
 #   make install      only the install steps (cached by stamp files)
+#   make release-check  build both distributions (sdist + wheel), twine check, clean-venv install
+#   make plugin-definition  regenerate plugin/tap-commerce-exports.yml from --about
 #   make dagster-venv .venv-dagster: Dagster + Meltano for orchestration/ (make test needs it)
 #   make clean        remove every venv, Meltano's .meltano/ (plugins, state), output/
 #
@@ -27,12 +29,14 @@ MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 # Dagster (orchestration/) in its own venv, with a Meltano that has PostgreSQL's driver.
 DAGSTER_VENV := .venv-dagster
-# uv installs every venv from a lock: measured from a fresh clone, `make demo` 67 s -> see
-# README; it also resolves the locks (`make lock`). Pinned, in a venv of its own.
+# uv installs every venv from a lock: measured from a fresh clone, `make demo` 61 s (README,
+# "Quick start"); it also resolves the locks (`make lock`). Pinned, in a venv of its own.
 UV_VERSION := 0.13.9
 UV_VENV := .venv-uv
 UV := $(UV_VENV)/bin/uv
 LATEST_VENV := .venv-latest
+# twine for the release check, from requirements/release.txt (the release workflow's too).
+RELEASE_VENV := .venv-release
 SANDBOX_PORT ?= 8000
 SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
@@ -47,7 +51,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
-# uv installs without bytecode unless asked (pip compiles by default): with
+# uv installs without bytecode unless asked (pip byte-compiles by default): with
 # PYTHONDONTWRITEBYTECODE set, as here and in many CI images, every start of the tap or a
 # loader then compiled the SDK from source: measured 1.4 s -> 0.6 s of CPU per process
 # start (issue 27). Meltano's plugin installs run uv too and inherit this.
@@ -65,13 +69,15 @@ DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
 PLUGINS_STAMP := .meltano/.stamp-plugins
 DAGSTER_STAMP := $(DAGSTER_VENV)/.stamp-dagster
+RELEASE_STAMP := $(RELEASE_VENV)/.stamp-release
 LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
 	requirements/target-jsonl.txt requirements/target-postgres.txt
 
-.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean dagster-venv
+.PHONY: help install demo test check lock test-latest sandbox bench faults rates clean dagster-venv \
+	release-check plugin-definition
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -107,6 +113,22 @@ $(DAGSTER_STAMP): requirements/orchestration.txt | $(UV)
 
 dagster-venv: $(DAGSTER_STAMP)
 
+$(RELEASE_STAMP): requirements/release.txt | $(UV)
+	@test -x $(RELEASE_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(RELEASE_VENV)
+	$(UV) pip sync --quiet --require-hashes --python $(RELEASE_VENV)/bin/python requirements/release.txt
+	@touch $@
+
+# What .github/workflows/release.yml does on a tag, short of publishing: both
+# distributions built (each wheel from its sdist) into dist/, twine check --strict, the
+# tap's wheel without the sandbox, both installed into a clean venv, --about from there.
+release-check: $(RELEASE_STAMP) | $(UV)
+	$(PYTHON) scripts/release_check.py --uv $(UV) --twine $(RELEASE_VENV)/bin/twine --python $(PYTHON)
+
+# plugin/tap-commerce-exports.yml, Meltano's plugin definition (meltano add --from-ref),
+# generated from --about --format json; tests/test_plugin_definition.py fails while stale.
+plugin-definition: $(DEV_STAMP)
+	$(VENV)/bin/python scripts/plugin_definition.py --write
+
 # The project venv and the Meltano side are independent: build them side by side.
 install:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target $(DEV_STAMP) $(PLUGINS_STAMP)
@@ -115,7 +137,7 @@ demo: install
 	$(VENV)/bin/python scripts/demo.py --port $(SANDBOX_PORT) $(ARGS)
 
 # Exit code 5 (no test collected) is not a failure of the suite's plumbing; say it loudly.
-test: install check $(DAGSTER_STAMP)
+test: install check $(DAGSTER_STAMP) $(RELEASE_STAMP)
 	@rc=0; $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test"; rc=0; fi; \
 	exit $$rc
@@ -145,7 +167,7 @@ lock: | $(UV)
 	$(UV) lock --upgrade
 	$(UV) export --quiet --frozen --no-emit-project --no-header -o requirements/tap.txt
 	$(UV) export --quiet --frozen $(LOADER_EXPORT) -o requirements/target-duckdb.txt
-	@for name in meltano target-jsonl target-postgres bench-target-postgres; do \
+	@for name in meltano target-jsonl target-postgres bench-target-postgres release; do \
 	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header --generate-hashes \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
@@ -175,6 +197,6 @@ rates: $(DEV_STAMP)
 	$(VENV)/bin/python scripts/rate_limits.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) $(DAGSTER_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
+	rm -rf $(VENV) $(MELTANO_VENV) $(UV_VENV) $(LATEST_VENV) $(DAGSTER_VENV) $(RELEASE_VENV) .venv-bench-postgres .meltano output .pytest_cache .hypothesis .bench build dist
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	rm -rf *.egg-info

@@ -82,6 +82,10 @@ def _config_schema() -> dict[str, Any]:
     table["provider"] = replace(
         table["provider"], default=DEFAULT_PROVIDER, choices=tuple(sorted(PROVIDER_CLASSES))
     )
+    # --about shows the window's default when every provider has the same one.
+    windows = {c.facts.default_window_days for c in PROVIDER_CLASSES.values()}
+    if len(windows) == 1:
+        table["window_days"] = replace(table["window_days"], default=windows.pop())
     notes = _notes()
     properties = [s.to_property(notes) for s in table.values()]
     schema: dict[str, Any] = th.PropertiesList(*properties).to_dict()

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,6 +17,7 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_commerce_exports.config.run_settings import Settings
+from tap_commerce_exports.config.unknown import unknown_settings
 from tap_commerce_exports.config.values import known_provider
 from tap_commerce_exports.errors import AccountsFailed, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
@@ -69,6 +70,55 @@ def _register_account_secrets(accounts: object) -> None:
                     register_secret(value if isinstance(value, str) else None)
 
 
+#: ``--test``'s help: the SDK's says it syncs a record per stream, which here would
+#: create an export per stream; ours checks access and creates none.
+TEST_HELP = (
+    "Use --test to check the credentials and the account of every configured account "
+    "through the API, creating no export (the SDK's default would sync a record per "
+    "stream: an export per stream). Use --test=schema to print the schemas."
+)
+
+
+def _default_text(prop: Mapping[str, Any]) -> str:
+    default = prop.get("default")
+    if default is not None:
+        return str(default).lower() if isinstance(default, bool) else str(default)
+    return ""
+
+
+def about_text(info: Mapping[str, Any], env_var_prefix: str) -> str:
+    """``--about``'s text form: the SDK's header, then each setting with its type,
+    whether it is required, its default, its environment variable and its description."""
+    lines = [
+        f"Name: {info['name']}",
+        f"Description: {' '.join(str(info['description']).split())}",
+        f"Version: {info['version']}",
+        f"SDK Version: {info['sdk_version']}",
+    ]
+    if info.get("supported_python_versions"):
+        lines.append("Supported Python Versions: " + ", ".join(info["supported_python_versions"]))
+    lines.append("Capabilities: " + ", ".join(str(c) for c in info["capabilities"]))
+    schema = info["settings"]
+    required = set(schema.get("required") or [])
+    lines.append("Settings (* = required):")
+    for name, prop in schema.get("properties", {}).items():
+        types = prop.get("type") or []
+        kind = "/".join(t for t in ([types] if isinstance(types, str) else types) if t != "null")
+        facts = [kind or "any"]
+        if prop.get("enum"):
+            facts.append("one of " + ", ".join(str(v) for v in prop["enum"]))
+        default = _default_text(prop)
+        facts.append(f"default {default}" if default else "no default")
+        if prop.get("secret"):
+            facts.append("secret")
+        lines.append(f"  {'*' if name in required else '-'} {name} ({'; '.join(facts)})")
+        lines.append(f"      env: {env_var_prefix}{name.upper()}")
+        description = " ".join(str(prop.get("description") or "").split())
+        if description:
+            lines.append(f"      {description}")
+    return "\n".join(lines)
+
+
 class _DropEnvParsingNotice(logging.Filter):
     """Drops the SDK's "Skipping parse of env var settings..." (and its "Parsing env var"
     twin): under Meltano it appeared once per tap process (discovery, then the run) and
@@ -108,11 +158,20 @@ class TapCommerceExports(Tap):
         register_secret(self.config.get("access_token"))
         register_secret(self.config.get("webhook_secret"))
         _register_account_secrets(self.config.get("accounts"))
+        for line in unknown_settings(self.config, self.setting_names()):
+            LOGGER.warning("%s", line)
         if raise_errors:
             for account in load_settings(self.config).all_accounts:  # accounts_file's too
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
+
+    @classmethod
+    def setting_names(cls) -> set[str]:
+        """Every setting the tap takes: its own and the SDK's built-ins (as --about)."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return set(schema["properties"])
 
     @staticmethod
     def check_state(state: object) -> None:
@@ -215,6 +274,33 @@ class TapCommerceExports(Tap):
         watchdog.daemon = True
         watchdog.start()
         sys.exit(128 + signum)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with our words for ``--test`` (ours creates no export)."""
+        command = super().get_singer_command()
+        for param in command.params:
+            if "--test" in param.opts and isinstance(param, click.Option):
+                param.help = TEST_HELP
+        return command
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """``--about``: the SDK's JSON and Markdown; our text form (defaults, required)."""
+        if output_format not in (None, "text"):
+            super().print_about(output_format)
+            return
+        info = cls._get_about_info()
+        fields = {
+            "name": info.name,
+            "description": info.description,
+            "version": info.version,
+            "sdk_version": info.sdk_version,
+            "supported_python_versions": info.supported_python_versions,
+            "capabilities": [str(getattr(c, "value", c)) for c in info.capabilities],
+            "settings": info.settings,
+        }
+        print(about_text(fields, info.env_var_prefix))
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

@@ -64,6 +64,7 @@ class Setting:
         return th.Property(
             self.name,
             _TYPES[self.kind],
+            title=self.label,  # --about's title: Meltano's label (plugin/tap-commerce-exports.yml)
             required=self.required,
             default=self.default,
             allowed_values=list(self.choices) or None,

@@ -26,6 +26,7 @@ import requests
 
 from tap_commerce_exports import __version__
 from tap_commerce_exports.errors import AuthError, UserError
+from tap_commerce_exports.http.metrics import endpoint, request_duration
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.ratelimit import Limiter
 from tap_commerce_exports.http.redact import redact_url, scrub
@@ -127,6 +128,7 @@ class ApiClient:
     ) -> requests.Response:
         """Send one request with retries; return the response (2xx or a passthrough status)."""
         url = self.url_for(path_or_url)
+        name = endpoint(urlsplit(self.base_url).path, urlsplit(url).path)
         throttled = 0
         # a connect timeout sent nothing: safe to retry even when the request is not
         retried: tuple[type[Exception], ...] = (
@@ -156,15 +158,21 @@ class ApiClient:
             nonlocal throttled
             while True:
                 with self._limiter.slot():
-                    response = self._session.request(
-                        method,
-                        url,
-                        json=json,
-                        params=params,
-                        headers=self._headers,
-                        timeout=self._timeout,
-                        allow_redirects=False,
-                    )
+                    sent = time.perf_counter()
+                    try:
+                        response = self._session.request(
+                            method,
+                            url,
+                            json=json,
+                            params=params,
+                            headers=self._headers,
+                            timeout=self._timeout,
+                            allow_redirects=False,
+                        )
+                    except requests.RequestException:
+                        request_duration(name, time.perf_counter() - sent, None)
+                        raise
+                request_duration(name, time.perf_counter() - sent, response.status_code)
                 status = response.status_code
                 if status in passthrough:
                     return response

@@ -35,6 +35,7 @@ import urllib3
 from tap_commerce_exports.errors import UserError
 from tap_commerce_exports.http.api_client import USER_AGENT
 from tap_commerce_exports.http.hosts import is_loopback
+from tap_commerce_exports.http.metrics import request_duration
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.redact import redact_url
 from tap_commerce_exports.http.session import EnvironmentSession
@@ -257,10 +258,13 @@ class FileDownloader:
         timer = threading.Timer(max(0.0, remaining), transfer.cut, args=("deadline",))
         timer.daemon = True
         timer.start()
+        started = time.perf_counter()
+        status: int | None = None
         try:
             if self._stopped.is_set():
                 raise DownloadStopped(f"download of {shown} not started: the sync is stopping")
             written = self._fetch(url, dest, shown, budget, transfer)
+            status = 200
         except (DownloadError, requests.RequestException, OSError) as exc:
             budget.give_back(transfer.written)
             self._raise_if_cut(transfer, shown)
@@ -295,6 +299,7 @@ class FileDownloader:
             timer.cancel()
             with self._active_lock:
                 self._active.discard(transfer)
+            request_duration("download", time.perf_counter() - started, status)
         LOGGER.debug("downloaded %s (%d bytes)", shown, written)
         return written
 

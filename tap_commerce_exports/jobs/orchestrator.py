@@ -37,6 +37,7 @@ from tap_commerce_exports.jobs.capacity import Capacity, creation_order
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.handoff import OrderedHandoff
 from tap_commerce_exports.jobs.job import ExportJob, JobState
+from tap_commerce_exports.jobs.progress import ProgressReporter
 from tap_commerce_exports.jobs.requests import WORKERS_FOR_MANY
 from tap_commerce_exports.jobs.scheduler import ExportScheduler, Wait, wait_on_condition
 from tap_commerce_exports.jobs.spans import SpanMemory
@@ -146,6 +147,10 @@ class ExportOrchestrator:
         )
         self.handoff = OrderedHandoff(self.board)
         self._thread: threading.Thread | None = None
+        #: Records the consumer has emitted so far (it adds each window's count): the
+        #: progress line's total, read from its own thread.
+        self.records_emitted = 0
+        self.progress = ProgressReporter(self.board, lambda: self.records_emitted, clock=clock)
 
     @property
     def adopted(self) -> int:
@@ -189,6 +194,7 @@ class ExportOrchestrator:
         self.board.add(ordered)
         self._thread = threading.Thread(target=self.scheduler.loop, name="export-orchestrator", daemon=True)
         self._thread.start()
+        self.progress.start()
         try:
             yield from self.handoff.deliver(ordered, on_exports, on_idle)
         finally:
@@ -247,6 +253,7 @@ class ExportOrchestrator:
     def stop(self) -> None:
         """Stop the engine; exports still running on the provider simply expire there."""
         self.board.stop()
+        self.progress.stop()
         self.fetcher.stop()  # cuts downloads in flight: no pool thread outlives the stop
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)

@@ -106,6 +106,8 @@ class Emitter:
                 stream_map.stream_alias,
                 stream_map.transformed_schema,
                 stream_map.transformed_key_properties or [],
+                # as the SDK's own SCHEMA messages: the replication key (the window field)
+                [stream.definition.window_field],
             )
 
     def records(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord, TargetGone, UserError
 from tap_commerce_exports.http.download import FileDownloader, download_limits
+from tap_commerce_exports.http.metrics import record_count, sync_duration
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.registry import build_providers
@@ -82,6 +83,8 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        #: (stream, account) -> seconds from the sync's start to its last window emitted
+        self.finished_at: dict[tuple[str, str], float] = {}
         self._keeper: StateKeeper | None = None
         self.wall_clock = wall_clock  # the engine's wall clock (None: the real one)
 
@@ -262,6 +265,7 @@ class ExportSync:
                     self.failures.window_failed(job, account)
                     exports_changed()  # its export, and the later ones cancelled, leave the state
                     continue
+                before = p.records
                 try:
                     records = emitter.emit(job, p, account)
                     if records is not None:
@@ -278,6 +282,7 @@ class ExportSync:
                 keeper.changed(p.stream.name, account)  # the emitter may note its own on the entry
                 self._save_exports(besides=job)
                 keeper.write()
+                self._count(p, account, p.records - before, started)
         finally:
             self._final_state()
             if receiver is not None:
@@ -295,4 +300,23 @@ class ExportSync:
         elapsed = time.monotonic() - started
         total = sum(p.records for p in progress.values())
         LOGGER.info("sync finished in %.1fs: %d records from %d stream(s)", elapsed, total, len(progress))
+        self._log_sync_durations(progress, started)
         self.failures.raise_final(progress)
+
+    # ------------------------------------------------------------------ metrics
+    def _count(self, p: StreamProgress, account: str, records: int, started: float) -> None:
+        """A window's records are out: its METRIC point and the progress line's total
+        (a point per window: the record path pays nothing for them)."""
+        record_count(p.stream.name, account, records)
+        self.finished_at[(p.stream.name, account)] = time.monotonic() - started
+        if self.orchestrator is not None:
+            self.orchestrator.records_emitted += records
+
+    def _log_sync_durations(self, progress: dict[str, StreamProgress], started: float) -> None:
+        """``sync_duration`` per (stream, account): until its last window was emitted
+        (until now for one that failed or had nothing to do)."""
+        now = time.monotonic() - started
+        for name in progress:
+            for account in self.providers:
+                failed = (name, account) in self.failures.pairs or account in self.failures.accounts
+                sync_duration(name, account, self.finished_at.get((name, account), now), failed=failed)

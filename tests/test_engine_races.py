@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_commerce_exports.http.download import DownloadError
 from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
 from tests.test_orchestrator import CUSTOMERS, ORDERS, FakeDownloader, FakeProvider, jobs_for, make
@@ -216,6 +217,8 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
 
 
 def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
+    # whichever thread sees the stop first (stress: make stress), the later windows end
+    # CANCELLED: a download in flight at the stop is cut or finishes, never FAILED or READY
     provider = FakeProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     jobs = jobs_for((ORDERS, 3))
@@ -226,9 +229,52 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
             orch.fail(job, ValueError("a bad file"))
     assert seen == [(0, JobState.READY)]
     assert jobs[0].state is JobState.FAILED and str(jobs[0].error) == "a bad file"
-    with orch.board.cv:  # a download still in flight at the stop ends cancelled, not READY
-        assert orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
+    assert settled(orch, jobs)
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
+
+
+class HeldAtStop(FakeDownloader):
+    """Holds window 1's download (says when) until the sync stopped, then ends it as
+    ``ending`` says: "cut" (an error, as the real downloader's cancel gives) or
+    "finished" (its file written)."""
+
+    def __init__(self, provider, ending: str) -> None:
+        super().__init__(provider)
+        self.ending = ending
+        self.in_flight = threading.Event()
+        self.stopped = threading.Event()
+
+    def download(self, url: str, dest: Path, budget=None) -> int:
+        if url.startswith("fake://1001/"):
+            self.in_flight.set()
+            assert self.stopped.wait(BARRIER)
+            if self.ending == "cut":
+                raise DownloadError("connection closed: the download was cancelled")
+        return super().download(url, dest, budget)
+
+
+@pytest.mark.parametrize("ending", ["cut", "finished"])
+def test_a_download_that_ends_after_its_stream_and_the_sync_stopped_ends_cancelled(tmp_path, ending):
+    provider = FakeProvider()
+    downloader = HeldAtStop(provider, ending)
+    orch = make(provider, tmp_path, max_concurrent_exports=1, downloader=downloader)
+    jobs = jobs_for((ORDERS, 3))
+    run = orch.run(jobs)
+    first = next(run)
+    assert downloader.in_flight.wait(BARRIER)  # window 1 is downloading
+    orch.fail(first, ValueError("a bad file"))
+    assert list(run) == []  # the stream stops at window 0, and the sync with it
+    assert orch.board.stopped
+    downloader.stopped.set()  # only now does the download end
+    assert settled(orch, jobs)
+    assert [j.state for j in jobs] == [JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED]
+    assert jobs[1].error is None and jobs[1].files == []
+
+
+def settled(orch, jobs) -> bool:
+    """Waits (bounded) until no job of ``jobs`` is downloading any more."""
+    with orch.board.cv:
+        return orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
 
 
 def test_a_consumed_job_has_a_state_of_its_own(tmp_path):

@@ -71,61 +71,78 @@ class FileFetcher:
 
     def _download_job(self, job: ExportJob) -> None:
         board = self.board
+        outcome: BaseException | None = None
+        paths: list[Path] = []
+        size = 0
         try:
-            status = job.status
-            assert status is not None
-            job.workdir = self.workdir / f"job-{id(job):x}"
-            job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            provider = board.lane(job).provider
-            urls = provider.file_urls(status)
-            lock = threading.Lock()
-            current = list(urls)
-            refreshes = 0
-
-            def fresh_url(index: int, stale: str) -> str:
-                nonlocal current, refreshes
-                with lock:
-                    if current[index] == stale:
-                        refreshes += 1
-                        if refreshes > self.url_refreshes * max(1, len(urls)):
-                            raise ExportFailed(
-                                f"{job.label}: the file URLs of export {job.export_id} keep "
-                                "expiring; try again"
-                            )
-                        current = provider.file_urls(status, refresh=True)
-                        if len(current) != len(urls):
-                            raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
-                    return current[index]
-
-            ext = provider.facts.extension
-            paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
-            if len(urls) <= 1:
-                sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
-            else:
-                futures = [
-                    self._file_pool.submit(self._download_file, job, i, urls[i], paths[i], fresh_url)
-                    for i in range(len(urls))
-                ]
-                sizes = [f.result() for f in futures]
-            with board.cv:
-                if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
-                    job.release()
-                    return
-                job.files = paths
-                job.bytes_downloaded = sum(sizes)
-                abandoned = job.abandoned
-                board.move(job, JobState.DOWNLOADING, JobState.CANCELLED if abandoned else JobState.READY)
-            if abandoned:
+            paths, size = self._fetch(job)
+        except BaseException as exc:  # noqa: BLE001 (judged below, under the lock)
+            outcome = exc
+        # One decision, under the lock, whichever thread moved first: a job failed
+        # meanwhile (its account) stays failed; a window given up on meanwhile (an
+        # earlier window of its pair failed, or the sync stopped) ends CANCELLED however
+        # its download ended -- a download cut by the stop is not this window's failure.
+        with board.cv:
+            if job.state is not JobState.DOWNLOADING:
                 job.release()
                 return
-            LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
-        except UserError as exc:
-            if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
-                board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
+            if job.abandoned or board.stopped:
+                board.move(job, JobState.DOWNLOADING, JobState.CANCELLED)
+                job.release()
                 return
-            board.failed(job, exc, JobState.DOWNLOADING)
-        except BaseException as exc:  # noqa: BLE001
-            board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
+            if outcome is None:
+                job.files = paths
+                job.bytes_downloaded = size
+                board.move(job, JobState.DOWNLOADING, JobState.READY)
+            elif isinstance(outcome, UserError):
+                if job.adopted and not is_account_failure(outcome):  # e.g. its files were deleted since
+                    why = f"from the last run can't be downloaded ({outcome})"
+                    board.requeue(job, JobState.DOWNLOADING, why)
+                else:
+                    board.failed(job, outcome, JobState.DOWNLOADING)
+            else:
+                failure = ExportFailed(f"{job.label}: download failed: {outcome}")
+                board.fail_window(job, failure, JobState.DOWNLOADING)
+        if outcome is None:
+            LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), size)
+
+    def _fetch(self, job: ExportJob) -> tuple[list[Path], int]:
+        """Every file of ``job``'s export into its own directory: (paths, bytes)."""
+        status = job.status
+        assert status is not None
+        job.workdir = self.workdir / f"job-{id(job):x}"
+        job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        provider = self.board.lane(job).provider
+        urls = provider.file_urls(status)
+        lock = threading.Lock()
+        current = list(urls)
+        refreshes = 0
+
+        def fresh_url(index: int, stale: str) -> str:
+            nonlocal current, refreshes
+            with lock:
+                if current[index] == stale:
+                    refreshes += 1
+                    if refreshes > self.url_refreshes * max(1, len(urls)):
+                        raise ExportFailed(
+                            f"{job.label}: the file URLs of export {job.export_id} keep expiring; try again"
+                        )
+                    current = provider.file_urls(status, refresh=True)
+                    if len(current) != len(urls):
+                        raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
+                return current[index]
+
+        ext = provider.facts.extension
+        paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
+        if len(urls) <= 1:
+            sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
+        else:
+            futures = [
+                self._file_pool.submit(self._download_file, job, i, urls[i], paths[i], fresh_url)
+                for i in range(len(urls))
+            ]
+            sizes = [f.result() for f in futures]
+        return paths, sum(sizes)
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

@@ -40,6 +40,7 @@ RESET = dict(
     fault_500=0,
     fault_expired_url=False,
     fault_truncated_download=False,
+    fault_hold_download=False,
     fault_export_failed=0,
     fault_never_ready=False,
     fault_clover_503=0,
@@ -428,6 +429,26 @@ def test_fault_truncated_download_sends_part_of_the_announced_length(sb):
     status, raw, headers = call(url)
     assert status == 200 and len(raw) == int(headers["Content-Length"])
     assert sb.stats()["truncated_downloads_sent"] >= 1
+
+
+def test_fault_hold_download_holds_each_download_after_half_its_body_until_turned_off(sb):
+    sb.control(fault_hold_download=True)
+    export = nc_create(sb, "order_list", "2025-01-01T00:00:00Z", "2025-01-10T00:00:00Z")
+    nc_wait(sb, export["id"])
+    url = call(f"{sb.api_url}exports/{export['id']}/download/", headers=NC_HEADERS)[1]["url"]
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        announced = int(resp.headers["Content-Length"])
+        half = resp.read(max(1, announced // 2))  # what was sent before the hold
+        deadline = time.monotonic() + 30  # waits for the counter; bounds a hang only
+        while sb.stats()["downloads_held"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sb.stats()["downloads_held"] == 1
+        sb.control(fault_hold_download=False)  # the held connection closes, cut short
+        with pytest.raises(http.client.IncompleteRead):
+            resp.read()
+    assert 0 < len(half) < announced
+    status, raw, _ = call(url)
+    assert status == 200 and len(raw) == announced
 
 
 def test_fault_export_failed_and_never_ready(sb, held_clock):

@@ -243,9 +243,16 @@ def _start(config: dict, tmp_path: Path, streams: list[str], env: dict | None = 
 
 
 def test_temp_files_live_in_a_private_dir_that_is_removed_after_the_run(sandbox, tmp_path):
-    sandbox.control(processing_delay=0.3)
+    # a download is held in flight until the temp dir was seen, then let go (the cut one
+    # is retried): what is seen does not depend on how fast the watcher is scheduled
+    sandbox.control(fault_hold_download=True)
     proc, tmpdir = _start(config_for(sandbox, "nextcommerce"), tmp_path, ["orders", "customers"])
-    modes = _watch_tmpdir(proc, tmpdir)
+    try:
+        assert until(lambda: sandbox.stats()["downloads_held"] >= 1 and download_files(tmpdir))
+        modes = {entry.name: stat.S_IMODE(entry.stat().st_mode) for entry in os.scandir(tmpdir)}
+    finally:
+        sandbox.control(fault_hold_download=False)
+    modes.update(_watch_tmpdir(proc, tmpdir))
     assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
     ours = {n: m for n, m in modes.items() if n.startswith("tap-commerce-exports-")}
     assert ours, f"the tap's temp dir was seen under TMPDIR (saw {modes})"
@@ -274,18 +281,47 @@ def test_temp_files_are_removed_after_a_failed_export(sandbox, tmp_path):
     assert os.listdir(tmpdir) == []
 
 
-def test_temp_files_are_removed_when_the_tap_is_stopped_with_sigterm(sandbox, tmp_path):
-    sandbox.control(processing_delay=0.5)
+def test_temp_files_are_removed_when_the_tap_is_stopped_with_sigterm_mid_download(sandbox, tmp_path):
+    # the sandbox holds every download open after half its body: the signal comes while a
+    # download is in flight, its partial file in the tap's private dir
+    sandbox.control(fault_hold_download=True)
     config = config_for(sandbox, "nextcommerce", end_date="2025-02-01T00:00:00Z")
     proc, tmpdir = _start(config, tmp_path, ["orders", "customers"])
-    deadline = time.monotonic() + 30
-    while not any((tmpdir / n).is_dir() for n in os.listdir(tmpdir)):
-        assert proc.poll() is None and time.monotonic() < deadline, "the tap never made its temp dir"
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) != 0
+    try:
+        assert until(lambda: sandbox.stats()["downloads_held"] >= 1 and download_files(tmpdir)), (
+            "no download was ever in flight"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=HANG) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert os.listdir(tmpdir) == []
+
+
+def download_files(tmpdir: Path) -> list[Path]:
+    """Files under ``tmpdir``: a download's destination, open while it is in flight."""
+    found = []
+    for path in tmpdir.rglob("*"):
+        try:
+            if path.is_file():
+                found.append(path)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def until(condition) -> bool:
+    """Waits for ``condition`` (a state the tap reaches), at most HANG seconds."""
+    deadline = time.monotonic() + HANG
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+HANG = 60.0  # seconds: bounds a hang, never a goal
 
 
 # ------------------------------------------------------------------ webhook receiver

@@ -91,10 +91,8 @@ def utc(text: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+def sandbox(require):
+    require(missing_install())
     from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=50)) as server:
@@ -102,14 +100,14 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(require):
     sys.path.insert(0, str(REPO / "scripts"))
     from postgres import PostgresServer, PostgresUnavailable
 
     try:
         server = PostgresServer.temporary().start()
     except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
+        require(str(exc))
     try:
         yield server
     finally:

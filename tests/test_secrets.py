@@ -16,12 +16,10 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -29,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from tap_commerce_exports.webhook import MAX_BODY, WebhookReceiver, signature
 from tests.conftest import Reply, SeenRequest
 from tests.sandbox_fixtures import account_config
 from tests.tap_harness import run_tap
@@ -324,139 +321,5 @@ def until(condition) -> bool:
 HANG = 60.0  # seconds: bounds a hang, never a goal
 
 
-# ------------------------------------------------------------------ webhook receiver
-
-SECRET = "whsec-test-secret"
-
-
-class FakeEngine:
-    """Stands in for the orchestrator: knows export 42 only; records every wake-up."""
-
-    def __init__(self) -> None:
-        self.woken: list[str] = []
-
-    def wake(self, export_id: str) -> bool:
-        if export_id != "42":
-            return False
-        self.woken.append(export_id)
-        return True
-
-
-@pytest.fixture
-def receiver():
-    engine = FakeEngine()
-    rx = WebhookReceiver("127.0.0.1", 0, SECRET, engine.wake)
-    rx.start()
-    yield rx, engine
-    rx.stop()
-
-
-def delivery(export_id=42, event_type="export.created") -> dict:
-    return {
-        "api_version": "2024-04-01",
-        "data": {"id": export_id, "status": "available"},
-        "event_id": "0b7e6c1e-6d0c-4b6f-9d3e-2f1a8c5b7e10",
-        "event_type": event_type,
-        "object": "export",
-        "webhook": {"events": ["export.created"], "id": 3, "store": "demo-store", "target": "http://x/"},
-    }
-
-
-def post(rx: WebhookReceiver, body: bytes, headers: dict[str, str]) -> int:
-    host, port = rx.address
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        conn.request("POST", "/", body=body, headers=headers)
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def signed(payload: dict, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
-    return json.dumps(payload).encode(), {
-        "X-29Next-Signature": signature(secret, payload),
-        "Content-Type": "application/json",
-    }
-
-
-def test_webhook_a_valid_delivery_for_a_known_export_wakes_it(receiver):
-    rx, engine = receiver
-    assert post(rx, *signed(delivery())) == 200
-    assert engine.woken == ["42"]
-
-
-@pytest.mark.parametrize("how", ["no signature", "garbage", "another secret", "body changed"])
-def test_webhook_a_bad_signature_is_refused_and_wakes_nothing(receiver, how):
-    rx, engine = receiver
-    body, headers = signed(delivery())
-    if how == "no signature":
-        del headers["X-29Next-Signature"]
-    elif how == "garbage":
-        headers["X-29Next-Signature"] = "00" * 32
-    elif how == "another secret":
-        body, headers = signed(delivery(), secret="not-the-secret")
-    else:
-        body = json.dumps(delivery(export_id=43)).encode()
-    assert post(rx, body, headers) == 401
-    assert engine.woken == []
-
-
-def test_webhook_an_oversized_body_is_refused_unread_and_wakes_nothing(receiver):
-    rx, engine = receiver
-    payload = delivery()
-    payload["padding"] = "x" * MAX_BODY
-    assert post(rx, *signed(payload)) == 413
-    assert engine.woken == []
-
-
-def test_webhook_an_unknown_export_id_is_refused_without_side_effects(receiver):
-    rx, engine = receiver
-    assert post(rx, *signed(delivery(export_id=999))) == 404
-    assert engine.woken == []
-
-
-def test_webhook_an_unknown_export_id_leaves_the_real_engine_untouched():
-    from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
-    from tap_commerce_exports.providers.registry import PROVIDERS
-
-    class Provider:
-        facts = PROVIDERS["nextcommerce"]
-
-    engine = ExportOrchestrator(
-        Provider(),
-        workdir=Path("/nonexistent"),
-        max_concurrent_exports=1,
-        poll_interval=1,
-        poll_max_interval=1,
-        export_timeout=1,
-    )
-    rx = WebhookReceiver("127.0.0.1", 0, SECRET, engine.wake)
-    rx.start()
-    try:
-        assert post(rx, *signed(delivery(export_id=999))) == 404
-    finally:
-        rx.stop()
-    assert not any(job.wake_requested for job in engine._jobs)  # noqa: SLF001
-
-
-@pytest.mark.parametrize("body, status", [(b"not json", 400), (b"[1, 2", 400)])
-def test_webhook_a_body_that_is_not_json_is_refused(receiver, body, status):
-    rx, engine = receiver
-    assert post(rx, body, {"X-29Next-Signature": "ab"}) == status
-    assert engine.woken == []
-
-
-def test_webhook_a_body_without_content_length_is_refused(receiver):
-    rx, engine = receiver
-    host, port = rx.address
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST / HTTP/1.0\r\nHost: x\r\n\r\n")
-        answer = sock.recv(200)
-    assert answer.split(b" ")[1] == b"411"
-    assert engine.woken == []
-
-
-def test_webhook_a_signed_event_of_another_type_is_ignored(receiver):
-    rx, engine = receiver
-    assert post(rx, *signed(delivery(event_type="order.created"))) == 200
-    assert engine.woken == []
+# The webhook receiver's specs (signature, size, unknown exports, bodies, other events)
+# live once, in tests/test_webhook_receiver.py.

@@ -11,6 +11,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tap_commerce_exports.errors import AuthError, ExportFailed
 from tap_commerce_exports.http.download import FileDownloader
 from tap_commerce_exports.jobs.failures import is_account_failure
@@ -367,6 +369,7 @@ class HeldDownloader(AccountsDownloader):
         return super().download(url, dest, budget)
 
 
+@pytest.mark.race
 def test_a_download_that_ends_after_its_account_failed_leaves_the_job_failed(tmp_path):
     # window 0 of account a is downloading when window 1's create finds a's token revoked:
     # the account fails (window 0 with it) while the download is still running; when the

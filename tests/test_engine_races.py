@@ -14,6 +14,8 @@ from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
 from tests.test_orchestrator import CUSTOMERS, ORDERS, FakeDownloader, FakeProvider, jobs_for, make
 
+pytestmark = pytest.mark.race
+
 BARRIER = 30.0  # seconds an event may take before the test calls the engine stuck (a hang bound only)
 
 

@@ -33,6 +33,14 @@ pytest_plugins = ["tests.sandbox_fixtures", "tests.repeat"]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tests first (the ``meltano`` ones: real Meltano, Dagster, PostgreSQL
+    runs of a minute or more each). pytest-xdist hands out tests in this order, so both
+    workers start on them at once, instead of one worker finishing them alone at the end
+    while the other idles. The sort is stable: every other test keeps its order."""
+    items.sort(key=lambda item: item.get_closest_marker("meltano") is None)
+
+
 class Require:
     """``require(why_missing_or_None)``; ``require.module(name, what_installs_it)``."""
 

@@ -7,7 +7,7 @@
 1. Record path, 200k-row 20-column orders CSV (kept in ``.bench/``), each contender in
    a fresh process with stdout to a file, best of ``--repeat``: (a) the bare floor
    (csv.reader + the same converters + msgspec into a buffered file), (b) the tap's
-   record path (``ExportSync._emit``: CsvFileReader + WindowFilter -> SingerOutput),
+   record path (``RecordEmitter.emit``: CsvFileReader + WindowFilter -> SingerOutput),
    (c) singer-sdk's default path (a Stream yielding csv.DictReader rows, default
    conformance and writer). Goals: ours <= 1.5x floor, SDK >= 5x ours.
 2. Memory: peak RSS of the real tap CLI syncing one 1,000,000-row export vs one
@@ -290,7 +290,7 @@ def bench_record(report: Report, rows: int, repeat: int) -> None:
         )
     contenders = [
         ("floor", "bare floor: csv.reader + converters + msgspec"),
-        ("ours", "tap record path (ExportSync._emit)"),
+        ("ours", "tap record path (RecordEmitter.emit)"),
         ("sdk", "singer-sdk default path"),
     ]
     best: dict[str, float] = {}  # wall seconds

@@ -197,12 +197,13 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
-    """Exactly ExportSync._emit: CsvFileReader (orders schema, WindowFilter) feeding
-    SingerOutput.record_writer, through the real ExportSync object."""
+    """Exactly the sync's RecordEmitter.emit: CsvFileReader (orders schema, WindowFilter)
+    feeding SingerOutput.record_writer, through the real ExportSync object."""
     from tap_commerce_exports.jobs.job import ExportJob
+    from tap_commerce_exports.singer.emitters import StreamProgress
     from tap_commerce_exports.singer.output import SingerOutput
     from tap_commerce_exports.singer.selection import deselected_paths
-    from tap_commerce_exports.singer.sync import ExportSync, StreamProgress
+    from tap_commerce_exports.singer.sync import ExportSync
     from tap_commerce_exports.tap import TapCommerceExports
     from tap_commerce_exports.windows import Window
 
@@ -221,10 +222,11 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     progress = StreamProgress(stream, bench_schema(), deselected=deselected_paths(stream.mask))
     job = ExportJob(stream=stream.definition, window=Window(WINDOW_START, WINDOW_END), seq=0)
     job.files = [Path(spec["csv"])]
-    sync._write_schema(progress)  # noqa: SLF001 - as run() does before any record
+    emitter = sync.emitter()  # RECORD messages: this config sets no batch_config
+    emitter.announce(progress)  # as run() does before any record
     sync.output.flush()
     start, cpu = time.perf_counter(), time.process_time()
-    sync._emit(job, progress)  # noqa: SLF001 - the measured path
+    emitter.emit(job, progress, sync.provider.account)  # the measured path
     sync.output.flush()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     sync.provider.close()

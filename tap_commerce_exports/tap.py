@@ -8,13 +8,15 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
+from tap_commerce_exports.config.run_settings import Settings
 from tap_commerce_exports.errors import AccountsFailed, ConfigError, UserError, account_failure_line
 from tap_commerce_exports.http.redact import install_log_filter, register_secret
 from tap_commerce_exports.providers.registry import (
@@ -23,8 +25,12 @@ from tap_commerce_exports.providers.registry import (
     build_provider,
     build_providers,
 )
-from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
 from tap_commerce_exports.singer.streams import ExportStream
+from tap_commerce_exports.singer.sync import ExportSync
+
+if TYPE_CHECKING:
+    from tap_commerce_exports.singer.host import SyncStream
 
 LOGGER = logging.getLogger("tap_commerce_exports")
 #: Seconds the orderly stop after SIGTERM may take before the process exits regardless.
@@ -91,7 +97,7 @@ class TapCommerceExports(Tap):
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
-        # batch_config (the SDK's setting): whole files per window, see singer/batch.py.
+        # batch_config (the SDK's setting): whole files per window, see singer/batch/.
         PluginCapabilities.BATCH,
     ]
 
@@ -102,14 +108,28 @@ class TapCommerceExports(Tap):
         register_secret(self.config.get("webhook_secret"))
         _register_account_secrets(self.config.get("accounts"))
         if raise_errors:
-            for account in Settings.from_config(self.config).all_accounts:  # accounts_file's too
+            for account in load_settings(self.config).all_accounts:  # accounts_file's too
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings.from_config(self.config)
+        return load_settings(self.config)
+
+    # ------------------------------------------------------------------ the sync's host
+    # The Tap is the sync's SyncHost (singer/host.py): these, settings, config and mapper.
+    @property
+    def sync_state(self) -> dict[str, Any]:
+        """The tap's state. The SDK types it as a TypedDict of its own keys; what the sync
+        reads and writes in it is ours (``singer/bookmarks.py``), through a plain dict."""
+        return cast("dict[str, Any]", self.state)
+
+    def selected_streams(self) -> list[ExportStream]:
+        return [cast("ExportStream", s) for s in self.streams.values() if s.selected]
+
+    def stream_records(self, stream: SyncStream) -> Iterator[dict[str, Any]]:
+        return ExportSync(self, self.settings).iter_stream_records(stream)
 
     def discover_streams(self) -> list[ExportStream]:
         provider = str(self.config.get("provider") or DEFAULT_PROVIDER).strip().lower()
@@ -167,8 +187,6 @@ class TapCommerceExports(Tap):
 
     def sync_all(self) -> None:  # type: ignore[misc]
         """Sync every selected stream through the export engine (all streams at once)."""
-        from tap_commerce_exports.singer.sync import ExportSync
-
         install_log_filter()
         ExportSync(self, self.settings).run()
 

@@ -51,3 +51,14 @@ def plan_windows(start: datetime, end: datetime, size: timedelta) -> list[Window
         windows.append(Window(cursor, upper))
         cursor = upper
     return windows
+
+
+def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
+    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
+    if smallest is None:
+        return None
+    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
+    if half < smallest or half <= timedelta(0):
+        return None
+    middle = window.start + half
+    return Window(window.start, middle), Window(middle, window.end)

@@ -10,7 +10,7 @@ import pytest
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.providers.registry import build_providers
-from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 TOKEN = "tok-TOP-secret"
@@ -30,7 +30,7 @@ def nc(**overrides):
 
 
 def parse(config):
-    return Settings.from_config(config, now=NOW)
+    return load_settings(config, now=NOW)
 
 
 def config_error(config) -> str:

@@ -16,9 +16,9 @@ from tap_commerce_exports.errors import AccountsFailed, AuthError
 from tap_commerce_exports.providers import registry
 from tap_commerce_exports.providers.base import ExportStatus
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
-from tap_commerce_exports.state import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tap_commerce_exports.windows import Window
 from tests.fake_provider import FakeFileHost, FakeProvider, registered
@@ -128,7 +128,7 @@ def test_check_access_checks_every_account_and_names_each_failing_one(host):
 def test_a_bookmark_or_saved_export_of_one_account_never_touches_another_s():
     from datetime import datetime, timezone
 
-    from tap_commerce_exports.state import SavedExport, read_exports, write_bookmark, write_exports
+    from tap_commerce_exports.singer.bookmarks import SavedExport, read_exports, write_bookmark, write_exports
 
     t = [datetime(2025, 1, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
     state: dict[str, Any] = {}

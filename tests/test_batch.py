@@ -1,4 +1,4 @@
-"""BATCH files (singer/batch.py): the setting, the files, their names, their cleanup."""
+"""BATCH files (singer/batch/, config/batch.py): the setting, the files, their names, their cleanup."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tap_commerce_exports.config.batch import BatchSettings, parse_batch_config
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.singer.batch import (
-    BatchFileSet,
-    BatchSettings,
-    parquet_refusal,
-    parse_batch_config,
-    remove_loaded,
-    utc_instant_converter,
-)
+from tap_commerce_exports.singer.batch.cleanup import remove_loaded
+from tap_commerce_exports.singer.batch.encoders import parquet_refusal, utc_instant_converter
+from tap_commerce_exports.singer.batch.file_set import BatchFileSet
 
 UTC = timezone.utc
 START = datetime(2025, 1, 1, tzinfo=UTC)

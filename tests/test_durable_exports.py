@@ -25,7 +25,7 @@ from tap_commerce_exports.providers.base import (
     ExportStatus,
     FoundExport,
 )
-from tap_commerce_exports.state import (
+from tap_commerce_exports.singer.bookmarks import (
     SavedExport,
     read_exports,
     write_bookmark,

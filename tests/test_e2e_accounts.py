@@ -21,7 +21,7 @@ import pytest
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY
-from tap_commerce_exports.state import read_bookmark
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tests.tap_harness import TapRun, duplicates, run_tap, utc
 
 pytestmark = pytest.mark.e2e

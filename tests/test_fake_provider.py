@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.sync import ExportSync
-from tap_commerce_exports.state import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tests.fake_provider import FakeFileHost, FakeProvider, registered
 
@@ -73,17 +73,17 @@ def test_a_column_the_fake_schema_lacks_is_announced_and_kept_as_a_string(fake_r
 
 def test_the_fake_provider_is_checked_like_any_other_with_one_clear_line(fake_registered: FakeFileHost):
     from tap_commerce_exports.errors import ConfigError
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.settings import load_settings
 
     cfg = config(fake_registered)
     del cfg["api_url"]
     with pytest.raises(ConfigError, match="setting 'api_url' is missing"):
-        Settings.from_config(cfg)
+        load_settings(cfg)
 
 
 def test_an_unregistered_provider_name_is_refused_naming_the_known_ones():
     from tap_commerce_exports.errors import ConfigError
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.settings import load_settings
 
     with pytest.raises(ConfigError, match="use one of clover, nextcommerce"):
-        Settings.from_config({"provider": "fakeshop", "access_token": "t", "start_date": "2025-01-01"})
+        load_settings({"provider": "fakeshop", "access_token": "t", "start_date": "2025-01-01"})

@@ -985,13 +985,13 @@ def test_a_rejects_file_planted_in_advance_is_refused_not_followed_or_appended_t
 # =========================================================================== settings
 def test_the_download_bounds_have_generous_defaults_and_reach_the_downloader():
     from tap_commerce_exports.http.download import download_limits
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.settings import load_settings
 
     base = {"access_token": "t", "store": "s", "start_date": "2025-01-01"}
-    limits = download_limits(Settings.from_config(base))
+    limits = download_limits(load_settings(base))
     assert (limits.max_file_bytes, limits.max_export_bytes) == (20 * 1024 * MIB, 100 * 1024 * MIB)
     assert (limits.max_ratio, limits.timeout) == (200, 7200.0)
-    custom = Settings.from_config(
+    custom = load_settings(
         {
             **base,
             "max_download_file_mb": 5,
@@ -1015,10 +1015,10 @@ def test_the_download_bounds_have_generous_defaults_and_reach_the_downloader():
     ],
 )
 def test_a_malformed_download_bound_is_one_line_naming_the_setting(key, value):
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.settings import load_settings
 
     with pytest.raises(ConfigError) as caught:
-        Settings.from_config({"access_token": "t", "store": "s", "start_date": "2025-01-01", key: value})
+        load_settings({"access_token": "t", "store": "s", "start_date": "2025-01-01", key: value})
     assert f"'{key}'" in str(caught.value)
 
 

@@ -15,7 +15,7 @@ from tap_commerce_exports.http.api_client import ApiClient, ApiError, retry_afte
 from tap_commerce_exports.http.ratelimit import WINDOW_MARGIN, RateLimiter
 from tap_commerce_exports.http.redact import SecretsFilter, redact_url, register_secret, scrub
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.settings import load_settings
 
 TOKEN = "tok-very-secret-4242"
 
@@ -44,7 +44,7 @@ def client_for(base: str, *, rate: float = 1000.0) -> ApiClient:
 
 
 def provider_for(base: str) -> NextCommerceProvider:
-    settings = Settings.from_config(
+    settings = load_settings(
         {
             "access_token": TOKEN,
             "api_url": base + "/api/admin/",

@@ -23,7 +23,7 @@ import requests
 from singer_sdk import Tap
 
 from tap_commerce_exports.errors import UserError
-from tap_commerce_exports.state import read_bookmark
+from tap_commerce_exports.singer.bookmarks import read_bookmark
 from tap_commerce_exports.tap import TapCommerceExports
 from tests.fake_provider import FakeFileHost
 from tests.sandbox_fixtures import account_config

@@ -18,7 +18,7 @@ import pytest
 
 from commerce_sandbox.faults import Stats, credential_fingerprint
 from tap_commerce_exports.errors import ConfigError
-from tap_commerce_exports.settings import Settings
+from tap_commerce_exports.settings import load_settings
 from tests.tap_harness import run_tap
 
 REAL = "prod-token-that-must-stay-home-51"
@@ -31,14 +31,14 @@ def nc(**overrides):
 
 
 def test_with_a_sandbox_token_the_sandbox_token_is_sent_and_the_access_token_is_not():
-    s = Settings.from_config(
+    s = load_settings(
         nc(access_token=REAL, sandbox_token="sandbox-token", api_url="http://127.0.0.1:8000/api/admin/")
     )
     assert s.access_token == "sandbox-token"
 
 
 def test_a_sandbox_token_alone_is_enough_credentials():
-    s = Settings.from_config(nc(sandbox_token="sandbox-token", api_url="http://localhost:9/api/admin/"))
+    s = load_settings(nc(sandbox_token="sandbox-token", api_url="http://localhost:9/api/admin/"))
     assert s.access_token == "sandbox-token"
 
 
@@ -47,14 +47,14 @@ def test_a_sandbox_token_alone_is_enough_credentials():
 )
 def test_a_sandbox_token_for_a_host_that_is_not_this_machine_is_refused_in_one_line(api_url):
     with pytest.raises(ConfigError) as info:
-        Settings.from_config(nc(access_token=REAL, sandbox_token="sandbox-token", api_url=api_url))
+        load_settings(nc(access_token=REAL, sandbox_token="sandbox-token", api_url=api_url))
     message = str(info.value)
     assert "\n" not in message and "'sandbox_token'" in message and "not on this machine" in message
     assert REAL not in message
 
 
 def test_without_a_sandbox_token_the_access_token_is_sent_as_before():
-    s = Settings.from_config(nc(access_token=REAL))
+    s = load_settings(nc(access_token=REAL))
     assert s.access_token == REAL
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tap_commerce_exports.errors import ConfigError, UserError
-from tap_commerce_exports.settings import CONFIG_SCHEMA, Settings
+from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
 
 UTC = timezone.utc
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ def clover(**overrides):
 
 
 def parse(config, **kwargs):
-    return Settings.from_config(config, now=NOW, **kwargs)
+    return load_settings(config, now=NOW, **kwargs)
 
 
 def config_error(config, **kwargs) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_commerce_exports.state import (
+from tap_commerce_exports.singer.bookmarks import (
     REPLICATION_KEY,
     read_bookmark,
     snapshot,

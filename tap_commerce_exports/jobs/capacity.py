@@ -15,55 +15,16 @@ per account, not a scan of every job.
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from tap_commerce_exports.jobs.create_refusals import CreateRefusals
+from tap_commerce_exports.jobs.board import AccountLane, JobBoard
 from tap_commerce_exports.jobs.failures import OutsideExportHours
 from tap_commerce_exports.jobs.job import IN_FLIGHT, ExportJob, JobState
-from tap_commerce_exports.providers.base import ExportProvider
-
-if TYPE_CHECKING:
-    from tap_commerce_exports.jobs.board import JobBoard
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: Longest wait before the hours are looked at again (they may open earlier than said).
 HOURS_RECHECK = 300.0
-
-
-@dataclass(eq=False)
-class AccountLane:
-    """What the engine keeps for one account: its provider, its jobs and their counts
-    by state, its create queue, its refused creates and closed hours, its failure."""
-
-    key: str  # as in the engine's providers ("" for its only provider)
-    provider: ExportProvider
-    refusals: CreateRefusals
-    jobs: list[ExportJob] = field(default_factory=list)
-    queue: deque[ExportJob] = field(default_factory=deque)
-    counts: Counter[JobState] = field(default_factory=Counter)
-    hours_blocked_until: float = 0.0  # its provider's published hours are closed
-    hours_logged_until: datetime | None = None
-    failure: BaseException | None = None  # the error that ended the account
-
-    @property
-    def name(self) -> str:
-        """The account as its provider names it (for messages)."""
-        return self.key or str(getattr(self.provider, "account", ""))
-
-    def in_flight(self) -> int:
-        return sum(self.counts[s] for s in IN_FLIGHT)
-
-    def creates_blocked_until(self) -> float:
-        return max(self.hours_blocked_until, self.refusals.blocked_until)
-
-    def next_queued(self) -> ExportJob | None:
-        while self.queue and self.queue[0].state is not JobState.QUEUED:
-            self.queue.popleft()
-        return self.queue[0] if self.queue else None
 
 
 def creation_order(job: ExportJob) -> tuple[int, str, str]:

@@ -32,8 +32,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tap_commerce_exports.http.download import FileDownloader
-from tap_commerce_exports.jobs.board import JobBoard
-from tap_commerce_exports.jobs.capacity import AccountLane, Capacity, creation_order
+from tap_commerce_exports.jobs.board import AccountLane, JobBoard
+from tap_commerce_exports.jobs.capacity import Capacity, creation_order
 from tap_commerce_exports.jobs.create_refusals import CreateRefusals
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.handoff import OrderedHandoff

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tap_commerce_exports.errors import ExportFailed, UserError
-from tap_commerce_exports.jobs.board import JobBoard
-from tap_commerce_exports.jobs.capacity import AccountLane, Capacity, creation_order
-from tap_commerce_exports.jobs.failures import OutsideExportHours, is_account_failure
+from tap_commerce_exports.jobs.board import AccountLane, JobBoard
+from tap_commerce_exports.jobs.capacity import Capacity, creation_order
+from tap_commerce_exports.jobs.failures import OutsideExportHours
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
+from tap_commerce_exports.jobs.saved_exports import adopt_saved, find_listed
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
     ExportGone,
@@ -31,9 +32,8 @@ from tap_commerce_exports.providers.base import (
     ExportProvider,
     ExportsBusy,
     ExportStatus,
-    FoundExport,
 )
-from tap_commerce_exports.windows import Window
+from tap_commerce_exports.windows import split_window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: How far the provider's clock may be behind ours when its created_at is compared.
@@ -92,8 +92,8 @@ class ExportScheduler:
     def loop(self) -> None:
         board = self.board
         try:
-            self._find_listed()
-            self._adopt_saved()
+            find_listed(self.board, self.wall_clock, self.export_timeout)
+            self.adopted += adopt_saved(self.board, self.clock, self.wall_clock)
             while True:
                 with board.cv:
                     if board.stopped:
@@ -122,81 +122,6 @@ class ExportScheduler:
         if not moments:
             return QUEUED_RECHECK
         return max(0.0, min(min(moments) - now, QUEUED_RECHECK if queued else IDLE_RECHECK))
-
-    # ------------------------------------------------------------------ saved exports
-    def _find_listed(self) -> None:
-        for lane in list(self.board.lanes.values()):
-            self._find_listed_of(lane)
-
-    def _find_listed_of(self, lane: AccountLane) -> None:
-        """Windows with no saved export: a provider that lists its exports may still show
-        one an earlier run made for it within ``export_timeout`` (that run's STATE never
-        reached the state backend, e.g. a target keeps STATE until it writes records).
-        One still running is followed like a saved one; a finished one is not (it may be
-        another run's, made under other settings, long read): a new export is cheaper
-        than a wrong one. One list per export type and account."""
-        if not lane.provider.can_find_exports:
-            return
-        with self.board.cv:
-            todo = [j for j in lane.jobs if j.adopt_id is None and j.state is JobState.QUEUED]
-        since = self.wall_clock() - timedelta(seconds=self.export_timeout)
-        listed: dict[str, list[FoundExport]] = {}
-        for job in todo:
-            export_type = job.stream.export_type
-            if export_type not in listed:
-                try:
-                    listed[export_type] = lane.provider.recent_exports(export_type, since)
-                except UserError as exc:
-                    if is_account_failure(exc):
-                        self.board.fail_account(lane, exc)
-                        return
-                    LOGGER.warning(
-                        "could not list the recent %s exports (%s); creating new ones", export_type, exc
-                    )
-                    listed[export_type] = []
-            match = next(
-                (
-                    f
-                    for f in listed[export_type]
-                    if (f.window_start, f.window_end) == (job.window.start, job.window.end)
-                    and f.status.phase in (ExportPhase.PENDING, ExportPhase.RUNNING)
-                ),
-                None,
-            )
-            if match is not None:
-                job.adopt_id, job.adopt_created_at = match.status.export_id, match.created_at
-                job.adopt_listed = True
-
-    def _adopt_saved(self) -> None:
-        """QUEUED -> WAITING for every job that comes with a saved export: no create;
-        its age counts towards ``export_timeout`` and its first check is now."""
-        adopted: list[ExportJob] = []
-        board = self.board
-        with board.cv:
-            now = self.clock()
-            wall = self.wall_clock()
-            for job in board.jobs:
-                if job.adopt_id is None or job.state is not JobState.QUEUED:
-                    continue
-                created = job.adopt_created_at or wall
-                job.status = ExportStatus(job.adopt_id, ExportPhase.PENDING, "saved")
-                job.created_at = job.first_attempt_at = now - max(0.0, (wall - created).total_seconds())
-                job.created_wall = created
-                job.adopted = True
-                job.next_check_at = now
-                board.move(job, JobState.QUEUED, JobState.WAITING)
-                adopted.append(job)
-            self.adopted += len(adopted)
-        for job in adopted:
-            LOGGER.info(
-                "%s: following export %s %s (created %s); no new export",
-                job.label,
-                job.adopt_id,
-                "an earlier run made, found in the provider's list"
-                if job.adopt_listed
-                else "from the last run",
-                job.created_wall.strftime("%Y-%m-%d %H:%M:%S UTC") if job.created_wall else "-",
-            )
 
     # ------------------------------------------------------------------ creates
     def _create_due(self) -> None:
@@ -469,14 +394,3 @@ class ExportScheduler:
             halves[0],
             halves[1],
         )
-
-
-def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Window] | None:
-    """``window`` cut in two at a whole second, or None below ``smallest`` (or no split)."""
-    if smallest is None:
-        return None
-    half = timedelta(seconds=int((window.end - window.start).total_seconds() // 2))
-    if half < smallest or half <= timedelta(0):
-        return None
-    middle = window.start + half
-    return Window(window.start, middle), Window(middle, window.end)

@@ -12,19 +12,19 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from tap_commerce_exports.config.values import opt_str
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.files.csv_reader import CsvFileReader
 from tap_commerce_exports.http.ratelimit import Limiter, LimiterChain, RateLimiter
 
 if TYPE_CHECKING:
-    from singer_sdk import typing as th
-
+    from tap_commerce_exports.config.account_settings import AccountSettings
+    from tap_commerce_exports.config.declarations import Setting
     from tap_commerce_exports.files.reader_base import FileReaderFactory
     from tap_commerce_exports.providers.streams import ExportStreamDefinition
-    from tap_commerce_exports.settings import Settings
     from tap_commerce_exports.windows import Window
 
 
@@ -80,14 +80,6 @@ class AccountSection:
     merchant_id: str | None = None
     #: The provider's region, for a provider that has them ("" otherwise).
     region: str = ""
-
-
-def opt_str(config: Mapping[str, Any], key: str) -> str | None:
-    """A text setting, stripped; None when unset or blank."""
-    value = config.get(key)
-    if value is None or str(value).strip() == "":
-        return None
-    return str(value).strip()
 
 
 class ExportPhase(enum.Enum):
@@ -168,17 +160,17 @@ class Availability:
 class ExportProvider(abc.ABC):
     """The HTTP side of one platform's export API (the "repository" of export jobs)."""
 
-    facts: ProviderFacts
+    facts: ClassVar[ProviderFacts]
     #: Whether :meth:`find_export` can find an export whose create answer was lost.
     can_find_exports: bool = False
 
     #: Settings only this provider reads (its account, host, region...), for the schema.
-    settings_properties: tuple[th.Property[Any], ...] = ()
+    settings_properties: ClassVar[tuple[Setting, ...]] = ()
     #: The keys an object of the ``accounts`` setting may carry (the rest of an account's
     #: settings come from the top level).
     account_keys: tuple[str, ...] = ("store", "access_token", "sandbox_token", "api_url")
 
-    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
+    def __init__(self, settings: AccountSettings, *, app_limiter: RateLimiter | None = None) -> None:
         self.settings = settings
         #: The limiter every account's client of one app shares (``app_max_*`` settings).
         self.app_limiter = app_limiter
@@ -198,7 +190,7 @@ class ExportProvider(abc.ABC):
                 raise ConfigError(f"{source}: '{key}' must be a text value")
 
     @classmethod
-    def account_of(cls, settings: Settings) -> str:
+    def account_of(cls, settings: AccountSettings) -> str:
         """The account ``settings`` name (keys its state, its records, its messages)."""
         return settings.store or settings.merchant_id or "default"
 

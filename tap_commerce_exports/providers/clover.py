@@ -18,8 +18,8 @@ from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from singer_sdk import typing as th
-
+from tap_commerce_exports.config.declarations import Setting
+from tap_commerce_exports.config.values import opt_str
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.files.json_reader import JsonElementsFileReader
 from tap_commerce_exports.http.api_client import (
@@ -42,13 +42,12 @@ from tap_commerce_exports.providers.base import (
     ExportsBusy,
     ExportStatus,
     ProviderFacts,
-    opt_str,
 )
 from tap_commerce_exports.providers.clover_streams import CLOVER_STREAMS
 from tap_commerce_exports.windows import Window
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.config.account_settings import AccountSettings
 
 #: Region -> API host (the contract's base URLs); a config without ``region`` means us.
 DEFAULT_REGION = "us"
@@ -136,20 +135,23 @@ class CloverProvider(ExportProvider):
         concurrency_note=", as its guide asks",
     )
     settings_properties = (
-        th.Property("merchant_id", th.StringType, description="Clover merchant id (mId)."),
-        th.Property(
+        Setting("merchant_id", "string", "Merchant id", "Clover merchant id (mId)."),
+        Setting(
             "region",
-            th.StringType,
+            "string",
+            "Region",
+            "Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
             default=DEFAULT_REGION,
-            allowed_values=sorted(REGIONS),
-            description="Clover region: us, eu, la or sandbox (picks the API host and the availability hours).",
+            choices=tuple(sorted(REGIONS)),
         ),
-        th.Property(
+        Setting(
             "outside_hours",
-            th.StringType,
+            "string",
+            "Outside export hours",
+            "Clover: outside the region's export hours, `wait` until they open (logging when) or "
+            "`stop` at once saying when they open.",
             default="wait",
-            allowed_values=["wait", "stop"],
-            description="Clover: outside the region's export hours, `wait` until they open (logging when) or `stop` at once saying when they open.",
+            choices=("wait", "stop"),
         ),
     )
 
@@ -169,7 +171,7 @@ class CloverProvider(ExportProvider):
 
     account_keys = ("merchant_id", "access_token", "sandbox_token", "region", "api_url")
 
-    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
+    def __init__(self, settings: AccountSettings, *, app_limiter: RateLimiter | None = None) -> None:
         super().__init__(settings, app_limiter=app_limiter)
         name = settings.setting_name
         self.api = ApiClient(
@@ -182,7 +184,7 @@ class CloverProvider(ExportProvider):
         self._base = f"v3/merchants/{quote(settings.merchant_id or '', safe='')}/exports"
 
     @classmethod
-    def account_of(cls, settings: Settings) -> str:
+    def account_of(cls, settings: AccountSettings) -> str:
         return settings.merchant_id or "default"
 
     def _not_found(self) -> ConfigError:

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from singer_sdk import typing as th
-
+from tap_commerce_exports.config.declarations import Setting
+from tap_commerce_exports.config.values import opt_str
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.files.csv_reader import CsvFileReader
 from tap_commerce_exports.http.api_client import AnswerLost, ApiClient, ApiError, response_json
@@ -34,14 +34,13 @@ from tap_commerce_exports.providers.base import (
     ExportStatus,
     FoundExport,
     ProviderFacts,
-    opt_str,
     same_instant,
 )
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
 from tap_commerce_exports.windows import Window, iso_z
 
 if TYPE_CHECKING:
-    from tap_commerce_exports.settings import Settings
+    from tap_commerce_exports.config.account_settings import AccountSettings
 
 STATUS_PHASES = {"pending": ExportPhase.PENDING, "available": ExportPhase.DONE}
 #: Pages of ``GET exports/`` read when looking for a lost create (20 exports a page).
@@ -95,25 +94,23 @@ class NextCommerceProvider(ExportProvider):
         api_url_example="`http://127.0.0.1:8000/api/admin/` (Next Commerce)",
     )
     settings_properties = (
-        th.Property(
-            "store", th.StringType, description="Next Commerce store subdomain (`{store}.29next.store`)."
+        Setting("store", "string", "Store", "Next Commerce store subdomain (`{{store}}.29next.store`)."),
+        Setting(
+            "api_version", "string", "API version", "Next Commerce API version header.", default="2024-04-01"
         ),
-        th.Property(
-            "api_version",
-            th.StringType,
-            default="2024-04-01",
-            description="Next Commerce API version header.",
-        ),
-        th.Property(
+        Setting(
             "webhook_listen",
-            th.StringType,
-            description="Next Commerce: `host:port` to receive export.created webhooks during a sync (polling continues as a fallback).",
+            "string",
+            "Webhook listen address",
+            "Next Commerce: `host:port` to receive export.created webhooks during a sync (polling "
+            "continues as a fallback).",
         ),
-        th.Property(
+        Setting(
             "webhook_secret",
-            th.StringType,
+            "string",
+            "Webhook secret",
+            "Next Commerce webhook signing secret (required with webhook_listen).",
             secret=True,
-            description="Next Commerce webhook signing secret (required with webhook_listen).",
         ),
     )
 
@@ -139,7 +136,7 @@ class NextCommerceProvider(ExportProvider):
 
     account_keys = ("store", "access_token", "sandbox_token", "api_url", "webhook_secret")
 
-    def __init__(self, settings: Settings, *, app_limiter: RateLimiter | None = None) -> None:
+    def __init__(self, settings: AccountSettings, *, app_limiter: RateLimiter | None = None) -> None:
         super().__init__(settings, app_limiter=app_limiter)
         name = settings.setting_name
         self.api = ApiClient(
@@ -154,7 +151,7 @@ class NextCommerceProvider(ExportProvider):
         )
 
     @classmethod
-    def account_of(cls, settings: Settings) -> str:
+    def account_of(cls, settings: AccountSettings) -> str:
         return settings.store or "default"
 
     def check_access(self) -> str:

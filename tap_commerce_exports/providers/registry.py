@@ -13,8 +13,8 @@ from tap_commerce_exports.providers.clover import CloverProvider
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 
 if TYPE_CHECKING:
+    from tap_commerce_exports.config.run_settings import Settings
     from tap_commerce_exports.providers.base import ExportProvider, ProviderFacts
-    from tap_commerce_exports.settings import Settings
 
 #: name -> provider class.
 PROVIDER_CLASSES: dict[str, type[ExportProvider]] = {}

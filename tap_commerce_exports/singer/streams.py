@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from singer_sdk.mapper import StreamMap
     from singer_sdk.singerlib import Catalog
 
-    from tap_commerce_exports.tap import TapCommerceExports
+    from tap_commerce_exports.singer.host import SyncHost
 
 LOGGER = logging.getLogger("tap_commerce_exports.streams")
 
@@ -55,7 +55,7 @@ class ExportStream(Stream):
         # creation time (the stream's window field, a property of every record). Set on
         # the instance: the SDK's __init__ resets a class-level forced_replication_method
         # to None, and a discovered catalog then claimed FULL_TABLE. The state's bookmark
-        # (``window_end``, state.py) is a value on this field's axis: every record whose
+        # (``window_end``, singer/bookmarks.py) is a value on this field's axis: every record whose
         # window field is before it was emitted.
         self.replication_key = definition.window_field
         self.forced_replication_method = "INCREMENTAL"
@@ -118,7 +118,4 @@ class ExportStream(Stream):
         """singer-sdk's per-stream path: this stream's records from ``ExportSync.sync``,
         the CLI's own sync (its windows, engine, saved exports, bookmarks and STATE, and
         the closing of all it opened, even when the SDK stops early at a record limit)."""
-        from tap_commerce_exports.singer.sync import ExportSync
-
-        tap = cast("TapCommerceExports", self._export_tap)
-        yield from ExportSync(tap, tap.settings).iter_stream_records(self)
+        yield from cast("SyncHost", self._export_tap).stream_records(self)

@@ -33,10 +33,6 @@ class AccountEntry:
     #: How a key of this object is named to the user: ``accounts[1].{key}``.
     key_format: str
 
-    def setting_name(self, key: str) -> str:
-        """The name a user looks for to fix ``key`` of this account."""
-        return self.key_format.format(key=key)
-
 
 def read_accounts(config: Mapping[str, Any]) -> list[AccountEntry]:
     """Every account object of ``accounts`` then of ``accounts_file`` (none: one account,

@@ -1,0 +1,1 @@
+"""Every setting of the tap: declared, parsed, checked (see ARCHITECTURE.md)."""

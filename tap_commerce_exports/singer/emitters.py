@@ -1,0 +1,242 @@
+"""How a finished window's records leave the tap: RECORD messages, BATCH files, or (on
+singer-sdk's per-stream path) yielded to the SDK, behind one :class:`Emitter` interface.
+
+The sync hands each ready window to ``emit`` in window order and writes the window's
+STATE after it returns, whichever emitter it is, so the bookmark rule stays in one place
+(``singer/sync.py``). Every emitter reads a window the same way (``records``: the
+window's files through ``files/window_reader.py``, each record stamped with its account
+there, once), shapes records the same way (selection, then stream maps:
+``record_sink.py``) and announces a file's new columns with a SCHEMA before the first
+record that carries them.
+
+BATCH mode, chosen once per run: every file is announced (BATCH message, flushed) as
+soon as it is complete, a new SCHEMA first closes and announces the files before it, and
+a window that fails removes only its unfinished file (the files: ``singer/batch/``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from tap_commerce_exports.errors import ConfigError, InvalidRecord
+from tap_commerce_exports.files import WindowFilter
+from tap_commerce_exports.files.window_reader import WindowFiles, WindowReader
+from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_account
+from tap_commerce_exports.singer.batch.cleanup import remove_loaded
+from tap_commerce_exports.singer.batch.encoders import parquet_refusal
+from tap_commerce_exports.singer.batch.file_set import BatchFileSet
+from tap_commerce_exports.singer.batch.naming import new_run_id
+from tap_commerce_exports.singer.bookmarks import read_bookmark
+from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
+from tap_commerce_exports.singer.selection import selected_schema
+
+if TYPE_CHECKING:
+    from singer_sdk.mapper import PluginMapper
+
+    from tap_commerce_exports.config.batch import BatchSettings
+    from tap_commerce_exports.config.run_settings import Settings
+    from tap_commerce_exports.jobs.job import ExportJob
+    from tap_commerce_exports.providers.base import ProviderFacts
+    from tap_commerce_exports.singer.host import SyncStream
+    from tap_commerce_exports.singer.output import SingerOutput
+
+LOGGER = logging.getLogger("tap_commerce_exports.sync")
+
+
+@dataclass
+class StreamProgress:
+    """One stream of the run: the readers' schema (widened by files' new columns, the
+    account property left to the emitters) and its records so far."""
+
+    stream: SyncStream
+    schema: dict[str, Any]
+    records: int = 0
+    #: Property paths the catalog deselected (``singer/selection.py``).
+    deselected: tuple[tuple[str, ...], ...] = ()
+
+
+class Emitter:
+    """Writes (or yields) one finished window's records; see the module docstring."""
+
+    def __init__(
+        self,
+        output: SingerOutput,
+        mapper: PluginMapper,
+        settings: Settings,
+        facts: ProviderFacts,
+        on_invalid: Callable[[InvalidRecord], None],
+    ) -> None:
+        self.output = output
+        self.mapper = mapper
+        self.settings = settings
+        self.facts = facts
+        self.reader = WindowReader(facts.file_reader, on_invalid, facts.files_add_columns)
+
+    def prepare(self, streams: Sequence[SyncStream], accounts: Iterable[str], state: dict[str, Any]) -> None:
+        """Once the streams' maps are registered and the windows planned."""
+
+    def emit(self, job: ExportJob, p: StreamProgress, account: str) -> Iterable[dict[str, Any]] | None:
+        """The window's records written (None), or yielded to a caller that writes them."""
+        raise NotImplementedError
+
+    def announce(self, p: StreamProgress) -> None:
+        """The stream's SCHEMA (selected, with the account property) for every output
+        stream map; a Parquet batch refuses a stream it cannot hold before any output."""
+        stream = p.stream
+        schema = with_account(selected_schema(p.schema, p.deselected) if p.deselected else p.schema)
+        self.mapper.register_raw_stream_schema(stream.name, schema, stream.primary_keys)
+        batch = self.settings.batch
+        for stream_map in output_maps(self.mapper, stream.name):
+            if batch is not None and batch.format == "parquet":
+                refusal = parquet_refusal(stream_map.stream_alias, stream_map.transformed_schema)
+                if refusal:  # before any output is flushed: the run writes nothing
+                    raise ConfigError(refusal)
+            self.output.schema(
+                stream_map.stream_alias,
+                stream_map.transformed_schema,
+                stream_map.transformed_key_properties or [],
+            )
+
+    def records(
+        self, job: ExportJob, p: StreamProgress, account: str, on_new_columns: Callable[[], None] | None
+    ) -> Iterator[dict[str, Any]]:
+        """The window's typed records, each stamped with ``account`` (after its reader: a
+        file's value never wins), ``p.schema`` widened by files' new columns."""
+        files = WindowFiles(
+            stream=p.stream.name,
+            label=job.label,
+            export_id=job.export_id,
+            paths=job.files,
+            window=self._window_filter(job),
+            primary_keys=job.stream.primary_keys,
+        )
+        return self.reader.records(files, p, (ACCOUNT_PROPERTY, account), on_new_columns)
+
+    def _window_filter(self, job: ExportJob) -> WindowFilter:
+        """The job's window, and where a file may keep each row's window instant: the
+        column named by ``window_columns`` if set, else every name the stream's window
+        field may have (the provider's table)."""
+        definition = job.stream
+        override = self.settings.window_columns.get(definition.name)
+        names = (override,) if override else definition.window_field_names
+        value = self.facts.window_value  # how its files write instants
+        return WindowFilter(definition.window_field, value(job.window.start), value(job.window.end), names)
+
+    def _sink(self, p: StreamProgress, writers: Sequence[RecordWriter]) -> RecordWriter:
+        """Selection, then each output stream map, into its writer."""
+        maps = output_maps(self.mapper, p.stream.name)
+        return record_sink(p.deselected, list(zip(maps, writers, strict=True)))
+
+
+class RecordEmitter(Emitter):
+    """RECORD messages into the run's output (the CLI's path)."""
+
+    def emit(self, job: ExportJob, p: StreamProgress, account: str) -> None:
+        time_extracted = datetime.now(timezone.utc).isoformat()
+        write = self._record_sink(p, time_extracted)
+
+        def new_columns() -> None:
+            nonlocal write
+            self.announce(p)
+            write = self._record_sink(p, time_extracted)
+
+        before = p.records
+        for record in self.records(job, p, account, new_columns):  # hot loop: one call per record
+            write(record)
+        LOGGER.debug("%s: %d records written", job.label, p.records - before)
+
+    def _record_sink(self, p: StreamProgress, time_extracted: str) -> RecordWriter:
+        maps = output_maps(self.mapper, p.stream.name)
+        return self._sink(p, [self.output.record_writer(m.stream_alias, time_extracted) for m in maps])
+
+
+class YieldingEmitter(Emitter):
+    """singer-sdk's per-stream path: records yielded to the SDK, which writes them.
+
+    The SDK writes each record as it gets it (and flushes), while this layer buffers its
+    own messages: a SCHEMA announcing a file's new columns is flushed at once, so that it
+    reaches the target before the first record that carries them."""
+
+    def emit(self, job: ExportJob, p: StreamProgress, account: str) -> Iterator[dict[str, Any]]:
+        def new_columns() -> None:
+            p.stream.widen_schema(p.schema)  # the SDK conforms records to the stream's schema
+            self.announce(p)  # registers the maps, announces the columns (as RECORD output does)
+            self.output.flush()
+
+        return self.records(job, p, account, new_columns)
+
+
+class BatchEmitter(Emitter):
+    """BATCH files instead of RECORD messages (one run id names all the run's files)."""
+
+    def __init__(self, *args: Any, batch: BatchSettings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch = batch
+        self.run_id = new_run_id()
+
+    def prepare(self, streams: Sequence[SyncStream], accounts: Iterable[str], state: dict[str, Any]) -> None:
+        """Remove the batch files of earlier runs that the incoming bookmark proves loaded."""
+        for stream, account in ((s, a) for s in streams for a in accounts):
+            bookmark = read_bookmark(state, stream.name, account)
+            if bookmark is None:
+                continue
+            for m in output_maps(self.mapper, stream.name):
+                remove_loaded(self.batch, m.stream_alias, account, bookmark)
+
+    def emit(self, job: ExportJob, p: StreamProgress, account: str) -> None:
+        """The window's records into one file set per output stream, each file announced
+        by a BATCH message once complete; the caller writes the STATE after the last. A
+        file not complete when the window fails is removed; see singer/batch/."""
+        batch = self.batch
+        sets: list[BatchFileSet] = []
+        parts: dict[str, int] = {}
+
+        def announce(stream: str, manifest: list[str]) -> None:
+            # Each file as soon as it is complete, flushed: the loader loads it while
+            # the next one is written. The STATE comes after the window's last.
+            self.output.batch(stream, batch.encoding, manifest)
+            self.output.flush()
+
+        def open_sets() -> RecordWriter:
+            sets[:] = [
+                BatchFileSet(
+                    batch,
+                    stream=m.stream_alias,
+                    schema=m.transformed_schema,
+                    account=account,
+                    start=job.window.start,
+                    end=job.window.end,
+                    run_id=self.run_id,
+                    announce=announce,
+                    part=parts.get(m.stream_alias, 0),
+                )
+                for m in output_maps(self.mapper, p.stream.name)
+            ]
+            return self._sink(p, [s.write for s in sets])
+
+        def complete() -> None:
+            for file_set in sets:
+                file_set.complete()
+                parts[file_set.stream] = file_set.next_part
+
+        write = open_sets()
+
+        def new_columns() -> None:
+            # The SCHEMA that adds columns must precede the files that carry them.
+            nonlocal write
+            complete()
+            self.announce(p)
+            write = open_sets()
+
+        try:
+            for record in self.records(job, p, account, new_columns):  # hot loop: one call per record
+                write(record)
+            complete()
+        except BaseException:
+            for file_set in sets:
+                file_set.discard()
+            raise

@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-SUMMARY = re.compile(r"=+ (.*\d+ (?:passed|failed|error).*) in ([0-9.]+)s")
+SUMMARY = re.compile(r"(\d+ (?:passed|failed|errors?|skipped)[^=]*?) in ([0-9.]+)s")
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tap_commerce_exports.http.download import DownloadError
+from tap_commerce_exports.jobs import orchestrator
 from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
 from tests.test_orchestrator import CUSTOMERS, ORDERS, FakeDownloader, FakeProvider, jobs_for, make
@@ -271,6 +272,26 @@ def test_a_download_that_ends_after_its_stream_and_the_sync_stopped_ends_cancell
     assert settled(orch, jobs)
     assert [j.state for j in jobs] == [JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED]
     assert jobs[1].error is None and jobs[1].files == []
+
+
+def test_a_download_still_queued_when_the_sync_stops_ends_cancelled(tmp_path, monkeypatch):
+    # one download worker: window 1's download holds it, window 2's waits in the queue;
+    # the stop drops the queued one, which must not leave its job DOWNLOADING for good
+    monkeypatch.setattr(orchestrator, "MAX_DOWNLOAD_WORKERS", 1)
+    provider = FakeProvider({("order_list", i): ["available"] for i in range(3)})
+    downloader = HeldAtStop(provider, "finished")
+    orch = make(provider, tmp_path, max_concurrent_exports=3, downloader=downloader)
+    jobs = jobs_for((ORDERS, 3))
+    run = orch.run(jobs)
+    first = next(run)
+    assert downloader.in_flight.wait(BARRIER)
+    with orch.board.cv:  # window 2 is DOWNLOADING: its download queued behind window 1's
+        assert orch.board.cv.wait_for(lambda: jobs[2].state is JobState.DOWNLOADING, BARRIER)
+    orch.fail(first, ValueError("a bad file"))
+    assert list(run) == []
+    downloader.stopped.set()
+    assert settled(orch, jobs)
+    assert [j.state for j in jobs] == [JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED]
 
 
 def settled(orch, jobs) -> bool:

@@ -59,7 +59,14 @@ class FileFetcher:
             job.status = status
             self.board.move(job, expected, JobState.DOWNLOADING)
             job.download_started_at = self.clock()
-        self._job_pool.submit(self._download_job, job)
+        try:
+            future = self._job_pool.submit(self._download_job, job)
+        except RuntimeError:  # the pool was shut down: the sync stopped meanwhile
+            self._never_started(job)
+            return
+        # a download still queued when the sync stops is dropped by shutdown(): its job
+        # must not stay DOWNLOADING for good
+        future.add_done_callback(lambda done: self._never_started(job) if done.cancelled() else None)
 
     def stop(self) -> None:
         """Cut downloads in flight (no pool thread outlives the stop) and drop the queued."""
@@ -68,6 +75,13 @@ class FileFetcher:
     def shutdown(self) -> None:
         self._job_pool.shutdown(wait=False, cancel_futures=True)
         self._file_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _never_started(self, job: ExportJob) -> None:
+        """The sync stopped before ``job``'s download began: CANCELLED, as any download
+        that ends after the stop."""
+        with self.board.cv:
+            if job.state is JobState.DOWNLOADING:
+                self.board.move(job, JobState.DOWNLOADING, JobState.CANCELLED)
 
     def _download_job(self, job: ExportJob) -> None:
         board = self.board

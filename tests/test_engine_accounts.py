@@ -21,7 +21,7 @@ from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
 from tap_commerce_exports.windows import Window
 from tests.engine_clock import JumpClock
-from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, FakeProvider, jobs_for
+from tests.engine_fakes import CUSTOMERS, ORDERS, T0, ScriptedProvider, jobs_for
 
 PENDING_TWICE = ["pending", "pending", "available"]
 
@@ -45,7 +45,7 @@ class Alive:
             self.count -= 1
 
 
-class AccountFake(FakeProvider):
+class AccountFake(ScriptedProvider):
     """The engine's fake provider as one account; its file URLs name the account."""
 
     def __init__(self, name: str, alive: Alive, statuses=None, **kwargs) -> None:

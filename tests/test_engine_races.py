@@ -13,7 +13,7 @@ from tap_commerce_exports.http.download import DownloadError
 from tap_commerce_exports.jobs import orchestrator
 from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
-from tests.test_orchestrator import CUSTOMERS, ORDERS, FakeDownloader, FakeProvider, jobs_for, make
+from tests.engine_fakes import CUSTOMERS, ORDERS, ScriptedDownloader, ScriptedProvider, jobs_for, make
 
 pytestmark = pytest.mark.race
 
@@ -55,7 +55,7 @@ def on_abandon(orch) -> threading.Event:
     return abandoned
 
 
-class DoneAtOnce(FakeProvider):
+class DoneAtOnce(ScriptedProvider):
     """orders window 0 is already DONE when created, so its download starts at once."""
 
     def create_export(self, export_type, window):
@@ -65,7 +65,7 @@ class DoneAtOnce(FakeProvider):
         return status
 
 
-class FailsWhen(FakeDownloader):
+class FailsWhen(ScriptedDownloader):
     """The download of export ``1000`` (orders window 0) fails once ``go`` is set."""
 
     def __init__(self, provider, go: threading.Event) -> None:
@@ -81,7 +81,7 @@ class FailsWhen(FakeDownloader):
 
 # ------------------------------------------------------------------ webhook during a check
 def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thread_awake(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["available"], ("customer_list", 0): ["pending"]})
+    provider = ScriptedProvider({("order_list", 0): ["available"], ("customer_list", 0): ["pending"]})
     in_check, release = threading.Event(), threading.Event()
     real_get = provider.get_export
 
@@ -126,7 +126,7 @@ def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thre
 
 
 def test_a_webhook_during_a_check_that_still_says_pending_gets_one_more_check_at_once(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["pending", "available"]})
+    provider = ScriptedProvider({("order_list", 0): ["pending", "available"]})
     in_check, release = threading.Event(), threading.Event()
     real_get = provider.get_export
 
@@ -222,7 +222,7 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
 def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
     # whichever thread sees the stop first (stress: make stress), the later windows end
     # CANCELLED: a download in flight at the stop is cut or finishes, never FAILED or READY
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     jobs = jobs_for((ORDERS, 3))
     seen = []
@@ -236,7 +236,7 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
     assert all(j.state is JobState.CANCELLED for j in jobs[1:])
 
 
-class HeldAtStop(FakeDownloader):
+class HeldAtStop(ScriptedDownloader):
     """Holds window 1's download (says when) until the sync stopped, then ends it as
     ``ending`` says: "cut" (an error, as the real downloader's cancel gives) or
     "finished" (its file written)."""
@@ -258,7 +258,7 @@ class HeldAtStop(FakeDownloader):
 
 @pytest.mark.parametrize("ending", ["cut", "finished"])
 def test_a_download_that_ends_after_its_stream_and_the_sync_stopped_ends_cancelled(tmp_path, ending):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     downloader = HeldAtStop(provider, ending)
     orch = make(provider, tmp_path, max_concurrent_exports=1, downloader=downloader)
     jobs = jobs_for((ORDERS, 3))
@@ -278,7 +278,7 @@ def test_a_download_still_queued_when_the_sync_stops_ends_cancelled(tmp_path, mo
     # one download worker: window 1's download holds it, window 2's waits in the queue;
     # the stop drops the queued one, which must not leave its job DOWNLOADING for good
     monkeypatch.setattr(orchestrator, "MAX_DOWNLOAD_WORKERS", 1)
-    provider = FakeProvider({("order_list", i): ["available"] for i in range(3)})
+    provider = ScriptedProvider({("order_list", i): ["available"] for i in range(3)})
     downloader = HeldAtStop(provider, "finished")
     orch = make(provider, tmp_path, max_concurrent_exports=3, downloader=downloader)
     jobs = jobs_for((ORDERS, 3))
@@ -301,7 +301,7 @@ def settled(orch, jobs) -> bool:
 
 
 def test_a_consumed_job_has_a_state_of_its_own(tmp_path):
-    orch = make(FakeProvider(), tmp_path)
+    orch = make(ScriptedProvider(), tmp_path)
     jobs = jobs_for((ORDERS, 2))
     for _ in orch.run(jobs):
         pass
@@ -336,7 +336,7 @@ def test_the_state_of_a_job_is_changed_only_through_move():
 class Created:
     """Install before the engine starts; :meth:`ids` waits until all ``keys`` are created."""
 
-    def __init__(self, provider: FakeProvider, *keys) -> None:
+    def __init__(self, provider: ScriptedProvider, *keys) -> None:
         self.provider, self.keys = provider, keys
         self.done = threading.Event()
         real = provider.create_export

@@ -168,9 +168,9 @@ def test_an_unknown_export_id_is_answered_404_without_side_effects(receiver):
 
 
 def test_an_unknown_export_id_changes_nothing_in_a_real_engine(receiver, tmp_path):
-    from test_orchestrator import FakeProvider, make  # the engine's own fake provider
+    from tests.engine_fakes import ScriptedProvider, make  # the engine's own fake provider
 
-    orch = make(FakeProvider(), tmp_path)
+    orch = make(ScriptedProvider(), tmp_path)
     rcv = receiver(orch.wake)
     payload = envelope(export_id=777)
     status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})

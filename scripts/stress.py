@@ -64,6 +64,22 @@ def pytest(args: Sequence[str]) -> tuple[int, str, float]:
     return proc.returncode, summary or f"(no summary: exit {proc.returncode})", wall
 
 
+def race_specs() -> list[str]:
+    """The node ids of the specs marked ``race`` (collected once, without repeats, so the
+    repeated run collects only their modules)."""
+    proc = subprocess.run(
+        [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-m", "race"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    # a parametrized spec by its function (its ids change with --repeat's parameter)
+    specs = list(dict.fromkeys(line.split("[")[0] for line in proc.stdout.splitlines() if "::" in line))
+    if not specs:
+        raise SystemExit(f"stress: no spec marked 'race' collected:\n{proc.stdout[-2000:]}")
+    return specs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="runs of each race spec (default 50)")
@@ -76,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     codes = []
     with hogs(args.hogs):
         print(f"stress: {args.hogs} CPU hog(s) running beside the tests")
-        code, summary, wall = pytest(["-n", "0", "-q", "-m", "race", "--repeat", str(args.runs)])
+        specs = race_specs()
+        code, summary, wall = pytest(["-n", "0", "-q", "--repeat", str(args.runs), *specs])
         print(f"race specs x{args.runs}: {summary} ({wall:.0f} s)")
         codes.append(code)
         if not args.races_only:

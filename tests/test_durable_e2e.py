@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.test_interruption import (
     truth_for,
     write_catalog,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -167,12 +167,8 @@ def complete_once_logged(sandbox, log: Path, words: str, count: int) -> threadin
     HANG seconds passed: then the run's own assertions say what was missing)."""
 
     def watch() -> None:
-        deadline = time.monotonic() + HANG
-        while time.monotonic() < deadline:
-            if log.exists() and log.read_text(errors="replace").count(words) >= count:
-                break
-            time.sleep(0.05)  # polls for a state; the outcome is judged by the run
-        sandbox.control(complete_exports=True)
+        until(lambda: log.exists() and log.read_text(errors="replace").count(words) >= count, HANG, 0.05)
+        sandbox.control(complete_exports=True)  # (either way: the run's assertions judge)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from tap_commerce_exports.http.download import (
 )
 from tap_commerce_exports.http.redact import scrub
 from tap_commerce_exports.webhook import WebhookLimits, WebhookReceiver
+from tests.waiting import HANG, until
 
 SECRET = "whsec-hostile-secret"
 TOKEN = "tok-hostile-peers-0123"
@@ -55,9 +55,6 @@ REPO = Path(__file__).resolve().parents[1]
 #: Peak RSS allowed to a process that downloads (or reads) a hostile file. A bare Python
 #: with requests and the tap's modules is ~45 MB; the 209 MB inflation once took 254 MB.
 RSS_BOUND_MB = 120
-#: Seconds a test waits for what must happen before it calls it a hang (never a goal:
-#: timing goals are make bench's).
-HANG = 30.0
 
 
 # =========================================================================== the hostile peer
@@ -412,16 +409,6 @@ def test_an_idle_connection_is_closed_at_the_read_timeout(receivers):
 def deadlines(rcv: WebhookReceiver) -> int:
     """Connections the receiver's reaper holds a deadline for."""
     return len(rcv._reaper._deadlines)
-
-
-def until(condition: Callable[[], bool]) -> bool:
-    """Waits for ``condition`` (a state another thread reaches), at most HANG seconds."""
-    deadline = time.monotonic() + HANG
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from tests.conftest import Reply, SeenRequest
 from tests.sandbox_fixtures import account_config
 from tests.tap_harness import run_tap
 from tests.test_interruption import tap_command, write_catalog
+from tests.waiting import HANG, until
 
 TOKEN = "tok-7Hq2-never-print-me-9x"
 DEBUG_ENV = {
@@ -306,19 +307,6 @@ def download_files(tmpdir: Path) -> list[Path]:
         except FileNotFoundError:
             pass
     return found
-
-
-def until(condition) -> bool:
-    """Waits for ``condition`` (a state the tap reaches), at most HANG seconds."""
-    deadline = time.monotonic() + HANG
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-HANG = 60.0  # seconds: bounds a hang, never a goal
 
 
 # The webhook receiver's specs (signature, size, unknown exports, bodies, other events)

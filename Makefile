@@ -48,6 +48,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv: no progress bars in logs; copies, not hard links (the cache may be on another disk).
 export UV_NO_PROGRESS := 1
 export UV_LINK_MODE := copy
+# CI installs every service its tests need itself: scripts/postgres.py may install Debian's
+# PostgreSQL there (as root); on a developer's machine it only says what to install.
+ifeq ($(CI),true)
+export POSTGRES_INSTALL_PACKAGES := 1
+endif
 
 DEV_STAMP := $(VENV)/.stamp-dev
 MELTANO_STAMP := $(MELTANO_VENV)/.stamp-meltano
@@ -75,7 +80,7 @@ $(DEV_STAMP): uv.lock pyproject.toml sandbox/pyproject.toml | $(UV)
 # the tap is tested with exactly the dependencies a user of the tap gets.
 $(MELTANO_STAMP): requirements/meltano.txt | $(UV)
 	@test -x $(MELTANO_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MELTANO_VENV)
-	$(UV) pip sync --quiet --python $(MELTANO_VENV)/bin/python requirements/meltano.txt
+	$(UV) pip sync --quiet --require-hashes --python $(MELTANO_VENV)/bin/python requirements/meltano.txt
 	@touch $@
 
 # Plugins as meltano.yml declares them (no hub): the tap (-e . with requirements/tap.txt as
@@ -89,7 +94,7 @@ $(PLUGINS_STAMP): meltano.yml pyproject.toml $(LOCKS) $(MELTANO_STAMP)
 # Dagster and its Meltano, only for orchestration/ and its test: the demo never needs it.
 $(DAGSTER_STAMP): requirements/orchestration.txt | $(UV)
 	@test -x $(DAGSTER_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(DAGSTER_VENV)
-	$(UV) pip sync --quiet --python $(DAGSTER_VENV)/bin/python requirements/orchestration.txt
+	$(UV) pip sync --quiet --require-hashes --python $(DAGSTER_VENV)/bin/python requirements/orchestration.txt
 	@touch $@
 
 dagster-venv: $(DAGSTER_STAMP)
@@ -115,21 +120,25 @@ check: $(DEV_STAMP)
 	$(VENV)/bin/ruff format --check --quiet .
 	$(VENV)/bin/mypy
 	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run make lock"; exit 1; }
-	@$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header \
+	@$(UV) export --quiet --frozen --no-emit-project --no-header \
 	  | diff -q - requirements/tap.txt >/dev/null \
 	  || { echo "requirements/tap.txt is not what uv.lock exports: run make lock"; exit 1; }
-	@grep -qx "$$(grep '^meltano==' requirements/meltano.txt)" requirements/orchestration.txt \
+	@test "$$(grep -o '^meltano==[^ ;]*' requirements/meltano.txt)" = \
+	  "$$(grep -o '^meltano==[^ ;]*' requirements/orchestration.txt)" \
 	  || { echo "requirements/orchestration.txt pins another Meltano than requirements/meltano.txt: run make lock"; exit 1; }
 
 # Every lock to the newest releases the ranges allow. Then run `make test`; commit together.
+# Every requirements/*.txt carries the sha256 of each file it allows (--generate-hashes, and
+# uv export's hashes): `uv pip sync --require-hashes` refuses anything else, and uv checks
+# the hashes of the constraints files Meltano's plugin installs use.
 lock: | $(UV)
 	$(UV) lock --upgrade
-	$(UV) export --quiet --frozen --no-emit-project --no-hashes --no-header -o requirements/tap.txt
+	$(UV) export --quiet --frozen --no-emit-project --no-header -o requirements/tap.txt
 	@for name in meltano target-duckdb target-jsonl target-postgres bench-target-postgres; do \
-	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
+	  $(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header --generate-hashes \
 	    requirements/$$name.in -o requirements/$$name.txt || exit 1; \
 	done
-	$(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header \
+	$(UV) pip compile --quiet --upgrade --universal --python-version 3.10 --no-header --generate-hashes \
 	  requirements/orchestration.in -c requirements/meltano.txt -o requirements/orchestration.txt
 
 # The canary (not gating): the newest release of every dependency, no lock, unit tests only

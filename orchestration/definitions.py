@@ -69,16 +69,24 @@ class MeltanoProject(ConfigurableResource):  # type: ignore[misc]
     #: target-duckdb only: each group writes <duckdb_dir>/<group>.duckdb, since a DuckDB
     #: file has one writer at a time; a shared warehouse (target-postgres) needs none.
     duckdb_dir: str = ""
+    #: variables of this process a run gets beyond the allow-list of orchestration/run_isolation.py
+    #: (names, or `PREFIX*`), e.g. ["AWS_*"] for an S3 state backend
+    pass_env: list[str] = []
 
     def cli(self) -> Meltano:
-        return Meltano(Path(self.project_dir), self.meltano_bin or _default_meltano_bin(), self.environment)
+        return Meltano(
+            Path(self.project_dir),
+            self.meltano_bin or _default_meltano_bin(),
+            self.environment,
+            pass_env=tuple(self.pass_env),
+        )
 
     def state_id(self, group: Group) -> str:
         return state_id(self.environment, group.extractor, self.loader, group.name)
 
     def sync(self, group: Group, plan: ExtractorPlan, context: AssetExecutionContext) -> RunOutcome:
         cli = self.cli()
-        env = {**cli.isolated(group.name), **partition_env(group, plan)}
+        env = partition_env(group, plan)
         if self.duckdb_dir:
             Path(self.duckdb_dir).mkdir(parents=True, exist_ok=True)
             env[env_prefix(self.loader) + "PATH"] = str(Path(self.duckdb_dir) / f"{group.name}.duckdb")
@@ -86,7 +94,9 @@ class MeltanoProject(ConfigurableResource):  # type: ignore[misc]
         context.log.info(
             f"group {group.name}: {len(group.accounts)} account(s), state id {self.state_id(group)}"
         )
-        return cli.run(args, env, on_line=context.log.debug)
+        return cli.run_group(
+            group.name, args, env, on_line=context.log.debug, plugins=(group.extractor, self.loader)
+        )
 
 
 def tap_error(lines: tuple[str, ...], extractor: str) -> str | None:

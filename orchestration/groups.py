@@ -10,7 +10,8 @@ partition is a group, not an account.
       "extractors": {
         "tap-commerce-exports--clover": {
           "concurrent_runs": 2,
-          "app_limits": {"app_max_requests_per_second": 50, "app_max_concurrent_requests": 10}
+          "app_limits": {"app_max_requests_per_second": 50, "app_max_concurrent_requests": 10},
+          "secret_env_prefix": "CLOVER_TOKEN_"
         }
       },
       "groups": {
@@ -21,7 +22,10 @@ partition is a group, not an account.
 
 An account object's keys are the tap's own settings for one account (the `accounts`
 setting's keys); `<setting>_env` names an environment variable of the Dagster process that
-holds the value, so tokens live in the deployment's secrets, not in the file.
+holds the value, so tokens live in the deployment's secrets, not in the file. That
+variable must start with its extractor's `secret_env_prefix` (say `"CLOVER_TOKEN_"`):
+without the rule a line of the file could send any variable of the Dagster process
+(`access_token_env: MELTANO_DATABASE_URI`) to the API host it names as a token.
 """
 
 from __future__ import annotations
@@ -33,8 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestration.run_isolation import BASIC_NAMES, BASIC_PREFIXES
+
+#: suffix of an account key whose value is the NAME of an environment variable holding it
+ENV_SUFFIX = "_env"
+#: A declared `secret_env_prefix`: upper-case, at least three characters before its final `_`.
+SECRET_PREFIX = re.compile(r"[A-Z][A-Z0-9_]{2,}_\Z")
+VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
+#: Prefixes no secret prefix may overlap: Meltano's, Dagster's, PostgreSQL's, the clouds'.
+RESERVED_PREFIXES = (*BASIC_PREFIXES, "DAGSTER_", "PG", "AWS_", "GOOGLE_", "AZURE_", "TAP_", "TARGET_")
+
 #: A group's name is its Dagster partition key and its Meltano state id suffix.
-GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: `$` would pass a final newline
 
 
 class GroupsFileError(ValueError):
@@ -53,6 +67,8 @@ class ExtractorPlan:
     extractor: str
     concurrent_runs: int = 1
     app_limits: dict[str, float] = field(default_factory=dict)
+    #: what every `<setting>_env` of this extractor's accounts must start with (None: no `_env`)
+    secret_env_prefix: str | None = None
 
     @property
     def pool(self) -> str:
@@ -122,7 +138,10 @@ def parse_groups(raw: Any, source: str = "groups file") -> GroupsConfig:
             raise GroupsFileError(
                 f"{source}: extractors.{name}.app_limits must map settings to positive numbers"
             )
-        extractors[name] = ExtractorPlan(name, runs, {k: float(v) for k, v in limits.items()})
+        prefix = plan.get("secret_env_prefix")
+        if prefix is not None:
+            _check_secret_prefix(prefix, f"{source}: extractors.{name}.secret_env_prefix")
+        extractors[name] = ExtractorPlan(name, runs, {k: float(v) for k, v in limits.items()}, prefix)
     groups: dict[str, Group] = {}
     seen_accounts: dict[str, str] = {}
     for name, spec in raw["groups"].items():
@@ -150,8 +169,46 @@ def parse_groups(raw: Any, source: str = "groups file") -> GroupsConfig:
             seen_accounts[key] = name
         extractor = spec["extractor"]
         extractors.setdefault(extractor, ExtractorPlan(extractor))
+        for account in accounts:
+            _check_env_names(account, extractors[extractor], f"{source}: groups.{name}")
         groups[name] = Group(name, extractor, tuple(dict(a) for a in accounts))
     return GroupsConfig(groups, extractors)
+
+
+def _check_secret_prefix(prefix: Any, where: str) -> None:
+    if not isinstance(prefix, str) or not SECRET_PREFIX.match(prefix):
+        raise GroupsFileError(
+            f"{where} must be upper-case letters, digits and '_', at least 3 before a final '_' (say CLOVER_TOKEN_)"
+        )
+    if any(prefix.startswith(r) or r.startswith(prefix) for r in RESERVED_PREFIXES) or any(
+        n.startswith(prefix) for n in BASIC_NAMES
+    ):
+        raise GroupsFileError(
+            f"{where} cannot be {prefix}: it overlaps Meltano's, Dagster's, a database's, "
+            "a cloud's, a plugin's or the system's variables; name one of your own"
+        )
+
+
+def _check_env_names(account: Mapping[str, Any], plan: ExtractorPlan, where: str) -> None:
+    """Every `<setting>_env` of `account` names a variable under the extractor's declared prefix."""
+    for key, value in account.items():
+        if not key.endswith(ENV_SUFFIX):
+            continue
+        if plan.secret_env_prefix is None:
+            raise GroupsFileError(
+                f"{where}: account {account_key(account)} sets {key}: declare the variables' prefix "
+                f'as extractors.{plan.extractor}.secret_env_prefix (say "CLOVER_TOKEN_")'
+            )
+        if not isinstance(value, str) or not VARIABLE_NAME.match(value):
+            raise GroupsFileError(
+                f"{where}: account {account_key(account)}: {key} must be a variable name "
+                "(upper-case letters, digits, '_')"
+            )
+        if not value.startswith(plan.secret_env_prefix) or value == plan.secret_env_prefix:
+            raise GroupsFileError(
+                f"{where}: account {account_key(account)}: {key} names {value}, which must start with "
+                f"{plan.secret_env_prefix} (extractors.{plan.extractor}.secret_env_prefix)"
+            )
 
 
 #: Settings that name an account, in the order we look for them (the tap's own keys).

@@ -7,33 +7,18 @@ reports, and both reach Dagster here (the lines as they come, the code as succes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-def run_sys_dir(base: Path, name: str) -> dict[str, str]:
-    """Environment giving one run a Meltano system directory of its own, `<base>/runs/<name>`.
-
-    Why: Meltano writes a plugin's discovered catalog and its config files under
-    `<sys dir>/run/<plugin>/`, one path per plugin, so two runs of one extractor from one
-    project on one machine overwrite each other's catalog (seen: "Invalid catalog"). The
-    run's own folder links the shared plugin venvs (nothing installs again) and names the
-    shared system database explicitly (the state backend is the same for every run)."""
-    base = base.resolve()
-    own = base / "runs" / name
-    own.mkdir(parents=True, exist_ok=True)
-    for kind in ("extractors", "loaders", "mappers", "utilities", "transformers", "orchestrators", "files"):
-        shared, link = base / kind, own / kind
-        if shared.exists() and not link.is_symlink():
-            link.symlink_to(shared.resolve(), target_is_directory=True)
-    return {"MELTANO_SYS_DIR_ROOT": str(own), "MELTANO_DATABASE_URI": f"sqlite:///{base / 'meltano.db'}"}
+from orchestration.run_isolation import PRIVATE_UMASK, allowed_env, private_run_dir
 
 
 def _names_database(meltano_yml: Path) -> bool:
@@ -70,6 +55,8 @@ class Meltano:
     meltano_bin: str = "meltano"
     environment: str = "dev"
     env: Mapping[str, str] | None = None  # the base environment (default: this process's)
+    #: what a meltano process gets beyond the allow-list (names, or `PREFIX*`): see run_isolation
+    pass_env: tuple[str, ...] = ()
 
     def base_env(self) -> dict[str, str]:
         return dict(os.environ if self.env is None else self.env)
@@ -78,19 +65,31 @@ class Meltano:
         """Meltano's system directory for this project (`MELTANO_SYS_DIR_ROOT`, else `.meltano`)."""
         return Path(self.base_env().get("MELTANO_SYS_DIR_ROOT") or self.project_dir / ".meltano")
 
-    def isolated(self, name: str) -> dict[str, str]:
-        """:func:`run_sys_dir` for this project, keeping the system database the project names.
+    @contextlib.contextmanager
+    def isolated(self, name: str) -> Iterator[dict[str, str]]:
+        """A private system directory for one run of group `name` (:func:`private_run_dir`),
+        keeping the system database the project names; removed when the `with` ends.
+
+        Why a directory per run: Meltano writes a plugin's discovered catalog and its config
+        files under `<sys dir>/run/<plugin>/`, one path per plugin, so two runs of one
+        extractor from one project on one machine overwrite each other's catalog (seen:
+        "Invalid catalog"). The run's folder links the shared plugin venvs.
 
         Only when neither `MELTANO_DATABASE_URI` nor meltano.yml's `database_uri` names one
         is the default (`<sys dir>/meltano.db`) named explicitly, since the run's own sys
         dir would otherwise move it."""
-        env = run_sys_dir(self.sys_dir(), name)
-        if self.base_env().get("MELTANO_DATABASE_URI") or _names_database(self.project_dir / "meltano.yml"):
-            del env["MELTANO_DATABASE_URI"]
-        return env
+        sys_dir = self.sys_dir().resolve()
+        with private_run_dir(sys_dir, name) as env:
+            if not (
+                self.base_env().get("MELTANO_DATABASE_URI")
+                or _names_database(self.project_dir / "meltano.yml")
+            ):
+                env["MELTANO_DATABASE_URI"] = f"sqlite:///{sys_dir / 'meltano.db'}"
+            yield env
 
-    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        base = self.base_env()
+    def _env(self, extra: Mapping[str, str] | None = None, plugins: Sequence[str] = ()) -> dict[str, str]:
+        """The allow-listed part of the base environment (:func:`allowed_env`), then `extra`."""
+        base = allowed_env(self.base_env(), plugins, self.pass_env)
         base.setdefault("MELTANO_SEND_ANONYMOUS_USAGE_STATS", "false")
         base.update(extra or {})
         return base
@@ -104,14 +103,18 @@ class Meltano:
         extra_env: Mapping[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
         keep_lines: int = 60,
+        plugins: Sequence[str] = (),
     ) -> RunOutcome:
-        """Run `meltano <args>`, handing each output line to `on_line` as it comes."""
+        """Run `meltano <args>`, handing each output line to `on_line` as it comes.
+
+        `plugins`: the plugins the command runs, whose settings' variables pass."""
         started, t0 = time.time(), time.monotonic()
         tail: list[str] = []
         with subprocess.Popen(
             self._cmd(*args),
             cwd=self.project_dir,
-            env=self._env(extra_env),
+            env=self._env(extra_env, plugins),
+            umask=PRIVATE_UMASK,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -127,11 +130,24 @@ class Meltano:
             returncode = proc.wait()
         return RunOutcome(returncode, time.monotonic() - t0, started, time.time(), tuple(tail))
 
+    def run_group(
+        self,
+        name: str,
+        args: Sequence[str],
+        extra_env: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+        plugins: Sequence[str] = (),
+    ) -> RunOutcome:
+        """:meth:`run` in group `name`'s own private system directory, removed afterwards."""
+        with self.isolated(name) as own:
+            return self.run(args, {**own, **(extra_env or {})}, on_line, plugins=plugins)
+
     def _call(self, *args: str, stdin: str | None = None) -> str:
         proc = subprocess.run(
             self._cmd("--log-level=error", *args),
             cwd=self.project_dir,
             env=self._env(),
+            umask=PRIVATE_UMASK,
             input=stdin,
             capture_output=True,
             text=True,

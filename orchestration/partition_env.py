@@ -19,15 +19,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from orchestration.groups import ExtractorPlan, Group, GroupsFileError, account_key
+from orchestration.groups import ENV_SUFFIX, ExtractorPlan, Group, GroupsFileError, account_key
+from orchestration.run_isolation import env_prefix
 
-#: suffix of an account key whose value is the NAME of an environment variable holding it
-ENV_SUFFIX = "_env"
-
-
-def env_prefix(plugin: str) -> str:
-    """Meltano's `<PLUGIN_NAME>_` environment prefix of a plugin's settings."""
-    return "".join(c if c.isalnum() else "_" for c in plugin).upper() + "_"
+__all__ = ["ENV_SUFFIX", "accounts_env", "budget_env", "env_prefix", "partition_env", "resolve"]
 
 
 def resolve(account: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -40,7 +40,16 @@ def ensure_target() -> Path:
         [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(TARGET_VENV)], check=True
     )
     subprocess.run(
-        [uv, "pip", "sync", "--quiet", "--python", str(TARGET_VENV / "bin" / "python"), str(TARGET_LOCK)],
+        [
+            uv,
+            "pip",
+            "sync",
+            "--quiet",
+            "--require-hashes",
+            "--python",
+            str(TARGET_VENV / "bin" / "python"),
+            str(TARGET_LOCK),
+        ],
         check=True,
     )
     stamp.write_bytes(lock)
@@ -48,10 +57,22 @@ def ensure_target() -> Path:
 
 
 def _uv() -> str:
-    for candidate in (ROOT / ".venv-uv" / "bin" / "uv", Path("/tmp/tools/bin/uv")):
-        if candidate.exists():
-            return str(candidate)
-    return "uv"
+    """The project's pinned uv (`make install` puts it in .venv-uv), else one on PATH.
+
+    Never one from a folder others can write to (a `/tmp/tools/bin/uv` was tried once, and
+    anyone on the machine can create that file): what it is, we would run."""
+    own = ROOT / ".venv-uv" / "bin" / "uv"
+    if own.exists():
+        return str(own)
+    found = shutil.which("uv")
+    if found is None:
+        raise SystemExit("bench loader: uv not found: run `make install` (it builds .venv-uv)")
+    for folder in Path(found).resolve().parents:
+        if folder.stat().st_mode & 0o022:
+            raise SystemExit(
+                f"bench loader: refusing {found}: {folder} is writable by others; run `make install`"
+            )
+    return found
 
 
 @dataclass

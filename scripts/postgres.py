@@ -2,11 +2,16 @@
 
 Why our own script: nothing may be assumed preinstalled on a new machine or in CI, and a
 test needs a real server, not a mock. This finds PostgreSQL's server programs (installing
-Debian's ``postgresql`` package when they are missing and we are root), creates a cluster in
-a folder of ours, and starts it on 127.0.0.1 only, with password authentication.
+Debian's ``postgresql`` package when they are missing, only when asked: ``--install-packages``
+or ``POSTGRES_INSTALL_PACKAGES=1``, and only as root), creates a cluster in a folder of ours,
+and starts it on 127.0.0.1 only (no Unix socket), with password authentication.
 
     python scripts/postgres.py start --dir .pg --port 55432   # prints the SQLAlchemy URL
     python scripts/postgres.py stop --dir .pg
+
+Every program runs from an argv list, never through a shell: ``pg_ctl start`` builds a
+``/bin/sh -c`` line from its ``-D``, ``-l`` and ``-o`` (a folder named ``d$(id>x)x`` ran
+``id``), so ``postgres`` is started directly and ``pg_ctl`` only stops it (no shell there).
 
 From Python (pytest fixtures): ``server = PostgresServer.temporary().start()`` ...
 ``server.remove()``.
@@ -26,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 USER = "tap"
@@ -50,8 +55,12 @@ def _bindir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def server_bindir(install: bool = True) -> Path:
-    """Where ``initdb``/``pg_ctl`` live, installing Debian's package if allowed and needed."""
+#: Set to 1 to let a root process install Debian's ``postgresql`` when it is missing.
+INSTALL_ENV = "POSTGRES_INSTALL_PACKAGES"
+
+
+def server_bindir(install: bool = False) -> Path:
+    """Where ``initdb``/``pg_ctl`` live; Debian's package is installed only if asked (`install`)."""
     bindir = _bindir()
     if bindir is None and install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -60,8 +69,8 @@ def server_bindir(install: bool = True) -> Path:
         bindir = _bindir()
     if bindir is None:
         raise PostgresUnavailable(
-            "PostgreSQL's server programs (initdb, pg_ctl) were not found: "
-            "install PostgreSQL (Debian: apt-get install postgresql)"
+            "PostgreSQL's server programs (initdb, pg_ctl) were not found: install PostgreSQL "
+            f"(Debian: apt-get install postgresql), or as root pass --install-packages ({INSTALL_ENV}=1)"
         )
     return bindir
 
@@ -78,6 +87,9 @@ class PostgresServer:
 
     directory: Path
     port: int
+    #: may install Debian's ``postgresql`` (as root) when the server programs are missing
+    install_packages: bool = field(default_factory=lambda: os.environ.get(INSTALL_ENV) == "1")
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def temporary(cls) -> PostgresServer:
@@ -111,7 +123,7 @@ class PostgresServer:
         return ["runuser", "-u", "postgres", "--", *argv]
 
     def start(self) -> PostgresServer:
-        bindir = server_bindir()
+        bindir = server_bindir(self.install_packages)
         data = self.directory / "data"
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
@@ -141,38 +153,39 @@ class PostgresServer:
                 capture_output=True,
             )
             pwfile.unlink()
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.directory} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(
-            self._as_owner(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-l",
-                    str(self.directory / "server.log"),
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        self._wait_ready()
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",  # TCP on loopback only: no path in any setting
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        argv = [str(bindir / "postgres"), "-D", str(data)]
+        for name, value in settings.items():
+            argv += ["-c", f"{name}={value}"]
+        with open(self.directory / "server.log", "ab") as log:
+            self._process = subprocess.Popen(
+                self._as_owner(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives this process (`start` from the command line)
+            )
+        self._wait_ready(bindir)
         self._ensure_database(bindir)
         return self
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, bindir: Path, timeout: float = 60.0) -> None:
+        """Until the server accepts connections (`pg_isready`); the deadline only bounds a hang."""
         deadline = time.monotonic() + timeout
+        ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
+            if subprocess.run(ready, capture_output=True).returncode == 0:
+                return
+            if self._process is not None and self._process.poll() is not None:
+                break
+            time.sleep(0.1)
         raise PostgresUnavailable(
             f"PostgreSQL did not start on port {self.port}: see {self.directory}/server.log"
         )
@@ -200,6 +213,9 @@ class PostgresServer:
             self._as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
             capture_output=True,
         )
+        if self._process is not None:
+            self._process.wait(timeout=60)  # bounds a hang only: pg_ctl -w waited for the stop
+            self._process = None
 
     def query(self, sql: str) -> list[tuple[str, ...]]:
         """Rows of ``sql`` as tuples of text (via psql: no driver needed in the test venv)."""
@@ -221,8 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["start", "stop", "url"])
     parser.add_argument("--dir", type=Path, default=Path(".pg"))
     parser.add_argument("--port", type=int, default=55432)
+    parser.add_argument(
+        "--install-packages",
+        action="store_true",
+        help="as root, install Debian's postgresql package if its server programs are missing",
+    )
     args = parser.parse_args(argv)
     server = PostgresServer(args.dir.resolve(), args.port)
+    server.install_packages = server.install_packages or args.install_packages
     try:
         if args.action == "start":
             server.start()

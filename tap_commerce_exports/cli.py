@@ -119,10 +119,14 @@ def _check_json_files(argv: list[str]) -> None:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             raise ConfigError(f"{option} file '{value}' cannot be read ({reason}): check the path") from None
         try:
-            json.loads(text)
+            parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             where = f"line {exc.lineno}, column {exc.colno}" if text.strip() else "the file is empty"
             raise ConfigError(f"{option} file '{value}' is not valid JSON ({where}): fix the file") from None
+        if option == "--state":
+            from tap_commerce_exports.tap import TapCommerceExports
+
+            TapCommerceExports.check_state(parsed)  # the SDK would take a list or a text for a path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,10 @@ class ConfigError(UserError):
     """A setting is missing, malformed or inconsistent. The message names the setting."""
 
 
+class StateError(UserError):
+    """The STATE given (``--state``) has a shape the tap cannot read; the line names the place."""
+
+
 class AuthError(UserError):
     """The API refused the credentials (401/403). The message names the setting to fix."""
 

@@ -26,6 +26,7 @@ from tap_commerce_exports.providers.registry import (
     build_providers,
 )
 from tap_commerce_exports.settings import CONFIG_SCHEMA, load_settings
+from tap_commerce_exports.singer.state_input import check_shape, drop_other_accounts
 from tap_commerce_exports.singer.streams import ExportStream
 from tap_commerce_exports.singer.sync import ExportSync
 
@@ -112,6 +113,25 @@ class TapCommerceExports(Tap):
                 register_secret(account.access_token)
                 register_secret(account.webhook_secret)
         return []
+
+    @staticmethod
+    def check_state(state: object) -> None:
+        """A STATE's shape, before the SDK reads it (the CLI checks a --state file with it:
+        the SDK takes a list or a text for a file's path)."""
+        check_shape(state)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The STATE given, checked first: a shape the tap cannot read is one line naming
+        its place (``singer/state_input.py``), not a traceback from the SDK's merge; the
+        partitions of accounts no longer configured leave before the SDK copies them."""
+        check_shape(state)
+        try:
+            accounts = {a.account for a in self.settings.all_accounts}
+        except UserError:
+            accounts = None  # the settings' own error comes first, at the sync
+        if accounts is not None:
+            drop_other_accounts(state, accounts)
+        super().load_state(state)
 
     @cached_property
     def settings(self) -> Settings:

@@ -40,7 +40,12 @@ def settings(root: Path, **overrides) -> BatchSettings:
     return parsed
 
 
-def file_set(s: BatchSettings, announced: list, *, account="demo-store", run_id="0123456789ab", **kw):
+PIPELINE = "feedfacecafe"
+
+
+def file_set(
+    s: BatchSettings, announced: list, *, account="demo-store", run_id=f"{PIPELINE}-0123456789ab", **kw
+):
     return BatchFileSet(
         s,
         stream=kw.pop("stream", "orders"),
@@ -168,7 +173,7 @@ def test_names_never_collide_across_runs_accounts_streams_or_windows(tmp_path):
     announced: list = []
     variants = [
         {},
-        {"run_id": "ba9876543210"},
+        {"run_id": f"{PIPELINE}-ba9876543210"},
         {"account": "other-store"},
         {"stream": "customers"},
         {"start": END, "end": END + timedelta(days=15)},
@@ -241,18 +246,17 @@ def test_the_next_run_removes_exactly_the_files_its_bookmark_proves_loaded(tmp_p
     foreign = file_set(other_prefix, announced)
     foreign.write({"id": 1})
     foreign.complete()
-    stale = (
-        tmp_path / ".p-orders.demo-store.20250101T000000Z-20250116T000000Z.0123456789ab.0009.jsonl.gz.partial"
-    )
-    stale.write_bytes(b"")
+    in_progress = file_set(s, announced)  # a run writing now: its .partial is never touched
+    in_progress.write({"id": 1})
     unrelated = tmp_path / "notes.txt"
     unrelated.write_text("mine")
 
     before = {p.name for p in tmp_path.iterdir()}
-    removed = remove_loaded(s, "orders", "demo-store", windows[1][1])
+    removed = remove_loaded(s, "orders", "demo-store", windows[1][1], PIPELINE)
     after = {p.name for p in tmp_path.iterdir()}
     gone = before - after
-    assert removed == 3 == len(gone)  # windows 1 and 2 of orders/demo-store, and the stale partial
-    assert all(n.lstrip(".").startswith("p-orders.demo-store.") for n in gone)
+    assert removed == 2 == len(gone)  # windows 1 and 2 of orders/demo-store
+    assert all(n.startswith("p-orders.demo-store-") for n in gone)
     assert any("20250131T000000Z-20250215T000000Z" in n for n in after if n.startswith("p-orders.demo-store"))
-    assert "notes.txt" in after
+    assert "notes.txt" in after and any(n.endswith(".partial") for n in after)
+    in_progress.complete()

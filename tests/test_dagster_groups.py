@@ -7,11 +7,12 @@ here in the test venv; tests/test_dagster_e2e.py runs them for real under Dagste
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from orchestration.groups import ExtractorPlan, GroupsFileError, load_groups, parse_groups
-from orchestration.meltano_cli import Meltano, run_sys_dir, state_id
+from orchestration.meltano_cli import Meltano, state_id
 from orchestration.partition_env import accounts_env, partition_env
 from orchestration.regroup import RegroupError, main, move_account
 
@@ -24,6 +25,10 @@ def groups(**groups):
 
 def one(merchant, **extra):
     return {"extractor": CLOVER, "accounts": [{"merchant_id": merchant, **extra}]}
+
+
+#: the prefix every `<setting>_env` of the Clover extractor's accounts must start with
+TOKENS = {"extractors": {CLOVER: {"secret_env_prefix": "TOKEN_"}}}
 
 
 def test_a_group_is_a_partition_of_its_extractor_and_names_its_accounts():
@@ -73,7 +78,7 @@ def test_each_run_gets_an_equal_share_of_the_app_limits_so_concurrent_runs_stay_
 
 
 def test_a_partitions_accounts_reach_the_tap_as_its_accounts_setting_with_tokens_from_the_environment():
-    config = parse_groups(groups(a=one("M1", access_token_env="TOKEN_M1", region="eu")))
+    config = parse_groups({**TOKENS, **groups(a=one("M1", access_token_env="TOKEN_M1", region="eu"))})
     plan = ExtractorPlan(CLOVER, 2, {"app_max_requests_per_second": 50.0})
     env = partition_env(config.groups["a"], plan, environ={"TOKEN_M1": "secret-1"})
     assert env == {
@@ -85,7 +90,7 @@ def test_a_partitions_accounts_reach_the_tap_as_its_accounts_setting_with_tokens
 
 
 def test_a_missing_token_variable_is_named_without_any_value():
-    config = parse_groups(groups(a=one("M1", access_token_env="TOKEN_M1")))
+    config = parse_groups({**TOKENS, **groups(a=one("M1", access_token_env="TOKEN_M1"))})
     with pytest.raises(
         GroupsFileError, match="account M1: environment variable TOKEN_M1 .access_token_env. is not set"
     ):
@@ -109,14 +114,13 @@ def test_state_ids_are_meltanos_with_the_group_as_suffix():
 
 def test_a_run_gets_its_own_meltano_folder_sharing_the_plugin_venvs_and_the_system_database(tmp_path):
     (tmp_path / "extractors").mkdir()
-    env = run_sys_dir(tmp_path, "a")
-    own = tmp_path / "runs" / "a"
-    assert env == {
-        "MELTANO_SYS_DIR_ROOT": str(own),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-    }
-    assert (own / "extractors").resolve() == (tmp_path / "extractors").resolve()
-    assert run_sys_dir(tmp_path, "a") == env  # again: the links are kept
+    cli = Meltano(tmp_path, env={"MELTANO_SYS_DIR_ROOT": str(tmp_path)})
+    with cli.isolated("a") as env, cli.isolated("a") as again:
+        own = Path(env["MELTANO_SYS_DIR_ROOT"])
+        assert own.parent == tmp_path / "runs" and own.name.startswith("a-")
+        assert env["MELTANO_DATABASE_URI"] == f"sqlite:///{tmp_path / 'meltano.db'}"
+        assert (own / "extractors").resolve() == (tmp_path / "extractors").resolve()
+        assert again["MELTANO_SYS_DIR_ROOT"] != str(own)  # two runs of a group never share one
 
 
 def mark(account, value):
@@ -178,9 +182,11 @@ def test_a_run_folder_keeps_the_system_database_the_environment_or_meltano_yml_n
     project.mkdir()
     (project / "meltano.yml").write_text("project_id: x\n")
     sys_dir = str(tmp_path / "sys")
-    plain = Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a")
-    assert plain["MELTANO_DATABASE_URI"] == f"sqlite:///{tmp_path / 'sys' / 'meltano.db'}"
+    with Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a") as plain:
+        assert plain["MELTANO_DATABASE_URI"] == f"sqlite:///{tmp_path / 'sys' / 'meltano.db'}"
     named = {"MELTANO_SYS_DIR_ROOT": sys_dir, "MELTANO_DATABASE_URI": "postgresql+psycopg://h/db"}
-    assert "MELTANO_DATABASE_URI" not in Meltano(project, env=named).isolated("a")
+    with Meltano(project, env=named).isolated("a") as env:
+        assert "MELTANO_DATABASE_URI" not in env
     (project / "meltano.yml").write_text("project_id: x\ndatabase_uri: postgresql+psycopg://h/db\n")
-    assert "MELTANO_DATABASE_URI" not in Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a")
+    with Meltano(project, env={"MELTANO_SYS_DIR_ROOT": sys_dir}).isolated("a") as env:
+        assert "MELTANO_DATABASE_URI" not in env

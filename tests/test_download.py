@@ -7,6 +7,7 @@ from conftest import Reply
 
 from tap_commerce_exports.http.download import (
     DownloadError,
+    DownloadRefused,
     FileDownloader,
     TruncatedDownload,
     UrlExpired,
@@ -106,3 +107,36 @@ def test_a_large_file_arrives_whole(local_http, downloader, tmp_path):
     dest = tmp_path / "big.csv"
     assert downloader.download(files.url + "/big.csv", dest) == len(body)
     assert dest.stat().st_size == len(body)
+
+
+def padded_csv_gzip(decoded_mib: int, pad: int) -> tuple[bytes, int]:
+    """(gzip body, decoded size) of a CSV whose rows carry `pad` spaces: the padding sets how
+    far it inflates (pad 30: ~18x, the top of what genuine CSV or JSON reaches; pad 400: ~93x)."""
+    import zlib
+
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    parts, size, row = [], 0, 0
+    while size < decoded_mib * 1024 * 1024:
+        block = "".join(f"{row + k},paid,{' ' * pad}\n" for k in range(1000)).encode()
+        row += 1000
+        size += len(block)
+        parts.append(compressor.compress(block))
+    parts.append(compressor.flush())
+    return b"".join(parts), size
+
+
+def test_the_default_ratio_bound_passes_genuine_text_and_refuses_a_body_inflating_far_beyond_it(
+    local_http, downloader, tmp_path
+):
+    """Issue 23 item 10: the default was 200x, so a 1.2 MB body could write 240 MB; CSV and
+    JSON exports inflate 4-9x (the sandbox's, measured), up to ~17x for the most repetitive
+    text (sequential ids, empty cells), so the default is 50x."""
+    genuine, genuine_size = padded_csv_gzip(17, pad=30)
+    inflating, _ = padded_csv_gzip(17, pad=400)
+    assert 15 < genuine_size / len(genuine) < 25 and genuine_size / len(inflating) > 80
+    files = local_http(
+        lambda req: Reply(200, genuine if "genuine" in req.path else inflating, {"Content-Encoding": "gzip"})
+    )
+    assert downloader.download(files.url + "/genuine.csv?sig=s", tmp_path / "g.csv") == genuine_size
+    with pytest.raises(DownloadRefused, match="inflates more than 50x"):
+        downloader.download(files.url + "/inflating.csv?sig=s", tmp_path / "i.csv")

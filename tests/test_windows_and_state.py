@@ -154,8 +154,8 @@ def test_no_bookmark_reads_as_none():
     assert read_bookmark(state, "orders", "demo-store") is None
 
 
-@pytest.mark.parametrize("value", [None, "", "not a date"])
-def test_an_empty_or_corrupt_bookmark_reads_as_none(value):
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_empty_bookmark_reads_as_none(value):
     state = {
         "bookmarks": {
             "orders": {
@@ -170,6 +170,17 @@ def test_an_empty_or_corrupt_bookmark_reads_as_none(value):
         }
     }
     assert read_bookmark(state, "orders", "s") is None
+
+
+def test_a_corrupt_bookmark_is_one_line_naming_its_place_not_a_silent_restart():
+    """Read as "none", a corrupt bookmark re-read all history without a word (issue 23)."""
+    from tap_commerce_exports.errors import StateError
+
+    state = {
+        "bookmarks": {"orders": {"partitions": [{"context": {"account": "s"}, "replication_key_value": "x"}]}}
+    }
+    with pytest.raises(StateError, match=r"bookmarks\.orders\.partitions\[0\]\.replication_key_value is not"):
+        read_bookmark(state, "orders", "s")
 
 
 def test_a_bookmark_from_state_with_an_offset_is_the_same_instant():

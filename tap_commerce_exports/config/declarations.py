@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from singer_sdk import typing as th
 
+from tap_commerce_exports.http.download import DEFAULT_MAX_RATIO
+
 #: A century: beyond it, dates overflow and nothing sensible is meant.
 MAX_DAYS = 36500
 MAX_SECONDS = 30 * 86400.0
@@ -94,7 +96,7 @@ SHARED: tuple[Setting, ...] = (
         "string",
         "Accounts file",
         "Path of a file of accounts (objects as in `accounts`): a JSON list, or one JSON "
-        "object per line. Refused unless only its owner can read it (chmod 600). Adds to `accounts`.",
+        "object per line. Refused unless it is a file (not a link) of the tap's user that only it can read (chmod 600). Adds to `accounts`.",
     ),
     Setting("access_token", "string", "Access token", "API token: {token_description}.", secret=True),
     Setting(
@@ -275,8 +277,8 @@ SHARED: tuple[Setting, ...] = (
         "integer",
         "Largest decompression ratio",
         "Most bytes a file may inflate to per byte received when the file host compresses it (a "
-        "guard against compression bombs; text compresses 5-20x).",
-        default=200,
+        "guard against compression bombs; CSV and JSON compress 5-20x).",
+        default=DEFAULT_MAX_RATIO,
         minimum=1,
         maximum=1_000_000,
     ),

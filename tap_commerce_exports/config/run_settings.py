@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tap_commerce_exports.config.account_settings import ProviderRules
-from tap_commerce_exports.config.accounts_source import read_accounts
+from tap_commerce_exports.config.accounts_source import inherited, read_accounts
 from tap_commerce_exports.config.batch import BatchSettings, parse_batch_config
 from tap_commerce_exports.config.declarations import Setting, declared
 from tap_commerce_exports.config.values import (
@@ -123,7 +123,8 @@ class Settings:
         for entry in entries:
             if rules is not None:
                 rules.check_account_object(entry.values, entry.source)
-            merged = {**common, **{k: v for k, v in entry.values.items() if v is not None}}
+            own = {k: v for k, v in entry.values.items() if v is not None}
+            merged = {**inherited(common, own, entry, reader.require_credentials), **own}
             try:
                 one = reader.account(merged)
             except ConfigError as exc:

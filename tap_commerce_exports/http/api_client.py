@@ -29,6 +29,7 @@ from tap_commerce_exports.errors import AuthError, UserError
 from tap_commerce_exports.http.problems import transport_problem
 from tap_commerce_exports.http.ratelimit import Limiter
 from tap_commerce_exports.http.redact import redact_url, scrub
+from tap_commerce_exports.http.session import EnvironmentSession
 
 LOGGER = logging.getLogger("tap_commerce_exports.http")
 USER_AGENT = f"tap-commerce-exports/{__version__}"
@@ -99,8 +100,8 @@ class ApiClient:
         self._limiter = limiter
         self._timeout = timeout
         self._auth_hint = auth_hint
-        self._session = requests.Session()
-        self._session.trust_env = True
+        # no ~/.netrc (it would replace the token), no proxy for loopback: see http/session.py
+        self._session = EnvironmentSession()
 
     def close(self) -> None:
         self._session.close()

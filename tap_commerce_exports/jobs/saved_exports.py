@@ -17,6 +17,7 @@ from tap_commerce_exports.jobs.board import AccountLane, JobBoard
 from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus, FoundExport
+from tap_commerce_exports.windows import iso_z
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
@@ -97,3 +98,19 @@ def adopt_saved(board: JobBoard, clock: Callable[[], float], wall_clock: Callabl
             job.created_wall.strftime("%Y-%m-%d %H:%M:%S UTC") if job.created_wall else "-",
         )
     return len(adopted)
+
+
+def not_the_windows(job: ExportJob, status: ExportStatus) -> str | None:
+    """Why a followed export is not ``job``'s window's, from what its answer says of its
+    type and range (None: it is, or the answer says nothing).
+
+    Why: an id in STATE (or a provider's list) is input; followed blindly, a STATE naming
+    a one-day customer export as an orders window emitted the wrong rows for that window
+    and moved its bookmark. The type is shown only as the short printable text the
+    provider's reader let through."""
+    if status.export_type is not None and status.export_type != job.stream.export_type:
+        return f"is a '{status.export_type}' export"
+    if status.window is not None and status.window != (job.window.start, job.window.end):
+        start, end = status.window
+        return f"covers {iso_z(start)} to {iso_z(end)}"
+    return None

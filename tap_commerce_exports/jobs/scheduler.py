@@ -24,7 +24,7 @@ from tap_commerce_exports.jobs.failures import OutsideExportHours
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.polling import next_poll_delay
-from tap_commerce_exports.jobs.saved_exports import adopt_saved, find_listed
+from tap_commerce_exports.jobs.saved_exports import adopt_saved, find_listed, not_the_windows
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
     ExportGone,
@@ -305,6 +305,10 @@ class ExportScheduler:
         with board.cv:
             if job.state is not JobState.WAITING:  # cancelled while the check was in flight
                 return
+        mismatch = not_the_windows(job, status) if job.adopted else None
+        if mismatch is not None:
+            board.requeue(job, JobState.WAITING, f"from the last run {mismatch}, not this window's: dropped")
+            return
         job.checks += 1
         now = self.clock()
         elapsed = job.elapsed(now)

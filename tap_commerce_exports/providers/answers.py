@@ -43,15 +43,25 @@ def malformed(what: str, field: str, problem: str) -> ApiError:
     return ApiError(f"{what}: the API answered a malformed '{field}' ({problem}); check 'api_url'")
 
 
+def id_problem(value: object) -> str | None:
+    """What breaks the id rules in ``value`` (None: it is an id): a non-empty string or
+    whole number, at most ``MAX_TEXT`` printable characters. The same rules hold for an id
+    an API answers and for one a STATE saved: both end in log lines and requests."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return f"{json_type(value)}, expected a string or integer"
+    text = str(value)
+    if not text or len(text) > MAX_TEXT or not text.isprintable():
+        return f"{len(text)} characters, expected a short printable id"
+    return None
+
+
 def export_id_of(body: Mapping[str, Any], field: str = "id") -> str:
     """The export's id: a non-empty string or whole number of reasonable length."""
     value = body.get(field)
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise malformed("an export", field, f"{json_type(value)}, expected a string or integer")
-    text = str(value)
-    if not text or len(text) > MAX_TEXT or not text.isprintable():
-        raise malformed("an export", field, f"{len(text)} characters, expected a short printable id")
-    return text
+    problem = id_problem(value)
+    if problem is not None:
+        raise malformed("an export", field, problem)
+    return str(value)
 
 
 def text_of(body: Mapping[str, Any], field: str, what: str, *, default: str = "") -> str:

@@ -100,6 +100,10 @@ class ExportStatus:
     raw_status: str
     percent_complete: int | None = None
     file_urls: tuple[str, ...] | None = None  # known with the status (Clover), else None
+    #: What the answer says the export was made for (None where it says nothing): a saved
+    #: export is followed only if these are its window's (``jobs/saved_exports.py``).
+    export_type: str | None = None
+    window: tuple[datetime, datetime] | None = None
 
 
 class ExportsBusy(Exception):

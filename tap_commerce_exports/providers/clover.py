@@ -74,6 +74,13 @@ AVAILABILITY_HOURS: dict[str, dict[int, tuple[int, int]] | None] = {
 }
 
 
+def _from_epoch_ms(value: object) -> datetime | None:
+    """An instant from Clover's epoch milliseconds, None if it is not a sane one."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 253_402_300_800_000:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
 def to_epoch_ms(moment: datetime) -> int:
     """Clover takes instants as epoch milliseconds, UTC."""
     return int(moment.astimezone(timezone.utc).timestamp() * 1000)
@@ -254,10 +261,13 @@ class CloverProvider(ExportProvider):
         raw = text_of(body, "status", what)
         phase = STATUS_PHASES.get(raw.upper(), ExportPhase.FAILED)
         urls = url_list_of(body, "exportUrls", what) if phase is ExportPhase.DONE else None
+        start, end = _from_epoch_ms(body.get("startTime")), _from_epoch_ms(body.get("endTime"))
         return ExportStatus(
             export_id=export_id,
             phase=phase,
             raw_status=raw,
             percent_complete=percent_of(body, "percentComplete", what),
             file_urls=urls,
+            export_type=text_of(body, "type", what) or None,
+            window=(start, end) if start is not None and end is not None else None,
         )

@@ -233,4 +233,12 @@ class NextCommerceProvider(ExportProvider):
         export_id = export_id_of(body)
         raw = text_of(body, "status", f"export {export_id}")
         phase = STATUS_PHASES.get(raw.lower(), ExportPhase.FAILED)
-        return ExportStatus(export_id=export_id, phase=phase, raw_status=raw)
+        # the Export object says what it was made for: type, date_from, date_to (OpenAPI)
+        start, end = _instant(body.get("date_from")), _instant(body.get("date_to"))
+        return ExportStatus(
+            export_id=export_id,
+            phase=phase,
+            raw_status=raw,
+            export_type=text_of(body, "type", f"export {export_id}") or None,
+            window=(start, end) if start is not None and end is not None else None,
+        )

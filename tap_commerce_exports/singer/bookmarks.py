@@ -28,11 +28,16 @@ yet: at most ``2 * max_concurrent_exports`` of them, gone once emitted::
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tap_commerce_exports.providers.answers import id_problem, json_type
+from tap_commerce_exports.singer.state_input import parse_bookmark
 from tap_commerce_exports.windows import iso_z
+
+LOGGER = logging.getLogger("tap_commerce_exports.state")
 
 REPLICATION_KEY = "window_end"
 
@@ -45,17 +50,17 @@ def _partitions(state: dict[str, Any], stream: str) -> list[dict[str, Any]]:
 
 
 def read_bookmark(state: dict[str, Any], stream: str, account: str) -> datetime | None:
-    """The instant up to which ``stream`` of ``account`` is complete, or None."""
+    """The instant up to which ``stream`` of ``account`` is complete, or None.
+
+    The state's shape was checked when it was loaded (``singer/state_input.py``); a value
+    the tap cannot read is one line naming its place (:class:`StateError`)."""
     stream_state = state.get("bookmarks", {}).get(stream, {})
-    for partition in stream_state.get("partitions", []):
+    for i, partition in enumerate(stream_state.get("partitions", [])):
         if partition.get("context", {}).get("account") == account:
             value = partition.get("replication_key_value")
-            if not value:
+            if value is None or value == "":
                 return None
-            try:
-                return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                return None
+            return parse_bookmark(value, f"bookmarks.{stream}.partitions[{i}].replication_key_value")
     return None
 
 
@@ -76,6 +81,14 @@ def write_bookmark(state: dict[str, Any], stream: str, account: str, end: dateti
     )
 
 
+def partition_of(state: dict[str, Any], stream: str, account: str) -> dict[str, Any] | None:
+    """The state entry of ``stream`` of ``account`` (its bookmark's), if there is one."""
+    for partition in state.get("bookmarks", {}).get(stream, {}).get("partitions", []):
+        if partition.get("context", {}).get("account") == account:
+            return partition  # type: ignore[no-any-return]
+    return None
+
+
 @dataclass(frozen=True)
 class SavedExport:
     """An export created for one window whose records were not emitted yet."""
@@ -87,26 +100,48 @@ class SavedExport:
 
 
 def _instant(value: object) -> datetime | None:
+    """An instant with its UTC offset, else None (a naive one would not compare)."""
+    if not isinstance(value, str):
+        return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return instant if instant.tzinfo is not None else None
 
 
 def read_exports(state: dict[str, Any], stream: str, account: str) -> list[SavedExport]:
-    """The in-flight exports saved for ``stream`` of ``account`` (malformed ones skipped)."""
+    """The in-flight exports saved for ``stream`` of ``account``; one that breaks the id
+    rules or has no window is dropped with a line (never quoting it): a fresh export is
+    created for its window instead."""
     stream_state = state.get("bookmarks", {}).get(stream, {})
     for partition in stream_state.get("partitions", []):
         if partition.get("context", {}).get("account") != account:
             continue
         saved: list[SavedExport] = []
         for entry in partition.get("exports") or []:
-            if not isinstance(entry, dict) or not entry.get("id"):
+            export_id = entry.get("id") if isinstance(entry, dict) else None
+            problem = (
+                id_problem(export_id)
+                if isinstance(entry, dict)
+                else f"{json_type(entry)}, expected an object"
+            )
+            start = end = None
+            if problem is None:
+                assert isinstance(entry, dict)
+                start, end = _instant(entry.get("window_start")), _instant(entry.get("window_end"))
+                if start is None or end is None:
+                    problem = "its window_start or window_end is not an instant with a UTC offset"
+            if problem is not None or start is None or end is None:
+                LOGGER.warning(
+                    "a saved export of stream '%s' of '%s' breaks the id rules or has no window (%s): "
+                    "dropped; a fresh export is created for its window",
+                    stream,
+                    account,
+                    problem,
+                )
                 continue
-            start, end = _instant(entry.get("window_start")), _instant(entry.get("window_end"))
-            if start is None or end is None:
-                continue
-            saved.append(SavedExport(str(entry["id"]), start, end, _instant(entry.get("created_at"))))
+            saved.append(SavedExport(str(export_id), start, end, _instant(entry.get("created_at"))))
         return saved
     return []
 

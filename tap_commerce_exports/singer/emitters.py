@@ -29,8 +29,9 @@ from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_
 from tap_commerce_exports.singer.batch.cleanup import remove_loaded
 from tap_commerce_exports.singer.batch.encoders import parquet_refusal
 from tap_commerce_exports.singer.batch.file_set import BatchFileSet
-from tap_commerce_exports.singer.batch.naming import new_run_id
-from tap_commerce_exports.singer.bookmarks import read_bookmark
+from tap_commerce_exports.singer.batch.naming import RUN_ID, check_distinct, new_run_id
+from tap_commerce_exports.singer.batch.root import check_root
+from tap_commerce_exports.singer.bookmarks import partition_of, read_bookmark
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.selection import selected_schema
 
@@ -82,6 +83,9 @@ class Emitter:
     def emit(self, job: ExportJob, p: StreamProgress, account: str) -> Iterable[dict[str, Any]] | None:
         """The window's records written (None), or yielded to a caller that writes them."""
         raise NotImplementedError
+
+    def bookmarked(self, state: dict[str, Any], stream: str, account: str) -> None:
+        """The bookmark of ``stream`` of ``account`` moved (after the window's output)."""
 
     def announce(self, p: StreamProgress) -> None:
         """The stream's SCHEMA (selected, with the account property) for every output
@@ -177,15 +181,33 @@ class BatchEmitter(Emitter):
         super().__init__(*args, **kwargs)
         self.batch = batch
         self.run_id = new_run_id()
+        #: This pipeline's id (kept in the STATE, in every file name): what clean-up may touch.
+        self.pipeline = new_run_id()
 
     def prepare(self, streams: Sequence[SyncStream], accounts: Iterable[str], state: dict[str, Any]) -> None:
-        """Remove the batch files of earlier runs that the incoming bookmark proves loaded."""
-        for stream, account in ((s, a) for s in streams for a in accounts):
+        """The root checked (ours), the names checked (distinct), then the batch files of
+        earlier runs of this pipeline that the incoming bookmark proves loaded removed."""
+        check_root(self.batch)
+        pairs = [
+            (s, m.stream_alias, a)
+            for s in streams
+            for m in output_maps(self.mapper, s.name)
+            for a in accounts
+        ]
+        check_distinct(self.batch, ((alias, a) for _, alias, a in pairs))
+        marks = [partition_of(state, s.name, a) or {} for s, _, a in pairs]
+        known = [m["batch_pipeline"] for m in marks if isinstance(m.get("batch_pipeline"), str)]
+        self.pipeline = next((k for k in known if RUN_ID.match(k)), self.pipeline)
+        for (stream, alias, account), mark in zip(pairs, marks, strict=True):
             bookmark = read_bookmark(state, stream.name, account)
-            if bookmark is None:
-                continue
-            for m in output_maps(self.mapper, stream.name):
-                remove_loaded(self.batch, m.stream_alias, account, bookmark)
+            if bookmark is not None and mark.get("batch_pipeline") == self.pipeline:
+                remove_loaded(self.batch, alias, account, bookmark, self.pipeline)
+
+    def bookmarked(self, state: dict[str, Any], stream: str, account: str) -> None:
+        """The bookmark of ``stream`` of ``account`` moved: its entry names this pipeline."""
+        partition = partition_of(state, stream, account)
+        if partition is not None:
+            partition["batch_pipeline"] = self.pipeline
 
     def emit(self, job: ExportJob, p: StreamProgress, account: str) -> None:
         """The window's records into one file set per output stream, each file announced
@@ -210,7 +232,7 @@ class BatchEmitter(Emitter):
                     account=account,
                     start=job.window.start,
                     end=job.window.end,
-                    run_id=self.run_id,
+                    run_id=f"{self.pipeline}-{self.run_id}",
                     announce=announce,
                     part=parts.get(m.stream_alias, 0),
                 )

@@ -39,6 +39,7 @@ from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.planning import plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths
+from tap_commerce_exports.singer.state_input import drop_other_accounts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -175,6 +176,7 @@ class ExportSync:
             if announce:
                 for p in progress.values():
                     emitter.announce(p)
+            drop_other_accounts(self.state, self.providers)  # what this run cannot move leaves
             self.output.state(snapshot(self.state))
             jobs = plan_jobs(self.state, self.settings, streams, self.providers, many=self.many)
             if jobs:
@@ -231,6 +233,7 @@ class ExportSync:
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
                 write_bookmark(self.state, p.stream.name, account, job.window.end)
+                emitter.bookmarked(self.state, p.stream.name, account)
                 self._save_exports(names, besides=job)
                 self.output.state(snapshot(self.state))
         finally:

@@ -1,8 +1,9 @@
 """Singer BATCH output: a window's records as whole files the loader bulk-loads.
 
 The parts: ``config/batch.py`` (the ``batch_config`` setting), ``encoders.py`` (JSONL and
-Parquet, UTC instants), ``naming.py`` (file names), ``file_set.py`` (one window's files
-of one output stream, fsync'd), ``cleanup.py`` (files the bookmark proves loaded).
+Parquet, UTC instants), ``naming.py`` (file names), ``root.py`` (the root must be ours),
+``file_set.py`` (one window's files of one output stream, fsync'd), ``cleanup.py`` (files
+the bookmark proves loaded).
 
 Why not the SDK's batchers (``singer_sdk.contrib.batch_encoder_jsonl`` / ``_parquet``):
 they chunk a whole stream's records into files named by a fresh uuid, with no tie to
@@ -19,14 +20,18 @@ files. Here the unit is the export WINDOW, the one thing the bookmark counts:
 * each file is announced in a BATCH message (flushed) as soon as it is complete, so the
   loader loads it while the tap writes the next; the STATE that moves the bookmark
   comes only after the window's last file (the sync writes them in that order);
-* names carry the stream, the account, the window and a per-run id: two runs or two
-  accounts never collide, and the next run can tell which files a bookmark covers.
+* names carry the stream, the account (readable, plus a digest of the raw pair), the
+  window, the pipeline and a per-run id: two runs, accounts or pipelines never collide,
+  and the next run can tell which files are its pipeline's and which a bookmark covers
+  (``naming.py``); the root must be a folder of the tap's user no one else can write
+  (``root.py``).
 
 Deletion (the README states it): a file not finished when its window fails or is
 interrupted is removed at once (the window is exported again). Announced files
 are the loader's to read, possibly after this process has exited, so the tap keeps them;
-the NEXT run removes those whose window ends at or before the bookmark it starts from,
-because that bookmark comes back from the loader only after it loaded them.
+the NEXT run removes this pipeline's finished files whose window ends at or before the
+bookmark it starts from, because that bookmark comes back from the loader only after it
+loaded them; never another pipeline's, another format's or a ``.partial`` (``cleanup.py``).
 
 What we reuse from the SDK: the ``batch_config`` setting and its shape, the BATCH message
 shape (``encoding`` with ``format``/``compression``, ``manifest`` of ``file://`` URLs)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The tap's benchmark: everything the speed issue asks for, measured in one run.
 
-    python scripts/bench.py [--only record,memory,overlap,wakeup,loader] [--rows 200000]
+    python scripts/bench.py [--only record,memory,overlap,wakeup,loader,fleet,capped,span]
+                            [--rows 200000] [--merchants 1000] [--fleet-timeout 900]
                             [--repeat 3] [--large-rows 1000000] [--delay 3]
 
 1. Record path, 200k-row 20-column orders CSV (kept in ``.bench/``), each contender in
@@ -17,10 +18,19 @@
    1.3*D + transfer (transfer = the same sync with D = 0).
 4. Wake-up, export available -> download started: with the webhook (goal <= 1 s) and
    with polling only (goal <= 25% of the time waited so far).
-5. Loader (``scripts/bench_loader.py``): one ``--loader-rows`` orders export through the
-   real tap into ``meltanolabs-target-postgres`` and a real PostgreSQL, as RECORD messages
-   and as BATCH files, rows checked equal; goals: BATCH >= 1.8x RECORD end to end, and
-   the tap's CPU per record in BATCH mode no higher than in RECORD mode.
+5. Loader (``scripts/bench_loader.py``): one ``--loader-rows`` orders export, made once,
+   end to end (tap start -> loader exit, download included) into DuckDB through this
+   repository's loader (RECORD, BATCH jsonl.gz, BATCH Parquet) next to DuckDB's own
+   ``read_json`` of the files, and into PostgreSQL through ``meltanolabs-target-postgres``
+   (RECORD and BATCH, INSERT and ``use_copy``) next to psql's ``copy`` of the CSV; every
+   table checked. Goals: tap -> DuckDB (BATCH) >= 100k rows/s, tap -> PostgreSQL (BATCH,
+   COPY) >= 12k rows/s, BATCH >= 1.8x RECORD into target-postgres, the tap's CPU per
+   record in BATCH mode no higher than in RECORD mode.
+6. Fleet, capped server, span (``scripts/bench_fleet.py``, issue 24): 1,000 merchants in
+   one process at Clover's published app limits (wall <= 1.5x the ideal the app rate
+   allows, STATE bytes <= RECORD bytes, <= 3 responses 429, exact per merchant); 40
+   merchants against a server that runs 4 exports at once for the whole app (wall <= 2x
+   ideal, <= 1 refused create per export); exports failing above 8 days (<= 40 creates).
 
 Not a test: it prints a table of values and goals (and writes it to ``.bench/last.md``);
 timings depend on the machine and its load (the header shows both). Exit status 1 only
@@ -54,12 +64,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_child  # noqa: E402
+import bench_fleet  # noqa: E402
 import bench_loader  # noqa: E402
 
 BENCH_DIR = ROOT / ".bench"
 CHILD = str(ROOT / "scripts" / "bench_child.py")
 PYTHON = sys.executable
-SECTIONS = ("record", "memory", "overlap", "wakeup", "loader")
+SECTIONS = ("record", "memory", "overlap", "wakeup", "loader", "fleet", "capped", "span")
 
 #: High limits for sandbox and tap, so that rate limiting is not what sections 2-4 measure.
 SANDBOX_RATE = 1000.0
@@ -390,29 +401,8 @@ def bench_memory(report: Report, large_rows: int) -> None:
     )
     from tap_commerce_exports.tap import TapCommerceExports
 
-    # Peak RSS of the tap process itself: VmHWM of its own address space. Not
-    # ru_maxrss: on Linux that survives exec, so a child forked (or vforked) from this
-    # process starts with THIS process's peak RSS (the sandbox's, here) as its own.
-    wrapper = (
-        "import atexit, os, resource, sys\n"
-        "def _rss():\n"
-        "    kib = None\n"
-        "    try:\n"
-        "        with open('/proc/self/status') as status:\n"
-        "            for line in status:\n"
-        "                if line.startswith('VmHWM:'):\n"
-        "                    kib = int(line.split()[1])\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "    if kib is None:\n"
-        "        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "        kib = kib // 1024 if sys.platform == 'darwin' else kib\n"
-        "    with open(os.environ['BENCH_RSS_FILE'], 'w') as fh:\n"
-        "        fh.write(str(kib))\n"
-        "atexit.register(_rss)\n"
-        "from tap_commerce_exports.cli import main\n"
-        "main(sys.argv[1:])\n"
-    )
+    # Peak RSS of the tap process itself (bench_fleet.TAP_WRAPPER: VmHWM, not ru_maxrss).
+    wrapper = bench_fleet.TAP_WRAPPER
     results: dict[int, tuple[float, float, float]] = {}
     with sandbox(processing_delay=0.0) as sb:
         config = tap_config(sb)
@@ -445,7 +435,7 @@ def bench_memory(report: Report, large_rows: int) -> None:
             out.unlink(missing_ok=True)
             if written != n:
                 raise ChildFailed(f"the tap wrote {written} records for a {n}-row export")
-            rss_mb = int(rss_file.read_text()) / 1024
+            rss_mb = json.loads(rss_file.read_text())["rss_kib"] / 1024
             found = re.search(r"sync finished in ([0-9.]+)s", (BENCH_DIR / f"memory-{n}.log").read_text())
             sync_s = float(found.group(1)) if found else float("nan")
             results[n] = (rss_mb, wall, sync_s)
@@ -470,7 +460,7 @@ def bench_memory(report: Report, large_rows: int) -> None:
         import shutil
 
         shutil.rmtree(batch_root, ignore_errors=True)
-        batch_rss = int(rss_file.read_text()) / 1024
+        batch_rss = json.loads(rss_file.read_text())["rss_kib"] / 1024
         print(f"  {large_rows:>9,} rows as BATCH: peak RSS {batch_rss:.1f} MB, {announced} files", flush=True)
     small, large = results[small_rows], results[large_rows]
     report.add(f"memory: peak RSS, {small_rows:,}-row export", f"{small[0]:.1f} MB")
@@ -685,6 +675,13 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=3.0, help="overlap and webhook: D seconds")
     parser.add_argument("--poll-delay", type=float, default=10.0, help="polling wake-up: D seconds")
     parser.add_argument("--loader-rows", type=int, default=200_000, help="loader: orders export rows")
+    parser.add_argument("--merchants", type=int, default=1000, help="fleet: merchants in one process")
+    parser.add_argument(
+        "--fleet-timeout",
+        type=float,
+        default=900,
+        help="fleet, capped, span: seconds before a run is stopped",
+    )
     args = parser.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -707,6 +704,7 @@ def main() -> int:
         "overlap": lambda: bench_overlap(report, args.delay),
         "wakeup": lambda: bench_wakeup(report, args.delay, args.poll_delay),
         "loader": lambda: bench_loader.bench_loader(report, args.loader_rows, sandbox, tap_config),
+        **dict(bench_fleet.sections(args, report, sandbox, run_process)),
     }
     if "memory" in sections and "overlap" in sections:
         memory_done: list[bool] = []

@@ -7,7 +7,8 @@ Sandbox mode (the default): starts the sandbox API emulator
     meltano run tap-commerce-exports target-duckdb            # Next Commerce -> schema nextcommerce
     meltano run tap-commerce-exports--clover target-duckdb    # Clover        -> schema clover
 
-into output/sandbox.duckdb, prints rows per warehouse table (and how many this run
+into output/sandbox.duckdb (Meltano's `target-duckdb` is this repository's loader,
+`loader/`, on the current DuckDB), prints rows per warehouse table (and how many this run
 added), and stops the sandbox, also on failure or Ctrl-C. Meltano keeps the bookmarks
 (state ids `dev:tap-commerce-exports-to-target-duckdb`, ...), so a second `make demo`
 loads nothing twice.

@@ -9,6 +9,10 @@
 * ``--kills`` seeded random SIGKILLs (during start-up, waits, downloads, parsing,
   between windows), each followed by a resume from the last STATE a target saw; and
   half as many again with ``batch_config`` (BATCH files, read when announced);
+* ``loader kills``: ``tap | target-duckdb-exports`` (this repository's DuckDB loader)
+  SIGKILLed again and again, half the kills aimed into a load's transaction, each run
+  resumed from the last STATE the loader confirmed; the DuckDB file must end holding
+  exactly what one uninterrupted pipeline loads (``scripts/fault_loader.py``);
 * durable exports: a run killed while all its exports are pending, resumed from its
   last STATE after the exports went on without it, timed against a fresh run;
 * every bad input file kind (``sandbox/bad_files.py``), with ``on_invalid_record`` fail
@@ -294,6 +298,23 @@ def fault_scenario(
     return row
 
 
+def kills_config(
+    sb: SandboxServer, provider: str, root: Path, name: str, batch_size: int | None
+) -> tuple[Path, dict]:
+    """A work folder and the tap's config of a kill scenario: 3-day windows over 24 days
+    (Next Commerce) or 12 (Clover); BATCH jsonl.gz files of ``batch_size`` records if set."""
+    end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
+    workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-{name}-", dir=root))
+    extra = {}
+    if batch_size is not None:
+        extra["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": (workdir / "batches").as_uri()},
+            "batch_size": batch_size,
+        }
+    return workdir, config_for(sb, provider, end, 3, **extra)
+
+
 def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
     """``batch``: the same with ``batch_config`` (small files, several per window), the
     harness loading each BATCH message's files when it arrives, as a target does."""
@@ -302,16 +323,7 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
     sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 60, "customer_list": 40})
     try:
         streams = STREAMS[provider]
-        end = "2025-01-25T00:00:00Z" if provider == "nextcommerce" else "2025-01-13T00:00:00Z"
-        workdir = Path(tempfile.mkdtemp(prefix=f"{provider}-kills-", dir=root))
-        extra = {}
-        if batch:
-            extra["batch_config"] = {
-                "encoding": {"format": "jsonl", "compression": "gzip"},
-                "storage": {"root": (workdir / "batches").as_uri()},
-                "batch_size": 40,
-            }
-        config = config_for(sb, provider, end, 3, **extra)
+        workdir, config = kills_config(sb, provider, root, "kills", 40 if batch else None)
         if provider == "clover":
             sb.control(clover_objects_per_file=60)
         catalog = write_catalog(config, streams, workdir / "catalog.json")
@@ -331,6 +343,31 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
         row.created_twice = created_twice(sb, provider, chains)
         if row.created_twice:
             row.problems.append(f"{row.created_twice} saved exports created again")
+    finally:
+        sb.stop()
+    row.seconds = time.monotonic() - started
+    return row
+
+
+def loader_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
+    """``tap | target-duckdb-exports`` killed while loading, resumed from the loader's
+    last confirmed STATE (scripts/fault_loader.py); the warehouse must end exact."""
+    import fault_loader
+
+    row = Row("loader kills", f"{kills} SIGKILLs, DuckDB" + (" (BATCH)" if batch else ""), provider)
+    started = time.monotonic()
+    sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 300, "customer_list": 200})
+    try:
+        streams = STREAMS[provider]
+        workdir, config = kills_config(sb, provider, root, "loader-kills", 500 if batch else None)
+        catalog = write_catalog(config, streams, workdir / "catalog.json")
+        start, stop = utc(config["start_date"]), utc(config["end_date"])
+        keys = {s: ["_account", *DEFINITIONS[provider][s].primary_keys] for s in streams}
+        truth = {
+            s: len(sb.truth_keys(provider, DEFINITIONS[provider][s].export_type, start, stop))
+            for s in streams
+        }
+        fault_loader.loader_kill_scenario(row, config, catalog, keys, truth, kills, seed, workdir)
     finally:
         sb.stop()
     row.seconds = time.monotonic() - started
@@ -614,6 +651,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append(
             lambda: kill_scenario("clover", max(1, batch_kills // 2), args.seed + 3, root, batch=True)
         )
+    loader_kills = max(2, args.kills // 2) if args.kills else 0
+    if loader_kills:
+        kill_points += 2 * loader_kills
+        jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 4, root))
+        jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 5, root, batch=True))
     for provider in ("nextcommerce", "clover"):
         jobs.append(lambda p=provider: durable_scenario(p, root))
     for provider in ("nextcommerce", "clover"):

@@ -62,3 +62,12 @@ def split_window(window: Window, smallest: timedelta | None) -> tuple[Window, Wi
         return None
     middle = window.start + half
     return Window(window.start, middle), Window(middle, window.end)
+
+
+def cut_window(window: Window, span: timedelta) -> list[Window]:
+    """``window`` cut into the fewest equal pieces (at whole seconds) of at most ``span``."""
+    total = int((window.end - window.start).total_seconds())
+    step = max(1, int(span.total_seconds()))
+    count = max(1, -(-total // step))
+    bounds = [window.start + timedelta(seconds=total * i // count) for i in range(count)] + [window.end]
+    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

@@ -43,5 +43,7 @@ class JumpClock:
         return notified
 
     def engine_options(self) -> dict[str, Any]:
-        """The engine's keyword arguments that put it on this clock."""
-        return {"clock": self, "wall_clock": self.wall, "wait": self.wait}
+        """The engine's keyword arguments that put it on this clock. Its requests run on
+        its own thread (one worker): a request in flight on another thread would let
+        the clock jump while it runs."""
+        return {"clock": self, "wall_clock": self.wall, "wait": self.wait, "request_workers": 1}

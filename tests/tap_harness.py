@@ -77,13 +77,7 @@ def run_tap(
             (tmpdir / "state.json").write_text(json.dumps(state))
             cmd += ["--state", str(tmpdir / "state.json")]
         if streams is not None:
-            catalog = discover(config)
-            wanted = set(streams)
-            for entry in catalog["streams"]:
-                for md in entry["metadata"]:
-                    if md["breadcrumb"] == []:
-                        md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
-            (tmpdir / "catalog.json").write_text(json.dumps(catalog))
+            (tmpdir / "catalog.json").write_text(json.dumps(selected_catalog(config, streams)))
             cmd += ["--catalog", str(tmpdir / "catalog.json")]
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=tmp
@@ -93,6 +87,17 @@ def run_tap(
         if line.strip():
             run.messages.append(json.loads(line))
     return run
+
+
+def selected_catalog(config: dict[str, Any], streams: Iterable[str]) -> dict[str, Any]:
+    """The discovered catalog with exactly ``streams`` selected."""
+    catalog = discover(config)
+    wanted = set(streams)
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
 
 
 def discover(config: dict[str, Any]) -> dict[str, Any]:

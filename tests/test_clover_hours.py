@@ -39,13 +39,11 @@ def test_closed_hours_say_when_they_open_next():
     assert "US" in availability.description
 
 
-def test_outside_hours_with_stop_ends_at_once_saying_when_exports_open(monkeypatch):
-    from tap_commerce_exports.jobs import orchestrator
+def test_outside_hours_with_stop_ends_at_once_saying_when_exports_open():
     from tap_commerce_exports.singer.output import SingerOutput
     from tap_commerce_exports.singer.sync import ExportSync
     from tap_commerce_exports.tap import TapCommerceExports
 
-    monkeypatch.setattr(orchestrator, "utcnow", lambda: datetime(2025, 6, 7, 20, 0, tzinfo=UTC))
     tap = TapCommerceExports(
         config={
             "provider": "clover",
@@ -59,6 +57,9 @@ def test_outside_hours_with_stop_ends_at_once_saying_when_exports_open(monkeypat
         }
     )
     with pytest.raises(UserError) as excinfo:
-        ExportSync(tap, tap.settings, output=SingerOutput(io.BytesIO())).run()
+        saturday_evening = datetime(2025, 6, 7, 20, 0, tzinfo=UTC)
+        ExportSync(
+            tap, tap.settings, output=SingerOutput(io.BytesIO()), wall_clock=lambda: saturday_evening
+        ).run()
     message = str(excinfo.value)
     assert "2025-06-08 10:00 UTC" in message and "outside_hours" in message

@@ -21,21 +21,34 @@ BARRIER = 30.0  # seconds an event may take before the test calls the engine stu
 
 
 class EngineSettled:
-    """Set once the engine thread goes to sleep for a second or more after :meth:`arm`:
-    it has nothing left to do. A spinning engine only ever waits 0 s. Given to the
-    engine as its idle wait (``wait=``)."""
+    """Set once the engine thread sleeps for a second or more after :meth:`arm` (or is
+    in such a sleep when armed): it has nothing left to do. A spinning engine only ever
+    waits 0 s. Given to the engine as its idle wait (``wait=``)."""
 
     def __init__(self) -> None:
         self.armed = False
+        self.sleeping = False
         self.event = threading.Event()
 
     def __call__(self, condition: threading.Condition, timeout: float) -> object:
-        if self.armed and timeout >= 1.0:
-            self.event.set()
-        return condition.wait(timeout)
+        if timeout >= 1.0:
+            self.sleeping = True  # under the engine's lock, as arm() reads it
+            if self.armed:
+                self.event.set()
+        try:
+            return condition.wait(timeout)
+        finally:
+            self.sleeping = False
 
-    def arm(self) -> None:
-        self.armed = True
+    def arm(self, condition: threading.Condition | None = None) -> None:
+        """Arm; with the engine's ``condition``, read its sleep under its lock."""
+        if condition is None:
+            self.armed = True
+            return
+        with condition:
+            self.armed = True
+            if self.sleeping:
+                self.event.set()
 
     def wait(self) -> bool:
         return self.event.wait(BARRIER)
@@ -115,7 +128,7 @@ def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thre
     assert orch.wake(orders_id)  # the webhook: check now
     assert in_check.wait(BARRIER)
     assert orch.wake(orders_id)  # the webhook again (a retried delivery) while the check is in flight
-    settled.arm()
+    settled.arm(orch.board.cv)
     release.set()
     assert settled.wait(), "the engine thread spins after the check (a wake-up outlived its wait)"
     provider.scripts[customers_id] = ["available"]
@@ -180,7 +193,7 @@ def test_a_window_cancelled_while_its_create_is_in_flight_stays_cancelled(tmp_pa
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
-    settled.arm()
+    settled.arm(orch.board.cv)
     assert settled.wait()
     later = jobs[1]
     assert later.state is JobState.CANCELLED
@@ -211,7 +224,7 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
     run = orch.run(jobs)
     first = next(run)
     assert (first.seq, first.state) == (0, JobState.FAILED)
-    settled.arm()
+    settled.arm(orch.board.cv)
     assert settled.wait()
     later = jobs[1]
     assert later.state is JobState.CANCELLED
@@ -353,3 +366,11 @@ class Created:
     def ids(self) -> list[str]:
         assert self.done.wait(BARRIER)
         return [self.provider.export_id_of(*k) for k in self.keys]
+
+
+def test_every_edge_of_a_jobs_life_has_the_one_method_that_makes_it():
+    from tap_commerce_exports.jobs.job import EDGE_METHODS, TRANSITIONS, ExportJob
+
+    edges = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    assert edges == set(EDGE_METHODS), "an edge without its method, or a method's edge the table lacks"
+    assert all(callable(getattr(ExportJob, name, None)) for name in EDGE_METHODS.values())

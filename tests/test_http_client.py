@@ -12,7 +12,7 @@ from conftest import Reply
 from tap_commerce_exports.errors import AuthError
 from tap_commerce_exports.http import redact
 from tap_commerce_exports.http.api_client import ApiClient, ApiError, retry_after_seconds
-from tap_commerce_exports.http.ratelimit import WINDOW_MARGIN, RateLimiter
+from tap_commerce_exports.http.ratelimit import WINDOW_MARGIN, LimiterChain, RateLimiter
 from tap_commerce_exports.http.redact import SecretsFilter, redact_url, register_secret, scrub
 from tap_commerce_exports.providers.nextcommerce import NextCommerceProvider
 from tap_commerce_exports.settings import load_settings
@@ -507,3 +507,41 @@ def test_a_reason_is_one_short_line_without_secrets(local_http):
     api = local_http(lambda req: Reply(503, text.encode(), {"Content-Type": "text/plain"}))
     reason = server_reason(client_for(api.url).post_json("exports/", {}, passthrough=(503,)))
     assert reason is not None and len(reason) == 200 and "s3cr3t" not in reason
+
+
+def _fleet(t: FakeTime) -> tuple[LimiterChain, LimiterChain, RateLimiter]:
+    """Two accounts of one app: each its own limiter (16/s), one app limiter (50/s)."""
+    app = RateLimiter(50, clock=t.clock, sleep=t.sleep)
+    first = LimiterChain(RateLimiter(16, clock=t.clock, sleep=t.sleep), app)
+    second = LimiterChain(RateLimiter(16, clock=t.clock, sleep=t.sleep), app)
+    return first, second, app
+
+
+def test_a_429_that_names_the_app_pauses_every_accounts_requests():
+    t = FakeTime()
+    first, second, _ = _fleet(t)
+    assert first.throttled(3, "Too many requests for this app") is True
+    with second.slot():
+        assert t.now >= 103.0, "another account waits out the app's pause too"
+
+
+def test_a_429_while_the_account_is_far_below_its_own_limit_is_taken_as_the_apps():
+    t = FakeTime()
+    first, second, _ = _fleet(t)
+    assert first.throttled(2, "Too many requests") is True  # one token, nothing sent: not its limit
+    with second.slot():
+        assert t.now >= 102.0
+
+
+def test_a_429_while_the_account_is_at_its_own_limit_pauses_only_that_account():
+    t = FakeTime()
+    first, second, _ = _fleet(t)
+    for _ in range(16):  # the token's whole window, sent at once
+        with first.slot():
+            pass
+    start = t.now
+    assert first.throttled(4, "Too many requests") is False
+    with second.slot():
+        assert t.now < start + 4.0, "the other account goes on"
+    with first.slot():
+        assert t.now >= start + 4.0

@@ -270,6 +270,27 @@ def test_the_clover_running_export_cap_is_per_merchant(sb):
         sb.control(clover_max_running=2, processing_delay=0.05, complete_exports=True)
 
 
+def create_for(sb, merchant: str) -> tuple[int, Any]:
+    """One Clover orders export of ``merchant``, created with its own token."""
+    body = {"type": "ORDERS", "startTime": 1735689600000, "endTime": 1735775999999}
+    url = f"{sb.clover_url}/v3/merchants/{merchant}/exports"
+    return call(url, "POST", body, f"token-{merchant}", nc=False)
+
+
+def test_an_app_wide_running_export_cap_refuses_any_merchant_once_the_app_is_full(sb):
+    sb.control(clover_max_running=100, clover_app_max_running=1, processing_delay=30)
+    try:
+        assert create_for(sb, "MERCHANT1")[0] == 200
+        status, refusal = create_for(sb, "MERCHANT2")
+        assert status == 503, "the other merchant's running export fills the app's one place"
+        assert "Too many exports" in refusal["message"]
+        assert sb.stats()["503s_app_running"] == 1
+    finally:
+        sb.control(
+            clover_max_running=2, clover_app_max_running=0, processing_delay=0.05, complete_exports=True
+        )
+
+
 def test_the_app_wide_clover_concurrency_limit_spans_merchants(sb):
     sb.control(clover_app_max_concurrent_requests=1, clover_request_delay=2.0)
     first: dict[str, Any] = {}

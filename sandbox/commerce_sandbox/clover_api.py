@@ -12,7 +12,8 @@ merchant's token: 401, as Clover answers a token without access); a token of no
 merchant is 401 before anything else; a known token on an unknown merchant id is the
 404 of before. Per-token limits are per merchant; the app-wide ones
 (``clover_app_rate_limit``, ``clover_app_max_concurrent_requests``) count every
-merchant's requests together; the running-export cap is per merchant.
+merchant's requests together; the running-export cap is per merchant
+(``clover_max_running``) and, when ``clover_app_max_running`` is set, for the whole app too.
 """
 
 from __future__ import annotations
@@ -204,6 +205,9 @@ def _create(state: SandboxState, req: Request, account: Account) -> Response:
     with state.lock:
         running = state.clover_running(account.name)
         if running >= cfg.clover_max_running:
+            return _unavailable(state, "Too many exports in progress; wait for one to finish")
+        if cfg.clover_app_max_running and state.clover_running() >= cfg.clover_app_max_running:
+            state.stats.incr("503s_app_running")
             return _unavailable(state, "Too many exports in progress; wait for one to finish")
         job = state.new_job("clover", export_type, {"startTime": start, "endTime": end}, account)
     state.stats.observe_max("clover_running", running + 1)

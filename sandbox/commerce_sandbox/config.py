@@ -27,7 +27,8 @@ NC: how a webhook names its store                          ``webhook_store_form`
 NC: the largest range one export may cover                 ``fault_fail_above_days``
 Clover: the status word of a failed export                 ``clover_failed_status``
 Clover: ``COMPLETE`` (old docs) instead of ``DONE``        ``clover_legacy_complete``
-Clover: how many exports run at once ("a few")             ``clover_max_running``
+Clover: how many exports run at once ("a few"), and         ``clover_max_running`` (per
+  whether per merchant or for the whole app                  merchant), ``clover_app_max_running``
 Clover: the 503's body, a ``retry-after`` on it            ``clover_503_body``,
                                                            ``clover_503_retry_after``
 Clover: Latin America's export hours                       ``clover_hours`` (any window)
@@ -152,7 +153,13 @@ class SandboxConfig:
     utc_offsets: list[int | str] | None = None
     #: Lifetime of signed file URLs, seconds.
     url_ttl: float = 60.0
+    # --- capacity: how much the server takes (unpublished, except the app limits) ---
+    #: Clover exports running at once per merchant ("a few"); past it a create is a 503.
     clover_max_running: int = 2
+    #: Clover exports running at once for the whole app, across every merchant (0: no
+    #: such cap). Whether "a few" is per merchant or per app is not published: set this
+    #: and raise ``clover_max_running`` to emulate a server whose capacity is shared.
+    clover_app_max_running: int = 0
     #: Clover requests per second per token; <= 0 disables the limit.
     clover_rate_limit: float = 16.0
     clover_max_concurrent_requests: int = 5
@@ -274,6 +281,8 @@ def validate(cfg: SandboxConfig) -> None:
         )
     if cfg.file_expired_status not in (403, 404, 410):
         raise ValueError("file_expired_status must be 403, 404 or 410")
+    if cfg.clover_max_running < 0 or cfg.clover_app_max_running < 0:
+        raise ValueError("clover_max_running and clover_app_max_running must be >= 0")
     if cfg.clover_503_retry_after < 0:
         raise ValueError("clover_503_retry_after must be >= 0")
     start, end = parse_instant(cfg.data_start), parse_instant(cfg.data_end)

@@ -4,7 +4,7 @@ Why generated code: the per-row work is the whole cost of reading a large export
 function specialised to the file's header, with its converters bound as locals and the
 record written as a dict display with constant keys, does per row only what a
 hand-written loop for that exact file would do: unpack the cells, convert the non-empty
-ones, build the dict. Anything wrong with a row (wrong cell count, a value the converter
+ones (a money text seen before is one lookup in its column's cache), build the dict. Anything wrong with a row (wrong cell count, a value the converter
 rejects, an empty primary key) raises ``ValueError`` and the caller re-examines that one
 row slowly to say precisely what was wrong; good rows pay nothing for diagnostics.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tap_commerce_exports.files.converters import Converter
+from tap_commerce_exports.files.converters import CACHE_LOOKUPS, Converter
 
 RowBuilder = Callable[[list[str]], dict[str, object]]
 
@@ -47,6 +47,11 @@ def compile_row_builder(
             params.append(f"c{i}=c{i}")
             namespace[f"c{i}"] = converter
             value = f"c{i}({cell})"
+            lookup = CACHE_LOOKUPS.get(converter)
+            if lookup is not None:  # a cached text costs a dict lookup, not a call
+                params.append(f"g{i}=g{i}")
+                namespace[f"g{i}"] = lookup
+                value = f"(g{i}({cell}) or {value})"
         else:
             value = cell
         missing = "_empty_key()" if column in keys else "None"

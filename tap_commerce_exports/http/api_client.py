@@ -179,8 +179,12 @@ class ApiClient:
                             f"{throttled} waits; lower 'max_requests_per_second'",
                             429,
                         )
-                    LOGGER.info("rate limited by the API; waiting %.1fs as asked (Retry-After)", wait)
-                    self._limiter.pause(wait)
+                    if self._limiter.throttled(wait, server_reason(response)):
+                        LOGGER.info(
+                            "rate limited by the API for the whole app; every account waits %.1fs", wait
+                        )
+                    else:
+                        LOGGER.info("rate limited by the API; waiting %.1fs as asked (Retry-After)", wait)
                     continue
                 if status >= 500:
                     raise _Retryable(f"HTTP {status}")

@@ -68,6 +68,21 @@ class RateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def throttled(self, seconds: float, reason: str | None) -> bool:
+        """A 429 answered a request sent through this limiter: pause. Returns whether
+        the pause was taken as the app's (never, for one limiter alone)."""
+        self.pause(seconds)
+        return False
+
+    def at_limit(self) -> bool:
+        """Whether this limiter's own window or in-flight places are full now: a 429
+        then may well be for its own limit."""
+        with self._lock:
+            now = self._clock()
+            while self._answered and self._answered[0] <= now - self._window:
+                self._answered.popleft()
+            return self._sending + len(self._answered) >= self._limit
+
     def _turn(self) -> float | None:
         """Take a turn now (0.0), or say how long to sleep; None: wait for an answer.
 
@@ -121,6 +136,12 @@ class Limiter(Protocol):
 
     def pause(self, seconds: float) -> None: ...
 
+    def throttled(self, seconds: float, reason: str | None) -> bool: ...
+
+
+#: Words of a 429's reason that name the app's limit, not the token's.
+APP_WORDS = frozenset({"app", "application", "app-wide", "app's"})
+
 
 class LimiterChain:
     """An account's own limiter (per token) and its app's (across accounts), held together.
@@ -129,7 +150,10 @@ class LimiterChain:
     installed (Clover: 16/s and 5 in flight per token, 50/s and 10 in flight per app).
     The account's turn is taken first, then the app's, always in that order, so two
     accounts never wait on each other crosswise. A 429's pause concerns the token that
-    was throttled: it pauses only the account's limiter.
+    was throttled: it pauses only the account's limiter, unless the 429 is the app's
+    (:meth:`throttled`): then every account's requests pause, as the app's limit is
+    what they all share (each account waiting out only its own pause would send the
+    others' requests straight into the same 429).
     """
 
     def __init__(self, account: Limiter, app: Limiter) -> None:
@@ -143,3 +167,15 @@ class LimiterChain:
 
     def pause(self, seconds: float) -> None:
         self.account.pause(seconds)
+
+    def throttled(self, seconds: float, reason: str | None) -> bool:
+        """A 429 for this account's token: the app's limit when its reason names the app,
+        or when the account's own limiter is nowhere near its limit (what the provider
+        does not publish is which limit a 429 is for); the token's otherwise."""
+        words = set((reason or "").lower().replace(".", " ").replace(",", " ").split())
+        own = self.account.at_limit() if isinstance(self.account, RateLimiter) else True
+        app = bool(words & APP_WORDS) or not own
+        self.account.pause(seconds)
+        if app:
+            self.app.pause(seconds)
+        return app

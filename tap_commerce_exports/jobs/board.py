@@ -1,23 +1,31 @@
-"""The job board: every job of a sync, the lock they move under, and how they fail.
+"""The job board: every job of a sync, its accounts' lanes, the lock, and how jobs fail.
 
 Why one board: the engine thread, the download pool, the consumer (the Singer layer) and
 ``stop()`` all move jobs, and a request in flight can come back after another thread
-moved its job on. So every state change goes through :meth:`JobBoard.move` (under the
-lock, from the state it expects, checked by the job's transition table), and every
-failure through :meth:`JobBoard.failed`, the one place that tells an account failure
-(the whole account stops; :mod:`jobs.failures`) from a window failure (its (stream,
-account) stops at that window). The board also keeps the counts by state, per account
-and in all, that the capacity tracker reads.
+moved its job on. So every state change goes through :meth:`JobBoard.apply` (under the
+lock; the job's own transition method checks the move against its table and changes
+its fields), and every failure through :meth:`JobBoard.failed`, the one place that
+tells an account failure (the whole account stops; :mod:`jobs.failures`) from a window
+failure (its (stream, account) stops at that window).
+
+What costs O(changes), not O(jobs): after each move the board updates what the other
+parts read, so none of them scans every job: counts by state (per account and in all),
+the status checks due (a heap by due time), the webhook wake-ups, the (stream, account)
+pairs whose head may have changed (the hand-off looks only at those), the lanes whose
+creates may have changed (the capacity re-decides only those), and exports by id.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from tap_commerce_exports.jobs.create_refusals import CreateRefusals
 from tap_commerce_exports.jobs.failures import is_account_failure
@@ -30,6 +38,12 @@ LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 _NOT_DONE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING)
 #: Live jobs that can be cancelled at once (a DOWNLOADING one is, when its download ends).
 _CANCELLABLE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.READY)
+#: Moves the hand-off must look at (the head of a pair may now be deliverable).
+_HANDOFF_STATES = frozenset({JobState.READY, JobState.FAILED, JobState.SPLIT, JobState.CANCELLED})
+#: Exports that hold a place on the provider's side (running there).
+RUNNING = frozenset({JobState.CREATING, JobState.WAITING})
+
+Pair = tuple[str, str]
 
 
 @dataclass(eq=False)
@@ -67,15 +81,28 @@ class AccountLane:
 class JobBoard:
     """Every job, by account; the lock; the one place jobs move and fail."""
 
-    def __init__(self, lanes: dict[str, AccountLane]) -> None:
+    def __init__(self, providers: Mapping[str, ExportProvider], *, refusal_base: float) -> None:
         self.cv = threading.Condition()
-        self.lanes = lanes
+        self.lanes: dict[str, AccountLane] = {
+            key: AccountLane(key, provider, CreateRefusals(base=refusal_base))
+            for key, provider in providers.items()
+        }
         self.jobs: list[ExportJob] = []
         self.totals: Counter[JobState] = Counter()
         self.stopped = False
         self.fatal: BaseException | None = None  # a bug on an engine thread: ends the run
         self.exports_changed = False  # an export was created, adopted, replaced or split
         self._stopping = threading.Event()
+        # --- indexes (under the lock), kept by _moved() ---
+        self._checks: list[tuple[float, int, ExportJob]] = []  # (due, tie, job), stale ones skipped
+        self._tie = itertools.count()
+        self.woken: dict[ExportJob, None] = {}  # webhook wake-ups, in order
+        self.moved_pairs: set[Pair] = set()  # pairs whose head may be deliverable now
+        self.dirty_lanes: dict[str, None] = {}  # lanes whose creates may have changed
+        self.places_freed = False  # a job left IN_FLIGHT or READY (caps over all accounts)
+        self._by_export: dict[str, list[ExportJob]] = {}
+        self._by_pair: dict[Pair, list[ExportJob]] = {}
+        self.export_pairs: set[Pair] = set()  # pairs whose exports in flight may have changed
 
     # ------------------------------------------------------------------ jobs
     def lane(self, job: ExportJob) -> AccountLane:
@@ -101,25 +128,102 @@ class JobBoard:
                 lane.counts[job.state] += 1
                 self.totals[job.state] += 1
             self.jobs.extend(added)
+            for job in added:
+                self._by_pair.setdefault(job.pair, []).append(job)
             for key, queued in by_lane.items():
                 queue = self.lanes[key].queue
                 if first:
                     queue.extendleft(reversed(queued))
                 else:
                     queue.extend(queued)
+                self.dirty_lanes[key] = None
+            self.cv.notify_all()
 
-    def move(self, job: ExportJob, expected: Expected, to: JobState) -> None:
-        """The one place a job's state changes: checked (``ExportJob.move``), under the
-        lock; the counts by state follow, and every waiting thread is woken."""
+    def apply(self, job: ExportJob, change: Callable[[], object]) -> None:
+        """The one place a job changes: ``change`` is one of the job's transition methods
+        (bound, with its arguments), run under the lock; the counts and indexes follow,
+        and every waiting thread is woken."""
         with self.cv:
             before = job.state
-            job.move(expected, to)
-            counts = self.lane(job).counts
-            counts[before] -= 1
-            counts[to] += 1
+            change()
+            self._moved(job, before)
+
+    def _moved(self, job: ExportJob, before: JobState) -> None:
+        after = job.state
+        lane = self.lane(job)
+        if after is not before:
+            lane.counts[before] -= 1
+            lane.counts[after] += 1
             self.totals[before] -= 1
-            self.totals[to] += 1
+            self.totals[after] += 1
+            self.dirty_lanes[lane.key] = None
+            self.export_pairs.add(job.pair)
+            if before in IN_FLIGHT or before is JobState.READY:
+                self.places_freed = True
+            if after in _HANDOFF_STATES:
+                self.moved_pairs.add(job.pair)
+        if after is JobState.WAITING:
+            heapq.heappush(self._checks, (job.next_check_at, next(self._tie), job))
+        if job.export_id is not None:
+            owners = self._by_export.setdefault(job.export_id, [])
+            if job not in owners:
+                owners.append(job)
+        self.cv.notify_all()
+
+    def jobs_of_pair(self, pair: Pair) -> list[ExportJob]:
+        """Every job of one (stream, account), split parts included (caller holds the lock)."""
+        return self._by_pair.get(pair, [])
+
+    def jobs_of_export(self, export_id: str) -> list[ExportJob]:
+        """The jobs that followed export ``export_id`` (caller holds the lock)."""
+        return self._by_export.get(export_id, [])
+
+    def wake(self, job: ExportJob) -> None:
+        """The webhook says ``job``'s export is ready: check it now (caller holds the lock)."""
+        if job.request_wake():
+            self.woken[job] = None
             self.cv.notify_all()
+
+    def take_due_checks(self, now: float, limit: int) -> list[ExportJob]:
+        """Up to ``limit`` WAITING jobs whose check is due at ``now``, or that the webhook
+        woke (those first), once each (caller holds the lock); the rest stay due. Heap
+        entries left by an earlier wait are skipped."""
+        due: dict[ExportJob, None] = {}
+        for job in list(self.woken):
+            if len(due) >= limit:
+                break
+            del self.woken[job]
+            if job.state is JobState.WAITING:
+                due[job] = None
+        checks = self._checks
+        while checks and checks[0][0] <= now and len(due) < limit:
+            at, _, job = heapq.heappop(checks)
+            if job.state is JobState.WAITING and job.next_check_at == at:
+                due[job] = None
+        for job in due:
+            job.wake_answered()
+        return list(due)
+
+    def next_check_at(self) -> float | None:
+        """When the next status check is due (0 for a wake-up), or None (caller holds the lock)."""
+        if any(j.state is JobState.WAITING for j in self.woken):
+            return 0.0
+        checks = self._checks
+        while checks and (
+            checks[0][2].state is not JobState.WAITING or checks[0][2].next_check_at != checks[0][0]
+        ):
+            heapq.heappop(checks)
+        return checks[0][0] if checks else None
+
+    def hold(self, lane: AccountLane, until: float) -> None:
+        """The account's creates wait until ``until`` (its provider's hours are closed)."""
+        with self.cv:
+            lane.hours_blocked_until = until
+            self.dirty_lanes[lane.key] = None
+
+    def running(self) -> int:
+        """Exports of this run running on the provider's side (created, not yet DONE)."""
+        return sum(self.totals[s] for s in RUNNING)
 
     def requeue(self, job: ExportJob, expected: JobState, why: str) -> None:
         """WAITING/DOWNLOADING -> QUEUED: this window needs a new export (``why`` says
@@ -128,13 +232,7 @@ class JobBoard:
             if job.state is not expected:
                 return
             old = job.export_id
-            self.move(job, expected, JobState.QUEUED)
-            job.status = None
-            job.created_at = job.created_wall = job.download_started_at = None
-            job.adopted = False
-            job.checks = 0
-            job.next_check_at = 0.0
-            job.release()
+            self.apply(job, lambda: job.requeue(expected))
             self.lane(job).queue.appendleft(job)
             self.exports_changed = True
         LOGGER.warning("%s: export %s %s; creating a new one", job.label, old, why)
@@ -160,8 +258,7 @@ class JobBoard:
             allowed = (expected,) if isinstance(expected, JobState) else tuple(expected)
             if job.state not in allowed:
                 return
-            job.error = exc
-            self.move(job, allowed, JobState.FAILED)
+            self.apply(job, lambda: job.fail(exc, allowed))
             queue = self.lane(job).queue
             if queue and queue[0] is job:
                 queue.popleft()
@@ -176,12 +273,11 @@ class JobBoard:
             first = lane.failure is None
             if first:
                 lane.failure = exc
-            error = lane.failure
+            error: BaseException = lane.failure or exc
             stopped = 0
             for job in lane.jobs:
                 if job.state in _NOT_DONE:
-                    job.error = error
-                    self.move(job, job.state, JobState.FAILED)
+                    self.apply(job, partial(job.fail, error, job.state))
                     stopped += 1
             lane.queue.clear()
         if first and len(self.lanes) > 1:
@@ -194,10 +290,9 @@ class JobBoard:
             for later in self.lane(job).jobs:  # by window, not seq: a split's halves share its seq
                 if later.pair != job.pair or later.window.start < job.window.end:
                     continue
-                later.abandoned = True
+                later.abandon()
                 if later.state in _CANCELLABLE:
-                    self.move(later, later.state, JobState.CANCELLED)
-                    later.release()
+                    self.apply(later, later.cancel)
                 # DOWNLOADING ones are cancelled when their download ends (FileFetcher)
 
     def fail_all(self, exc: BaseException) -> None:
@@ -215,7 +310,7 @@ class JobBoard:
             self._stopping.set()
             for job in self.jobs:
                 if job.state in _CANCELLABLE:
-                    self.move(job, job.state, JobState.CANCELLED)
+                    self.apply(job, partial(job.cancel, release=False))
             self.cv.notify_all()
 
     def pause(self, seconds: float) -> None:

@@ -41,6 +41,12 @@ class CreateRefusals:
         self.reason = reason
         return delay
 
+    def note(self, now: float, reason: str | None) -> None:
+        """Note a refusal that sets no clock (the shared limit holds the creates)."""
+        if self.since is None:
+            self.since = now
+        self.reason = reason
+
     def refusing_for(self, now: float) -> float:
         return 0.0 if self.since is None else now - self.since
 

@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tap_commerce_exports.errors import ExportFailed, UserError
@@ -53,12 +54,14 @@ class FileFetcher:
         self._job_pool = cf.ThreadPoolExecutor(max(1, job_workers), "export-download")
         self._file_pool = cf.ThreadPoolExecutor(max(1, file_workers), "export-file")
 
-    def start(self, job: ExportJob, status: ExportStatus, expected: JobState) -> None:
-        """``job``'s export is DONE: move it to DOWNLOADING and fetch its files."""
-        with self.board.cv:
-            job.status = status
-            self.board.move(job, expected, JobState.DOWNLOADING)
-            job.download_started_at = self.clock()
+    def start(self, job: ExportJob, status: ExportStatus) -> None:
+        """``job``'s export is DONE (a status check said so): WAITING -> DOWNLOADING, and
+        fetch its files."""
+        self.board.apply(job, partial(job.begin_download, status, self.clock()))
+        self.submit(job)
+
+    def submit(self, job: ExportJob) -> None:
+        """Fetch the files of ``job``, DOWNLOADING already."""
         try:
             future = self._job_pool.submit(self._download_job, job)
         except RuntimeError:  # the pool was shut down: the sync stopped meanwhile
@@ -68,6 +71,13 @@ class FileFetcher:
         # must not stay DOWNLOADING for good
         future.add_done_callback(lambda done: self._never_started(job) if done.cancelled() else None)
 
+    def _never_started(self, job: ExportJob) -> None:
+        """The sync stopped before ``job``'s download began: CANCELLED, as any download
+        that ends after the stop."""
+        with self.board.cv:
+            if job.state is JobState.DOWNLOADING:
+                self.board.apply(job, job.cancel)
+
     def stop(self) -> None:
         """Cut downloads in flight (no pool thread outlives the stop) and drop the queued."""
         self.downloader.cancel()
@@ -76,87 +86,78 @@ class FileFetcher:
         self._job_pool.shutdown(wait=False, cancel_futures=True)
         self._file_pool.shutdown(wait=False, cancel_futures=True)
 
-    def _never_started(self, job: ExportJob) -> None:
-        """The sync stopped before ``job``'s download began: CANCELLED, as any download
-        that ends after the stop."""
-        with self.board.cv:
-            if job.state is JobState.DOWNLOADING:
-                self.board.move(job, JobState.DOWNLOADING, JobState.CANCELLED)
-
     def _download_job(self, job: ExportJob) -> None:
         board = self.board
-        outcome: BaseException | None = None
-        paths: list[Path] = []
-        size = 0
         try:
-            paths, size = self._fetch(job)
-        except BaseException as exc:  # noqa: BLE001 (judged below, under the lock)
-            outcome = exc
-        # One decision, under the lock, whichever thread moved first: a job failed
-        # meanwhile (its account) stays failed; a window given up on meanwhile (an
-        # earlier window of its pair failed, or the sync stopped) ends CANCELLED however
-        # its download ended -- a download cut by the stop is not this window's failure.
-        with board.cv:
-            if job.state is not JobState.DOWNLOADING:
-                job.release()
-                return
-            if job.abandoned or board.stopped:
-                board.move(job, JobState.DOWNLOADING, JobState.CANCELLED)
-                job.release()
-                return
-            if outcome is None:
-                job.files = paths
-                job.bytes_downloaded = size
-                board.move(job, JobState.DOWNLOADING, JobState.READY)
-            elif isinstance(outcome, UserError):
-                if job.adopted and not is_account_failure(outcome):  # e.g. its files were deleted since
-                    why = f"from the last run can't be downloaded ({outcome})"
-                    board.requeue(job, JobState.DOWNLOADING, why)
-                else:
-                    board.failed(job, outcome, JobState.DOWNLOADING)
+            status = job.status
+            assert status is not None
+            workdir = self.workdir / f"job-{id(job):x}"
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            job.use_workdir(workdir)
+            provider = board.lane(job).provider
+            urls = provider.file_urls(status)
+            lock = threading.Lock()
+            current = list(urls)
+            refreshes = 0
+
+            def fresh_url(index: int, stale: str) -> str:
+                nonlocal current, refreshes
+                with lock:
+                    if current[index] == stale:
+                        refreshes += 1
+                        if refreshes > self.url_refreshes * max(1, len(urls)):
+                            raise ExportFailed(
+                                f"{job.label}: the file URLs of export {job.export_id} keep "
+                                "expiring; try again"
+                            )
+                        current = provider.file_urls(status, refresh=True)
+                        if len(current) != len(urls):
+                            raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
+                    return current[index]
+
+            ext = provider.facts.extension
+            paths = [workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
+            if len(urls) <= 1:
+                sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
             else:
-                failure = ExportFailed(f"{job.label}: download failed: {outcome}")
-                board.fail_window(job, failure, JobState.DOWNLOADING)
-        if outcome is None:
-            LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), size)
+                futures = [
+                    self._file_pool.submit(self._download_file, job, i, urls[i], paths[i], fresh_url)
+                    for i in range(len(urls))
+                ]
+                sizes = [f.result() for f in futures]
+            with board.cv:
+                if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
+                    job.release()
+                    return
+                if board.stopped:  # the sync stopped while it downloaded: never handed over
+                    board.apply(job, job.cancel)
+                    return
+                ready: list[bool] = []
+                board.apply(job, lambda: ready.append(job.downloaded(paths, sum(sizes))))
+            if not ready[0]:
+                return  # its window was given up on meanwhile: cancelled, files removed
+            LOGGER.info("%s: downloaded %d file(s), %d bytes", job.label, len(paths), sum(sizes))
+        except BaseException as exc:  # noqa: BLE001 - every way a download ends is a state
+            self._download_failed(job, exc)
 
-    def _fetch(self, job: ExportJob) -> tuple[list[Path], int]:
-        """Every file of ``job``'s export into its own directory: (paths, bytes)."""
-        status = job.status
-        assert status is not None
-        job.workdir = self.workdir / f"job-{id(job):x}"
-        job.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        provider = self.board.lane(job).provider
-        urls = provider.file_urls(status)
-        lock = threading.Lock()
-        current = list(urls)
-        refreshes = 0
-
-        def fresh_url(index: int, stale: str) -> str:
-            nonlocal current, refreshes
-            with lock:
-                if current[index] == stale:
-                    refreshes += 1
-                    if refreshes > self.url_refreshes * max(1, len(urls)):
-                        raise ExportFailed(
-                            f"{job.label}: the file URLs of export {job.export_id} keep expiring; try again"
-                        )
-                    current = provider.file_urls(status, refresh=True)
-                    if len(current) != len(urls):
-                        raise ExportFailed(f"{job.label}: export {job.export_id} changed its file list")
-                return current[index]
-
-        ext = provider.facts.extension
-        paths = [job.workdir / f"part-{i:05d}.{ext}" for i in range(len(urls))]
-        if len(urls) <= 1:
-            sizes = [self._download_file(job, i, urls[i], paths[i], fresh_url) for i in range(len(urls))]
-        else:
-            futures = [
-                self._file_pool.submit(self._download_file, job, i, urls[i], paths[i], fresh_url)
-                for i in range(len(urls))
-            ]
-            sizes = [f.result() for f in futures]
-        return paths, sum(sizes)
+    def _download_failed(self, job: ExportJob, exc: BaseException) -> None:
+        """A download ended with ``exc``. After the sync stopped, or once an earlier window
+        of its pair failed (it is never emitted), that is no failure of its own: CANCELLED,
+        as a download that ends then does."""
+        board = self.board
+        # one decision, the lock held throughout: a stop or an abandon between the check
+        # and the failure would otherwise make the outcome depend on thread timing
+        with board.cv:
+            if job.state is JobState.DOWNLOADING and (board.stopped or job.abandoned):
+                board.apply(job, job.cancel)
+                return
+            if isinstance(exc, UserError):
+                if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
+                    board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
+                    return
+                board.failed(job, exc, JobState.DOWNLOADING)
+                return
+            board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

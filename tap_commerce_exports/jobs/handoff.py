@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from tap_commerce_exports.jobs.board import JobBoard
 from tap_commerce_exports.jobs.job import ExportJob, JobState
@@ -30,16 +31,23 @@ class OrderedHandoff:
         self.board = board
 
     def deliver(
-        self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None
+        self,
+        jobs: Iterable[ExportJob],
+        on_exports: Callable[[], None] | None,
+        on_idle: Callable[[], object] | None = None,
     ) -> Iterator[ExportJob]:
         """Each of ``jobs`` (and the halves of split ones) once READY or FAILED, in its
         pair's window order. A READY job's files are removed, and it is CONSUMED, when
         the caller comes back for the next one. ``on_exports`` runs on this thread
-        (without the lock) soon after an export was created, adopted, replaced or split."""
+        (without the lock) soon after an export was created, adopted, replaced or split;
+        ``on_idle`` (without the lock) before each wait for a job."""
         board = self.board
         per_pair: dict[Pair, deque[ExportJob]] = {}
         for each in sorted(jobs, key=lambda j: j.seq):
             per_pair.setdefault(each.pair, deque()).append(each)
+        # The pairs whose head may be deliverable: all at first, then only those the
+        # board saw move (O(changes), not a look at every pair on every wake-up).
+        candidates: dict[Pair, None] = dict.fromkeys(per_pair)
         while per_pair:
             with board.cv:
                 job: ExportJob | None = None
@@ -54,8 +62,20 @@ class OrderedHandoff:
                         finally:
                             board.cv.acquire()
                         continue
-                    job = _ready_head(per_pair)
+                    candidates.update(dict.fromkeys(board.moved_pairs))
+                    board.moved_pairs.clear()
+                    job = _ready_head(per_pair, candidates)
                     if job is None:
+                        if on_idle is not None:
+                            board.cv.release()
+                            try:
+                                on_idle()
+                            finally:
+                                board.cv.acquire()
+                            if board.moved_pairs or board.fatal is not None:
+                                continue  # something moved meanwhile: look before waiting
+                            if board.exports_changed and on_exports is not None:
+                                continue
                         board.cv.wait(CONSUMER_WAKE)
                 per_pair[job.pair].popleft()
             try:
@@ -63,6 +83,7 @@ class OrderedHandoff:
             finally:
                 job.release()
                 self._after_use(job, per_pair)
+                candidates[job.pair] = None  # its next head may be ready already
 
     def _after_use(self, job: ExportJob, per_pair: dict[Pair, deque[ExportJob]]) -> None:
         """The caller is done with ``job``: consume it, or end its pair after a failure."""
@@ -80,26 +101,31 @@ class OrderedHandoff:
                     per_pair.pop(job.pair, None)
             else:
                 if job.state is JobState.READY:  # (stop() may have cancelled it)
-                    board.move(job, JobState.READY, JobState.CONSUMED)
+                    board.apply(job, job.consume)
                 if queue is not None and not queue:
                     per_pair.pop(job.pair, None)
             board.cv.notify_all()
 
     def fail(self, job: ExportJob, exc: BaseException) -> None:
         """The consumer could not use the READY ``job`` it holds (e.g. a bad file)."""
-        with self.board.cv:
-            job.error = exc
-            self.board.move(job, JobState.READY, JobState.FAILED)
+        self.board.apply(job, partial(job.fail, exc, JobState.READY))
 
 
-def _ready_head(per_pair: dict[Pair, deque[ExportJob]]) -> ExportJob | None:
-    """The first pair head that is READY or FAILED (a SPLIT head gives way to its halves)."""
-    for pending in per_pair.values():
+def _ready_head(per_pair: dict[Pair, deque[ExportJob]], candidates: dict[Pair, None]) -> ExportJob | None:
+    """A candidate pair's head that is READY or FAILED (a SPLIT head gives way to its
+    parts); candidates looked at and not ready leave the set (a move brings them back)."""
+    while candidates:
+        pair = next(iter(candidates))
+        pending = per_pair.get(pair)
+        if not pending:
+            del candidates[pair]
+            continue
         while pending[0].state is JobState.SPLIT and pending[0].parts:
             pending.extendleft(reversed(pending.popleft().parts or ()))
         head = pending[0]
         if head.state in (JobState.READY, JobState.FAILED):
             return head
+        del candidates[pair]
     return None
 
 

@@ -15,6 +15,8 @@ Durable exports (#12) add four edges, each made by the engine in one place:
     WAITING --retry--> QUEUED          its export failed (budget left), or an adopted one is gone
     DOWNLOADING --replace--> QUEUED    an adopted export's files are gone (deleted after 24 h)
     WAITING --split--> SPLIT           failed past its budget: two half windows take its place
+    QUEUED --split--> SPLIT            longer than the span its (stream, account) learned
+                                       works (``jobs/spans.py``): shorter windows take its place
 
 Why a table: the engine thread, the download pool, the consumer (the Singer layer) and
 ``stop()`` all move jobs, and a request in flight can come back after another thread
@@ -23,8 +25,8 @@ answers). So a move names the state it expects to leave; :meth:`ExportJob.move`
 refuses a move the table does not allow, and the engine makes every move under its
 lock, through one method, and re-reads the state after each request.
 
-A SPLIT job is final: the consumer puts its two halves (``parts``) in its place, so
-the bookmark passes its window only after both halves were emitted.
+A SPLIT job is final: the consumer puts its parts (``parts``) in its place, so the
+bookmark passes its window only after every part was emitted.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from __future__ import annotations
 import enum
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from tap_commerce_exports.jobs.failures import is_account_failure
-from tap_commerce_exports.providers.base import ExportStatus
+from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
 from tap_commerce_exports.providers.streams import ExportStreamDefinition
 from tap_commerce_exports.windows import Window
 
@@ -51,7 +54,7 @@ class JobState(enum.Enum):
     CONSUMED = "consumed"  # the consumer had it; its files are gone
     FAILED = "failed"
     CANCELLED = "cancelled"
-    SPLIT = "split"  # failed past its budget; ``parts`` (two half windows) replace it
+    SPLIT = "split"  # failed past its budget, or too long: ``parts`` (shorter windows) replace it
 
 
 #: States that hold one of the ``max_concurrent_exports`` places.
@@ -61,7 +64,7 @@ FINAL = frozenset({JobState.CONSUMED, JobState.FAILED, JobState.CANCELLED, JobSt
 _LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOADING, JobState.READY)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.CREATING, JobState.WAITING}),  # WAITING: adopted
+    JobState.QUEUED: frozenset({JobState.CREATING, JobState.WAITING, JobState.SPLIT}),  # WAITING: adopted
     JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING}),
     JobState.WAITING: frozenset({JobState.DOWNLOADING, JobState.QUEUED, JobState.SPLIT}),
     JobState.DOWNLOADING: frozenset({JobState.READY, JobState.QUEUED}),
@@ -69,6 +72,33 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 for _state in _LIVE:  # a live job can always fail or be cancelled
     TRANSITIONS[_state] = TRANSITIONS.get(_state, frozenset()) | {JobState.FAILED, JobState.CANCELLED}
+
+
+_Q, _C, _W, _D, _R = (
+    JobState.QUEUED,
+    JobState.CREATING,
+    JobState.WAITING,
+    JobState.DOWNLOADING,
+    JobState.READY,
+)
+#: Each edge of :data:`TRANSITIONS` and the one :class:`ExportJob` method that makes it
+#: (with the fields that go with it): nothing else moves a job.
+EDGE_METHODS: dict[tuple[JobState, JobState], str] = {
+    (_Q, _W): "adopt",
+    (_Q, _C): "begin_create",
+    (_Q, JobState.SPLIT): "split",
+    (_C, _Q): "refused",
+    (_C, _W): "created",
+    (_C, _D): "created_done",
+    (_W, _D): "begin_download",
+    (_W, _Q): "requeue",
+    (_W, JobState.SPLIT): "split",
+    (_D, _Q): "requeue",
+    (_D, _R): "downloaded",
+    (_R, JobState.CONSUMED): "consume",
+    **{(s, JobState.FAILED): "fail" for s in _LIVE},
+    **{(s, JobState.CANCELLED): "cancel" for s in _LIVE},
+}
 
 
 #: What a move expects the job to be in: one state, or any of several.
@@ -112,7 +142,7 @@ class ExportJob:
     adopted: bool = False  # the export now followed came from saved state (or the list)
     created_wall: datetime | None = None  # when the provider accepted the export
     failures: int = 0  # exports of this window that ended failed
-    parts: tuple[ExportJob, ExportJob] | None = None  # the halves of a SPLIT job
+    parts: tuple[ExportJob, ...] | None = None  # the windows that replace a SPLIT job
 
     @property
     def state(self) -> JobState:
@@ -138,6 +168,143 @@ class ExportJob:
         self._state = to
         if to is not JobState.WAITING:
             self.wake_requested = False
+
+    # ------------------------------------------------------------ transitions
+    # One method per edge of the job's life: each makes its move (checked by
+    # :data:`TRANSITIONS`) AND the field changes that go with it, so no other module
+    # writes a job's fields. The board calls them under its lock (``JobBoard.apply``),
+    # which keeps its counts and indexes after each.
+
+    def adopt(self, export_id: str, created: datetime, now: float, wall: datetime) -> None:
+        """QUEUED -> WAITING: follow an export saved by the last run (or listed); its
+        age counts towards ``export_timeout``, and its first check is now."""
+        self.move(JobState.QUEUED, JobState.WAITING)
+        self.status = ExportStatus(export_id, ExportPhase.PENDING, "saved")
+        self.created_at = self.first_attempt_at = now - max(0.0, (wall - created).total_seconds())
+        self.created_wall = created
+        self.adopted = True
+        self.next_check_at = now
+
+    def follow_saved(self, export_id: str, created_at: datetime | None, *, listed: bool = False) -> None:
+        """QUEUED, still: an earlier run's export of this window (saved in its STATE, or
+        ``listed`` by the provider) is to be followed, not created again."""
+        self.adopt_id, self.adopt_created_at, self.adopt_listed = export_id, created_at, listed
+
+    def abandon(self) -> None:
+        """An earlier window of its pair failed: it must never be emitted (a DOWNLOADING
+        job is cancelled when its download ends)."""
+        self.abandoned = True
+
+    def request_wake(self) -> bool:
+        """WAITING, still: the webhook says its export is ready; check it now. False
+        when it is not WAITING (nothing to wake)."""
+        if self._state is not JobState.WAITING:
+            return False
+        self.wake_requested = True
+        return True
+
+    def wake_answered(self) -> None:
+        """A check is going out: it answers the wake-up (a later one asks again)."""
+        self.wake_requested = False
+
+    def use_workdir(self, path: Path) -> None:
+        """Its files download into ``path`` (removed by :meth:`release`)."""
+        self.workdir = path
+
+    def ended_failed(self) -> int:
+        """WAITING, still: its export ended failed; returns how many of its exports did."""
+        self.failures += 1
+        return self.failures
+
+    def begin_create(self, now: float) -> None:
+        """QUEUED -> CREATING: its create request goes out."""
+        self.move(JobState.QUEUED, JobState.CREATING)
+        if self.first_attempt_at is None:
+            self.first_attempt_at = now
+
+    def refused(self) -> None:
+        """CREATING -> QUEUED: the provider refused the create (busy); it waits its turn."""
+        self.move(JobState.CREATING, JobState.QUEUED)
+
+    def created(self, status: ExportStatus, now: float, wall: datetime, first_check_in: float) -> None:
+        """CREATING -> WAITING: the provider accepted the export (one not yet DONE)."""
+        self.move(JobState.CREATING, JobState.WAITING)
+        self._accepted(status, now, wall, first_check_in)
+
+    def _accepted(self, status: ExportStatus, now: float, wall: datetime, first_check_in: float) -> None:
+        self.status = status
+        self.created_at = now
+        self.created_wall = wall
+        self.next_check_at = now + first_check_in
+
+    def checked(self, status: ExportStatus, next_check_at: float) -> None:
+        """WAITING, still: a status check said not yet; the next one is due then."""
+        if self._state is not JobState.WAITING:
+            raise IllegalTransition(f"{self.label}: checked while {self._state.value}")
+        self.status = status
+        self.checks += 1
+        self.next_check_at = next_check_at
+
+    def created_done(self, status: ExportStatus, now: float, wall: datetime) -> None:
+        """CREATING -> DOWNLOADING: the provider accepted the export already DONE."""
+        self.move(JobState.CREATING, JobState.DOWNLOADING)
+        self._accepted(status, now, wall, 0.0)
+        self.download_started_at = now
+
+    def begin_download(self, status: ExportStatus, now: float) -> None:
+        """WAITING -> DOWNLOADING: a status check said DONE."""
+        self.move(JobState.WAITING, JobState.DOWNLOADING)
+        self.status = status
+        self.checks += 1
+        self.download_started_at = now
+
+    def downloaded(self, paths: list[Path], size: int) -> bool:
+        """DOWNLOADING -> READY, or CANCELLED when its window was given up on meanwhile
+        (then its files are removed). True when READY."""
+        self.files = paths
+        self.bytes_downloaded = size
+        if self.abandoned:
+            self.cancel()
+            return False
+        self.move(JobState.DOWNLOADING, JobState.READY)
+        return True
+
+    def requeue(self, expected: JobState) -> None:
+        """WAITING/DOWNLOADING -> QUEUED: the window needs a new export; everything the
+        old one set goes with it."""
+        self.move(expected, JobState.QUEUED)
+        self.status = None
+        self.created_at = self.created_wall = self.download_started_at = None
+        self.adopted = False
+        self.checks = 0
+        self.next_check_at = 0.0
+        self.release()
+
+    def fail(self, error: BaseException, expected: Expected) -> None:
+        """Any live state -> FAILED, with the error that ended it."""
+        self.move(expected, JobState.FAILED)
+        self.error = error
+
+    def cancel(self, *, release: bool = True) -> None:
+        """Any live state -> CANCELLED; its files, if any, are removed (unless the
+        engine's stop removes them after the consumer let go: ``release=False``)."""
+        self.move(self._state, JobState.CANCELLED)
+        if release:
+            self.release()
+
+    def split(self, pieces: Sequence[Window], expected: JobState) -> tuple[ExportJob, ...]:
+        """WAITING (failed past its budget) or QUEUED (too long) -> SPLIT: shorter
+        windows take its place, in order (returned, to be queued first)."""
+        self.move(expected, JobState.SPLIT)
+        self.parts = tuple(
+            ExportJob(stream=self.stream, window=w, seq=self.seq, account=self.account) for w in pieces
+        )
+        return self.parts
+
+    def consume(self) -> None:
+        """READY -> CONSUMED: the consumer emitted its records; its files go."""
+        self.move(JobState.READY, JobState.CONSUMED)
+        self.release()
 
     @property
     def export_id(self) -> str | None:

@@ -32,13 +32,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tap_commerce_exports.http.download import FileDownloader
-from tap_commerce_exports.jobs.board import AccountLane, JobBoard
+from tap_commerce_exports.jobs.board import JobBoard
 from tap_commerce_exports.jobs.capacity import Capacity, creation_order
-from tap_commerce_exports.jobs.create_refusals import CreateRefusals
 from tap_commerce_exports.jobs.fetcher import FileFetcher
 from tap_commerce_exports.jobs.handoff import OrderedHandoff
 from tap_commerce_exports.jobs.job import ExportJob, JobState
+from tap_commerce_exports.jobs.requests import WORKERS_FOR_MANY
 from tap_commerce_exports.jobs.scheduler import ExportScheduler, Wait, wait_on_condition
+from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import ExportProvider
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
@@ -48,6 +49,14 @@ MAX_DOWNLOAD_WORKERS = 32
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _saved(job: ExportJob) -> bool:
+    """Whether ``job``'s export belongs in the saved state: it exists and its records
+    were not emitted (or its account failed: a rerun with the setting fixed follows it)."""
+    return job.export_id is not None and (
+        job.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY) or job.account_failed
+    )
 
 
 class ExportOrchestrator:
@@ -78,6 +87,9 @@ class ExportOrchestrator:
         wait: Wait = wait_on_condition,
         export_attempts: int = 3,
         min_split_span: timedelta | None = None,
+        learned_spans: Mapping[tuple[str, str], timedelta] | None = None,
+        planned_span: timedelta = timedelta(days=365),
+        request_workers: int | None = None,
     ) -> None:
         #: By account key; one provider given alone is the engine's only one ("").
         self.providers: dict[str, ExportProvider] = (
@@ -85,14 +97,9 @@ class ExportOrchestrator:
         )
         if not self.providers:
             raise ValueError("the engine needs at least one provider")
-        wall = wall_clock or (lambda: utcnow())  # late-bound: tests patch utcnow
+        wall = wall_clock or utcnow  # injected (a spec's clock), never patched
         self.downloader = downloader or FileDownloader()
-        self.board = JobBoard(
-            {
-                key: AccountLane(key, provider, CreateRefusals(base=poll_interval))
-                for key, provider in self.providers.items()
-            }
-        )
+        self.board = JobBoard(self.providers, refusal_base=poll_interval)
         self.capacity = Capacity(
             self.board,
             per_account=max_concurrent_exports,
@@ -131,6 +138,11 @@ class ExportOrchestrator:
             clock=clock,
             wall_clock=wall,
             wait=wait,
+            spans=SpanMemory(learned_spans, smallest=min_split_span),
+            planned_span=planned_span,
+            # several accounts: a few requests at once (their limiters pace them); one
+            # account: on the engine thread, one at a time
+            request_workers=request_workers or (WORKERS_FOR_MANY if len(self.providers) > 1 else 1),
         )
         self.handoff = OrderedHandoff(self.board)
         self._thread: threading.Thread | None = None
@@ -140,13 +152,21 @@ class ExportOrchestrator:
         """Exports followed from saved state (or the provider's list), this run."""
         return self.scheduler.adopted
 
+    def learned_spans(self) -> dict[tuple[str, str], timedelta]:
+        """(stream, account) -> the window span its exports were found to work at, where
+        a window had to be split (the next run plans at it; ``jobs/spans.py``)."""
+        return self.scheduler.spans.learned()
+
     @property
     def _jobs(self) -> list[ExportJob]:  # what tests and the bench look at
         return self.board.jobs
 
     # ---------------------------------------------------------------- consumer side
     def run(
-        self, jobs: Iterable[ExportJob], on_exports: Callable[[], None] | None = None
+        self,
+        jobs: Iterable[ExportJob],
+        on_exports: Callable[[], None] | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> Iterator[ExportJob]:
         """Start all ``jobs``; yield each once READY or FAILED, in window order per
         (stream, account).
@@ -161,14 +181,16 @@ class ExportOrchestrator:
 
         ``on_exports`` is called on the caller's thread (between yields, without the
         lock) soon after an export was created, adopted, replaced or split, so the
-        caller can save :meth:`exports_in_flight` before waiting on them.
+        caller can save :meth:`exports_in_flight` before waiting on them. ``on_idle`` is
+        called there too each time the caller's thread waits for a job (so the caller can
+        write what it held back, e.g. a STATE kept to a bounded rate).
         """
         ordered = sorted(jobs, key=creation_order)
         self.board.add(ordered)
         self._thread = threading.Thread(target=self.scheduler.loop, name="export-orchestrator", daemon=True)
         self._thread.start()
         try:
-            yield from self.handoff.deliver(ordered, on_exports)
+            yield from self.handoff.deliver(ordered, on_exports, on_idle)
         finally:
             self.stop()
 
@@ -181,13 +203,22 @@ class ExportOrchestrator:
         that failed keeps its exports: a rerun with the setting fixed follows them.
         """
         with self.board.cv:
-            return [
-                j
-                for j in self.board.jobs
-                if j is not besides
-                and j.export_id is not None
-                and (j.state in (JobState.WAITING, JobState.DOWNLOADING, JobState.READY) or j.account_failed)
-            ]
+            return [j for j in self.board.jobs if j is not besides and _saved(j)]
+
+    def take_export_changes(self) -> set[tuple[str, str]]:
+        """The (stream, job account) pairs whose exports in flight may have changed since
+        the last call: the caller re-saves only those (O(changes), not every pair)."""
+        with self.board.cv:
+            pairs, self.board.export_pairs = self.board.export_pairs, set()
+            return pairs
+
+    def exports_of(self, pair: tuple[str, str], *, besides: ExportJob | None = None) -> list[ExportJob]:
+        """:meth:`exports_in_flight` of one (stream, job account) pair."""
+        with self.board.cv:
+            return sorted(
+                (j for j in self.board.jobs_of_pair(pair) if j is not besides and _saved(j)),
+                key=lambda j: j.window.start,
+            )
 
     def wake(self, export_id: str, account: str | None = None) -> bool:
         """Check this export of ``account`` (None: of any account) now: the webhook said
@@ -198,11 +229,9 @@ class ExportOrchestrator:
         """
         board = self.board
         with board.cv:
-            for job in board.jobs:
+            for job in board.jobs_of_export(export_id):
                 if job.export_id == export_id and (account is None or board.is_account(job, account)):
-                    if job.state is JobState.WAITING:
-                        job.wake_requested = True
-                        board.cv.notify_all()
+                    board.wake(job)
                     return True
         return False
 
@@ -221,6 +250,7 @@ class ExportOrchestrator:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.fetcher.shutdown()
+        self.scheduler.runner.shutdown()
         for job in self.board.jobs:
             if job.state is not JobState.DOWNLOADING:
                 job.release()

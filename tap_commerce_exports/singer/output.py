@@ -28,6 +28,12 @@ class SingerOutput:
         self._out = out if out is not None else sys.stdout.buffer
         self._buf = bytearray()
         self._encoder = msgspec.json.Encoder(decimal_format="number")
+        self._written = 0  # bytes handed to the stream before the buffer
+
+    @property
+    def bytes_written(self) -> int:
+        """Every byte of every message so far (buffered ones included)."""
+        return self._written + len(self._buf)
 
     def _message(self, message: Mapping[str, Any]) -> None:
         self._encoder.encode_into(message, self._buf, -1)
@@ -76,6 +82,13 @@ class SingerOutput:
         self._message({"type": "STATE", "value": value})
         self.flush()
 
+    def state_json(self, value: bytes) -> None:
+        """Write STATE whose value is already JSON (``state.StateKeeper``), and flush."""
+        self._buf += b'{"type":"STATE","value":'
+        self._buf += value
+        self._buf += b"}\n"
+        self.flush()
+
     def _flush_if_full(self) -> None:
         self._write()
 
@@ -84,6 +97,7 @@ class SingerOutput:
             return
         try:
             self._out.write(self._buf)
+            self._written += len(self._buf)
         except BrokenPipeError:
             self._buf.clear()
             raise TargetGone(

@@ -17,16 +17,17 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, UserError
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, TargetGone, UserError
 from tap_commerce_exports.http.download import FileDownloader, download_limits
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.registry import build_providers
 from tap_commerce_exports.singer.account_property import without_account
-from tap_commerce_exports.singer.bookmarks import SavedExport, snapshot, write_bookmark, write_exports
+from tap_commerce_exports.singer.bookmarks import SavedExport, StateKeeper
 from tap_commerce_exports.singer.emitters import (
     BatchEmitter,
     Emitter,
@@ -36,7 +37,7 @@ from tap_commerce_exports.singer.emitters import (
 )
 from tap_commerce_exports.singer.failures import RunFailures
 from tap_commerce_exports.singer.output import SingerOutput
-from tap_commerce_exports.singer.planning import plan_jobs
+from tap_commerce_exports.singer.planning import learned_spans, plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
 from tap_commerce_exports.singer.selection import deselected_paths
 from tap_commerce_exports.singer.state_input import drop_other_accounts
@@ -60,6 +61,7 @@ class ExportSync:
         settings: Settings,
         output: SingerOutput | None = None,
         provider: ExportProvider | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.host = host
         self.settings = settings
@@ -79,6 +81,8 @@ class ExportSync:
             self.rejects = RejectsLog(settings.rejects_dir)
             self.on_invalid = self.rejects
         self.orchestrator: ExportOrchestrator | None = None
+        self._keeper: StateKeeper | None = None
+        self.wall_clock = wall_clock  # the engine's wall clock (None: the real one)
 
     @property
     def many(self) -> bool:
@@ -102,21 +106,49 @@ class ExportSync:
             return BatchEmitter(*args, batch=self.settings.batch)
         return (kind or RecordEmitter)(*args)
 
-    def _save_exports(self, names: list[str], besides: ExportJob | None = None) -> None:
-        """Put the exports in flight (all but ``besides``, just emitted) into the state."""
-        assert self.orchestrator is not None
-        by_pair: dict[tuple[str, str], list[SavedExport]] = {
-            (n, a): [] for n in names for a in self.providers
-        }
-        for job in self.orchestrator.exports_in_flight(besides=besides):
-            assert job.export_id is not None
-            by_pair.setdefault((job.stream.name, self.account_of(job)), []).append(
-                SavedExport(job.export_id, job.window.start, job.window.end, job.created_wall)
-            )
-        for (name, account), exports in by_pair.items():
-            write_exports(self.state, name, account, exports)
+    @property
+    def keeper(self) -> StateKeeper:
+        """The state while the run goes: lookups by key, STATE at a bounded rate."""
+        if self._keeper is None:
+            output = self.output
+            self._keeper = StateKeeper(self.state, output.state_json, bytes_out=lambda: output.bytes_written)
+        return self._keeper
 
-    def _orchestrator(self, workdir: Path, *, webhook_active: bool) -> ExportOrchestrator:
+    def _save_exports(self, besides: ExportJob | None = None) -> None:
+        """Put the exports in flight of the pairs whose jobs moved (and of ``besides``,
+        just emitted, whose export leaves) into the state: O(changes), not O(pairs)."""
+        orchestrator = self.orchestrator
+        assert orchestrator is not None
+        pairs = orchestrator.take_export_changes()
+        if besides is not None:
+            pairs.add(besides.pair)
+        for pair in pairs:
+            name, job_account = pair
+            exports = [
+                SavedExport(j.export_id, j.window.start, j.window.end, j.created_wall)
+                for j in orchestrator.exports_of(pair, besides=besides)
+                if j.export_id is not None
+            ]
+            self.keeper.set_exports(name, job_account or self.provider.account, exports)
+
+    def _final_state(self) -> None:
+        """At the end, and before any exit: the last STATE, with the exports still in
+        flight (saved before the engine stops and cancels them: a rerun follows them)
+        and the window spans learned. A target gone (broken pipe) gets nothing more."""
+        if self._keeper is None:
+            return
+        try:
+            if self.orchestrator is not None:
+                self._save_exports()
+                for (name, job_account), span in self.orchestrator.learned_spans().items():
+                    self.keeper.set_span(name, job_account or self.provider.account, span)
+            self.keeper.flush()
+        except TargetGone:
+            pass
+
+    def _orchestrator(
+        self, workdir: Path, *, webhook_active: bool, spans: dict[tuple[str, str], timedelta]
+    ) -> ExportOrchestrator:
         return ExportOrchestrator(
             self.providers if self.many else self.provider,
             workdir=workdir,
@@ -130,6 +162,9 @@ class ExportSync:
             downloader=FileDownloader(limits=download_limits(self.settings)),
             export_attempts=self.settings.export_attempts,
             min_split_span=self.settings.min_split_window,
+            learned_spans=spans,
+            planned_span=self.settings.window,
+            wall_clock=self.wall_clock,
         )
 
     # ------------------------------------------------------------------ running
@@ -177,8 +212,9 @@ class ExportSync:
                 for p in progress.values():
                     emitter.announce(p)
             drop_other_accounts(self.state, self.providers)  # what this run cannot move leaves
-            self.output.state(snapshot(self.state))
-            jobs = plan_jobs(self.state, self.settings, streams, self.providers, many=self.many)
+            keeper = self.keeper
+            keeper.write(now=True)
+            jobs = plan_jobs(keeper, self.settings, streams, self.providers, many=self.many)
             if jobs:
                 # Exports take minutes on the real APIs: say why nothing comes for a while.
                 LOGGER.info(
@@ -189,7 +225,9 @@ class ExportSync:
             emitter.prepare(streams, self.providers, self.state)
             workdir = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-"))  # mode 0700
             self.orchestrator = self._orchestrator(
-                workdir, webhook_active=self.settings.webhook_listen is not None
+                workdir,
+                webhook_active=self.settings.webhook_listen is not None,
+                spans=learned_spans(keeper, streams, self.providers, many=self.many),
             )
             if self.settings.webhook_listen is not None:
                 from tap_commerce_exports.webhook import WebhookReceiver
@@ -208,13 +246,12 @@ class ExportSync:
                     on_account_export=self.orchestrator.wake if self.many else None,
                 )
                 receiver.start()
-            names = [s.name for s in streams]
 
             def exports_changed() -> None:
-                self._save_exports(names)
-                self.output.state(snapshot(self.state))
+                self._save_exports()
+                keeper.write()
 
-            for job in self.orchestrator.run(jobs, on_exports=exports_changed):
+            for job in self.orchestrator.run(jobs, on_exports=exports_changed, on_idle=keeper.write):
                 p = progress[job.stream.name]
                 account = self.account_of(job)
                 if job.state is JobState.FAILED:
@@ -232,11 +269,13 @@ class ExportSync:
                     self.orchestrator.fail(job, exc)
                     exports_changed()  # its export leaves the state: a rerun asks for a new one
                     continue
-                write_bookmark(self.state, p.stream.name, account, job.window.end)
+                keeper.set_bookmark(p.stream.name, account, job.window.end)
                 emitter.bookmarked(self.state, p.stream.name, account)
-                self._save_exports(names, besides=job)
-                self.output.state(snapshot(self.state))
+                keeper.changed(p.stream.name, account)  # the emitter may note its own on the entry
+                self._save_exports(besides=job)
+                keeper.write()
         finally:
+            self._final_state()
             if receiver is not None:
                 receiver.stop()
             if self.orchestrator is not None:

@@ -1,0 +1,295 @@
+"""The DuckDB loader (``loader/``, target-duckdb-exports), specified through its messages.
+
+Each spec feeds Singer lines to the loader, in process (``listen``) or as its console
+script, and reads the DuckDB file it wrote: what a pipeline sees, nothing stubbed.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import io
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from target_duckdb_exports.columns import columns_of, duckdb_type
+from target_duckdb_exports.target import SETTINGS, TargetDuckDBExports
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = ["_account", "number"]
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "_account": {"type": "string"},
+        "number": {"type": "string"},
+        "total": {"type": ["number", "null"]},
+        "created_at": {"type": ["string", "null"], "format": "date-time"},
+        "items": {"type": ["integer", "null"]},
+    },
+}
+
+
+def schema(properties: dict[str, Any] | None = None, keys: list[str] = KEY) -> str:
+    body = dict(SCHEMA, properties={**SCHEMA["properties"], **(properties or {})})
+    return json.dumps({"type": "SCHEMA", "stream": "orders", "schema": body, "key_properties": keys})
+
+
+def record(number: str, **values: Any) -> str:
+    return json.dumps(
+        {"type": "RECORD", "stream": "orders", "record": {"_account": "a", "number": number, **values}}
+    )
+
+
+def raw_record(number: str, fields: str) -> str:
+    """A RECORD line with number text written as given (exact decimals)."""
+    return (
+        '{"type":"RECORD","stream":"orders","record":{"_account":"a","number":"'
+        + number
+        + '",'
+        + fields
+        + "}}"
+    )
+
+
+def state(n: int) -> str:
+    return json.dumps({"type": "STATE", "value": {"bookmarks": {"orders": n}}})
+
+
+def batch(files: Iterable[Path], fmt: str = "jsonl", compression: str = "gzip") -> str:
+    return json.dumps(
+        {
+            "type": "BATCH",
+            "stream": "orders",
+            "encoding": {"format": fmt, "compression": compression},
+            "manifest": [f.as_uri() for f in files],
+        }
+    )
+
+
+def load(tmp_path: Path, lines: Iterable[str], capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    """Run the loader in process on ``lines``; the STATE values it confirmed."""
+    target = TargetDuckDBExports(config={"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"})
+    try:
+        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    finally:
+        if target._warehouse is not None:  # a failed run leaves it open; close it for reading
+            target._warehouse.close()
+    return confirmed(capsys)
+
+
+def confirmed(capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def rows(tmp_path: Path, sql: str = "SELECT * FROM shop.orders ORDER BY number") -> list[dict[str, Any]]:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def gz_lines(path: Path, records: list[dict[str, Any]]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ types
+
+
+def test_each_json_type_becomes_the_duckdb_type_that_holds_it_exactly():
+    assert duckdb_type({"type": ["number", "null"]}, 9) == "DECIMAL(38,9)"
+    assert duckdb_type({"type": "number", "multipleOf": 0.01}, 9) == "DECIMAL(38,2)"
+    assert duckdb_type({"type": "number", "multipleOf": 0.05}, 9) == "DECIMAL(38,9)"
+    assert duckdb_type({"type": ["string", "null"], "format": "date-time"}, 9) == "TIMESTAMP WITH TIME ZONE"
+    assert duckdb_type({"type": "string", "format": "date"}, 9) == "DATE"
+    assert duckdb_type({"type": ["integer", "null"]}, 9) == "BIGINT"
+    assert duckdb_type({"type": "boolean"}, 9) == "BOOLEAN"
+    assert duckdb_type({"anyOf": [{"type": "null"}, {"type": "string"}]}, 9) == "VARCHAR"
+    assert duckdb_type({"type": ["object", "null"]}, 9) == "JSON"
+    assert duckdb_type({"type": ["string", "integer"]}, 9) == "JSON"
+    assert duckdb_type({}, 9) == "JSON"
+    assert [c.name for c in columns_of(SCHEMA, 9)] == list(SCHEMA["properties"])
+
+
+def test_money_stays_exact_and_date_times_are_the_same_instants_whatever_their_offset(tmp_path, capsys):
+    load(
+        tmp_path,
+        [
+            schema(),
+            raw_record("1", '"total":98765432109876543.123456789,"created_at":"2025-01-03T11:26:05+05:30"'),
+            raw_record("2", '"total":0.10,"created_at":"2025-01-03T05:56:05Z"'),
+            state(1),
+        ],
+        capsys,
+    )
+    got = rows(tmp_path)
+    assert [r["total"] for r in got] == [Decimal("98765432109876543.123456789"), Decimal("0.1")]
+    instant = datetime(2025, 1, 3, 5, 56, 5, tzinfo=timezone.utc)
+    assert [r["created_at"] for r in got] == [instant, instant]
+
+
+# ------------------------------------------------------------------ upserts and state
+
+
+def test_the_last_row_of_a_key_wins_within_a_drain_and_across_drains(tmp_path, capsys):
+    load(
+        tmp_path,
+        [schema(), record("1", items=1), record("1", items=2), state(1), record("1", items=3), state(2)],
+        capsys,
+    )
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 3)]
+
+
+def test_compact_record_lines_go_to_duckdb_undecoded_and_keep_their_order_with_the_others(tmp_path, capsys):
+    # compact lines (the tap's) are buffered as they came; spaced ones are decoded first
+    load(
+        tmp_path,
+        [
+            schema(),
+            raw_record("1", '"items":1,"total":0.10'),
+            record("1", items=2),  # decoded, later: wins
+            record("2", items=3),
+            raw_record("2", '"items":4,"total":12345678901234567.000000001'),  # later: wins
+            state(1),
+        ],
+        capsys,
+    )
+    got = [(r["number"], r["items"], r["total"]) for r in rows(tmp_path)]
+    assert got == [("1", 2, None), ("2", 4, Decimal("12345678901234567.000000001"))]
+
+
+def test_a_compact_record_line_without_a_key_property_is_refused_like_any_other(tmp_path, capsys):
+    from singer_sdk.exceptions import MissingKeyPropertiesError
+
+    line = '{"type":"RECORD","stream":"orders","record":{"_account":"a","items":1}}'
+    with pytest.raises(MissingKeyPropertiesError):
+        load(tmp_path, [schema(), line, state(1)], capsys)
+
+
+def test_a_state_is_confirmed_only_after_the_rows_before_it_are_committed(tmp_path, capsys):
+    with pytest.raises(duckdb.Error):
+        load(
+            tmp_path,
+            [schema(), record("1", items=1), state(1), record("2", items="not a number"), state(2)],
+            capsys,
+        )
+    assert confirmed(capsys) == [{"bookmarks": {"orders": 1}}]
+    assert [r["number"] for r in rows(tmp_path)] == ["1"]
+
+
+def test_a_state_after_no_new_rows_is_confirmed_at_once(tmp_path, capsys):
+    # in-flight exports the tap records before any row must reach the pipeline's state
+    assert load(tmp_path, [schema(), state(1), state(2)], capsys) == [
+        {"bookmarks": {"orders": 1}},
+        {"bookmarks": {"orders": 2}},
+    ]
+
+
+def test_a_schema_that_adds_a_property_adds_its_column_and_earlier_rows_keep_null(tmp_path, capsys):
+    load(
+        tmp_path,
+        [
+            schema(),
+            record("1", items=1),
+            state(1),
+            schema({"note": {"type": ["string", "null"]}}),
+            record("2", items=2, note="n"),
+            state(2),
+        ],
+        capsys,
+    )
+    assert [(r["number"], r["note"]) for r in rows(tmp_path)] == [("1", None), ("2", "n")]
+
+
+def test_a_table_whose_key_differs_from_the_streams_key_is_refused_in_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))
+    first = "\n".join([schema(), record("1"), state(1)]) + "\n"
+    cli = [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)]
+    assert subprocess.run(cli, input=first, text=True, capture_output=True).returncode == 0
+    second = "\n".join([schema(keys=["number"]), record("2"), state(2)]) + "\n"
+    run = subprocess.run(cli, input=second, text=True, capture_output=True)
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and "primary key" in errors[0] and "default_target_schema" in errors[0]
+
+
+# ------------------------------------------------------------------ BATCH files
+
+
+def test_batch_files_in_jsonl_gz_and_parquet_are_read_by_duckdb_in_the_order_they_came(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = gz_lines(tmp_path / "a.jsonl.gz", [{"_account": "a", "number": "1", "items": 1, "total": 1.5}])
+    second = tmp_path / "b.parquet"
+    table = pa.table({"_account": ["a", "a"], "number": ["1", "2"], "items": [7, 8]})
+    pq.write_table(table, second)
+    load(
+        tmp_path,
+        [schema(), batch([first]), record("3", items=3), batch([second], "parquet", "none"), state(1)],
+        capsys,
+    )
+    assert [(r["number"], r["items"], r["total"]) for r in rows(tmp_path)] == [
+        ("1", 7, None),  # the Parquet file came after the jsonl.gz one: its row wins
+        ("2", 8, None),
+        ("3", 3, None),
+    ]
+
+
+def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_nothing(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))
+    lines = [schema(), record("1"), batch([tmp_path / "gone.jsonl.gz"]), state(1)]
+    run = subprocess.run(
+        [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+    )
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert run.returncode == 2 and "Traceback" not in run.stderr and run.stdout == ""
+    assert len(errors) == 1 and "gone.jsonl.gz" in errors[0] and "does not exist" in errors[0]
+    assert rows(tmp_path) == []
+
+
+# ------------------------------------------------------------------ the distribution
+
+
+def test_the_readme_lists_every_setting_of_the_loader():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## The DuckDB loader (target-duckdb-exports)\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    own = set(SETTINGS["properties"])
+    assert sorted(own - listed) == []
+
+
+def test_the_loader_and_the_tap_import_nothing_of_each_other():
+    def imports(package: Path) -> set[str]:
+        names: set[str] = set()
+        for path in package.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names.add(node.module.split(".")[0])
+        return names
+
+    assert "tap_commerce_exports" not in imports(REPO / "loader" / "target_duckdb_exports")
+    assert "target_duckdb_exports" not in imports(REPO / "tap_commerce_exports")

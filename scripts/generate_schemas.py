@@ -49,7 +49,12 @@ from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STR
 DEFAULT_SPEC = REPO / "scripts" / "openapi" / "nextcommerce-admin-2024-04-01.yaml"
 OUT_DIR = REPO / "tap_commerce_exports" / "schemas"
 
-# stream -> (OpenAPI component, extra parent-key properties {name: json type})
+# stream -> (OpenAPI component, extra parent-key properties {name: json type}).
+# Which object an export mirrors is not published; each is the one the export most
+# likely serializes: the webhook's FulfillmentResponse for fulfillments (tracking code,
+# carrier, location), CartDetail for open carts (created_at and the totals, which Cart
+# lacks), and each line export's own line object (FulfillmentOrderLine, not the
+# two-field FulfillmentOrderLineItem request body).
 STREAM_OBJECTS: dict[str, tuple[str, dict[str, str]]] = {
     "orders": ("Order", {}),
     "order_line_items": ("OrderLine", {"order_number": "string"}),
@@ -58,12 +63,12 @@ STREAM_OBJECTS: dict[str, tuple[str, dict[str, str]]] = {
     "disputes": ("Dispute", {}),
     "subscriptions": ("Subscription", {}),
     "subscription_line_items": ("SubscriptionLine", {"subscription_id": "integer"}),
-    "open_carts": ("Cart", {}),
+    "open_carts": ("CartDetail", {}),
     "open_cart_line_items": ("CartLine", {"cart_id": "integer"}),
     "returns": ("Refund", {}),
     "return_line_items": ("RefundLine", {"return_id": "integer"}),
-    "fulfillments": ("FulfillmentOrder", {}),
-    "fulfillment_line_items": ("FulfillmentOrderLineItem", {"fulfillment_id": "integer"}),
+    "fulfillments": ("FulfillmentResponse", {}),
+    "fulfillment_line_items": ("FulfillmentOrderLine", {"fulfillment_id": "integer"}),
 }
 
 # A pattern that only admits an optionally signed decimal number marks a money field.

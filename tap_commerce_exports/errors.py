@@ -35,35 +35,23 @@ class InvalidFile(UserError):
     """A downloaded export file cannot be read at all (not UTF-8, not JSON, no header...)."""
 
 
-class MissingWindowColumn(InvalidFile):
-    """A file with rows has no column that tells which date window each row belongs to.
+class MissingKeyColumn(InvalidFile):
+    """A file has none of the columns its stream's primary key may be read from.
 
-    Why an error and not a warning: without that column the boundary rule cannot be
-    applied, so rows on a window boundary would be emitted twice (or rows at
-    ``end_date`` once too often). The Singer layer adds which setting to set.
+    Why an error: a keyless stream cannot be deduplicated by any target, and rows on a
+    window boundary may come twice; so the stream stops with the file's columns and the
+    setting that names the key's column.
     """
 
-    def __init__(
-        self,
-        *,
-        stream: str,
-        file: str,
-        looked_for: tuple[str, ...],
-        columns: list[str],
-        date_time_columns: list[str] | None = None,
-    ) -> None:
+    def __init__(self, *, stream: str, file: str, looked_for: tuple[str, ...], columns: list[str]) -> None:
         self.stream = stream
         self.file = file
         self.looked_for = looked_for
         self.columns = columns
-        likely = (
-            f"; of those, date-times in the first row: {', '.join(date_time_columns)}"
-            if date_time_columns
-            else ""
-        )
         super().__init__(
-            f"{file}: no column gives each row's window instant (looked for "
-            f"{', '.join(looked_for)}; the file has {', '.join(columns) or 'no columns'}{likely})"
+            f"{file}: no key column for stream '{stream}' (looked for {', '.join(looked_for)}; the "
+            f"file has {', '.join(columns) or 'no columns'}): set 'key_columns' to "
+            f'{{"{stream}": "<column>"}} naming the column that identifies each row'
         )
 
 

@@ -2,9 +2,21 @@
 
 It wakes the job waiting on that export so the download starts at once; polling goes
 on at ``poll_max_interval`` as a fallback. Trust rules: the body is bounded (64 KiB), the
-``X-29Next-Signature`` HMAC-SHA256 is checked in constant time over the body
-re-serialized with Python's default ``json.dumps`` (as the provider's own example does),
-and an unknown export id is refused without side effects.
+``X-29Next-Signature`` HMAC-SHA256 is checked in constant time, keyed by a store's
+signing secret, over the raw body OR over the body re-serialized with Python's default
+``json.dumps`` (the provider's own example verifies the latter; live deliveries have been
+seen to verify over the former, and which one a store sends is not published).
+
+Why every correctly signed delivery is answered 200: the subscription is store-wide. It
+fires for exports made in the dashboard, for other stores of the same secret, for
+retries; the provider retries any other answer for days, e-mails every store admin
+about a failing webhook and deactivates it (a 410 at once). So an unknown export, an
+event for another store, a replay or another event type is ignored with a 200, never a
+404 or 410; only an unsigned or malformed delivery gets a 4xx.
+
+Several stores: a delivery wakes an export only in the stores whose own secret signed it
+(an event naming no store never reaches another store's exports), and the replay guard
+is keyed by (store, ``event_id``), so one store's event id cannot mute another's.
 
 The receiver faces the internet, so every peer is untrusted and every resource bounded
 (:class:`WebhookLimits`): at most ``max_connections`` at once (the excess is answered
@@ -12,8 +24,8 @@ The receiver faces the internet, so every peer is untrusted and every resource b
 read timeout per socket read, and a deadline per connection that cuts a client dripping
 a byte at a time. Malformed input of any kind (non-ASCII signature, ``Content-Length:
 ²``, JSON nested 32,000 deep) gets a 4xx and a short log line, never a traceback; those
-log lines are aggregated per interval so an unauthenticated flood cannot flood the log.
-A delivery already handled (same ``event_id``) or for another store is ignored.
+log lines, and the lines of accepted deliveries, are aggregated per interval so neither a
+flood nor a busy store can flood the log.
 """
 
 from __future__ import annotations
@@ -41,8 +53,13 @@ _MAX_LENGTH_DIGITS = 12
 
 
 def signature(secret: str, payload: object) -> str:
-    """The signature Next Commerce sends for ``payload`` (a parsed JSON body)."""
-    body = json.dumps(payload).encode()
+    """The signature of ``payload`` (a parsed JSON body) as the provider's guide computes
+    it: over its re-serialization with Python's default ``json.dumps``."""
+    return raw_signature(secret, json.dumps(payload).encode())
+
+
+def raw_signature(secret: str, body: bytes) -> str:
+    """The signature of the raw ``body`` bytes, as live deliveries may be signed."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -56,11 +73,11 @@ class WebhookLimits:
     connection_deadline: float = 30.0  # a whole connection, however it drips
     replay_window: float = 86400.0  # seconds an event_id is remembered...
     replay_memory: int = 4096  # ...and at most this many of them
-    log_interval: float = 60.0  # refusals are logged at most once per interval per reason
+    log_interval: float = 60.0  # refusals and acceptances: one line per interval per kind
 
 
-class _RefusalLog:
-    """One WARNING per refusal reason per interval, with the count of the ones it held back."""
+class _BoundedLog:
+    """One line per kind per interval, with the count of the ones it held back."""
 
     def __init__(self, interval: float, clock: Callable[[], float]) -> None:
         self._interval = interval
@@ -69,29 +86,33 @@ class _RefusalLog:
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def refused(self, reason: str) -> None:
+    def log(self, level: int, kind: str, text: str) -> None:
+        """Log ``text`` unless a line of ``kind`` was logged less than an interval ago."""
         now = self._clock()
         with self._lock:
-            if now < self._next.get(reason, float("-inf")):
-                self._held[reason] = self._held.get(reason, 0) + 1
+            if now < self._next.get(kind, float("-inf")):
+                self._held[kind] = self._held.get(kind, 0) + 1
                 return
-            held = self._held.pop(reason, 0)
-            self._next[reason] = now + self._interval
+            held = self._held.pop(kind, 0)
+            self._next[kind] = now + self._interval
         more = f" ({held} more since the last such line)" if held else ""
-        LOGGER.warning("webhook delivery refused: %s%s", reason, more)
+        LOGGER.log(level, "%s%s", text, more)
+
+    def refused(self, reason: str) -> None:
+        self.log(logging.WARNING, reason, f"webhook delivery refused: {reason}")
 
 
 class _ReplayGuard:
-    """Remembers handled ``event_id``s for a bounded time and number."""
+    """Remembers handled (store, ``event_id``) pairs for a bounded time and number."""
 
     def __init__(self, window: float, memory: int, clock: Callable[[], float]) -> None:
         self._window = window
         self._memory = memory
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def seen(self, event_id: str) -> bool:
+    def seen(self, event_id: tuple[str, str]) -> bool:
         now = self._clock()
         with self._lock:
             while self._seen:
@@ -101,7 +122,7 @@ class _ReplayGuard:
                 del self._seen[oldest]
             return event_id in self._seen
 
-    def remember(self, event_id: str) -> None:
+    def remember(self, event_id: tuple[str, str]) -> None:
         with self._lock:
             self._seen[event_id] = self._clock()
             self._seen.move_to_end(event_id)
@@ -188,8 +209,8 @@ class WebhookReceiver:
     ) -> None:
         """One store (``store``, ``secret``), or several: ``stores`` maps each store to its
         signing secret, and ``on_account_export(export_id, store)`` wakes that store's
-        export (store None: the event named no store; any account's export may match)."""
-        self._secret = secret
+        export: always a store whose own secret signed the delivery, whether or not the
+        event names one."""
         self._on_export = on_export
         self._on_account_export = on_account_export
         self._store = (store or "").strip().lower() or None
@@ -200,7 +221,7 @@ class WebhookReceiver:
         bounds = limits or WebhookLimits()
         self.limits = bounds
         self._clock = clock
-        self._refusals = _RefusalLog(bounds.log_interval, clock)
+        self._refusals = _BoundedLog(bounds.log_interval, clock)
         self._replays = _ReplayGuard(bounds.replay_window, bounds.replay_memory, clock)
         self._reaper = _Reaper(clock)
         self._active = 0
@@ -335,59 +356,66 @@ class WebhookReceiver:
             return self._refuse(400, "body shorter than Content-Length", "body shorter than Content-Length")
         try:
             payload = json.loads(raw)
-            signature(self._secret, payload)  # serializable at all (and not nested too deep)
+            json.dumps(payload)  # serializable at all (and not nested too deep)
         except (ValueError, RecursionError):
             return self._refuse(400, "body is not JSON", "body is not JSON (or nested too deep)")
-        given = headers.get("X-29Next-Signature") or ""
-        given = given.strip().lower()
-        named = _named_store(payload)
-        signer = self._signer(payload, given, named) if given.isascii() else None
-        if signer is None:
+        given = (headers.get("X-29Next-Signature") or "").strip().lower()
+        signers = self._signers(payload, raw, given) if given.isascii() else []
+        if not signers:
             return self._refuse(401, "bad signature", "bad signature")
+        # Signed: from here on every answer is a 200 (see the module's docstring).
         if not isinstance(payload, dict) or payload.get("event_type") != "export.created":
-            return 200, "ignored"
-        if named is not None and signer and not _same_store(named, signer):
-            LOGGER.debug("webhook: an event for another store ignored")
-            return 200, "ignored: another store"
+            return self._ignored("another event type", "ignored")
+        named = _named_store(payload)
+        stores = [s for s in signers if not s or named is None or _same_store(named, s)]
+        if not stores:
+            return self._ignored("an event for another store", "ignored: another store")
         event_id = payload.get("event_id")
-        event_key = (
-            str(event_id) if isinstance(event_id, (str, int)) and not isinstance(event_id, bool) else None
-        )
-        if event_key is not None and self._replays.seen(event_key):
-            LOGGER.debug("webhook: a delivery already handled was ignored")
-            return 200, "duplicate ignored"
+        event = str(event_id) if isinstance(event_id, (str, int)) and not isinstance(event_id, bool) else None
+        if event is not None:
+            stores = [s for s in stores if not self._replays.seen((s, event))]
+            if not stores:
+                return self._ignored("a delivery already handled", "duplicate ignored")
         data = payload.get("data")
         export_id = data.get("id") if isinstance(data, dict) else None
         if isinstance(export_id, bool) or not isinstance(export_id, (str, int)) or len(str(export_id)) > 200:
-            return self._refuse(400, "no export id", "no usable export id")
-        if self._on_account_export is not None:
-            woke = self._on_account_export(str(export_id), signer if named is not None and signer else None)
-        else:
-            woke = self._on_export(str(export_id))
-        if not woke:
-            return 404, "unknown export"
-        if event_key is not None:
-            self._replays.remember(event_key)
-        LOGGER.info("webhook: export %s is available", export_id)
+            return self._ignored("an export.created without a usable export id", "ignored: no export id")
+        woken = [s for s in stores if self._wake(str(export_id), s)]
+        if not woken:  # an export made in the dashboard, or by an earlier run: not ours
+            return self._ignored("an export this sync is not waiting for", "ignored: unknown export")
+        for store in woken if event is not None else ():
+            self._replays.remember((store, str(event)))
+        self._refusals.log(logging.INFO, "accepted", f"webhook: export {export_id} is available")
         return 200, "ok"
+
+    def _wake(self, export_id: str, store: str) -> bool:
+        """Wake ``export_id`` of ``store`` ("" : the one store of a one-store receiver)."""
+        if self._on_account_export is not None:
+            return self._on_account_export(export_id, store or None)
+        return self._on_export(export_id)
+
+    def _ignored(self, what: str, answer: str) -> tuple[int, str]:
+        self._refusals.log(logging.DEBUG, what, f"webhook: {what} was ignored")
+        return 200, answer
 
     def _refuse(self, status: int, answer: str, why: str) -> tuple[int, str]:
         self._refusals.refused(why)
         return status, answer
 
-    def _signer(self, payload: object, given: str, named: str | None) -> str | None:
-        """The store whose secret signed ``payload`` ("" : the one store of a receiver
-        configured without one), or None if none did. The store the event names is
-        tried first; an event for a store we do not know is checked against every
-        secret, so that it is refused (bad signature) or ignored (another store) exactly
-        as a single-store receiver does."""
-        stores = list(self._stores)
-        if named is not None:
-            stores.sort(key=lambda s: not (s and _same_store(named, s)))
-        for store in stores:
-            if hmac.compare_digest(signature(self._stores[store], payload), given):
-                return store
-        return None
+    def _signers(self, payload: object, raw: bytes, given: str) -> list[str]:
+        """The stores whose secret signed the delivery ("" : the one store of a receiver
+        configured without one), over the raw body or its re-serialization. Empty
+        secrets never verify: anyone can compute an HMAC keyed by nothing."""
+        reserialized = json.dumps(payload).encode()
+        found = []
+        for store, secret in self._stores.items():
+            if not secret:
+                continue
+            if hmac.compare_digest(raw_signature(secret, raw), given) or (
+                reserialized != raw and hmac.compare_digest(raw_signature(secret, reserialized), given)
+            ):
+                found.append(store)
+        return found
 
 
 def _named_store(payload: object) -> str | None:

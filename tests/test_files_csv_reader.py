@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingKeyColumn
 from tap_commerce_exports.files import CsvFileReader, WindowFilter
 
 SCHEMA = {
@@ -46,6 +47,7 @@ def reader(
     on_invalid=raise_it,  # noqa: ANN001
     window: WindowFilter | None = None,
     primary_keys: Sequence[str] = ("id",),
+    key_columns: dict[str, tuple[str, ...]] | None = None,
 ) -> CsvFileReader:
     return CsvFileReader(
         path,
@@ -55,6 +57,7 @@ def reader(
         on_invalid=on_invalid,
         window=window,
         primary_keys=primary_keys,
+        key_columns=key_columns,
     )
 
 
@@ -196,10 +199,43 @@ def test_nul_bytes_are_an_invalid_file_naming_the_byte_and_line(tmp_path: Path) 
         reader(path)
 
 
-def test_a_header_without_the_primary_key_column_is_an_invalid_file(tmp_path: Path) -> None:
+def test_a_header_without_the_primary_key_column_stops_with_its_columns_and_the_setting(
+    tmp_path: Path,
+) -> None:
     path = write(tmp_path, "Order Number,note\nA-1,x\n")
-    with pytest.raises(InvalidFile, match="no primary-key column id"):
+    with pytest.raises(MissingKeyColumn) as caught:
         reader(path)
+    assert str(caught.value) == (
+        "orders-42.csv: no key column for stream 'orders' (looked for id; the file has "
+        'order_number, note): set \'key_columns\' to {"orders": "<column>"} naming the column '
+        "that identifies each row"
+    )
+
+
+@pytest.mark.parametrize("header", ["number", "Order Number", "order_number", "orderNumber"])
+def test_the_key_is_read_from_the_first_of_its_columns_the_file_has_in_any_spelling(
+    tmp_path: Path, header: str
+) -> None:
+    path = write(tmp_path, f"{header},note\nA-1,x\n")
+    keys = {"number": ("number", "order_number")}
+    with reader(path, primary_keys=("number",), key_columns=keys) as r:
+        assert list(r) == [{"number": "A-1", "note": "x"}]
+    assert "number" in r.columns and "order_number" not in r.unknown_columns
+
+
+def test_a_chosen_key_column_wins_and_a_column_already_called_like_the_key_is_kept_aside(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "number,ref,note\n7,A-1,x\n")
+    with reader(path, primary_keys=("number",), key_columns={"number": ("ref",)}) as r:
+        assert list(r) == [{"number_2": "7", "number": "A-1", "note": "x"}]
+
+
+def test_an_empty_cell_in_an_alias_key_column_is_an_empty_primary_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "order_number,note\n,x\n")
+    keys = {"number": ("number", "order_number")}
+    with pytest.raises(InvalidRecord, match="primary key is empty"):
+        list(reader(path, primary_keys=("number",), key_columns=keys))
 
 
 def test_errors_leave_no_file_open(tmp_path: Path) -> None:
@@ -313,18 +349,65 @@ def test_rows_with_an_empty_window_field_are_kept_and_counted(tmp_path: Path) ->
     assert r.records_without_window_value == 1
 
 
-def test_a_file_with_rows_but_no_window_column_is_refused_naming_what_it_has(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,note,placed_on\n1,a,2024-01-01T05:00:00Z\n")
+def test_a_file_with_rows_but_no_window_column_is_read_whole_its_rows_chosen_by_the_server(
+    tmp_path: Path,
+) -> None:
+    """Line files may carry no time at all (the provider's line objects have none): the
+    export's range chose the rows, so all of them are the window's."""
+    path = write(tmp_path, "id,note,placed_on\n1,a,2024-01-01T05:00:00Z\n2,b,2020-01-01T00:00:00Z\n")
     window = WindowFilter("created_at", WINDOW.start, WINDOW.end, ("created_at", "Date Created"))
     with reader(path, window=window) as r:
         assert r.window_column is None
-        with pytest.raises(MissingWindowColumn) as caught:
-            list(r)
-    assert str(caught.value) == (
-        "orders-42.csv: no column gives each row's window instant "
-        "(looked for created_at, date_created; the file has id, note, placed_on; "
-        "of those, date-times in the first row: placed_on)"
-    )
+        assert [rec["id"] for rec in r] == [1, 2]
+    assert (r.rows_read, r.records_out_of_window) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "zone, expected",
+    [
+        ("America/New_York", "2024-01-01T10:00:00-05:00"),
+        ("Asia/Kathmandu", "2024-01-01T10:00:00+05:45"),
+        ("Pacific/Kiritimati", "2024-01-01T10:00:00+14:00"),
+    ],
+)
+def test_naive_date_times_are_read_in_the_given_zone_and_aware_ones_keep_their_offset(
+    tmp_path: Path, zone: str, expected: str
+) -> None:
+    path = write(tmp_path, "id,created_at,note\n1,2024-01-01 10:00:00,a\n2,2024-01-01T10:00:00+01:00,b\n")
+    with CsvFileReader(
+        path, SCHEMA, stream="orders", file_label="f", on_invalid=raise_it, naive_timezone=ZoneInfo(zone)
+    ) as r:
+        records = list(r)
+    assert [rec["created_at"] for rec in records] == [expected, "2024-01-01T10:00:00+01:00"]
+    assert not r.naive_timestamps, "a known zone is no guess"
+
+
+def test_without_a_zone_naive_date_times_are_utc_and_the_reader_says_it_saw_them(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,created_at\n1,2024-01-01T10:00:00Z\n")
+    with reader(path) as r:
+        list(r)
+    assert not r.naive_timestamps
+    path = write(tmp_path, "id,created_at\n1,2024-01-01T10:00:00\n")
+    with reader(path) as r:
+        assert [rec["created_at"] for rec in r] == ["2024-01-01T10:00:00+00:00"]
+    assert r.naive_timestamps
+
+
+def test_naive_window_cells_are_placed_in_windows_by_their_instant_in_the_store_zone(tmp_path: Path) -> None:
+    """23:30 local on Dec 31 in New York is 04:30 UTC on Jan 1: inside a window that
+    starts at UTC midnight, where a UTC reading would drop it (and lose it)."""
+    path = write(tmp_path, "id,created_at\n1,2023-12-31 23:30:00\n2,2023-12-31 18:59:59\n")
+    with CsvFileReader(
+        path,
+        SCHEMA,
+        stream="orders",
+        file_label="f",
+        on_invalid=raise_it,
+        window=WINDOW,
+        naive_timezone=ZoneInfo("America/New_York"),
+    ) as r:
+        assert [rec["id"] for rec in r] == [1]
+    assert r.records_out_of_window == 1
 
 
 def test_a_header_only_file_without_the_window_column_is_simply_empty(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord
 from tap_commerce_exports.files import JsonElementsFileReader, WindowFilter, json_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_commerce_exports" / "schemas" / "clover"
@@ -277,16 +277,14 @@ def test_elements_without_a_window_value_are_kept_and_counted(tmp_path: Path) ->
     assert r.records_without_window_value == 2
 
 
-def test_a_file_whose_elements_lack_the_window_field_is_refused_naming_what_they_have(
+def test_a_file_whose_elements_lack_the_window_field_is_read_whole_trusting_the_server(
     tmp_path: Path,
 ) -> None:
-    path = write(tmp_path, {"elements": [{"id": "a", "modifiedTime": 1}]})
-    with pytest.raises(MissingWindowColumn) as caught:
-        reader(path, window=WINDOW)
-    assert str(caught.value) == (
-        "payments-1.json: no column gives each row's window instant "
-        "(looked for createdTime; the file has id, modifiedTime)"
-    )
+    path = write(tmp_path, {"elements": [{"id": "a", "modifiedTime": 1}, {"id": "b", "modifiedTime": 2}]})
+    with reader(path, window=WINDOW) as r:
+        assert r.window_column is None
+        assert [e["id"] for e in r] == ["a", "b"]
+    assert (r.rows_read, r.records_out_of_window) == (2, 0)
 
 
 def test_the_window_field_may_be_named_otherwise(tmp_path: Path) -> None:

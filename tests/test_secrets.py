@@ -10,8 +10,8 @@
   the run: after success, after a failed export, after SIGTERM.
 * Names from the API never become file paths: a file URL whose path is ``../../x``
   writes nothing outside the tap's own temporary directory.
-* The webhook receiver refuses bad signatures, oversized bodies and unknown export ids
-  without waking anything.
+* The webhook receiver refuses bad signatures and oversized bodies, and ignores (200) signed
+  deliveries of unknown export ids, without waking anything.
 """
 
 from __future__ import annotations

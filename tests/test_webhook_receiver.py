@@ -158,12 +158,16 @@ def test_a_delivery_without_content_length_is_refused_with_411(receiver):
     assert status == 411 and on_export.calls == []
 
 
-def test_an_unknown_export_id_is_answered_404_without_side_effects(receiver):
+def test_an_unknown_export_id_is_answered_200_and_ignored_so_the_store_never_disables_the_webhook(
+    receiver,
+):
+    """A dashboard-made export fires the same store-wide subscription: a 404 would be
+    retried for days, e-mail every store admin and end with the webhook deactivated."""
     on_export = Recorder(known=())
     rcv = receiver(on_export)
     payload = envelope(export_id=777)
-    status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
-    assert status == 404
+    status, body = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
+    assert (status, body["detail"]) == (200, "ignored: unknown export")
     assert on_export.woken == []
 
 
@@ -175,7 +179,7 @@ def test_an_unknown_export_id_changes_nothing_in_a_real_engine(receiver, tmp_pat
     payload = envelope(export_id=777)
     status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
     orch.stop()
-    assert status == 404
+    assert status == 200
     assert not any(job.wake_requested for job in orch._jobs)
 
 
@@ -187,13 +191,37 @@ def test_a_body_that_is_not_json_is_refused_with_400(receiver, body):
     assert status == 400 and on_export.calls == []
 
 
-def test_an_export_created_without_an_export_id_is_refused_with_400(receiver):
+def test_a_signed_export_created_without_an_export_id_is_ignored_with_200(receiver):
     on_export = Recorder()
     rcv = receiver(on_export)
     payload = envelope()
     del payload["data"]["id"]
     status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
-    assert status == 400 and on_export.calls == []
+    assert status == 200 and on_export.calls == []
+
+
+@pytest.mark.parametrize(
+    "dumps",
+    [
+        pytest.param(lambda p: json.dumps(p, separators=(",", ":")), id="compact"),
+        pytest.param(lambda p: json.dumps(p, indent=2, sort_keys=True), id="indented"),
+        pytest.param(lambda p: json.dumps(p, ensure_ascii=False) + "\n", id="utf-8 with a newline"),
+    ],
+)
+def test_a_signature_over_the_raw_body_bytes_is_accepted_too(receiver, dumps):
+    """The guide's example signs the re-serialized body; live deliveries have verified
+    over the raw bytes. Both are keyed by the secret, so both prove the sender."""
+    on_export = Recorder()
+    rcv = receiver(on_export)
+    payload = envelope()
+    payload["data"]["note"] = "Café ✓"
+    raw = dumps(payload).encode()
+    assert hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest() != sign(payload)
+    given = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    status, body = post(rcv, raw, {"X-29Next-Signature": given})
+    assert (status, body["detail"]) == (200, "ok") and on_export.woken == ["1042"]
+    forged = hmac.new(b"other-secret", raw, hashlib.sha256).hexdigest()
+    assert post(rcv, raw, {"X-29Next-Signature": forged})[0] == 401
 
 
 @pytest.mark.parametrize("event_type", ["order.created", "export.deleted", None])

@@ -196,7 +196,7 @@ def _create(state: SandboxState, req: Request, account: Account) -> Response:
         return json_response(400, {"message": "startTime and endTime are required, in epoch milliseconds"})
     if end <= start:
         return json_response(400, {"message": "endTime must be after startTime"})
-    if end - start > MAX_RANGE_MS:
+    if end - start > MAX_RANGE_MS or (cfg.clover_strict_range and end - start >= MAX_RANGE_MS):
         return json_response(400, {"message": "The maximum time range of an export is 30 days"})
     if not in_clover_hours(cfg.clover_hours, state.clock.wall()):
         return _unavailable(state, f"outside availability window ({cfg.clover_hours.upper()} export hours)")

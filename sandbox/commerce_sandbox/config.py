@@ -33,6 +33,8 @@ Clover: the 503's body, a ``retry-after`` on it            ``clover_503_body``,
                                                            ``clover_503_retry_after``
 Clover: Latin America's export hours                       ``clover_hours`` (any window)
 Clover: how much an early retry lengthens the wait         not varied (doubles: CloverPenalty)
+Files' and deliveries' shapes (line timestamps, key header,  ``UnpublishedFacts``
+naive times, raw-body signing, the 30-day cap read strictly)  (``unpublished.py``)
 =========================================================  ================================
 """
 
@@ -46,6 +48,7 @@ from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from commerce_sandbox.accounts import expand, resolve
+from commerce_sandbox.unpublished import UnpublishedFacts, validate_unpublished
 
 #: Next Commerce export types, in the order the types endpoint lists them, with the
 #: human name the provider's guide gives each.
@@ -109,10 +112,12 @@ IMMUTABLE_FIELDS = frozenset({"host", "port"})
 
 
 @dataclass
-class SandboxConfig:
+class SandboxConfig(UnpublishedFacts):
     """All settings of the sandbox. Every field has a default.
 
-    Times are ISO-8601 strings (any offset); durations are seconds.
+    Times are ISO-8601 strings (any offset); durations are seconds. The settings of the
+    files' and deliveries' unpublished facts are :class:`UnpublishedFacts`'s (its own
+    module, ``unpublished.py``, says what each varies).
     """
 
     host: str = "127.0.0.1"
@@ -262,6 +267,7 @@ def parse_instant(value: str) -> datetime:
 
 def validate(cfg: SandboxConfig) -> None:
     """Reject settings the sandbox cannot honour, with a message naming the field."""
+    validate_unpublished(cfg)
     if cfg.header_style not in ("snake", "title", "mixed"):
         raise ValueError("header_style must be snake, title or mixed")
     if cfg.clover_hours not in ("off", "us", "eu"):

@@ -24,6 +24,7 @@ from commerce_sandbox.accounts import NEXTCOMMERCE, Account
 from commerce_sandbox.config import NC_TYPES, parse_instant
 from commerce_sandbox.http_util import Request, Response, json_response
 from commerce_sandbox.state import ExportJob, SandboxState, to_us
+from commerce_sandbox.unpublished import metadata_answer, store_answer
 
 API_VERSION = "2024-04-01"
 PAGE_SIZE = 20
@@ -111,6 +112,9 @@ def handle(state: SandboxState, req: Request, rel: str, store: str | None = None
             [("Retry-After", str(wait))],
         )
 
+    if rel in ("store/", "metadata/") and req.method == "GET":  # scopes store:/metadata:read
+        status, body = (store_answer if rel == "store/" else metadata_answer)(cfg)
+        return json_response(status, body)
     if kind == "nc_types":
         if req.method != "GET":
             return _method_not_allowed(req)

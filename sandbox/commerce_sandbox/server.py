@@ -26,6 +26,7 @@ from commerce_sandbox import clover_api, filehost, nextcommerce_api, webhook
 from commerce_sandbox.config import SandboxConfig, parse_instant
 from commerce_sandbox.http_util import Request, Response, json_response
 from commerce_sandbox.state import ExportJob, SandboxState
+from commerce_sandbox.unpublished import noise_events
 
 log = logging.getLogger("commerce_sandbox")
 NC_PREFIX = "/api/admin/"
@@ -309,6 +310,17 @@ class SandboxServer:
         data = nextcommerce_api.export_object(self.state, job)
         store = f"{job.account}.29next.store" if cfg.webhook_store_form == "host" else job.account
         payload = webhook.envelope(data, store, url)
-        ok = webhook.deliver(url, secret, payload, self.state.stopping)
+        ok = self._deliver(url, secret, payload)
         self.state.stats.incr("webhooks_sent" if ok else "webhook_failures")
         job.webhook_sent = ok
+        if cfg.webhook_noise:  # the store-wide subscription's other deliveries
+            for other in noise_events(payload, 10**9 + job.id):
+                self._deliver(url, secret, other)
+
+    def _deliver(self, url: str, secret: str | None, payload: dict[str, Any]) -> bool:
+        """One delivery; every answer a receiver gave is counted (``webhook_answers``)."""
+        raw = self.state.config.webhook_signing == "raw"
+        answers = webhook.deliver(url, secret, payload, self.state.stopping, raw=raw)
+        for status in answers:
+            self.state.stats.incr(f"webhook_answer_{status}")
+        return bool(answers) and 200 <= answers[-1] < 300

@@ -45,6 +45,7 @@ from commerce_sandbox.faults import (
     SlidingWindowLimiter,
     Stats,
 )
+from commerce_sandbox.unpublished import file_rows, reshaped
 
 #: Fields that change the generated data; data generators are cached per their values.
 DATA_FIELDS = (
@@ -393,13 +394,13 @@ class SandboxState:
         url_path = f"/media/{job.account}/export_csv/{name}"
         disk = os.path.join(self.tmpdir, name)
         data = self.nc_data(cfg, resolve(cfg)[NEXTCOMMERCE].get(job.account))
-        write_csv(
-            disk,
-            headers_for(job.export_type, cfg.header_style_for(job.export_type), cfg.window_column_names),
-            data.iter_csv_lines(
-                job.export_type, job.params["_from_us"], job.params["_to_us"], cfg.date_to_inclusive
-            ),
-        )
+        window = (job.export_type, job.params["_from_us"], job.params["_to_us"], cfg.date_to_inclusive)
+        headers = headers_for(job.export_type, cfg.header_style_for(job.export_type), cfg.window_column_names)
+        if reshaped(cfg, job.export_type):  # a file shape of the unpublished facts' settings
+            headers, lines = file_rows(cfg, job.export_type, headers, data.iter_rows(*window))
+        else:
+            lines = data.iter_csv_lines(*window)
+        write_csv(disk, headers, lines)
         with self.lock:
             self.files[url_path] = FileEntry(disk, "text/csv")
             job.files.append(url_path)

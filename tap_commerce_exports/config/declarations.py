@@ -148,6 +148,23 @@ SHARED: tuple[Setting, ...] = (
         'find it by itself, e.g. `{{"orders": "Placed On"}}` (header text or its snake_case form).',
     ),
     Setting(
+        "key_columns",
+        "string-map",
+        "Key columns",
+        "Per stream, the file column that holds each row's key, when the tap does not find it by "
+        'itself, e.g. `{{"orders": "Order Ref"}}` (header text or its snake_case form). The tap '
+        "looks for the API's own key and its usual other names (`number` or `Order Number` for "
+        "orders, `id` or `line_id` for line items, ...).",
+    ),
+    Setting(
+        "file_timezone",
+        "string",
+        "File time zone",
+        "IANA time zone (`America/New_York`) of the files' timestamps written without an offset, "
+        "when the store's own zone cannot be read (it is, with the `store:read` scope). Unset and "
+        "unknown: UTC, with a warning once per stream.",
+    ),
+    Setting(
         "poll_interval",
         "number",
         "Poll interval (s)",
@@ -311,6 +328,8 @@ ORDER = (
     "window_days",
     "lookback",
     "window_columns",
+    "key_columns",
+    "file_timezone",
     "poll_interval",
     "poll_max_interval",
     "export_timeout",

@@ -27,6 +27,8 @@ from tap_commerce_exports.config.values import (
     opt_str,
     parse_instant,
     parse_listen,
+    stream_columns,
+    time_zone,
     whole,
     window_columns,
 )
@@ -73,6 +75,12 @@ class Settings:
     account: str = ""
     #: stream -> the column holding its rows' window instant (``window_columns``).
     window_columns: Mapping[str, str] = field(default_factory=dict)
+    #: stream -> the column holding its rows' key (``key_columns``).
+    key_columns: Mapping[str, str] = field(default_factory=dict)
+    #: The zone of naive timestamps when the store's cannot be read (``file_timezone``).
+    file_timezone: str | None = None
+    #: The provider's own options, parsed by its section (e.g. Clover's export hours).
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
     batch: BatchSettings | None = None
     #: Exports in flight across all accounts (None: no cap beyond each account's).
     max_concurrent_exports_total: int | None = None
@@ -255,7 +263,11 @@ class _Reader:
         max_ratio = self.whole(config, "max_decompression_ratio")
         download_timeout = self.whole(config, "download_timeout")
 
-        columns = window_columns(config, [d.name for d in facts.streams], facts.title)
+        stream_names = [d.name for d in facts.streams]
+        columns = window_columns(config, stream_names, facts.title)
+        keys = stream_columns(
+            config, "key_columns", stream_names, facts.title, 'e.g. {"orders": "Order Ref"}'
+        )
         total = config.get("max_concurrent_exports_total")
         total_exports = (
             None if total is None or total == "" else self.whole(config, "max_concurrent_exports_total", 1)
@@ -314,6 +326,9 @@ class _Reader:
             max_decompression_ratio=max_ratio,
             download_timeout=download_timeout,
             window_columns=columns,
+            key_columns=keys,
+            file_timezone=time_zone(config, "file_timezone"),
+            provider_options=section.options,
             batch=parse_batch_config(config.get("batch_config")),
             max_concurrent_exports_total=total_exports,
             app_max_requests_per_second=app_rps,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.http.hosts import is_loopback
@@ -28,30 +29,51 @@ def opt_str(config: Mapping[str, Any], key: str) -> str | None:
 def window_columns(config: Mapping[str, Any], streams: Sequence[str], title: str) -> dict[str, str]:
     """``window_columns``: an object of stream name -> column name (JSON text accepted,
     as environment variables give it)."""
-    value = config.get("window_columns")
+    return stream_columns(config, "window_columns", streams, title, 'e.g. {"orders": "date_created"}')
+
+
+def stream_columns(
+    config: Mapping[str, Any], name: str, streams: Sequence[str], title: str, example: str
+) -> dict[str, str]:
+    """A setting of stream name -> column name (``window_columns``, ``key_columns``)."""
+    value = config.get(name)
     if value is None or value == "" or value == {}:
         return {}
-    example = 'e.g. {"orders": "date_created"}'
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
             raise ConfigError(
-                f"setting 'window_columns' is not a JSON object: give stream -> column, {example}"
+                f"setting '{name}' is not a JSON object: give stream -> column, {example}"
             ) from None
     if not isinstance(value, Mapping):
-        raise ConfigError(f"setting 'window_columns' must be an object of stream -> column, {example}")
+        raise ConfigError(f"setting '{name}' must be an object of stream -> column, {example}")
     result: dict[str, str] = {}
     for stream, column in value.items():
         if stream not in streams:
             raise ConfigError(
-                f"setting 'window_columns' names stream '{stream}', which {title} "
+                f"setting '{name}' names stream '{stream}', which {title} "
                 f"does not have: use one of {', '.join(streams)}"
             )
         if not isinstance(column, str) or not column.strip():
-            raise ConfigError(f"setting 'window_columns' gives stream '{stream}' no column name: {example}")
+            raise ConfigError(f"setting '{name}' gives stream '{stream}' no column name: {example}")
         result[str(stream)] = column.strip()
     return result
+
+
+def time_zone(config: Mapping[str, Any], name: str) -> str | None:
+    """An IANA time zone name (``America/New_York``), checked; None when unset."""
+    value = opt_str(config, name)
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"setting '{name}' is '{value[:60]}': give an IANA time zone name such as "
+            "'America/New_York' or 'Europe/Berlin'"
+        ) from None
+    return value
 
 
 def check_api_url(url: str) -> None:

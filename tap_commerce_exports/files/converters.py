@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -83,35 +83,62 @@ def to_boolean(text: str) -> bool:
         raise ValueError("not a boolean") from None
 
 
-def to_datetime_text(text: str) -> str:
-    """ISO-8601 date-time -> RFC 3339 text: validated, the instant AND its offset kept.
+def datetime_converter(zone: tzinfo = UTC, naive_seen: Callable[[], None] | None = None) -> Converter:
+    """The date-time converter of one column: ISO-8601 text -> RFC 3339 text, validated,
+    the instant AND its offset kept; a text without an offset is read in ``zone``.
 
     Why not re-render every value in UTC: the offset a store wrote is information, the
     text already is exact RFC 3339 in the usual case, and re-rendering an aware datetime
     costs ~4x the parse (it was 45% of the record path's CPU on 200k orders). Instants
     are compared as instants where the tap compares them (the window filter parses).
 
+    Why a zone per column, not per record: which zone a store's naive timestamps are in
+    is a fact of the store (its ``timezone``, or the ``file_timezone`` setting), decided
+    once per file; ``naive_seen`` is called for each naive text (the slow path only), so
+    the sync can warn once when it had to guess UTC.
+
     Accepted: a 'T' or space separator, an optional fraction, 'Z' or +-HH:MM, or no
-    offset (= UTC). Canonical input comes back unchanged; other accepted forms (space
+    offset (= ``zone``). Canonical input comes back unchanged; other accepted forms (space
     separator, no offset, lower-case 'z', offsets without a colon) are re-rendered.
     Requires at least ``YYYY-MM-DD?HH:MM``: a bare date or compact forms are refused.
     """
-    if len(text) < 16 or text[4] != "-" or text[10] not in "T ":
-        raise ValueError("not an ISO-8601 date-time")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("not an ISO-8601 date-time") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC).isoformat()
-    if parsed.year in (1, 9999):  # the instant must exist in UTC too (targets convert)
+
+    def to_datetime_text(text: str) -> str:
+        if len(text) < 16 or text[4] != "-" or text[10] not in "T ":
+            raise ValueError("not an ISO-8601 date-time")
         try:
-            parsed.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("date-time out of range once converted to UTC") from None
-    if text[10] == "T" and text[13] == ":" and (text[-1] == "Z" or (text[-6] in "+-" and text[-3] == ":")):
-        return text
-    return parsed.isoformat()
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("not an ISO-8601 date-time") from None
+        if parsed.tzinfo is None:
+            if naive_seen is not None:
+                naive_seen()
+            parsed = parsed.replace(tzinfo=zone)
+            if zone is UTC:
+                return parsed.isoformat()
+        if parsed.year in (1, 9999):  # the instant must exist in UTC too (targets convert)
+            try:
+                parsed.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("date-time out of range once converted to UTC") from None
+        if (
+            text[10] == "T"
+            and text[13] == ":"
+            and (text[-1] == "Z" or (text[-6] in "+-" and text[-3] == ":"))
+        ):
+            return text
+        return parsed.isoformat()
+
+    return to_datetime_text
+
+
+#: The converter of a date-time column whose naive texts are UTC.
+to_datetime_text = datetime_converter()
+
+
+def is_date_time(property_schema: Mapping[str, Any]) -> bool:
+    """Whether a property is a date-time text (its converter is a :func:`datetime_converter`)."""
+    return schema_types(property_schema) == {"string"} and property_schema.get("format") == "date-time"
 
 
 def to_date_text(text: str) -> str:
@@ -175,8 +202,13 @@ def schema_types(property_schema: Mapping[str, Any]) -> set[str]:
     return types
 
 
-def csv_converter(property_schema: Mapping[str, Any]) -> Converter | None:
-    """The converter for one schema property, or None to keep the cell text.
+def csv_converter(
+    property_schema: Mapping[str, Any],
+    zone: tzinfo = UTC,
+    naive_seen: Callable[[], None] | None = None,
+) -> Converter | None:
+    """The converter for one schema property, or None to keep the cell text; a
+    date-time's naive texts are read in ``zone`` (see :func:`datetime_converter`).
 
     Several non-null types other than integer+number (e.g. ``["string", "integer"]``)
     cannot be decided from text, so the text is kept.
@@ -191,7 +223,11 @@ def csv_converter(property_schema: Mapping[str, Any]) -> Converter | None:
     if types == {"string"}:
         fmt = property_schema.get("format")
         if fmt == "date-time":
-            return to_datetime_text
+            return (
+                to_datetime_text
+                if zone is UTC and naive_seen is None
+                else datetime_converter(zone, naive_seen)
+            )
         if fmt == "date":
             return to_date_text
         return None

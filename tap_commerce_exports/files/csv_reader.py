@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingKeyColumn
 from tap_commerce_exports.files.bytes_check import check_utf8_text
-from tap_commerce_exports.files.converters import Converter, csv_converter, to_datetime_text
+from tap_commerce_exports.files.converters import UTC, Converter, csv_converter, is_date_time
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
@@ -30,18 +30,6 @@ MAX_COLUMNS = 4096
 
 def _same(value: object) -> object:
     return value
-
-
-def _date_time_cells(columns: list[str], row: list[str]) -> list[str]:
-    """Columns whose cell in ``row`` is an ISO-8601 date-time: the likely window columns."""
-    found = []
-    for column, cell in zip(columns, row, strict=False):
-        try:
-            to_datetime_text(cell)
-        except ValueError:
-            continue
-        found.append(column)
-    return found
 
 
 def _inner_dates(start: object, end: object) -> tuple[str, str]:
@@ -75,8 +63,15 @@ class CsvFileReader(ExportFileReader):
     row is skipped and counted in ``records_rejected``; if it raises, the error
     propagates. Counters are final once iteration ends (or the iterator is closed).
 
-    A header without one of the primary-key columns raises :class:`InvalidFile`: every
-    row would lack its key, and one clear file-level message beats one per row.
+    Each primary key is read from the first of its ``key_columns`` candidates the header
+    has (the key's own name by default); that column becomes the key property. A header
+    with none of them raises :class:`MissingKeyColumn`: every row would lack its key, and
+    one clear file-level message beats one per row (and a keyless stream is never made).
+
+    A file without the window's column is read whole (``window_column`` stays None): the
+    server chose its rows by the range asked. Naive date-times are read in
+    ``naive_timezone``; without one they are UTC and ``naive_timestamps`` says whether
+    any was seen.
     """
 
     #: The open file (None until ``_open`` opened it).
@@ -89,17 +84,13 @@ class CsvFileReader(ExportFileReader):
         self._reader = csv.reader(self._file)
         header = self._read_header()
 
-        properties: Mapping[str, Any] = schema.get("properties", {})
+        # the schema's types first; a column it lacks may be typed by ``column_types``
+        properties: Mapping[str, Any] = {**self.column_types, **schema.get("properties", {})}
         self.columns = normalize_headers(header)
+        self._take_key_columns()
         self._converters: list[Converter | None] = [
-            csv_converter(properties[c]) if c in properties else None for c in self.columns
+            self._convert(properties[c]) if c in properties else None for c in self.columns
         ]
-        missing_keys = [k for k in self.primary_keys if k not in self.columns]
-        if missing_keys:
-            raise InvalidFile(
-                f"{self.file_label}: header has no primary-key column {', '.join(missing_keys)} "
-                f"(stream '{self.stream}'; columns: {', '.join(self.columns)})"
-            )
         if self.window is not None:
             self._type_window_column(self.window, properties)
         self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
@@ -116,14 +107,41 @@ class CsvFileReader(ExportFileReader):
         if column is None:
             return
         typed_by = properties.get(column) or properties.get(window.field) or WINDOW_COLUMN_SCHEMA
-        converter = csv_converter(typed_by)
-        if converter is not to_datetime_text:
+        converter = self._convert(typed_by)
+        if not is_date_time(typed_by):
             raise InvalidFile(
                 f"{self.file_label}: column '{column}' cannot place rows in date windows "
                 f"(stream '{self.stream}'): its schema type is not a date-time"
             )
         self._converters[self.columns.index(column)] = converter
         self.window_column = column
+
+    def _take_key_columns(self) -> None:
+        """Make the first candidate column of each primary key (``key_columns``) that key;
+        a column already called like the key but not chosen becomes ``<key>_2``."""
+        for key in self.primary_keys:
+            candidates = [normalize_header(c) for c in self.key_columns.get(key, (key,))]
+            found = next((c for c in candidates if c in self.columns), None)
+            if found is None:
+                raise MissingKeyColumn(
+                    stream=self.stream,
+                    file=self.file_label,
+                    looked_for=tuple(dict.fromkeys(candidates)),
+                    columns=self.columns,
+                )
+            if found != key:
+                if key in self.columns:
+                    self.columns[self.columns.index(key)] = f"{key}_2"
+                self.columns[self.columns.index(found)] = key
+
+    def _convert(self, property_schema: Mapping[str, Any]) -> Converter | None:
+        """A column's converter; naive date-times in ``naive_timezone`` (none: UTC, noted)."""
+        if self.naive_timezone is not None:
+            return csv_converter(property_schema, self.naive_timezone)
+        return csv_converter(property_schema, UTC, self._saw_naive)
+
+    def _saw_naive(self) -> None:
+        self.naive_timestamps = True
 
     def _read_header(self) -> list[str]:
         try:
@@ -148,19 +166,8 @@ class CsvFileReader(ExportFileReader):
         window = self.window
         rows = out_of_window = rejected = no_window_value = 0
         try:
-            if window is not None and self.window_column is None:
-                # Rows whose window cannot be checked are never kept: the first one
-                # stops the file (a header-only file has nothing to check).
-                for row in reader:
-                    if row:
-                        raise MissingWindowColumn(
-                            stream=self.stream,
-                            file=self.file_label,
-                            looked_for=tuple(dict.fromkeys(map(normalize_header, window.candidates))),
-                            columns=self.columns,
-                            date_time_columns=_date_time_cells(self.columns, row),
-                        )
-            elif window is None:
+            if window is None or self.window_column is None:
+                # No window, or a file without its column: every row is the export's.
                 for row in reader:
                     rows += 1
                     try:
@@ -175,7 +182,6 @@ class CsvFileReader(ExportFileReader):
                     yield record
             else:
                 field, start, end = self.window_column, window.start, window.end
-                assert field is not None  # the first branch took the file without one
                 # Bounds are aware datetimes; cells keep their own offsets, so compare
                 # instants (parsing one validated cell per row), never the texts.
                 instant_of: Callable[[Any], object] = (

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingWindowColumn
+from tap_commerce_exports.errors import InvalidFile, InvalidRecord
 from tap_commerce_exports.files.json_validation import Check, Problem, compile_check
 from tap_commerce_exports.files.reader_base import ExportFileReader
 
@@ -94,12 +94,8 @@ class JsonElementsFileReader(ExportFileReader):
                 seen.update(element)
         self.columns = sorted(seen)
         window = self.window
+        # None: no element has the window field; all are kept (see files.window)
         self.window_column = window.find_column(seen) if window is not None else None
-        if window is not None and self.window_column is None and seen:
-            # Elements whose window cannot be checked are never kept (see files.window).
-            raise MissingWindowColumn(
-                stream=self.stream, file=self.file_label, looked_for=window.candidates, columns=self.columns
-            )
         self._check = schema_check(schema)
 
     def _load(self) -> list[object]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -27,12 +28,21 @@ class ExportFileReader(abc.ABC):
     Counters (final once iteration ends or the reader is closed): ``rows_read``,
     ``records_out_of_window``, ``records_rejected``, ``records_without_window_value``.
     Records yielded = rows_read - records_out_of_window - records_rejected.
+    ``naive_timestamps``: whether a date-time without an offset was read as UTC for want
+    of a ``naive_timezone`` (then the sync warns once).
+
+    ``key_columns`` maps a primary key to the column names it may have in a file, tried
+    in order (default: its own name); ``naive_timezone`` is the zone of date-times written
+    without an offset (None: UTC); ``column_types`` types columns the schema lacks (a
+    store's declared metadata columns). Formats whose files name their keys and write
+    instants unambiguously (epoch milliseconds) may ignore these.
     """
 
     columns: list[str]
     unknown_columns: list[str]
     #: The file's column (or field) holding the window instant: the first of the
-    #: window's candidate names the file has; None if it has none (or no window).
+    #: window's candidate names the file has; None if it has none (or no window): then
+    #: every row is kept, trusted to the server's choice by the range asked.
     window_column: str | None
 
     def __init__(
@@ -45,8 +55,15 @@ class ExportFileReader(abc.ABC):
         on_invalid: Callable[[InvalidRecord], None],
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
+        key_columns: Mapping[str, Sequence[str]] | None = None,
+        naive_timezone: tzinfo | None = None,
+        column_types: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.column_types: Mapping[str, Mapping[str, Any]] = column_types or {}
+        self.key_columns: Mapping[str, Sequence[str]] = key_columns or {}
+        self.naive_timezone = naive_timezone
+        self.naive_timestamps = False
         self.stream = stream
         self.file_label = file_label
         self.window = window
@@ -112,4 +129,7 @@ class FileReaderFactory(Protocol):
         on_invalid: Callable[[InvalidRecord], None],
         window: WindowFilter | None = None,
         primary_keys: Sequence[str] = (),
+        key_columns: Mapping[str, Sequence[str]] | None = None,
+        naive_timezone: tzinfo | None = None,
+        column_types: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ExportFileReader: ...

@@ -7,9 +7,13 @@ boundary row exactly once, whichever rule the provider follows.
 
 Why several names: the column holding that instant is not always called what the
 stream's schema calls it (column names are not published). The filter carries every
-name it may have; the reader takes the first one its file has, and a file with rows but
-none of them is refused (:class:`~tap_commerce_exports.errors.MissingWindowColumn`):
-rows whose window cannot be checked would be duplicated on every boundary.
+name it may have; the reader takes the first one its file has.
+
+A file with none of them is read whole: line-item files may carry no time at all (the
+provider's line objects have none), and the server chose the file's rows by the range
+asked. Its boundary rows are then trusted to the server: with an inclusive ``date_to`` a
+row stamped exactly on a boundary comes in both windows' files, and the stream's key
+dedupes it downstream. Wherever the column exists, the strict check above holds.
 """
 
 from __future__ import annotations

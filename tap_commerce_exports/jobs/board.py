@@ -21,7 +21,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +32,8 @@ from tap_commerce_exports.jobs.failures import is_account_failure
 from tap_commerce_exports.jobs.job import IN_FLIGHT, Expected, ExportJob, JobState
 from tap_commerce_exports.providers.base import ExportProvider
 
+#: Wake-ups kept for exports no job has yet (dashboard exports' too: bounded).
+EARLY_WAKES = 1024
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 
 #: Jobs that still need their account's API (an account failure stops them).
@@ -92,6 +94,9 @@ class JobBoard:
         self.stopped = False
         self.fatal: BaseException | None = None  # a bug on an engine thread: ends the run
         self.exports_changed = False  # an export was created, adopted, replaced or split
+        #: export id -> account (None: any) of wake-ups that came before any job had that
+        #: export: a webhook may beat its create's answer (see :meth:`take_early_wake`)
+        self.early_wakes: OrderedDict[str, str | None] = OrderedDict()
         self._stopping = threading.Event()
         # --- indexes (under the lock), kept by _moved() ---
         self._checks: list[tuple[float, int, ExportJob]] = []  # (due, tie, job), stale ones skipped
@@ -183,6 +188,27 @@ class JobBoard:
         if job.request_wake():
             self.woken[job] = None
             self.cv.notify_all()
+
+    def note_early_wake(self, export_id: str, account: str | None) -> None:
+        """Keep a wake-up for an export no job has yet (bounded; caller holds the lock)."""
+        self.early_wakes[export_id] = account
+        self.early_wakes.move_to_end(export_id)
+        while len(self.early_wakes) > EARLY_WAKES:
+            self.early_wakes.popitem(last=False)
+
+    def take_early_wake(self, job: ExportJob) -> bool:
+        """Whether a wake-up for ``job``'s export came before its create answered; it is
+        used up (caller holds the lock). Why: the provider may announce an export ready
+        before the answer to its create reached us, and a delivery answered 200 is not
+        sent again."""
+        export_id = job.export_id
+        if export_id is None or export_id not in self.early_wakes:
+            return False
+        account = self.early_wakes[export_id]
+        if account is not None and not self.is_account(job, account):
+            return False
+        del self.early_wakes[export_id]
+        return True
 
     def take_due_checks(self, now: float, limit: int) -> list[ExportJob]:
         """Up to ``limit`` WAITING jobs whose check is due at ``now``, or that the webhook

@@ -4,7 +4,9 @@ Why a part of its own: a create is the one request that costs the provider work,
 goes out only when the capacity says a place is free (``jobs/capacity.py``), a window
 longer than its (stream, account) learned works is cut first (``jobs/spans.py``), a
 create whose answer was lost is looked up before it is sent again, and a refusal (503)
-either teaches the shared limit or sets the account's own clock.
+either teaches the shared limit or sets the account's own clock. A create refused for
+its range (400) is tried once more as two halves; a webhook's wake-up that came before
+the create's answer has its export checked at once.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from tap_commerce_exports.jobs.requests import RequestRunner
 from tap_commerce_exports.jobs.spans import SpanMemory
 from tap_commerce_exports.providers.base import (
     CreateAnswerLost,
+    CreateRefused,
     ExportPhase,
     ExportProvider,
     ExportsBusy,
     ExportStatus,
 )
-from tap_commerce_exports.windows import cut_window
+from tap_commerce_exports.windows import cut_window, split_window
 
 LOGGER = logging.getLogger("tap_commerce_exports.jobs")
 #: How far the provider's clock may be behind ours when its created_at is compared.
@@ -89,6 +92,9 @@ class CreatesMixin:
         except ExportsBusy as busy:
             self._refused(job, lane, busy)
             return
+        except CreateRefused as refused:
+            self._range_refused(job, lane, refused)
+            return
         except UserError as exc:
             self.board.failed(job, exc, JobState.CREATING)
             return
@@ -117,6 +123,8 @@ class CreatesMixin:
             else:
                 first_check = self.poll_max_interval if self.webhook_active else self.poll_interval
                 board.apply(job, partial(job.created, status, now, wall, first_check))
+            if board.take_early_wake(job):  # announced ready before its create answered
+                board.wake(job)  # checked at once (a DONE one needs no check)
             self.capacity.accepted(lane)
         LOGGER.info("%s: created export %s (status %s)", job.label, status.export_id, status.raw_status)
 
@@ -215,6 +223,40 @@ class CreatesMixin:
                 ),
                 JobState.QUEUED,
             )
+
+    def _range_refused(self, job: ExportJob, lane: AccountLane, refused: CreateRefused) -> None:
+        """A create refused for its range (400): CREATING -> SPLIT, retried ONCE as two
+        halves (a published cap may be read more strictly than written); a half refused
+        again fails its stream with the server's words."""
+        board = self.board
+        halves = None if job.range_refused else split_window(job.window, timedelta(seconds=1))
+        if halves is None:
+            again = " again, for half its window" if job.range_refused else ""
+            board.fail_window(
+                job,
+                ExportFailed(
+                    f"{job.label}: the provider refused to create the export{again} "
+                    f"({refused.describe()}); lower 'window_days'"
+                ),
+                JobState.CREATING,
+            )
+            return
+        with board.cv:
+            if job.state is not JobState.CREATING:  # cancelled while the create was in flight
+                return
+            if lane.queue and lane.queue[0] is job:
+                lane.queue.popleft()
+            board.apply(job, partial(job.split, halves, JobState.CREATING, range_refused=True))
+            board.add(job.parts or (), first=True)
+            board.exports_changed = True
+        LOGGER.warning(
+            "%s: the provider refused to create the export for its range (%s); "
+            "retrying once with the window cut in two: %s and %s",
+            job.label,
+            refused.describe(),
+            halves[0],
+            halves[1],
+        )
 
     def _cut_to_learned_span(self, job: ExportJob) -> bool:
         """QUEUED -> SPLIT when ``job``'s window is longer than its pair learned works:

@@ -17,6 +17,7 @@ Durable exports (#12) add four edges, each made by the engine in one place:
     WAITING --split--> SPLIT           failed past its budget: two half windows take its place
     QUEUED --split--> SPLIT            longer than the span its (stream, account) learned
                                        works (``jobs/spans.py``): shorter windows take its place
+    CREATING --split--> SPLIT          its create refused for its range (400): two halves, once
 
 Why a table: the engine thread, the download pool, the consumer (the Singer layer) and
 ``stop()`` all move jobs, and a request in flight can come back after another thread
@@ -65,7 +66,7 @@ _LIVE = (JobState.QUEUED, JobState.CREATING, JobState.WAITING, JobState.DOWNLOAD
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.CREATING, JobState.WAITING, JobState.SPLIT}),  # WAITING: adopted
-    JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING}),
+    JobState.CREATING: frozenset({JobState.QUEUED, JobState.WAITING, JobState.DOWNLOADING, JobState.SPLIT}),
     JobState.WAITING: frozenset({JobState.DOWNLOADING, JobState.QUEUED, JobState.SPLIT}),
     JobState.DOWNLOADING: frozenset({JobState.READY, JobState.QUEUED}),
     JobState.READY: frozenset({JobState.CONSUMED}),
@@ -90,6 +91,7 @@ EDGE_METHODS: dict[tuple[JobState, JobState], str] = {
     (_C, _Q): "refused",
     (_C, _W): "created",
     (_C, _D): "created_done",
+    (_C, JobState.SPLIT): "split",
     (_W, _D): "begin_download",
     (_W, _Q): "requeue",
     (_W, JobState.SPLIT): "split",
@@ -143,6 +145,7 @@ class ExportJob:
     created_wall: datetime | None = None  # when the provider accepted the export
     failures: int = 0  # exports of this window that ended failed
     parts: tuple[ExportJob, ...] | None = None  # the windows that replace a SPLIT job
+    range_refused: bool = False  # a half of a window whose create was refused for its range
 
     @property
     def state(self) -> JobState:
@@ -292,12 +295,18 @@ class ExportJob:
         if release:
             self.release()
 
-    def split(self, pieces: Sequence[Window], expected: JobState) -> tuple[ExportJob, ...]:
-        """WAITING (failed past its budget) or QUEUED (too long) -> SPLIT: shorter
-        windows take its place, in order (returned, to be queued first)."""
+    def split(
+        self, pieces: Sequence[Window], expected: JobState, *, range_refused: bool = False
+    ) -> tuple[ExportJob, ...]:
+        """WAITING (failed past its budget), QUEUED (too long) or CREATING (its create
+        refused for its range: ``range_refused``, the halves get no second cut) -> SPLIT:
+        shorter windows take its place, in order (returned, to be queued first)."""
         self.move(expected, JobState.SPLIT)
         self.parts = tuple(
-            ExportJob(stream=self.stream, window=w, seq=self.seq, account=self.account) for w in pieces
+            ExportJob(
+                stream=self.stream, window=w, seq=self.seq, account=self.account, range_refused=range_refused
+            )
+            for w in pieces
         )
         return self.parts
 

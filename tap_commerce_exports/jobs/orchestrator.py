@@ -233,6 +233,7 @@ class ExportOrchestrator:
                 if job.export_id == export_id and (account is None or board.is_account(job, account)):
                     board.wake(job)
                     return True
+            board.note_early_wake(export_id, account)  # its create's answer may be on its way
         return False
 
     def fail(self, job: ExportJob, exc: BaseException) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -80,6 +80,8 @@ class AccountSection:
     merchant_id: str | None = None
     #: The provider's region, for a provider that has them ("" otherwise).
     region: str = ""
+    #: The provider's own options, parsed (``Settings.provider_options``).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ExportPhase(enum.Enum):
@@ -123,6 +125,39 @@ class ExportsBusy(Exception):
     def describe(self) -> str:
         """``HTTP 503: "<the server's reason>"``, or ``HTTP 503, no reason given``."""
         return f'HTTP 503: "{self.reason}"' if self.reason else "HTTP 503, no reason given"
+
+
+class CreateRefused(Exception):
+    """The provider refused a create for its range (HTTP 400): a shorter window may pass.
+
+    Why a kind of its own: a provider's published cap (Clover: 30 days) may be read more
+    strictly than written (is a range of exactly 30 days "at most 30 days"?). The engine
+    retries such a window ONCE, cut in two, instead of failing the stream. ``reason`` is
+    the server's own words, or None if it gave none.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__("create refused")
+        self.reason = reason
+
+    def describe(self) -> str:
+        """``HTTP 400: "<the server's reason>"``, or ``HTTP 400, no reason given``."""
+        return f'HTTP 400: "{self.reason}"' if self.reason else "HTTP 400, no reason given"
+
+
+@dataclass(frozen=True)
+class StoreFacts:
+    """What an account's own API says about its files, read once per run.
+
+    ``timezone``: the IANA zone its files' naive date-times are in (None: not known);
+    ``column_types``: stream -> column (normalized) -> JSON schema, for the columns a store
+    adds to its exports (metadata) whose type it declares; ``notes``: why something could
+    not be read (one line each, for the log).
+    """
+
+    timezone: str | None = None
+    column_types: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,6 +286,12 @@ class ExportProvider(abc.ABC):
     def availability(self, now: datetime) -> Availability:
         """Whether exports can be created at ``now`` (default: always)."""
         return Availability(open=True)
+
+    def store_facts(self) -> StoreFacts:
+        """The account's time zone and declared column types, if its API publishes them
+        and the token may read them (default: nothing known). Never raises for a refusal:
+        what the token may not read stays unknown, with a note saying why."""
+        return StoreFacts()
 
     def close(self) -> None:  # noqa: B027 - optional hook: most providers hold nothing to release
         """Release HTTP resources."""

@@ -13,9 +13,10 @@ tap never rescales them; the rule: ``files/converters.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from tap_commerce_exports.config.declarations import Setting
@@ -36,6 +37,7 @@ from tap_commerce_exports.providers.base import (
     AccountSection,
     Availability,
     CreateAnswerLost,
+    CreateRefused,
     ExportGone,
     ExportPhase,
     ExportProvider,
@@ -86,17 +88,63 @@ def to_epoch_ms(moment: datetime) -> int:
     return int(moment.astimezone(timezone.utc).timestamp() * 1000)
 
 
-def availability_at(region: str, now: datetime) -> Availability:
-    """Whether ``region`` accepts exports at ``now``, and when it opens next if not."""
-    hours = AVAILABILITY_HOURS.get(region)
+HoursTable = dict[int, tuple[int, int]]
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_GROUPS = {"daily": range(7), "mon-fri": range(5), "sat-sun": range(5, 7)}
+
+
+def parse_export_hours(value: object, setting: str = "export_hours") -> HoursTable | None:
+    """The ``export_hours`` setting as the table :data:`AVAILABILITY_HOURS` holds.
+
+    Why a setting: Clover has published other hours over time (08-12, 10-13, now 10-15
+    UTC for the US); a change must not need a release. Shape: an object of day keys
+    (``mon``..``sun``, ``mon-fri``, ``sat-sun``, ``daily``; later keys win) to
+    ``[start_hour, end_hour]`` in UTC (0-24, start before end), or ``"always"`` for no
+    restriction (None). Days not named are closed. One-line ConfigError on a mistake.
+    """
+    if isinstance(value, str) and value.strip().lower() == "always":
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(
+            f"setting '{setting}' must be an object such as "
+            '{"mon-fri": [10, 15], "sat-sun": [10, 15]} (UTC hours) or "always"'
+        )
+    table: HoursTable = {}
+    for key, span in value.items():
+        name = str(key).strip().lower()
+        days = _DAY_GROUPS.get(name) or ((_DAYS.index(name),) if name in _DAYS else None)
+        if days is None:
+            raise ConfigError(f"setting '{setting}' has day '{key}': use mon..sun, mon-fri, sat-sun or daily")
+        ok = isinstance(span, (list, tuple)) and len(span) == 2 and all(type(h) is int for h in span)
+        if not ok or not 0 <= span[0] < span[1] <= 24:
+            raise ConfigError(
+                f"setting '{setting}': '{key}' must be [start_hour, end_hour] in UTC, "
+                "whole hours from 0 to 24, start before end"
+            )
+        for day in days:
+            table[day] = (span[0], span[1])
+    return table
+
+
+def availability_at(
+    region: str, now: datetime, hours: HoursTable | None | Literal[False] = False
+) -> Availability:
+    """Whether ``region`` accepts exports at ``now``, and when it opens next if not.
+
+    ``hours``: the ``export_hours`` setting's table (None: unrestricted), else (False)
+    the region's published hours."""
+    if hours is False:
+        hours = AVAILABILITY_HOURS.get(region)
     if hours is None:
         return Availability(open=True)
     now = now.astimezone(timezone.utc)
-    start_h, end_h = hours[now.weekday()]
+    start_h, end_h = hours.get(now.weekday(), (0, 0))
     if start_h <= now.hour < end_h:
         return Availability(open=True)
     for offset in range(0, 8):
         day = (now + timedelta(days=offset)).date()
+        if day.weekday() not in hours:
+            continue
         s, _ = hours[day.weekday()]
         opens = datetime.combine(day, time(hour=s), tzinfo=timezone.utc)
         if opens > now:
@@ -108,9 +156,9 @@ def availability_at(region: str, now: datetime) -> Availability:
     return Availability(open=False)  # pragma: no cover - every week has an opening
 
 
-def _describe(hours: dict[int, tuple[int, int]]) -> str:
+def _describe(hours: HoursTable) -> str:
     spans = sorted({(s, e) for s, e in hours.values()})
-    if len(spans) == 1:
+    if len(spans) == 1 and len(hours) == 7:
         s, e = spans[0]
         return f"{s:02d}:00-{e:02d}:00 daily"
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -160,6 +208,14 @@ class CloverProvider(ExportProvider):
             default="wait",
             choices=("wait", "stop"),
         ),
+        Setting(
+            "export_hours",
+            "object",
+            "Export hours",
+            "Clover: the hours (UTC) exports may be created, overriding the region's published ones, "
+            'e.g. `{{"mon-fri": [10, 15], "sat-sun": [10, 15]}}` (days `mon`..`sun`, `mon-fri`, '
+            '`sat-sun`, `daily`; days not named are closed), or `"always"`. Unset: the region\'s.',
+        ),
     )
 
     @classmethod
@@ -172,8 +228,19 @@ class CloverProvider(ExportProvider):
         if require_credentials and not merchant_id:
             raise ConfigError("setting 'merchant_id' is missing: set it to the Clover merchant id (mId)")
         api_url = (opt_str(config, "api_url") or REGIONS[region]).rstrip("/")
+        hours = config.get("export_hours")
+        if isinstance(hours, str) and hours.strip().startswith("{"):  # JSON text, from the environment
+            try:
+                hours = json.loads(hours)
+            except ValueError:
+                pass  # refused below, in the parser's words
+        options = {} if hours in (None, "", {}) else {"export_hours": parse_export_hours(hours)}
         return AccountSection(
-            api_url=api_url, store=opt_str(config, "store"), merchant_id=merchant_id, region=region
+            api_url=api_url,
+            store=opt_str(config, "store"),
+            merchant_id=merchant_id,
+            region=region,
+            options=options,
         )
 
     account_keys = ("merchant_id", "access_token", "sandbox_token", "region", "api_url")
@@ -189,6 +256,10 @@ class CloverProvider(ExportProvider):
             f"export permission) and '{name('merchant_id')}'",
         )
         self._base = f"v3/merchants/{quote(settings.merchant_id or '', safe='')}/exports"
+        #: The ``export_hours`` setting's table (None: unrestricted); False: the region's.
+        self.export_hours: HoursTable | None | Literal[False] = settings.provider_options.get(
+            "export_hours", False
+        )
 
     @classmethod
     def account_of(cls, settings: AccountSettings) -> str:
@@ -218,13 +289,16 @@ class CloverProvider(ExportProvider):
             "endTime": to_epoch_ms(window.end),
         }
         try:
-            response = self.api.post_json(self._base, body, passthrough=(503,), idempotent=False)
+            response = self.api.post_json(self._base, body, passthrough=(400, 503), idempotent=False)
         except AnswerLost as lost:
             raise CreateAnswerLost(str(lost)) from None
         except ApiError as exc:
             if exc.status == 404:
                 raise self._not_found() from None
             raise
+        if response.status_code == 400:
+            # e.g. a range its 30-day cap refuses (is exactly 30 days "at most 30"?)
+            raise CreateRefused(server_reason(response))
         if response.status_code == 503:
             # what a 503 says is not published: read the reason from whatever shape it has
             raise ExportsBusy(
@@ -247,7 +321,7 @@ class CloverProvider(ExportProvider):
         return list(status.file_urls or ())
 
     def availability(self, now: datetime) -> Availability:
-        return availability_at(self.settings.region, now)
+        return availability_at(self.settings.region, now, self.export_hours)
 
     def close(self) -> None:
         self.api.close()

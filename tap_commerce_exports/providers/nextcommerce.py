@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_commerce_exports.config.declarations import Setting
 from tap_commerce_exports.config.values import opt_str
 from tap_commerce_exports.errors import ConfigError
 from tap_commerce_exports.files.csv_reader import CsvFileReader
+from tap_commerce_exports.files.headers import normalize_header
 from tap_commerce_exports.http.api_client import AnswerLost, ApiClient, ApiError, response_json
 from tap_commerce_exports.http.ratelimit import RateLimiter
 from tap_commerce_exports.providers.answers import export_id_of, text_of, url_of
@@ -34,6 +36,7 @@ from tap_commerce_exports.providers.base import (
     ExportStatus,
     FoundExport,
     ProviderFacts,
+    StoreFacts,
     same_instant,
 )
 from tap_commerce_exports.providers.nextcommerce_streams import NEXTCOMMERCE_STREAMS
@@ -43,6 +46,23 @@ if TYPE_CHECKING:
     from tap_commerce_exports.config.account_settings import AccountSettings
 
 STATUS_PHASES = {"pending": ExportPhase.PENDING, "available": ExportPhase.DONE}
+#: A metadata definition's ``type`` -> the JSON schema of its export column (the others,
+#: text, rich_text, multi_text and file, stay text).
+METADATA_TYPES: dict[str, dict[str, Any]] = {
+    "integer": {"type": ["integer", "null"]},
+    "decimal": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+}
+#: A metadata definition's ``object`` -> the streams whose files carry its column.
+METADATA_STREAMS: dict[str, tuple[str, ...]] = {
+    "order": ("orders",),
+    "attribution": ("orders", "subscriptions", "open_carts"),
+    "customer": ("customers",),
+    "dispute": ("disputes",),
+    "line": ("order_line_items", "subscription_line_items", "open_cart_line_items"),
+}
+#: Scope-less answers: the token may not read this (the facts then stay unknown).
+_REFUSED = (401, 403, 404)
 #: Pages of ``GET exports/`` read when looking for a lost create (20 exports a page).
 MAX_LIST_PAGES = 10
 
@@ -222,6 +242,57 @@ class NextCommerceProvider(ExportProvider):
         if not url:
             raise ApiError(f"export {status.export_id}: the download endpoint gave no URL")
         return [str(url)]
+
+    def store_facts(self) -> StoreFacts:
+        """The store's time zone (``GET store/``, scope ``store:read``) and the types of
+        its export metadata columns (``GET metadata/``, scope ``metadata:read``)."""
+        zone, zone_note = self._store_timezone()
+        types, types_note = self._metadata_types()
+        notes = tuple(n for n in (zone_note, types_note) if n)
+        return StoreFacts(timezone=zone, column_types=types, notes=notes)
+
+    def _store_timezone(self) -> tuple[str | None, str | None]:
+        response = self.api.request("GET", "store/", passthrough=_REFUSED)
+        if response.status_code in _REFUSED:
+            return None, f"GET store/ answered HTTP {response.status_code} (the token needs scope store:read)"
+        body = response_json(response)
+        if isinstance(body, list):  # the spec says a list of Store; a store is one object
+            body = body[0] if body else None
+        zone = body.get("timezone") if isinstance(body, dict) else None
+        if not isinstance(zone, str) or not zone.strip():
+            return None, "GET store/ gave no 'timezone'"
+        try:
+            ZoneInfo(zone.strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            return None, f"GET store/ gave a 'timezone' this machine does not know ({zone[:60]!r})"
+        return zone.strip(), None
+
+    def _metadata_types(self) -> tuple[dict[str, dict[str, dict[str, Any]]], str | None]:
+        """stream -> column -> schema of the metadata definitions enabled on exports.
+        Which header a column gets is not published: its name and its key both match."""
+        types: dict[str, dict[str, dict[str, Any]]] = {}
+        url: str | None = "metadata/"
+        params: dict[str, str] | None = {"enable_export": "true"}
+        for _ in range(MAX_LIST_PAGES):
+            if url is None:
+                break
+            response = self.api.request("GET", url, params=params, passthrough=_REFUSED)
+            if response.status_code in _REFUSED:
+                return {}, f"GET metadata/ answered HTTP {response.status_code} (scope metadata:read)"
+            body, params = response_json(response), None
+            results = body.get("results") if isinstance(body, dict) else None
+            for item in results if isinstance(results, list) else []:
+                if not isinstance(item, dict) or item.get("enable_export") is False:
+                    continue
+                schema = METADATA_TYPES.get(str(item.get("type")))
+                if schema is None:
+                    continue
+                names = {normalize_header(str(item[k])) for k in ("name", "key") if item.get(k)}
+                for stream in METADATA_STREAMS.get(str(item.get("object")), ()):
+                    types.setdefault(stream, {}).update({n: dict(schema) for n in names if n})
+            nxt = body.get("next") if isinstance(body, dict) else None
+            url = str(nxt) if nxt else None
+        return types, None
 
     def close(self) -> None:
         self.api.close()

@@ -35,6 +35,9 @@ class ExportStreamDefinition:
         schema: The JSON schema itself, for a provider whose schemas do not ship in
             ``tap_commerce_exports/schemas`` (a plug-in's, a test's); wins over
             ``schema_path``.
+        key_aliases: Other names a file may give the (single) primary key's column,
+            tried in order when the key's own name is not in the file (an orders file
+            may say ``Order Number``); the column found becomes the key property.
     """
 
     name: str
@@ -44,8 +47,18 @@ class ExportStreamDefinition:
     schema_path: str
     window_field_aliases: tuple[str, ...] = ()
     schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    key_aliases: tuple[str, ...] = ()
 
     @property
     def window_field_names(self) -> tuple[str, ...]:
         """Every name the window column may have in a file, the schema's own first."""
         return (self.window_field, *self.window_field_aliases)
+
+    def key_columns(self, override: str | None = None) -> dict[str, tuple[str, ...]]:
+        """Each primary key -> the column names it may have in a file, in order:
+        ``override`` alone (a ``key_columns`` setting) or the key's own name then its
+        aliases (a single key only; a compound key is read by its own names)."""
+        if len(self.primary_keys) != 1:
+            return {key: (key,) for key in self.primary_keys}
+        key = self.primary_keys[0]
+        return {key: (override,) if override else (key, *self.key_aliases)}

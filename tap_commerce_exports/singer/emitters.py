@@ -32,6 +32,7 @@ from tap_commerce_exports.singer.batch.file_set import BatchFileSet
 from tap_commerce_exports.singer.batch.naming import RUN_ID, check_distinct, new_run_id
 from tap_commerce_exports.singer.batch.root import check_root
 from tap_commerce_exports.singer.bookmarks import partition_of, read_bookmark
+from tap_commerce_exports.singer.file_facts import FileFacts
 from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
 from tap_commerce_exports.singer.selection import selected_schema
 
@@ -76,6 +77,8 @@ class Emitter:
         self.settings = settings
         self.facts = facts
         self.reader = WindowReader(facts.file_reader, on_invalid, facts.files_add_columns)
+        #: Per account, its files' zone and metadata types (None: nothing known).
+        self.file_facts: FileFacts | None = None
 
     def prepare(self, streams: Sequence[SyncStream], accounts: Iterable[str], state: dict[str, Any]) -> None:
         """Once the streams' maps are registered and the windows planned."""
@@ -110,6 +113,7 @@ class Emitter:
     ) -> Iterator[dict[str, Any]]:
         """The window's typed records, each stamped with ``account`` (after its reader: a
         file's value never wins), ``p.schema`` widened by files' new columns."""
+        known = self.file_facts
         files = WindowFiles(
             stream=p.stream.name,
             label=job.label,
@@ -117,6 +121,9 @@ class Emitter:
             paths=job.files,
             window=self._window_filter(job),
             primary_keys=job.stream.primary_keys,
+            key_columns=job.stream.key_columns(self.settings.key_columns.get(job.stream.name)),
+            naive_timezone=known.zone(account) if known else None,
+            column_types=known.column_types(account, p.stream.name) if known else {},
         )
         return self.reader.records(files, p, (ACCOUNT_PROPERTY, account), on_new_columns)
 

@@ -36,6 +36,7 @@ from tap_commerce_exports.singer.emitters import (
     YieldingEmitter,
 )
 from tap_commerce_exports.singer.failures import RunFailures
+from tap_commerce_exports.singer.file_facts import FileFacts
 from tap_commerce_exports.singer.output import SingerOutput
 from tap_commerce_exports.singer.planning import learned_spans, plan_jobs
 from tap_commerce_exports.singer.rejects import RejectsLog, fail_on_invalid
@@ -103,8 +104,11 @@ class ExportSync:
         RECORD messages."""
         args = (self.output, self.host.mapper, self.settings, self.provider.facts, self.on_invalid)
         if kind is None and self.settings.batch is not None:
-            return BatchEmitter(*args, batch=self.settings.batch)
-        return (kind or RecordEmitter)(*args)
+            emitter: Emitter = BatchEmitter(*args, batch=self.settings.batch)
+        else:
+            emitter = (kind or RecordEmitter)(*args)
+        emitter.file_facts = FileFacts(self.providers, self.settings.file_timezone)
+        return emitter
 
     @property
     def keeper(self) -> StateKeeper:

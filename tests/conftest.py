@@ -4,11 +4,22 @@
 server answers with a function of the request, and records every request it received,
 so tests can assert what did (and did not) reach a host.
 
-The sandbox fixtures the end-to-end specs share live in ``tests/sandbox_fixtures.py``.
+``require``: the ONE place that decides what a missing service or install means. A test
+that needs something the run is supposed to provide (PostgreSQL, ``.venv-dagster``,
+Meltano and its plugins, pyarrow) calls ``require(why_missing)`` (``None``: all there).
+On a developer's machine that skips with the reason; in CI (``CI=true``) it FAILS: a CI
+run that lacks what it was meant to install is broken, and a green run full of skips
+would hide that. Use it for things an install provides, not for what the machine may
+lack (an IPv6 loopback keeps its skipif).
+
+The sandbox fixtures the end-to-end specs share live in ``tests/sandbox_fixtures.py``;
+``--repeat N`` (run each selected test N times, for ``make stress``) in ``tests/repeat.py``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +27,44 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-pytest_plugins = ["tests.sandbox_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.repeat"]
+
+#: In CI, what the run was meant to provide must be there (see ``require``).
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tests first (the ``meltano`` ones: real Meltano, Dagster, PostgreSQL
+    runs of a minute or more each). pytest-xdist hands out tests in this order, so both
+    workers start on them at once, instead of one worker finishing them alone at the end
+    while the other idles. The sort is stable: every other test keeps its order."""
+    items.sort(key=lambda item: item.get_closest_marker("meltano") is None)
+
+
+class Require:
+    """``require(why_missing_or_None)``; ``require.module(name, what_installs_it)``."""
+
+    def __init__(self, in_ci: bool = IN_CI) -> None:
+        self.in_ci = in_ci
+
+    def __call__(self, missing: str | None) -> None:
+        """Skip (a developer's machine) or fail (CI) when ``missing`` says what is missing."""
+        if missing is None:
+            return
+        if self.in_ci:
+            pytest.fail(f"CI=true and the run lacks what it must provide: {missing}", pytrace=False)
+        pytest.skip(missing)
+
+    def module(self, name: str, installed_by: str) -> None:
+        """``name`` must be importable (``installed_by`` says what installs it)."""
+        if importlib.util.find_spec(name) is None:
+            self(f"{name} is missing: {installed_by}")
+
+
+@pytest.fixture(scope="session")
+def require() -> Require:
+    """See the module docstring: skip here, fail in CI."""
+    return Require()
 
 
 @dataclass

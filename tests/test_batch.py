@@ -210,8 +210,8 @@ def test_the_utc_conversion_leaves_what_it_cannot_parse_alone():
     assert odd == datetime(2024, 12, 31, 18, 14, 30, tzinfo=UTC)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow (the parquet extra) missing")
-def test_parquet_files_hold_the_same_typed_values(tmp_path):
+def test_parquet_files_hold_the_same_typed_values(tmp_path, require):
+    require.module("pyarrow", "the parquet extra: run `make install`")
     import pyarrow.parquet as pq
 
     s = settings(tmp_path, encoding={"format": "parquet"})

@@ -85,14 +85,14 @@ class BatchProject(IsolatedMeltano):
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(require):
     sys.path.insert(0, str(REPO / "scripts"))
     from postgres import PostgresServer, PostgresUnavailable
 
     try:
         server = PostgresServer.temporary().start()
     except (PostgresUnavailable, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"no PostgreSQL here: {exc}")
+        require(f"no PostgreSQL here: {exc}")
     yield server
     server.remove()
 
@@ -106,11 +106,9 @@ def sandbox():
 
 
 def test_batch_files_through_meltano_into_postgresql_equal_the_truth_and_a_rerun_adds_nothing(
-    tmp_path, postgres, sandbox
+    tmp_path, postgres, sandbox, require
 ):
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+    require(missing_install())
     project = BatchProject(tmp_path)
 
     batches = tmp_path / "batches"

@@ -33,9 +33,9 @@ print("PROBE " + json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def needs_dagster():
+def needs_dagster(require):
     if not DAGSTER_PYTHON.exists():
-        pytest.skip(".venv-dagster is missing: run `make test` (its dagster-venv target creates it)")
+        require(".venv-dagster is missing: run `make test` (its dagster-venv target creates it)")
 
 
 def probe(env: dict[str, str]) -> dict:

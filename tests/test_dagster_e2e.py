@@ -49,12 +49,10 @@ def utc(text: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def needs_dagster():
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+def needs_dagster(require):
+    require(missing_install())
     if not DAGSTER_PYTHON.exists():
-        pytest.skip(".venv-dagster is missing: run `make test` (its dagster-venv target creates it)")
+        require(".venv-dagster is missing: run `make test` (its dagster-venv target creates it)")
 
 
 @pytest.fixture(scope="module")

@@ -33,12 +33,12 @@ from tap_commerce_exports.singer.bookmarks import (
 )
 from tap_commerce_exports.windows import Window
 from tests.engine_clock import JumpClock
-from tests.test_orchestrator import (
+from tests.engine_fakes import (
     CUSTOMERS,
     ORDERS,
     T0,
-    FakeDownloader,
-    FakeProvider,
+    ScriptedDownloader,
+    ScriptedProvider,
     fast_retries,  # noqa: F401 - autouse: pauses between retries take no real time
     jobs_for,
     make,
@@ -47,7 +47,7 @@ from tests.test_orchestrator import (
 DAY = timedelta(days=1)
 
 
-class DurableFake(FakeProvider):
+class DurableFake(ScriptedProvider):
     """The engine's fake provider, with exports from an earlier run and a list endpoint."""
 
     def __init__(self, statuses=None, *, fail_above: timedelta | None = None, can_list: bool = True) -> None:
@@ -154,7 +154,7 @@ def test_a_saved_export_whose_files_are_gone_is_replaced(tmp_path, caplog):
     provider = DurableFake()
     jobs = jobs_for((ORDERS, 1))
     provider.earlier_export("77", "order_list", jobs[0].window, ["available"])
-    downloader = FakeDownloader(
+    downloader = ScriptedDownloader(
         provider, {"fake://77/v0": [DownloadError("HTTP 404 from the file host")] * 9}
     )
     adopted(jobs[0], "77")

@@ -219,8 +219,8 @@ def test_a_failed_window_keeps_its_bookmark_and_the_rerun_completes_the_truth(sa
     assert sorted(set(map(str, found))) == sorted(map(str, expected))
 
 
-def test_parquet_for_streams_with_json_objects_is_refused_before_any_output(sandbox, tmp_path):
-    pytest.importorskip("pyarrow")
+def test_parquet_for_streams_with_json_objects_is_refused_before_any_output(sandbox, tmp_path, require):
+    require.module("pyarrow", "the parquet extra: run `make install`")
     cfg = config(sandbox, "clover", tmp_path)
     cfg["batch_config"]["encoding"] = {"format": "parquet"}
     run = run_tap(cfg, streams=["orders"])

@@ -2,14 +2,13 @@
 
 How a webhook names its store is not published (a subdomain, or the store's host): the
 sandbox varies it (``webhook_store_form``), and each form must wake the tap long before
-its next status check would have found the export ready.
+its next status check would have found the export ready: that check would come after an
+hour (``poll_interval``), so a run that ends within its bound (``HANG``) was woken.
 """
 
 from __future__ import annotations
 
-import re
 import socket
-import time
 
 import pytest
 
@@ -18,6 +17,10 @@ from tests.tap_harness import run_tap
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-webhook-secret"
+#: Seconds between status checks: no check but the first comes within a run.
+NO_POLL = 3600
+#: Seconds a run may take before it is called hung (a bound on a hang, not a goal).
+HANG = 120
 
 
 def free_port() -> int:
@@ -50,19 +53,17 @@ def test_a_webhook_wakes_the_waiting_export_whatever_form_its_store_name_takes(s
             "end_date": "2025-01-11T00:00:00Z",
             "window_days": 10,
             "lookback": 0,
-            # Without the webhook the first check comes after 30 s: only a wake-up is faster.
-            "poll_interval": 30,
-            "poll_max_interval": 30,
+            # Without the webhook the next check comes after an hour: only a wake-up ends the run.
+            "poll_interval": NO_POLL,
+            "poll_max_interval": NO_POLL,
             "webhook_listen": f"127.0.0.1:{port}",
             "webhook_secret": SECRET,
         }
-        started = time.monotonic()
-        run = run_tap(config, streams=["orders"], timeout=120)
-        took = time.monotonic() - started
+        run = run_tap(config, streams=["orders"], timeout=HANG)
         assert run.returncode == 0, run.stderr[-2000:]
         assert sandbox.stats()["webhooks_sent"] >= 1
+        assert run.stderr.count("webhook: export ") == 1
         assert run.records["orders"], "the export's records were emitted"
-        assert took < 20, f"woken by the webhook, not the 30 s poll: took {took:.1f}s"
 
 
 @pytest.mark.parametrize("store_form", ["subdomain", "host"])
@@ -94,8 +95,8 @@ def test_in_a_many_store_run_each_store_s_webhook_with_its_own_secret_wakes_its_
             "end_date": "2025-01-11T00:00:00Z",
             "window_days": 10,
             "lookback": 0,
-            "poll_interval": 30,  # without the webhooks the first check comes after 30 s
-            "poll_max_interval": 30,
+            "poll_interval": NO_POLL,  # without the webhooks the next check comes after an hour
+            "poll_max_interval": NO_POLL,
             "webhook_listen": f"127.0.0.1:{port}",
             "accounts": [
                 {
@@ -107,11 +108,8 @@ def test_in_a_many_store_run_each_store_s_webhook_with_its_own_secret_wakes_its_
                 for s in stores
             ],
         }
-        run = run_tap(config, streams=["orders"], timeout=120)
+        run = run_tap(config, streams=["orders"], timeout=HANG)
         assert run.returncode == 0, run.stderr[-2000:]
-        # the sync's own time (process start-up and discovery excluded: slow on a busy machine)
-        took = float(re.search(r"sync finished in ([0-9.]+)s", run.stderr).group(1))  # type: ignore[union-attr]
-        assert took < 20, f"took {took:.1f}s: the webhooks did not wake the exports"
         # both deliveries accepted; the log says so once per minute, with a count
         assert sandbox.stats().get("webhook_answer_200", 0) == 2
         assert run.stderr.count("webhook: export ") == 1

@@ -7,8 +7,8 @@ from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.providers.base import ExportStatus
 from tap_commerce_exports.windows import Window
 from tests.engine_clock import JumpClock
+from tests.engine_fakes import ORDERS, T0, make
 from tests.test_durable_exports import DAY, DurableFake, run_all
-from tests.test_orchestrator import ORDERS, T0, make
 
 
 class TimedFake(DurableFake):

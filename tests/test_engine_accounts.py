@@ -11,6 +11,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tap_commerce_exports.errors import AuthError, ExportFailed
 from tap_commerce_exports.http.download import FileDownloader
 from tap_commerce_exports.jobs.failures import is_account_failure
@@ -19,7 +21,7 @@ from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
 from tap_commerce_exports.windows import Window
 from tests.engine_clock import JumpClock
-from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, FakeProvider, jobs_for
+from tests.engine_fakes import CUSTOMERS, ORDERS, T0, ScriptedProvider, jobs_for
 
 PENDING_TWICE = ["pending", "pending", "available"]
 
@@ -43,7 +45,7 @@ class Alive:
             self.count -= 1
 
 
-class AccountFake(FakeProvider):
+class AccountFake(ScriptedProvider):
     """The engine's fake provider as one account; its file URLs name the account."""
 
     def __init__(self, name: str, alive: Alive, statuses=None, **kwargs) -> None:
@@ -369,6 +371,7 @@ class HeldDownloader(AccountsDownloader):
         return super().download(url, dest, budget)
 
 
+@pytest.mark.race
 def test_a_download_that_ends_after_its_account_failed_leaves_the_job_failed(tmp_path):
     # window 0 of account a is downloading when window 1's create finds a's token revoked:
     # the account fails (window 0 with it) while the download is still running; when the

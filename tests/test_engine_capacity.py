@@ -18,8 +18,8 @@ from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
 from tap_commerce_exports.providers.base import ExportPhase, ExportsBusy, ExportStatus
 from tap_commerce_exports.windows import Window, plan_windows
 from tests.engine_clock import JumpClock
+from tests.engine_fakes import CUSTOMERS, ORDERS, T0
 from tests.test_engine_accounts import AccountFake, AccountsDownloader, Alive
-from tests.test_orchestrator import CUSTOMERS, ORDERS, T0
 
 
 class IdleJumpClock(JumpClock):

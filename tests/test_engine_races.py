@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tap_commerce_exports.http.download import DownloadError
+from tap_commerce_exports.jobs import orchestrator
 from tap_commerce_exports.jobs.job import ExportJob, IllegalTransition, JobState
 from tap_commerce_exports.providers.base import ExportPhase, ExportStatus
-from tests.test_orchestrator import CUSTOMERS, ORDERS, FakeDownloader, FakeProvider, jobs_for, make
+from tests.engine_fakes import CUSTOMERS, ORDERS, ScriptedDownloader, ScriptedProvider, jobs_for, make
 
-BARRIER = 5.0  # seconds an event may take before the test calls the engine stuck
+pytestmark = pytest.mark.race
+
+BARRIER = 30.0  # seconds an event may take before the test calls the engine stuck (a hang bound only)
 
 
 class EngineSettled:
@@ -64,7 +68,7 @@ def on_abandon(orch) -> threading.Event:
     return abandoned
 
 
-class DoneAtOnce(FakeProvider):
+class DoneAtOnce(ScriptedProvider):
     """orders window 0 is already DONE when created, so its download starts at once."""
 
     def create_export(self, export_type, window):
@@ -74,7 +78,7 @@ class DoneAtOnce(FakeProvider):
         return status
 
 
-class FailsWhen(FakeDownloader):
+class FailsWhen(ScriptedDownloader):
     """The download of export ``1000`` (orders window 0) fails once ``go`` is set."""
 
     def __init__(self, provider, go: threading.Event) -> None:
@@ -90,7 +94,7 @@ class FailsWhen(FakeDownloader):
 
 # ------------------------------------------------------------------ webhook during a check
 def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thread_awake(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["available"], ("customer_list", 0): ["pending"]})
+    provider = ScriptedProvider({("order_list", 0): ["available"], ("customer_list", 0): ["pending"]})
     in_check, release = threading.Event(), threading.Event()
     real_get = provider.get_export
 
@@ -135,7 +139,7 @@ def test_a_webhook_during_its_exports_status_check_does_not_keep_the_engine_thre
 
 
 def test_a_webhook_during_a_check_that_still_says_pending_gets_one_more_check_at_once(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["pending", "available"]})
+    provider = ScriptedProvider({("order_list", 0): ["pending", "available"]})
     in_check, release = threading.Event(), threading.Event()
     real_get = provider.get_export
 
@@ -229,7 +233,9 @@ def test_a_window_cancelled_while_its_status_check_is_in_flight_is_not_downloade
 
 
 def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
-    provider = FakeProvider()
+    # whichever thread sees the stop first (stress: make stress), the later windows end
+    # CANCELLED: a download in flight at the stop is cut or finishes, never FAILED or READY
+    provider = ScriptedProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     jobs = jobs_for((ORDERS, 3))
     seen = []
@@ -239,13 +245,76 @@ def test_a_job_the_consumer_fails_stops_its_stream_there(tmp_path):
             orch.fail(job, ValueError("a bad file"))
     assert seen == [(0, JobState.READY)]
     assert jobs[0].state is JobState.FAILED and str(jobs[0].error) == "a bad file"
-    with orch.board.cv:  # a download still in flight at the stop ends cancelled, not READY
-        assert orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
-    assert [j.state for j in jobs[1:]] == [JobState.CANCELLED] * (len(jobs) - 1)
+    assert settled(orch, jobs)
+    assert all(j.state is JobState.CANCELLED for j in jobs[1:])
+
+
+class HeldAtStop(ScriptedDownloader):
+    """Holds window 1's download (says when) until the sync stopped, then ends it as
+    ``ending`` says: "cut" (an error, as the real downloader's cancel gives) or
+    "finished" (its file written)."""
+
+    def __init__(self, provider, ending: str) -> None:
+        super().__init__(provider)
+        self.ending = ending
+        self.in_flight = threading.Event()
+        self.stopped = threading.Event()
+
+    def download(self, url: str, dest: Path, budget=None) -> int:
+        if url.startswith("fake://1001/"):
+            self.in_flight.set()
+            assert self.stopped.wait(BARRIER)
+            if self.ending == "cut":
+                raise DownloadError("connection closed: the download was cancelled")
+        return super().download(url, dest, budget)
+
+
+@pytest.mark.parametrize("ending", ["cut", "finished"])
+def test_a_download_that_ends_after_its_stream_and_the_sync_stopped_ends_cancelled(tmp_path, ending):
+    provider = ScriptedProvider()
+    downloader = HeldAtStop(provider, ending)
+    orch = make(provider, tmp_path, max_concurrent_exports=1, downloader=downloader)
+    jobs = jobs_for((ORDERS, 3))
+    run = orch.run(jobs)
+    first = next(run)
+    assert downloader.in_flight.wait(BARRIER)  # window 1 is downloading
+    orch.fail(first, ValueError("a bad file"))
+    assert list(run) == []  # the stream stops at window 0, and the sync with it
+    assert orch.board.stopped
+    downloader.stopped.set()  # only now does the download end
+    assert settled(orch, jobs)
+    assert [j.state for j in jobs] == [JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED]
+    assert jobs[1].error is None and jobs[1].files == []
+
+
+def test_a_download_still_queued_when_the_sync_stops_ends_cancelled(tmp_path, monkeypatch):
+    # one download worker: window 1's download holds it, window 2's waits in the queue;
+    # the stop drops the queued one, which must not leave its job DOWNLOADING for good
+    monkeypatch.setattr(orchestrator, "MAX_DOWNLOAD_WORKERS", 1)
+    provider = ScriptedProvider({("order_list", i): ["available"] for i in range(3)})
+    downloader = HeldAtStop(provider, "finished")
+    orch = make(provider, tmp_path, max_concurrent_exports=3, downloader=downloader)
+    jobs = jobs_for((ORDERS, 3))
+    run = orch.run(jobs)
+    first = next(run)
+    assert downloader.in_flight.wait(BARRIER)
+    with orch.board.cv:  # window 2 is DOWNLOADING: its download queued behind window 1's
+        assert orch.board.cv.wait_for(lambda: jobs[2].state is JobState.DOWNLOADING, BARRIER)
+    orch.fail(first, ValueError("a bad file"))
+    assert list(run) == []
+    downloader.stopped.set()
+    assert settled(orch, jobs)
+    assert [j.state for j in jobs] == [JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED]
+
+
+def settled(orch, jobs) -> bool:
+    """Waits (bounded) until no job of ``jobs`` is downloading any more."""
+    with orch.board.cv:
+        return orch.board.cv.wait_for(lambda: not any(j.state is JobState.DOWNLOADING for j in jobs), BARRIER)
 
 
 def test_a_consumed_job_has_a_state_of_its_own(tmp_path):
-    orch = make(FakeProvider(), tmp_path)
+    orch = make(ScriptedProvider(), tmp_path)
     jobs = jobs_for((ORDERS, 2))
     for _ in orch.run(jobs):
         pass
@@ -280,7 +349,7 @@ def test_the_state_of_a_job_is_changed_only_through_move():
 class Created:
     """Install before the engine starts; :meth:`ids` waits until all ``keys`` are created."""
 
-    def __init__(self, provider: FakeProvider, *keys) -> None:
+    def __init__(self, provider: ScriptedProvider, *keys) -> None:
         self.provider, self.keys = provider, keys
         self.done = threading.Event()
         real = provider.create_export

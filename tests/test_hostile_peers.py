@@ -25,7 +25,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from tap_commerce_exports.http.download import (
 )
 from tap_commerce_exports.http.redact import scrub
 from tap_commerce_exports.webhook import WebhookLimits, WebhookReceiver
+from tests.waiting import HANG, until
 
 SECRET = "whsec-hostile-secret"
 TOKEN = "tok-hostile-peers-0123"
@@ -347,34 +347,70 @@ def test_300_idle_connections_hold_at_most_32_threads_and_descriptors_and_the_re
     assert deliver(rcv, envelope()) == (200, "ok")
 
 
-def test_a_slow_loris_is_cut_at_the_connection_deadline_and_an_idle_one_at_the_read_timeout(receivers):
-    limits = WebhookLimits(read_timeout=0.3, connection_deadline=1.0)
-    rcv = receivers(limits=limits)
-    idle = socket.create_connection(rcv.address, timeout=5)
-    loris = socket.create_connection(rcv.address, timeout=0.1)
-    started = time.monotonic()
+class SetClock:
+    """The receiver's clock, moved by the test: its deadlines are read on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Whether the peer has not closed ``sock`` (a short read finds no EOF: a false
+    "open" only hides a cut, it never fails a test that expects one)."""
+    sock.settimeout(0.05)
+    try:
+        return sock.recv(4096) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(HANG)
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the peer closes ``sock`` (waits at most HANG: only a hang fails here)."""
+    sock.settimeout(HANG)
+    try:
+        return sock.recv(4096) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_slow_loris_is_cut_at_the_connection_deadline_however_it_drips(receivers):
+    # the deadline is read on the receiver's clock, moved here: no read timeout can cut
+    # the loris first (60 s), and how fast this machine is does not matter
+    clock = SetClock()
+    rcv = receivers(limits=WebhookLimits(read_timeout=60, connection_deadline=1.0), clock=clock)
+    loris = socket.create_connection(rcv.address, timeout=HANG)
     loris.sendall(b"POST /hook HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-    closed_after = None
-    while time.monotonic() - started < 5:
-        try:  # pacing by the recv timeout: a byte every 0.1 s, well inside the read timeout
-            if loris.recv(4096) == b"":
-                closed_after = time.monotonic() - started
-                break
-        except TimeoutError:
-            try:
-                loris.send(b"a")
-            except OSError:
-                closed_after = time.monotonic() - started
-                break
-        except OSError:
-            closed_after = time.monotonic() - started
-            break
-    assert idle.recv(4096) == b"", "the idle connection is closed by the read timeout"
-    idle.close()
+    assert until(lambda: rcv.active_connections == 1 and deadlines(rcv) == 1), "never admitted"
+    for tenth in range(10):  # it drips a byte every tenth of the deadline: never cut before it
+        clock.now = tenth / 10
+        loris.send(b"a")
+        assert still_open(loris), f"cut at {clock.now} s, before the 1 s deadline"
+    clock.now = 1.0
+    assert closed_by_peer(loris), "the slow-loris was never cut"
     loris.close()
-    assert closed_after is not None, "the slow-loris was never cut"
-    assert 0.9 <= closed_after < 2.0, closed_after
     assert deliver(rcv, envelope()) == (200, "ok")
+
+
+def test_an_idle_connection_is_closed_at_the_read_timeout(receivers):
+    rcv = receivers(limits=WebhookLimits(read_timeout=0.3, connection_deadline=1.0), clock=SetClock())
+    idle = socket.create_connection(rcv.address, timeout=HANG)
+    assert closed_by_peer(idle), "the idle connection is closed by the read timeout"
+    idle.close()
+    assert deliver(rcv, envelope()) == (200, "ok")
+
+
+def deadlines(rcv: WebhookReceiver) -> int:
+    """Connections the receiver's reaper holds a deadline for."""
+    return len(rcv._reaper._deadlines)
 
 
 @pytest.mark.parametrize(
@@ -519,12 +555,14 @@ def test_a_gzip_body_that_inflates_1000_fold_is_cut_at_the_ratio_bound_with_peak
 
 
 def test_a_file_that_drips_a_byte_at_a_time_is_cut_at_the_download_deadline(peer, downloads, tmp_path):
+    # the drip never ends by itself (10**9 bytes announced, one every 20 ms): only the
+    # deadline can end the download
     peer.files["drip.csv"] = peer.drip()
-    started = time.monotonic()
-    with pytest.raises(DownloadRefused) as caught:
-        downloads(timeout=0.5).download(peer.url + "/files/drip.csv?Signature=s", tmp_path / "d.csv")
-    assert time.monotonic() - started < 1.5
-    assert "'download_timeout'" in str(caught.value)
+    downloader = downloads(timeout=0.5)
+    (outcome,) = in_thread(
+        lambda: downloader.download(peer.url + "/files/drip.csv?Signature=s", tmp_path / "d.csv")
+    )
+    assert isinstance(outcome, DownloadRefused) and "'download_timeout'" in str(outcome)
 
 
 def test_a_body_that_stalls_past_the_read_timeout_is_a_retryable_error_in_our_words(peer, tmp_path):
@@ -541,24 +579,41 @@ def test_a_body_that_stalls_past_the_read_timeout_is_a_retryable_error_in_our_wo
 
 
 def test_cancel_stops_a_download_in_flight_at_once(peer, downloads, tmp_path):
+    # the drip never ends by itself and the deadline is two hours away: only the cancel
+    # can end the download
     peer.files["drip.csv"] = peer.drip()
     downloader = downloads()
-    outcome: list[BaseException] = []
+    url = peer.url + "/files/drip.csv?Signature=s"
+    (outcome,) = in_thread(
+        lambda: downloader.download(url, tmp_path / "d.csv"), then=downloader.cancel, after=peer.file_started
+    )
+    assert isinstance(outcome, DownloadStopped)
+
+
+def in_thread(
+    work: Callable[[], object],
+    *,
+    then: Callable[[], None] | None = None,
+    after: threading.Event | None = None,
+) -> list[BaseException]:
+    """Runs ``work`` on a thread (then, once ``after`` is set, calls ``then``) and
+    returns what it raised; fails if it has not ended within HANG seconds."""
+    raised: list[BaseException] = []
 
     def run() -> None:
         try:
-            downloader.download(peer.url + "/files/drip.csv?Signature=s", tmp_path / "d.csv")
+            work()
         except BaseException as exc:  # noqa: BLE001 - the outcome is the test's subject
-            outcome.append(exc)
+            raised.append(exc)
 
-    worker = threading.Thread(target=run)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    assert peer.file_started.wait(10)
-    cancelled_at = time.monotonic()
-    downloader.cancel()
-    worker.join(2)
-    assert not worker.is_alive() and time.monotonic() - cancelled_at < 0.5
-    assert isinstance(outcome[0], DownloadStopped)
+    if then is not None:
+        assert after is None or after.wait(HANG), "never started"
+        then()
+    worker.join(HANG)
+    assert not worker.is_alive(), f"still running {HANG} s later"
+    return raised
 
 
 @pytest.mark.parametrize(
@@ -661,12 +716,13 @@ RESULT["seconds"] = time.monotonic() - started
 """
 
 
-def test_a_csv_header_of_150000_columns_is_refused_fast_and_small(tmp_path):
+def test_a_csv_header_of_150000_columns_is_refused_small(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text(",".join(f"c{i}" for i in range(150_000)) + "\n1\n")
     result = child(READ_CSV, str(path))
     assert result["kind"] == "InvalidFile" and f"more than the {MAX_COLUMNS} accepted" in result["error"]
-    assert result["seconds"] < 1.0 and result["peak_rss_mb"] < RSS_BOUND_MB, result  # was 1.9 s, 898 MB
+    # was 898 MB (and 1.9 s: the time is make bench's business, not a test's)
+    assert result["peak_rss_mb"] < RSS_BOUND_MB, result
 
 
 def test_a_100_mb_line_is_refused_before_it_is_parsed_with_peak_rss_bounded(tmp_path):
@@ -765,22 +821,19 @@ def error_lines(stderr: str) -> list[str]:
 @pytest.mark.parametrize(
     "signum, code", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
 )
-def test_a_stop_signal_during_a_dripping_download_ends_the_process_within_a_second(
-    peer, tmp_path, signum, code
-):
+def test_a_stop_signal_during_a_dripping_download_ends_the_process(peer, tmp_path, signum, code):
+    # the drip never ends by itself and the download deadline is two hours away: only the
+    # signal can end the process (it once ran on; HANG only bounds such a hang)
     peer.files["E-order_list"] = peer.drip()
     proc = tap_process(nc_config(peer), ["orders"], tmp_path)
     try:
         assert peer.file_started.wait(60), "the download never started"
-        sent = time.monotonic()
         proc.send_signal(signum)
-        proc.wait(timeout=10)
-        took = time.monotonic() - sent
+        proc.wait(timeout=HANG)
     finally:
         if proc.poll() is None:
             proc.kill()
         _, err = proc.communicate()
-    assert took < 1.0, f"exited {took:.2f}s after the signal (was still running 6 s later)"
     assert proc.returncode == code
     assert "Traceback" not in err
 

@@ -21,10 +21,8 @@ MERCHANTS = ["MERCHANT1", "MERCHANT2"]
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+def sandbox(require):
+    require(missing_install())
     from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(

@@ -57,10 +57,10 @@ def settings(sandbox) -> dict[str, str]:
     )
 
 
-def test_meltano_run_killed_while_exports_are_pending_is_rerun_without_new_exports(sandbox, tmp_path):
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+def test_meltano_run_killed_while_exports_are_pending_is_rerun_without_new_exports(
+    sandbox, tmp_path, require
+):
+    require(missing_install())
     meltano = IsolatedMeltano(tmp_path)
     meltano.extra_env = settings(sandbox)
     streams = len(NEXTCOMMERCE_STREAMS)

@@ -51,12 +51,6 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _needs_meltano():
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def sandbox():
     from commerce_sandbox import SandboxConfig, SandboxServer
@@ -248,8 +242,8 @@ def test_every_plugin_installs_from_a_committed_lock():
         assert path.is_file(), f"{plugin['name']}: {path} is missing (make lock)"
 
 
-def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
-    _needs_meltano()
+def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path, require):
+    require(missing_install())
     meltano = IsolatedMeltano(tmp_path)
     # (each extractor's load_schema, hence its DuckDB schema, is checked by the e2e test)
     for extractor, provider in ((NC_EXTRACTOR, "nextcommerce"), (CLOVER_EXTRACTOR, "clover")):
@@ -262,8 +256,8 @@ def test_dev_environment_resolves_each_extractor_to_its_provider(tmp_path):
         assert config["sandbox_token"] == "sandbox-token" and not config.get("access_token")
 
 
-def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path):
-    _needs_meltano()
+def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp_path, require):
+    require(missing_install())
     meltano = IsolatedMeltano(tmp_path, environment="prod")
     meltano.extra_env = plugin_env(
         NC_EXTRACTOR,
@@ -292,8 +286,10 @@ def test_clover_extractor_never_inherits_next_commerce_credentials_or_limits(tmp
     assert config["start_date"] == "2025-01-01"  # shared on purpose
 
 
-def test_meltano_run_loads_the_ground_truth_once_and_state_makes_reruns_incremental(sandbox, tmp_path):
-    _needs_meltano()
+def test_meltano_run_loads_the_ground_truth_once_and_state_makes_reruns_incremental(
+    sandbox, tmp_path, require
+):
+    require(missing_install())
     meltano = IsolatedMeltano(tmp_path)
 
     # 1. Full load of both providers: every table equals the sandbox's ground truth.

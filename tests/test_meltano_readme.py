@@ -2,9 +2,9 @@
 
 Every command line of the `sh` blocks under "With Meltano" runs verbatim (bash, in the
 copy's folder, `M=.venv-meltano/bin/meltano`), block by block in the README's order, against
-the real sandbox and a real PostgreSQL on loopback (three tests, one per part of the
-walk, so that pytest-xdist runs them side by side; a fourth, instant, checks that together
-they run every command of the README); the lines that start servers are this test's
+the real sandbox and a real PostgreSQL on loopback (two tests, so that
+pytest-xdist runs them side by side; a third, instant, checks that together they run
+every command of the README); the lines that start servers are this test's
 fixtures, and the two `--environment=prod run` lines, which need real credentials, are
 only configured. Where the README's dev environment says 127.0.0.1:8000 and :55432, the
 test points the plugins at its own free ports with Meltano's `<PLUGIN>_<SETTING>`
@@ -91,10 +91,8 @@ def utc(text: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+def sandbox(require):
+    require(missing_install())
     from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=50)) as server:
@@ -102,14 +100,14 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(require):
     sys.path.insert(0, str(REPO / "scripts"))
     from postgres import PostgresServer, PostgresUnavailable
 
     try:
         server = PostgresServer.temporary().start()
     except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
+        require(str(exc))
     try:
         yield server
     finally:
@@ -180,9 +178,12 @@ def test_the_walk_covers_every_command_line_of_the_readme():
     assert set(NEEDS_REAL_CREDENTIALS) <= set(every), "the README's prod run lines changed"
 
 
-def test_quick_start_selection_and_postgres_load_the_sandbox_truth_once(sandbox, postgres, tmp_path):
+def test_quick_start_selection_postgres_and_state_load_the_sandbox_truth_once(sandbox, postgres, tmp_path):
+    # one project walks the quick start, selection, PostgreSQL and then the state commands
+    # (they read the state the quick start's duckdb run left): one Meltano project and
+    # one full run fewer than a project per part
     meltano = fresh_project(tmp_path, sandbox, postgres.url)
-    steps = walk(meltano, sandbox, QUICK_START, SELECT, POSTGRES_DEV)
+    steps = walk(meltano, sandbox, QUICK_START, SELECT, POSTGRES_DEV, STATE)
 
     # The access check passed and created nothing.
     check = next(s for s in steps if s.command == "$M invoke tap-commerce-exports --test")
@@ -224,6 +225,18 @@ def test_quick_start_selection_and_postgres_load_the_sandbox_truth_once(sandbox,
     # stream, and the loader's upsert keeps the table equal to the truth.
     assert second.exports_after - second.exports_before == 1, "the rerun re-reads one lookback window"
 
+    # State: the wrapper `state get` prints is what `state set` takes; schedules are added.
+    assert "dev:tap-commerce-exports-to-target-duckdb" in output_of(steps, "$M state list")
+    saved = json.loads((meltano.project / "state.json").read_text())
+    assert set(saved) == {"singer_state"}, "state get prints the wrapper state set needs"
+    partition = saved["singer_state"]["bookmarks"]["orders"]["partitions"][0]
+    assert (partition["replication_key"], partition["replication_key_value"]) == ("window_end", END)
+    refresh = next(s for s in steps if s.command.startswith("$M run --full-refresh"))
+    assert refresh.exports_after > refresh.exports_before, "--full-refresh ignored the state"
+    project = yaml.safe_load((meltano.project / "meltano.yml").read_text())
+    assert [j["name"] for j in project.get("jobs", [])] == ["nc"]
+    assert [s["name"] for s in project.get("schedules", [])] == ["nightly"]
+
 
 def test_production_settings_stay_in_env_and_a_dev_run_never_sends_them_to_the_sandbox(sandbox, tmp_path):
     meltano = fresh_project(tmp_path, sandbox)
@@ -251,23 +264,3 @@ def test_production_settings_stay_in_env_and_a_dev_run_never_sends_them_to_the_s
     assert len(errors) == 1, result.tail()
     assert "[error" in errors[0] and "setting 'poll_interval' is 'half a second'" in errors[0]
     assert "Traceback" not in result.output and NC_TOKEN not in result.output
-
-
-def test_state_commands_round_trip_the_singer_state_wrapper_and_schedules_are_added(sandbox, tmp_path):
-    meltano = fresh_project(tmp_path, sandbox)
-    run = "$M run tap-commerce-exports target-duckdb"
-    assert run in block(*QUICK_START)
-    result = meltano.shell(f"M=.venv-meltano/bin/meltano; {run}")
-    assert result.returncode == 0, result.tail()
-    steps = walk(meltano, sandbox, STATE)
-
-    assert "dev:tap-commerce-exports-to-target-duckdb" in output_of(steps, "$M state list")
-    saved = json.loads((meltano.project / "state.json").read_text())
-    assert set(saved) == {"singer_state"}, "state get prints the wrapper state set needs"
-    partition = saved["singer_state"]["bookmarks"]["orders"]["partitions"][0]
-    assert (partition["replication_key"], partition["replication_key_value"]) == ("window_end", END)
-    refresh = next(s for s in steps if s.command.startswith("$M run --full-refresh"))
-    assert refresh.exports_after > refresh.exports_before, "--full-refresh ignored the state"
-    project = yaml.safe_load((meltano.project / "meltano.yml").read_text())
-    assert [j["name"] for j in project.get("jobs", [])] == ["nc"]
-    assert [s["name"] for s in project.get("schedules", [])] == ["nightly"]

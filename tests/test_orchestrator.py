@@ -6,172 +6,33 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
+from datetime import datetime, timedelta
 
 from tap_commerce_exports.errors import AuthError, ExportFailed, UserError
-from tap_commerce_exports.http.download import FileDownloader, TruncatedDownload, UrlExpired
-from tap_commerce_exports.jobs.job import ExportJob, JobState
-from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
+from tap_commerce_exports.http.download import TruncatedDownload, UrlExpired
+from tap_commerce_exports.jobs.job import JobState
 from tap_commerce_exports.providers.base import (
     Availability,
-    ExportPhase,
-    ExportProvider,
     ExportsBusy,
-    ExportStatus,
-    ProviderFacts,
 )
-from tap_commerce_exports.providers.streams import ExportStreamDefinition
-from tap_commerce_exports.windows import Window, plan_windows
 from tests.engine_clock import JumpClock
-
-UTC = timezone.utc
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-ORDERS = ExportStreamDefinition("orders", "order_list", ("number",), "created_at", "x.json")
-CUSTOMERS = ExportStreamDefinition("customers", "customer_list", ("id",), "date_joined", "x.json")
-REFUNDS = ExportStreamDefinition("returns", "return_list", ("id",), "created_at", "x.json")
-
-PHASES = {"pending": ExportPhase.PENDING, "running": ExportPhase.RUNNING, "available": ExportPhase.DONE}
-
-
-class FakeProvider(ExportProvider):
-    """Scripted statuses per (export type, window index); records everything asked of it."""
-
-    facts = ProviderFacts("fake", "Fake", "csv", (ORDERS, CUSTOMERS, REFUNDS), 30, None, 4, 4.0, None, False)
-
-    def __init__(self, statuses=None, *, create_errors=None, availability=None) -> None:
-        super().__init__(settings=None)  # type: ignore[arg-type]
-        self.statuses = statuses or {}  # (export_type, window_index) -> list of raw statuses
-        self.create_errors = create_errors or {}  # (export_type, window_index) -> list of exceptions
-        self.availability_fn = availability
-        self.lock = threading.Lock()
-        self.created: list[tuple[str, int]] = []
-        self.by_id: dict[str, tuple[str, int]] = {}
-        self.scripts: dict[str, list[str]] = {}
-        self.checks: dict[str, int] = {}
-        self.url_versions: dict[str, int] = {}
-        self.refreshes: list[str] = []
-        self.live: set[str] = set()  # created and not yet downloaded
-        self.peak_live = 0
-        self.created_event = threading.Event()
-
-    @property
-    def account(self) -> str:
-        return "fake"
-
-    def check_access(self) -> str:
-        return "ok"
-
-    @staticmethod
-    def index(window: Window) -> int:
-        return int((window.start - T0) / timedelta(days=1))
-
-    def create_export(self, export_type: str, window: Window) -> ExportStatus:
-        key = (export_type, self.index(window))
-        with self.lock:
-            errors = self.create_errors.get(key)
-            if errors:
-                raise errors.pop(0)
-            export_id = str(1000 + len(self.created))
-            self.created.append(key)
-            self.by_id[export_id] = key
-            self.scripts[export_id] = list(self.statuses.get(key, ["pending", "available"]))
-            self.checks[export_id] = 0
-            self.url_versions[export_id] = 0
-            self.live.add(export_id)
-            self.peak_live = max(self.peak_live, len(self.live))
-        self.created_event.set()
-        return ExportStatus(export_id, ExportPhase.PENDING, "pending")
-
-    def get_export(self, export_id: str) -> ExportStatus:
-        with self.lock:
-            self.checks[export_id] += 1
-            script = self.scripts[export_id]
-            raw = script.pop(0) if len(script) > 1 else script[0]
-        return ExportStatus(export_id, PHASES.get(raw, ExportPhase.FAILED), raw)
-
-    def file_urls(self, status: ExportStatus, *, refresh: bool = False) -> list[str]:
-        with self.lock:
-            if refresh:
-                self.refreshes.append(status.export_id)
-                self.url_versions[status.export_id] += 1
-            return [f"fake://{status.export_id}/v{self.url_versions[status.export_id]}"]
-
-    def availability(self, now: datetime) -> Availability:
-        if self.availability_fn is None:
-            return Availability(open=True)
-        return self.availability_fn(now)
-
-    def export_id_of(self, export_type: str, index: int) -> str:
-        return next(i for i, k in self.by_id.items() if k == (export_type, index))
-
-
-class FakeDownloader(FileDownloader):
-    """Writes the URL as the file's content; failures scripted per URL (the real
-    downloader's stop, pause and per-export budget are kept)."""
-
-    def __init__(self, provider: FakeProvider, failures=None) -> None:
-        super().__init__()
-        self.provider = provider
-        self.failures = failures or {}  # url -> list of exceptions to raise first
-        self.urls: list[str] = []
-        self.lock = threading.Lock()
-
-    def download(self, url: str, dest: Path, budget=None) -> int:
-        with self.lock:
-            self.urls.append(url)
-            errors = self.failures.get(url)
-            if errors:
-                raise errors.pop(0)
-        data = url.encode()
-        dest.write_bytes(data)
-        export_id = url.split("/")[2]
-        with self.provider.lock:
-            self.provider.live.discard(export_id)
-        return len(data)
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch):
-    monkeypatch.setattr(ExportOrchestrator, "retry_pause", 0.001)
-
-
-def jobs_for(*streams_and_counts) -> list[ExportJob]:
-    jobs = []
-    for stream, count in streams_and_counts:
-        windows = plan_windows(T0, T0 + timedelta(days=count), timedelta(days=1))
-        jobs += [ExportJob(stream, w, seq) for seq, w in enumerate(windows)]
-    return jobs
-
-
-def make(provider, tmp_path, *, downloader=None, real_time: bool = False, **kwargs) -> ExportOrchestrator:
-    """The engine under test, on virtual time (:class:`JumpClock`) unless the spec gives
-    its own clock or wait, or asks for ``real_time`` (it waits on another thread while
-    an export is pending: virtual time would race ahead of it)."""
-    options = dict(max_concurrent_exports=4, poll_interval=0.005, poll_max_interval=0.02, export_timeout=10.0)
-    if not real_time and not {"clock", "wait"} & kwargs.keys():
-        options.update(JumpClock().engine_options())
-    options.update(kwargs)
-    return ExportOrchestrator(
-        provider, workdir=tmp_path / "work", downloader=downloader or FakeDownloader(provider), **options
-    )
-
-
-def consume(orch, jobs):
-    """Run the engine; note each yielded job as (stream, seq, state, error, first file's bytes)."""
-    seen = []
-    for job in orch.run(jobs):
-        data = job.files[0].read_bytes() if job.files else None
-        seen.append((job.stream.name, job.seq, job.state, job.error, data))
-    return seen
+from tests.engine_fakes import (
+    CUSTOMERS,
+    ORDERS,
+    REFUNDS,
+    UTC,
+    ScriptedDownloader,
+    ScriptedProvider,
+    consume,
+    fast_retries,  # noqa: F401 - autouse: pauses between retries take no real time
+    jobs_for,
+    make,
+)
 
 
 # ------------------------------------------------------------------ order and limits
 def test_jobs_of_several_streams_are_yielded_ready_in_each_streams_window_order(tmp_path):
-    provider = FakeProvider(
+    provider = ScriptedProvider(
         {
             ("order_list", 0): ["pending", "pending", "pending", "available"],
             ("customer_list", 2): ["available"],
@@ -186,7 +47,7 @@ def test_jobs_of_several_streams_are_yielded_ready_in_each_streams_window_order(
 
 
 def test_a_ready_jobs_files_hold_the_downloaded_bytes_and_are_removed_after_use(tmp_path):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     orch = make(provider, tmp_path)
     kept = []
     for job in orch.run(jobs_for((ORDERS, 2))):
@@ -196,7 +57,7 @@ def test_a_ready_jobs_files_hold_the_downloaded_bytes_and_are_removed_after_use(
 
 
 def test_never_more_exports_in_flight_than_max_concurrent_exports(tmp_path):
-    provider = FakeProvider(
+    provider = ScriptedProvider(
         {
             (t, i): ["pending", "pending", "available"]
             for t in ("order_list", "customer_list", "return_list")
@@ -210,14 +71,14 @@ def test_never_more_exports_in_flight_than_max_concurrent_exports(tmp_path):
 
 
 def test_with_one_export_at_a_time_exports_never_overlap(tmp_path):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     consume(orch, jobs_for((ORDERS, 3), (CUSTOMERS, 3)))
     assert provider.peak_live == 1
 
 
 def test_windows_are_created_oldest_first_across_streams(tmp_path):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
     assert provider.created == [
@@ -230,7 +91,7 @@ def test_windows_are_created_oldest_first_across_streams(tmp_path):
 
 # ------------------------------------------------------------------ failures
 def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_later_windows(tmp_path):
-    provider = FakeProvider({("order_list", 1): ["pending", "error"]})
+    provider = ScriptedProvider({("order_list", 1): ["pending", "error"]})
     orch = make(provider, tmp_path, max_concurrent_exports=1, export_attempts=1)
     jobs = jobs_for((ORDERS, 4), (CUSTOMERS, 3))
     seen = consume(orch, jobs)
@@ -255,7 +116,7 @@ def test_a_failed_status_fails_that_job_naming_export_and_status_and_cancels_lat
 def test_a_user_error_while_creating_fails_only_that_stream(tmp_path):
     from tap_commerce_exports.http.api_client import ApiError
 
-    provider = FakeProvider(create_errors={("order_list", 0): [ApiError("HTTP 400 bad type", 400)]})
+    provider = ScriptedProvider(create_errors={("order_list", 0): [ApiError("HTTP 400 bad type", 400)]})
     orch = make(provider, tmp_path)
     seen = consume(orch, jobs_for((ORDERS, 2), (CUSTOMERS, 2)))
     assert [(s, q, st) for s, q, st, *_ in seen if s == "orders"] == [("orders", 0, JobState.FAILED)]
@@ -263,7 +124,7 @@ def test_a_user_error_while_creating_fails_only_that_stream(tmp_path):
 
 
 def test_an_export_pending_past_export_timeout_fails_mentioning_export_timeout(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["pending"]})
+    provider = ScriptedProvider({("order_list", 0): ["pending"]})
     clock = JumpClock()
     orch = make(
         provider,
@@ -284,7 +145,7 @@ def test_an_export_pending_past_export_timeout_fails_mentioning_export_timeout(t
 
 
 def test_a_busy_provider_is_asked_again_until_it_accepts_the_export(tmp_path):
-    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(0.01), ExportsBusy(None)]})
+    provider = ScriptedProvider(create_errors={("order_list", 0): [ExportsBusy(0.01), ExportsBusy(None)]})
     orch = make(provider, tmp_path)
     seen = consume(orch, jobs_for((ORDERS, 1)))
     assert [state for _, _, state, *_ in seen] == [JobState.READY]
@@ -292,7 +153,7 @@ def test_a_busy_provider_is_asked_again_until_it_accepts_the_export(tmp_path):
 
 
 def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_timeout(tmp_path):
-    provider = FakeProvider(create_errors={("order_list", 0): [ExportsBusy(10)] * 1000})
+    provider = ScriptedProvider(create_errors={("order_list", 0): [ExportsBusy(10)] * 1000})
     orch = make(provider, tmp_path, poll_interval=5, export_timeout=300, **JumpClock().engine_options())
     seen = consume(orch, jobs_for((ORDERS, 1)))
     ((_, _, state, error, _),) = seen
@@ -303,7 +164,7 @@ def test_a_provider_busy_past_export_timeout_fails_that_export_naming_export_tim
 
 
 def test_an_auth_error_when_creating_fails_every_job_of_the_account_with_it(tmp_path):
-    provider = FakeProvider(create_errors={("customer_list", 0): [AuthError("check 'access_token'")]})
+    provider = ScriptedProvider(create_errors={("customer_list", 0): [AuthError("check 'access_token'")]})
     orch = make(provider, tmp_path, max_concurrent_exports=1)
     jobs = jobs_for((ORDERS, 2), (CUSTOMERS, 2))
     seen = consume(orch, jobs)
@@ -320,7 +181,7 @@ def test_an_auth_error_when_creating_fails_every_job_of_the_account_with_it(tmp_
 
 
 def test_an_auth_error_while_polling_fails_the_account_too(tmp_path):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
 
     def refuse(export_id):
         raise AuthError("check 'access_token'")
@@ -332,7 +193,7 @@ def test_an_auth_error_while_polling_fails_the_account_too(tmp_path):
 
 
 def test_a_window_failure_is_not_an_account_failure(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["error"]})
+    provider = ScriptedProvider({("order_list", 0): ["error"]})
     jobs = jobs_for((ORDERS, 2))
     consume(make(provider, tmp_path, export_attempts=1), jobs)
     assert jobs[0].state is JobState.FAILED and not jobs[0].account_failed
@@ -350,7 +211,7 @@ def hours(now: datetime) -> Availability:
 
 
 def test_outside_export_hours_with_stop_fails_the_account_with_a_user_error_saying_when_they_open(tmp_path):
-    provider = FakeProvider(availability=hours)
+    provider = ScriptedProvider(availability=hours)
     orch = make(
         provider, tmp_path, outside_hours="stop", wall_clock=lambda: datetime(2025, 1, 6, 3, 0, tzinfo=UTC)
     )
@@ -385,7 +246,7 @@ class TickingTime:
 def test_outside_export_hours_with_wait_creates_exports_only_once_they_open(tmp_path, caplog):
     fake = TickingTime(datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
     created_at: list[datetime] = []
-    provider = FakeProvider(availability=hours)
+    provider = ScriptedProvider(availability=hours)
     real_create = provider.create_export
 
     def create(export_type, window):
@@ -405,8 +266,8 @@ def test_outside_export_hours_with_wait_creates_exports_only_once_they_open(tmp_
 
 # ------------------------------------------------------------------ downloads
 def test_an_expired_url_is_refreshed_from_the_provider_and_the_download_retried(tmp_path):
-    provider = FakeProvider()
-    downloader = FakeDownloader(provider, {"fake://1000/v0": [UrlExpired("HTTP 403")]})
+    provider = ScriptedProvider()
+    downloader = ScriptedDownloader(provider, {"fake://1000/v0": [UrlExpired("HTTP 403")]})
     orch = make(provider, tmp_path, downloader=downloader)
     seen = consume(orch, jobs_for((ORDERS, 1)))
     ((_, _, state, _, data),) = seen
@@ -417,9 +278,9 @@ def test_an_expired_url_is_refreshed_from_the_provider_and_the_download_retried(
 
 
 def test_urls_that_keep_expiring_fail_the_job_instead_of_looping(tmp_path):
-    provider = FakeProvider()
+    provider = ScriptedProvider()
 
-    class AlwaysExpired(FakeDownloader):
+    class AlwaysExpired(ScriptedDownloader):
         def download(self, url, dest, budget=None):
             self.urls.append(url)
             raise UrlExpired("HTTP 403")
@@ -431,8 +292,8 @@ def test_urls_that_keep_expiring_fail_the_job_instead_of_looping(tmp_path):
 
 
 def test_a_truncated_download_is_retried(tmp_path):
-    provider = FakeProvider()
-    downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 2})
+    provider = ScriptedProvider()
+    downloader = ScriptedDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 2})
     orch = make(provider, tmp_path, downloader=downloader)
     ((_, _, state, _, _),) = consume(orch, jobs_for((ORDERS, 1)))
     assert state is JobState.READY
@@ -440,8 +301,8 @@ def test_a_truncated_download_is_retried(tmp_path):
 
 
 def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_path):
-    provider = FakeProvider()
-    downloader = FakeDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 50})
+    provider = ScriptedProvider()
+    downloader = ScriptedDownloader(provider, {"fake://1000/v0": [TruncatedDownload("short")] * 50})
     orch = make(provider, tmp_path, downloader=downloader)
     ((_, _, state, error, _),) = consume(orch, jobs_for((ORDERS, 1)))
     assert state is JobState.FAILED
@@ -450,9 +311,10 @@ def test_a_download_failing_every_attempt_fails_the_job_naming_the_export(tmp_pa
 
 # ------------------------------------------------------------------ wake (webhook)
 def test_wake_makes_a_pending_export_checked_at_once_without_waiting_for_the_next_poll(tmp_path):
-    provider = FakeProvider({("order_list", 0): ["available"]})  # ready when the webhook fires
+    # the next poll is an hour away: the run ending (within its hang bound) was the wake-up
+    provider = ScriptedProvider({("order_list", 0): ["available"]})  # ready when the webhook fires
     orch = make(
-        provider, tmp_path, poll_interval=30, poll_max_interval=60, webhook_active=True, real_time=True
+        provider, tmp_path, poll_interval=3600, poll_max_interval=3600, webhook_active=True, real_time=True
     )
     woken: list[bool] = []
 
@@ -460,16 +322,21 @@ def test_wake_makes_a_pending_export_checked_at_once_without_waiting_for_the_nex
         if not woken:
             woken.append(orch.wake("1000"))
 
-    began = time.monotonic()
-    seen = [job.state for job in orch.run(jobs_for((ORDERS, 1)), on_exports=webhook)]
-    assert time.monotonic() - began < 30  # not the 60 s poll interval
+    seen: list[JobState] = []
+    consumer = threading.Thread(
+        target=lambda: seen.extend(job.state for job in orch.run(jobs_for((ORDERS, 1)), on_exports=webhook)),
+        daemon=True,
+    )
+    consumer.start()
+    consumer.join(30)  # bounds a hang only
+    assert not consumer.is_alive(), "not woken: the export waits for the hour-long poll"
     assert woken == [True]
     assert seen == [JobState.READY]
     assert provider.checks["1000"] == 1
 
 
 def test_wake_of_an_unknown_export_is_refused(tmp_path):
-    orch = make(FakeProvider(), tmp_path)
+    orch = make(ScriptedProvider(), tmp_path)
     assert orch.wake("424242") is False
     orch.stop()
 
@@ -479,7 +346,7 @@ def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path
     # never be emitted, so they must not keep the places the other stream needs
     import threading
 
-    provider = FakeProvider({("order_list", 0): ["pending"] * 15 + ["error"]})
+    provider = ScriptedProvider({("order_list", 0): ["pending"] * 15 + ["error"]})
     orch = make(provider, tmp_path, max_concurrent_exports=2)
     jobs = jobs_for((ORDERS, 6), (CUSTOMERS, 8))
     result: list = []
@@ -497,7 +364,7 @@ def test_windows_already_in_flight_after_a_failure_release_their_places(tmp_path
 
 
 # ------------------------------------------------------------------ refused creates (503)
-class RecordingCreates(FakeProvider):
+class RecordingCreates(ScriptedProvider):
     """Refuses the first ``refusals`` creates (of whichever stream) with a 503 and a reason."""
 
     def __init__(self, refusals: int, retry_after: float | None = None, clock=time.monotonic) -> None:

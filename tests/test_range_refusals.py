@@ -11,8 +11,8 @@ from datetime import timedelta
 from tap_commerce_exports.jobs.job import ExportJob, JobState
 from tap_commerce_exports.providers.base import CreateRefused, ExportStatus
 from tap_commerce_exports.windows import Window
+from tests.engine_fakes import CUSTOMERS, ORDERS, T0, make
 from tests.test_durable_exports import DAY, DurableFake, run_all
-from tests.test_orchestrator import CUSTOMERS, ORDERS, T0, make
 
 
 class CappedFake(DurableFake):

@@ -40,6 +40,7 @@ RESET = dict(
     fault_500=0,
     fault_expired_url=False,
     fault_truncated_download=False,
+    fault_hold_download=False,
     fault_export_failed=0,
     fault_never_ready=False,
     fault_clover_503=0,
@@ -95,6 +96,28 @@ def sb():
         yield server
 
 
+class HeldClock:
+    """The sandbox's monotonic clock (rate limits, processing delays), moved by the test
+    alone: what a window of one second or a delay allows does not depend on how fast
+    this machine answers."""
+
+    def __init__(self) -> None:
+        # a day in the past: whatever a test stamps on it (an export's creation, a request
+        # counted by a rate limit) is old news once the real clock is back, so no export
+        # of one test holds a running slot in the next
+        self.now = time.monotonic() - 86_400
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def held_clock(sb, monkeypatch) -> HeldClock:
+    clock = HeldClock()
+    monkeypatch.setattr(sb.state.clock, "mono", clock)
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def _reset(sb):
     sb.control(**RESET)
@@ -116,7 +139,7 @@ def nc_create(sb, export_type: str, date_from: str, date_to: str) -> dict:
     return body
 
 
-def nc_wait(sb, export_id: int, timeout: float = 10) -> dict:
+def nc_wait(sb, export_id: int, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status, body, _ = call(f"{sb.api_url}exports/{export_id}/", headers=NC_HEADERS)
@@ -153,7 +176,7 @@ def cl_create(sb, export_type: str, start: str, end: str):
     )
 
 
-def cl_wait(sb, export_id: str, timeout: float = 10) -> dict:
+def cl_wait(sb, export_id: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status, body, _ = call(cl_url(sb, export_id), headers=CL_HEADERS)
@@ -359,13 +382,15 @@ def test_download_before_ready_is_refused_and_list_paginates(sb):
     assert not call(sb.api_url + "exports/?date_created_to=2020-01-01", headers=NC_HEADERS)[1]["results"]
 
 
-def test_nc_rate_limit_answers_429_with_retry_after(sb):
+def test_nc_rate_limit_answers_429_with_retry_after(sb, held_clock):
     sb.control(nc_rate_limit=4, retry_after=1)
     statuses = [call(sb.api_url + "exports/types/", headers=NC_HEADERS) for _ in range(8)]
     codes = [s for s, _, _ in statuses]
-    assert codes[:4] == [200] * 4 and 429 in codes[4:]
+    assert codes == [200] * 4 + [429] * 4  # all within one second of the sandbox's clock
     assert next(h for s, _, h in statuses if s == 429)["Retry-After"] == "1"
-    time.sleep(1.05)
+    held_clock.now += 0.99
+    assert call(sb.api_url + "exports/types/", headers=NC_HEADERS)[0] == 429
+    held_clock.now += 0.01  # the announced second passed
     assert call(sb.api_url + "exports/types/", headers=NC_HEADERS)[0] == 200
 
 
@@ -409,19 +434,40 @@ def test_fault_truncated_download_sends_part_of_the_announced_length(sb):
     assert sb.stats()["truncated_downloads_sent"] >= 1
 
 
-def test_fault_export_failed_and_never_ready(sb):
+def test_fault_hold_download_holds_each_download_after_half_its_body_until_turned_off(sb):
+    sb.control(fault_hold_download=True)
+    export = nc_create(sb, "order_list", "2025-01-01T00:00:00Z", "2025-01-10T00:00:00Z")
+    nc_wait(sb, export["id"])
+    url = call(f"{sb.api_url}exports/{export['id']}/download/", headers=NC_HEADERS)[1]["url"]
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        announced = int(resp.headers["Content-Length"])
+        half = resp.read(max(1, announced // 2))  # what was sent before the hold
+        deadline = time.monotonic() + 30  # waits for the counter; bounds a hang only
+        while sb.stats()["downloads_held"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sb.stats()["downloads_held"] == 1
+        sb.control(fault_hold_download=False)  # the held connection closes, cut short
+        with pytest.raises(http.client.IncompleteRead):
+            resp.read()
+    assert 0 < len(half) < announced
+    status, raw, _ = call(url)
+    assert status == 200 and len(raw) == announced
+
+
+def test_fault_export_failed_and_never_ready(sb, held_clock):
     sb.control(fault_export_failed=2)
     export = nc_create(sb, "order_list", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
+    held_clock.now += 1  # past the 0.05 s processing delay
     assert nc_wait(sb, export["id"])["status"] == "failed"
     assert call(f"{sb.api_url}exports/{export['id']}/download/", headers=NC_HEADERS)[0] in (400, 409)
     status, body, _ = cl_create(sb, "ORDERS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
+    held_clock.now += 1
     assert status == 200 and cl_wait(sb, body["id"])["status"] == "FAILED"
     sb.control(fault_never_ready=True)
     export = nc_create(sb, "order_list", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
-    time.sleep(0.3)
-    assert nc_wait(sb, export["id"], timeout=0)["status"] == "pending"
     status, body, _ = cl_create(sb, "PAYMENTS", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
-    time.sleep(0.2)
+    held_clock.now += 3600  # an hour past the 0.05 s processing delay
+    assert nc_wait(sb, export["id"], timeout=0)["status"] == "pending"
     assert call(cl_url(sb, body["id"]), headers=CL_HEADERS)[1]["status"] == "IN_PROGRESS"
 
 
@@ -445,7 +491,7 @@ def test_webhook_is_signed_over_the_exact_body(sb):
         target = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
         sb.control(webhook_url=target, webhook_secret="s3cret")
         export = nc_create(sb, "dispute_list", "2025-01-01T00:00:00Z", "2025-01-03T00:00:00Z")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # waits for the delivery; bounds a hang only
         while not received and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:

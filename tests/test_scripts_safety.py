@@ -26,9 +26,9 @@ import postgres  # noqa: E402
 
 
 @pytest.mark.e2e
-def test_a_data_directory_named_like_a_command_is_a_folder_name_not_a_command(monkeypatch):
+def test_a_data_directory_named_like_a_command_is_a_folder_name_not_a_command(monkeypatch, require):
     if postgres._bindir() is None:
-        pytest.skip("no PostgreSQL server programs here")
+        require("no PostgreSQL server programs here")
     # under the system temp dir, open to all: as root the cluster runs as `postgres`
     base = Path(tempfile.mkdtemp(prefix="tap-commerce-exports-pg-shell-"))
     base.chmod(0o777)

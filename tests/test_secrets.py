@@ -16,12 +16,10 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -29,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from tap_commerce_exports.webhook import MAX_BODY, WebhookReceiver, signature
 from tests.conftest import Reply, SeenRequest
 from tests.sandbox_fixtures import account_config
 from tests.tap_harness import run_tap
 from tests.test_interruption import tap_command, write_catalog
+from tests.waiting import HANG, until
 
 TOKEN = "tok-7Hq2-never-print-me-9x"
 DEBUG_ENV = {
@@ -243,9 +241,16 @@ def _start(config: dict, tmp_path: Path, streams: list[str], env: dict | None = 
 
 
 def test_temp_files_live_in_a_private_dir_that_is_removed_after_the_run(sandbox, tmp_path):
-    sandbox.control(processing_delay=0.3)
+    # a download is held in flight until the temp dir was seen, then let go (the cut one
+    # is retried): what is seen does not depend on how fast the watcher is scheduled
+    sandbox.control(fault_hold_download=True)
     proc, tmpdir = _start(config_for(sandbox, "nextcommerce"), tmp_path, ["orders", "customers"])
-    modes = _watch_tmpdir(proc, tmpdir)
+    try:
+        assert until(lambda: sandbox.stats()["downloads_held"] >= 1 and download_files(tmpdir))
+        modes = {entry.name: stat.S_IMODE(entry.stat().st_mode) for entry in os.scandir(tmpdir)}
+    finally:
+        sandbox.control(fault_hold_download=False)
+    modes.update(_watch_tmpdir(proc, tmpdir))
     assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
     ours = {n: m for n, m in modes.items() if n.startswith("tap-commerce-exports-")}
     assert ours, f"the tap's temp dir was seen under TMPDIR (saw {modes})"
@@ -274,155 +279,35 @@ def test_temp_files_are_removed_after_a_failed_export(sandbox, tmp_path):
     assert os.listdir(tmpdir) == []
 
 
-def test_temp_files_are_removed_when_the_tap_is_stopped_with_sigterm(sandbox, tmp_path):
-    sandbox.control(processing_delay=0.5)
+def test_temp_files_are_removed_when_the_tap_is_stopped_with_sigterm_mid_download(sandbox, tmp_path):
+    # the sandbox holds every download open after half its body: the signal comes while a
+    # download is in flight, its partial file in the tap's private dir
+    sandbox.control(fault_hold_download=True)
     config = config_for(sandbox, "nextcommerce", end_date="2025-02-01T00:00:00Z")
     proc, tmpdir = _start(config, tmp_path, ["orders", "customers"])
-    deadline = time.monotonic() + 30
-    while not any((tmpdir / n).is_dir() for n in os.listdir(tmpdir)):
-        assert proc.poll() is None and time.monotonic() < deadline, "the tap never made its temp dir"
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) != 0
+    try:
+        assert until(lambda: sandbox.stats()["downloads_held"] >= 1 and download_files(tmpdir)), (
+            "no download was ever in flight"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=HANG) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert os.listdir(tmpdir) == []
 
 
-# ------------------------------------------------------------------ webhook receiver
-
-SECRET = "whsec-test-secret"
-
-
-class FakeEngine:
-    """Stands in for the orchestrator: knows export 42 only; records every wake-up."""
-
-    def __init__(self) -> None:
-        self.woken: list[str] = []
-
-    def wake(self, export_id: str) -> bool:
-        if export_id != "42":
-            return False
-        self.woken.append(export_id)
-        return True
+def download_files(tmpdir: Path) -> list[Path]:
+    """Files under ``tmpdir``: a download's destination, open while it is in flight."""
+    found = []
+    for path in tmpdir.rglob("*"):
+        try:
+            if path.is_file():
+                found.append(path)
+        except FileNotFoundError:
+            pass
+    return found
 
 
-@pytest.fixture
-def receiver():
-    engine = FakeEngine()
-    rx = WebhookReceiver("127.0.0.1", 0, SECRET, engine.wake)
-    rx.start()
-    yield rx, engine
-    rx.stop()
-
-
-def delivery(export_id=42, event_type="export.created") -> dict:
-    return {
-        "api_version": "2024-04-01",
-        "data": {"id": export_id, "status": "available"},
-        "event_id": "0b7e6c1e-6d0c-4b6f-9d3e-2f1a8c5b7e10",
-        "event_type": event_type,
-        "object": "export",
-        "webhook": {"events": ["export.created"], "id": 3, "store": "demo-store", "target": "http://x/"},
-    }
-
-
-def post(rx: WebhookReceiver, body: bytes, headers: dict[str, str]) -> int:
-    host, port = rx.address
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        conn.request("POST", "/", body=body, headers=headers)
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def signed(payload: dict, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
-    return json.dumps(payload).encode(), {
-        "X-29Next-Signature": signature(secret, payload),
-        "Content-Type": "application/json",
-    }
-
-
-def test_webhook_a_valid_delivery_for_a_known_export_wakes_it(receiver):
-    rx, engine = receiver
-    assert post(rx, *signed(delivery())) == 200
-    assert engine.woken == ["42"]
-
-
-@pytest.mark.parametrize("how", ["no signature", "garbage", "another secret", "body changed"])
-def test_webhook_a_bad_signature_is_refused_and_wakes_nothing(receiver, how):
-    rx, engine = receiver
-    body, headers = signed(delivery())
-    if how == "no signature":
-        del headers["X-29Next-Signature"]
-    elif how == "garbage":
-        headers["X-29Next-Signature"] = "00" * 32
-    elif how == "another secret":
-        body, headers = signed(delivery(), secret="not-the-secret")
-    else:
-        body = json.dumps(delivery(export_id=43)).encode()
-    assert post(rx, body, headers) == 401
-    assert engine.woken == []
-
-
-def test_webhook_an_oversized_body_is_refused_unread_and_wakes_nothing(receiver):
-    rx, engine = receiver
-    payload = delivery()
-    payload["padding"] = "x" * MAX_BODY
-    assert post(rx, *signed(payload)) == 413
-    assert engine.woken == []
-
-
-def test_webhook_an_unknown_export_id_is_ignored_with_200_without_side_effects(receiver):
-    """200, not 404: the store-wide subscription also fires for dashboard exports, and a
-    webhook answered 4xx is retried for days and finally deactivated."""
-    rx, engine = receiver
-    assert post(rx, *signed(delivery(export_id=999))) == 200
-    assert engine.woken == []
-
-
-def test_webhook_an_unknown_export_id_leaves_the_real_engine_untouched():
-    from tap_commerce_exports.jobs.orchestrator import ExportOrchestrator
-    from tap_commerce_exports.providers.registry import PROVIDERS
-
-    class Provider:
-        facts = PROVIDERS["nextcommerce"]
-
-    engine = ExportOrchestrator(
-        Provider(),
-        workdir=Path("/nonexistent"),
-        max_concurrent_exports=1,
-        poll_interval=1,
-        poll_max_interval=1,
-        export_timeout=1,
-    )
-    rx = WebhookReceiver("127.0.0.1", 0, SECRET, engine.wake)
-    rx.start()
-    try:
-        assert post(rx, *signed(delivery(export_id=999))) == 200
-    finally:
-        rx.stop()
-    assert not any(job.wake_requested for job in engine._jobs)  # noqa: SLF001
-
-
-@pytest.mark.parametrize("body, status", [(b"not json", 400), (b"[1, 2", 400)])
-def test_webhook_a_body_that_is_not_json_is_refused(receiver, body, status):
-    rx, engine = receiver
-    assert post(rx, body, {"X-29Next-Signature": "ab"}) == status
-    assert engine.woken == []
-
-
-def test_webhook_a_body_without_content_length_is_refused(receiver):
-    rx, engine = receiver
-    host, port = rx.address
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST / HTTP/1.0\r\nHost: x\r\n\r\n")
-        answer = sock.recv(200)
-    assert answer.split(b" ")[1] == b"411"
-    assert engine.woken == []
-
-
-def test_webhook_a_signed_event_of_another_type_is_ignored(receiver):
-    rx, engine = receiver
-    assert post(rx, *signed(delivery(event_type="order.created"))) == 200
-    assert engine.woken == []
+# The webhook receiver's specs (signature, size, unknown exports, bodies, other events)
+# live once, in tests/test_webhook_receiver.py.

@@ -119,7 +119,7 @@ def test_the_signature_is_checked_over_the_reserialized_body_so_compact_json_is_
     assert status == 200 and on_export.woken == ["1042"]
 
 
-@pytest.mark.parametrize("given", ["", "deadbeef", "sig-of-other-secret"])
+@pytest.mark.parametrize("given", ["", "deadbeef", "00" * 32, "sig-of-other-secret"])
 def test_a_bad_signature_is_refused_with_401_without_calling_on_export(receiver, given):
     on_export = Recorder()
     rcv = receiver(on_export)
@@ -172,9 +172,9 @@ def test_an_unknown_export_id_is_answered_200_and_ignored_so_the_store_never_dis
 
 
 def test_an_unknown_export_id_changes_nothing_in_a_real_engine(receiver, tmp_path):
-    from test_orchestrator import FakeProvider, make  # the engine's own fake provider
+    from tests.engine_fakes import ScriptedProvider, make  # the engine's own fake provider
 
-    orch = make(FakeProvider(), tmp_path)
+    orch = make(ScriptedProvider(), tmp_path)
     rcv = receiver(orch.wake)
     payload = envelope(export_id=777)
     status, _ = post(rcv, json.dumps(payload).encode(), {"X-29Next-Signature": sign(payload)})
@@ -183,10 +183,11 @@ def test_an_unknown_export_id_changes_nothing_in_a_real_engine(receiver, tmp_pat
     assert not any(job.wake_requested for job in orch._jobs)
 
 
-def test_a_body_that_is_not_json_is_refused_with_400(receiver):
+@pytest.mark.parametrize("body", [b"event=export.created", b"[1, 2"])
+def test_a_body_that_is_not_json_is_refused_with_400(receiver, body):
     on_export = Recorder()
     rcv = receiver(on_export)
-    status, _ = post(rcv, b"event=export.created", {"X-29Next-Signature": "00"})
+    status, _ = post(rcv, body, {"X-29Next-Signature": "00"})
     assert status == 400 and on_export.calls == []
 
 

@@ -212,6 +212,10 @@ class SandboxConfig(UnpublishedFacts):
     fault_500: int = 0
     fault_expired_url: bool = False
     fault_truncated_download: bool = False
+    #: Every file download sends its headers and half its body, then holds the connection
+    #: open while this stays on (counted as ``downloads_held`` once the half is sent): a
+    #: test knows a download is in flight, whatever the machine's speed.
+    fault_hold_download: bool = False
     fault_export_failed: int = 0
     #: The next N creates make their export, then answer 502 (the answer is "lost").
     fault_create_answer_lost: int = 0

@@ -89,6 +89,7 @@ class Stats:
                 "auth_header_on_file_host",
                 "downloads_served",
                 "truncated_downloads_sent",
+                "downloads_held",
                 "expired_url_answers",
                 "bad_signature_answers",
                 "webhooks_sent",

@@ -49,6 +49,13 @@ def _xml(status: int, text: str) -> Response:
     return Response(status, text.encode(), "application/xml")
 
 
+def _hold(state: SandboxState) -> None:
+    """Half a file was sent: hold the connection while ``fault_hold_download`` is on."""
+    state.stats.incr("downloads_held")
+    while state.config.fault_hold_download and not state.stopping.wait(0.02):
+        pass
+
+
 def handle(state: SandboxState, req: Request, kind: str) -> Response:
     """Serve a file GET (``kind`` is ``nc_file`` or ``clover_file`` for the stats)."""
     state.stats.request(kind)
@@ -78,7 +85,10 @@ def handle(state: SandboxState, req: Request, kind: str) -> Response:
     size = os.path.getsize(disk)
     resp = Response(200, b"", entry.content_type + ("; charset=utf-8" if "csv" in entry.content_type else ""))
     resp.file_path = disk
-    if faulty and cfg.fault_truncated_download and served == 1 and size > 1:
+    if faulty and cfg.fault_hold_download and size > 1:
+        resp.truncate_to = max(1, size // 2)
+        resp.hold = lambda: _hold(state)
+    elif faulty and cfg.fault_truncated_download and served == 1 and size > 1:
         resp.truncate_to = max(1, size // 2)
         state.stats.incr("truncated_downloads_sent")
     else:

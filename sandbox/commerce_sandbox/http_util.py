@@ -8,6 +8,7 @@ truncating them when a fault says so).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -56,6 +57,8 @@ class Response:
     file_path: str | None = None
     #: Announce the full length but send only this many bytes, then close.
     truncate_to: int | None = None
+    #: Called once the truncated part is sent; the connection closes when it returns.
+    hold: Callable[[], None] | None = None
 
 
 def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -91,6 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(fh.read(resp.truncate_to))
                 self.wfile.flush()
+                if resp.hold is not None:
+                    resp.hold()
                 self.close_connection = True
 
 

@@ -129,6 +129,9 @@ class FileFetcher:
                 if job.state is not JobState.DOWNLOADING:  # failed or stopped meanwhile
                     job.release()
                     return
+                if board.stopped:  # the sync stopped while it downloaded: never handed over
+                    board.apply(job, job.cancel)
+                    return
                 ready: list[bool] = []
                 board.apply(job, lambda: ready.append(job.downloaded(paths, sum(sizes))))
             if not ready[0]:
@@ -142,17 +145,19 @@ class FileFetcher:
         of its pair failed (it is never emitted), that is no failure of its own: CANCELLED,
         as a download that ends then does."""
         board = self.board
+        # one decision, the lock held throughout: a stop or an abandon between the check
+        # and the failure would otherwise make the outcome depend on thread timing
         with board.cv:
             if job.state is JobState.DOWNLOADING and (board.stopped or job.abandoned):
                 board.apply(job, job.cancel)
                 return
-        if isinstance(exc, UserError):
-            if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
-                board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
+            if isinstance(exc, UserError):
+                if job.adopted and not is_account_failure(exc):  # e.g. its files were deleted since
+                    board.requeue(job, JobState.DOWNLOADING, f"from the last run can't be downloaded ({exc})")
+                    return
+                board.failed(job, exc, JobState.DOWNLOADING)
                 return
-            board.failed(job, exc, JobState.DOWNLOADING)
-            return
-        board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
+            board.fail_window(job, ExportFailed(f"{job.label}: download failed: {exc}"), JobState.DOWNLOADING)
 
     def _download_file(
         self, job: ExportJob, index: int, url: str, dest: Path, fresh_url: Callable[[int, str], str]

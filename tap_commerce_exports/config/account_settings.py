@@ -15,7 +15,21 @@ from typing import Any, Protocol
 from tap_commerce_exports.config.declarations import Setting
 
 
-class AccountSettings(Protocol):
+class AccountPlace(Protocol):
+    """Which account, on which API host: what an account's settings and a provider's own
+    section both say (declared here once)."""
+
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def store(self) -> str | None: ...
+    @property
+    def merchant_id(self) -> str | None: ...
+    @property
+    def region(self) -> str: ...
+
+
+class AccountSettings(AccountPlace, Protocol):
     """One account of a run: its provider, credentials, API host and provider section.
     A one-account run is a run with one of these."""
 
@@ -24,17 +38,9 @@ class AccountSettings(Protocol):
     @property
     def access_token(self) -> str: ...
     @property
-    def api_url(self) -> str: ...
-    @property
     def api_version(self) -> str: ...
     @property
     def max_requests_per_second(self) -> float: ...
-    @property
-    def store(self) -> str | None: ...
-    @property
-    def merchant_id(self) -> str | None: ...
-    @property
-    def region(self) -> str: ...
     @property
     def webhook_secret(self) -> str | None: ...
     @property
@@ -46,17 +52,9 @@ class AccountSettings(Protocol):
         """What a user edits to change ``key`` of this account."""
 
 
-class AccountSection(Protocol):
+class AccountSection(AccountPlace, Protocol):
     """A provider's own settings, parsed: which account, on which API host."""
 
-    @property
-    def api_url(self) -> str: ...
-    @property
-    def store(self) -> str | None: ...
-    @property
-    def merchant_id(self) -> str | None: ...
-    @property
-    def region(self) -> str: ...
     @property
     def options(self) -> Mapping[str, Any]: ...
 

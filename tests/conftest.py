@@ -33,12 +33,28 @@ pytest_plugins = ["tests.sandbox_fixtures", "tests.repeat"]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+#: Scheduling tiers, longest first: real Meltano/Dagster/PostgreSQL runs (a minute or more
+#: each), then release builds (a fresh venv each), then the other end-to-end specs (real
+#: tap and sandbox processes, seconds each), then the rest (milliseconds).
+_TIERS = ("meltano", "release", "e2e")
+
+
+def _tier(item: pytest.Item) -> int:
+    for rank, marker in enumerate(_TIERS):
+        if item.get_closest_marker(marker) is not None:
+            return rank
+    return len(_TIERS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest tests first (the ``meltano`` ones: real Meltano, Dagster, PostgreSQL
-    runs of a minute or more each). pytest-xdist hands out tests in this order, so both
-    workers start on them at once, instead of one worker finishing them alone at the end
-    while the other idles. The sort is stable: every other test keeps its order."""
-    items.sort(key=lambda item: item.get_closest_marker("meltano") is None)
+    """The longest tests first (see ``_TIERS``). pytest-xdist hands out tests in this order;
+    with ``--maxschedchunk 1`` (the Makefile's XDIST) it hands them out one at a time to
+    whichever worker is free, so the long ones spread over every worker from the start and
+    the short ones fill the end. (With xdist's default chunks, the first worker was sent
+    the first hundred or so tests at once, hence every Meltano test, one after the other:
+    that chain was most of the suite's wall time.) The sort is stable: within a tier, tests
+    keep their order, so a module's tests stay together."""
+    items.sort(key=_tier)
 
 
 class Require:

@@ -108,10 +108,12 @@ def bookmarks(state_file: Path) -> dict[str, str]:
 
 
 @pytest.mark.e2e
-def test_the_by_hand_run_pastes_end_to_end_into_target_jsonl_and_resumes_from_the_targets_state(tmp_path):
+@pytest.mark.meltano  # Meltano's target-jsonl, three syncs: among the longest, scheduled first
+def test_the_by_hand_run_pastes_end_to_end_into_target_jsonl_and_resumes_from_the_targets_state(
+    tmp_path, require
+):
     target = REPO / ".meltano" / "loaders" / "target-jsonl" / "venv" / "bin" / "target-jsonl"
-    if not target.exists():
-        pytest.skip("target-jsonl is not installed: run make install")
+    require(None if target.exists() else "target-jsonl is not installed: run make install")
     for name in (".venv", ".meltano"):  # a clone after `make install`
         (tmp_path / name).symlink_to(REPO / name)
     port = free_port()
@@ -149,12 +151,12 @@ def test_the_pip_install_block_installs_the_tap_and_the_sandbox_from_a_fresh_clo
 
 
 @pytest.mark.meltano
-def test_a_fresh_meltano_project_adds_the_tap_from_its_definition_and_runs_it_against_the_sandbox(tmp_path):
+def test_a_fresh_meltano_project_adds_the_tap_from_its_definition_and_runs_it_against_the_sandbox(
+    tmp_path, require
+):
     from tests.meltano_helpers import missing_install
 
-    reason = missing_install()
-    if reason:
-        pytest.skip(reason)
+    require(missing_install())
     from commerce_sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(port=0, processing_delay=0.05, nc_rate_limit=50)) as server:

@@ -100,17 +100,29 @@ def selected_catalog(config: dict[str, Any], streams: Iterable[str]) -> dict[str
     return catalog
 
 
+#: ``--discover``'s catalog per config (JSON text) in this process. Discovery reads only the
+#: config and the tap's own schemas (it calls no API), so the same config gives the same
+#: catalog; a tap process start costs about a second of CPU, and most runs of a spec
+#: module select streams under one config.
+_DISCOVERED: dict[str, str] = {}
+
+
 def discover(config: dict[str, Any]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "config.json"
-        cfg.write_text(json.dumps(config))
-        proc = subprocess.run(
-            [sys.executable, "-m", "tap_commerce_exports", "--config", str(cfg), "--discover"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    return json.loads(proc.stdout)
+    """The tap's ``--discover`` catalog for ``config`` (a fresh copy: callers edit it)."""
+    key = json.dumps(config, sort_keys=True)
+    if key not in _DISCOVERED:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = Path(tmp) / "config.json"
+            cfg.write_text(json.dumps(config))
+            proc = subprocess.run(
+                [sys.executable, "-m", "tap_commerce_exports", "--config", str(cfg), "--discover"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        _DISCOVERED[key] = proc.stdout
+    result: dict[str, Any] = json.loads(_DISCOVERED[key])
+    return result
 
 
 def assert_records_fit_schemas(run: TapRun) -> None:

@@ -79,7 +79,7 @@ RELEASE_STAMP := $(RELEASE_VENV)/.stamp-release
 LOCKS := uv.lock requirements/tap.txt requirements/meltano.txt requirements/target-duckdb.txt \
 	requirements/target-jsonl.txt requirements/target-postgres.txt
 
-.PHONY: help install demo test check lock test-latest sandbox bench faults rates stress clean dagster-venv \
+.PHONY: help install demo test check bytecode lock test-latest sandbox bench faults rates stress clean dagster-venv \
 	release-check plugin-definition
 
 help:
@@ -142,8 +142,18 @@ install:
 demo: install
 	$(VENV)/bin/python scripts/demo.py --port $(SANDBOX_PORT) $(ARGS)
 
+# The repository's own code as bytecode, before the suite: its packages are installed
+# editable (the tap also in Meltano's plugin venv), so with PYTHONDONTWRITEBYTECODE set (as
+# here and in many CI images) every process the suite starts (the tap hundreds of times,
+# the loader, Dagster's code location) compiled them from source again: measured 0.70 s
+# -> 0.49 s of CPU per start of the tap. compileall writes only what is missing or stale
+# (about a second); a pyc older than its source is never used. `make clean` removes them.
+BYTECODE_DIRS := tap_commerce_exports sandbox/commerce_sandbox loader/target_duckdb_exports orchestration scripts tests
+bytecode: $(DEV_STAMP)
+	@$(VENV)/bin/python -m compileall -q $(BYTECODE_DIRS)
+
 # Exit code 5 (no test collected) is not a failure of the suite's plumbing; say it loudly.
-test: install check $(DAGSTER_STAMP) $(RELEASE_STAMP)
+test: install check bytecode $(DAGSTER_STAMP) $(RELEASE_STAMP)
 	@rc=0; $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test"; rc=0; fi; \
 	exit $$rc
@@ -205,7 +215,7 @@ rates: $(DEV_STAMP)
 # The race specs (marked `race`) N times and the suite, each with two CPU hogs beside it:
 # a spec that depends on thread timing shows it here (issue 21). ARGS="--runs 200
 # --races-only", or ARGS="-- tests/test_x.py" for a part of the suite.
-stress: install $(DAGSTER_STAMP)
+stress: install bytecode $(DAGSTER_STAMP)
 	$(VENV)/bin/python scripts/stress.py $(ARGS)
 
 clean:

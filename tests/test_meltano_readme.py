@@ -1,12 +1,13 @@
 """The README's Meltano sections, run as written, in fresh copies of the project.
 
 Every command line of the `sh` blocks under "With Meltano" runs verbatim (bash, in the
-copy's folder, `M=.venv-meltano/bin/meltano`), block by block in the README's order, against
-the real sandbox and a real PostgreSQL on loopback (two tests, so that
-pytest-xdist runs them side by side; a third, instant, checks that together they run
-every command of the README); the lines that start servers are this test's
-fixtures, and the two `--environment=prod run` lines, which need real credentials, are
-only configured. Where the README's dev environment says 127.0.0.1:8000 and :55432, the
+copy's folder, `M=.venv-meltano/bin/meltano`), block by block, against the real sandbox
+and a real PostgreSQL on loopback (one project: the production settings first, then the
+quick start, selection, PostgreSQL and state, so the quick start's dev runs are the ones
+that prove the production secrets in `.env` never reach the sandbox; a second, instant,
+test checks that the walk runs every command of the README); the lines that start
+servers are this test's fixtures, and the two `--environment=prod run` lines, which need
+real credentials, are only configured. Where the README's dev environment says 127.0.0.1:8000 and :55432, the
 test points the plugins at its own free ports with Meltano's `<PLUGIN>_<SETTING>`
 variables, as a user could. Then the outcome is checked against what the README promises:
 the sandbox's ground truth in DuckDB and PostgreSQL, nothing loaded twice, the production
@@ -178,12 +179,20 @@ def test_the_walk_covers_every_command_line_of_the_readme():
     assert set(NEEDS_REAL_CREDENTIALS) <= set(every), "the README's prod run lines changed"
 
 
-def test_quick_start_selection_postgres_and_state_load_the_sandbox_truth_once(sandbox, postgres, tmp_path):
-    # one project walks the quick start, selection, PostgreSQL and then the state commands
-    # (they read the state the quick start's duckdb run left): one Meltano project and
-    # one full run fewer than a project per part
+def test_the_readme_walk_loads_the_sandbox_truth_once_and_never_sends_a_production_token(
+    sandbox, postgres, tmp_path
+):
+    # One project walks the production settings (secrets to .env), then the quick start,
+    # selection, PostgreSQL and the state commands (they read the state the quick start's
+    # duckdb run left). The quick start's dev runs are then the dev runs "with a real token
+    # in .env" that the production section promises never reach the sandbox with it: one
+    # Meltano project, and two Meltano runs fewer, than a project for each.
     meltano = fresh_project(tmp_path, sandbox, postgres.url)
-    steps = walk(meltano, sandbox, QUICK_START, SELECT, POSTGRES_DEV, STATE)
+    steps = walk(meltano, sandbox, PROD, POSTGRES_PROD, QUICK_START, SELECT, POSTGRES_DEV, STATE)
+
+    # Production settings stay in .env: the secrets the README's prod steps set are there.
+    dotenv = (meltano.project / ".env").read_text()
+    assert NC_TOKEN in dotenv and CLOVER_TOKEN in dotenv and PG_PASSWORD in dotenv
 
     # The access check passed and created nothing.
     check = next(s for s in steps if s.command == "$M invoke tap-commerce-exports --test")
@@ -237,21 +246,15 @@ def test_quick_start_selection_postgres_and_state_load_the_sandbox_truth_once(sa
     assert [j["name"] for j in project.get("jobs", [])] == ["nc"]
     assert [s["name"] for s in project.get("schedules", [])] == ["nightly"]
 
-
-def test_production_settings_stay_in_env_and_a_dev_run_never_sends_them_to_the_sandbox(sandbox, tmp_path):
-    meltano = fresh_project(tmp_path, sandbox)
-    walk(meltano, sandbox, PROD, POSTGRES_PROD)
-    dotenv = (meltano.project / ".env").read_text()
-    assert NC_TOKEN in dotenv and CLOVER_TOKEN in dotenv and PG_PASSWORD in dotenv
-
-    # dev runs, with those secrets in .env (which outranks the dev environment)
+    # The dev runs above (the quick start's access check, both providers into DuckDB, both
+    # PostgreSQL runs, the full refresh), with those secrets in .env (which outranks the
+    # dev environment), sent the sandbox its own token only.
     for command in (
         "$M invoke tap-commerce-exports --test",
         "$M run tap-commerce-exports--clover target-duckdb",
     ):
         assert command in block(*QUICK_START)
-        result = meltano.shell(f"M=.venv-meltano/bin/meltano; {command}")
-        assert result.returncode == 0, result.tail()
+        assert command in [s.command for s in steps], f"the walk no longer runs {command}"
     seen = set(sandbox.stats()["credential_fingerprints"])
     assert seen == {credential_fingerprint("sandbox-token")}, "a credential other than the sandbox's"
     assert credential_fingerprint(NC_TOKEN) not in seen and credential_fingerprint(CLOVER_TOKEN) not in seen

@@ -43,12 +43,10 @@ SANDBOX_ARGS ?=
 PYTEST_ARGS ?=
 # pytest-xdist. Four workers on the 2-core machine, not one per core: much of the suite
 # waits on subprocesses (Meltano, the tap, targets, PostgreSQL), so 2 workers left a core
-# idle (measured 8m47s with -n auto = 2, 6m46s with -n 4, same code). --maxschedchunk 1:
-# tests are sent one at a time to whichever worker is free, in tests/conftest.py's order
-# (longest first); xdist's default sent the first worker its first ~100 tests at once,
-# every Meltano test among them, and that one worker's chain was most of the wall time.
-# XDIST= to turn off.
-XDIST ?= -n 4 --maxschedchunk 1
+# idle (measured 8m47s with -n auto = 2, 6m46s with -n 4, same code). tests/conftest.py
+# schedules them: longest first, one at a time to whichever worker is free (xdist's
+# default sent the first worker every Meltano test). XDIST= to turn off.
+XDIST ?= -n 4
 ARGS ?=
 
 # Meltano never reports usage from this project, nor asks anything on a terminal.

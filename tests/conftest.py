@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -55,15 +56,41 @@ def _tier(item: pytest.Item) -> int:
     return len(_TIERS)
 
 
+#: Modules whose specs share an expensive module- or class-scoped fixture: all their
+#: tests go to one xdist worker, so the fixture runs once (see ``pytest_xdist_make_scheduler``).
+ONE_WORKER_MODULES = {
+    "tests/test_bad_files.py": "`outcomes` runs every bad-file case's tap at once",
+    "tests/test_sdk_standard.py": "the SDK's class-scoped runners sync once per class",
+    "tests/test_dagster_e2e.py": "a PostgreSQL server, Dagster's database on it, the sandbox",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest tests first (see ``_TIERS``). pytest-xdist hands out tests in this order;
-    with ``--maxschedchunk 1`` (the Makefile's XDIST) it hands them out one at a time to
-    whichever worker is free, so the long ones spread over every worker from the start and
-    the short ones fill the end. (With xdist's default chunks, the first worker was sent
-    the first hundred or so tests at once, hence every Meltano test, one after the other:
-    that chain was most of the suite's wall time.) The sort is stable: within a tier, tests
-    keep their order, so a module's tests stay together."""
+    """The longest tests first (see ``_TIERS``); the sort is stable: within a tier, tests
+    keep their order. ``pytest_xdist_make_scheduler`` hands them out in this order."""
     items.sort(key=_tier)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n N`` (xdist's default ``--dist load``): tests go one at a time to whichever
+    worker is free, in the order above, so the long ones spread over every worker from the
+    start and the short ones fill the end; a module of ``ONE_WORKER_MODULES`` goes to one
+    worker whole. xdist's own load scheduling sent the first worker its first ~100 tests at
+    once, every Meltano test among them, one after the other: that chain was most of the
+    suite's wall time. (xdist's ``--dist loadgroup`` would do the grouping, but its
+    ``xdist_group`` marks have no effect with pytest 9.) Any other ``--dist`` is xdist's."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LongestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    config.option.loadscopereorder = False  # the order of collection, not by scope size
+    return LongestFirst(config, log)
 
 
 class Require:

@@ -144,10 +144,7 @@ class Warehouse:
             )
             for source in files:
                 con.execute(f"INSERT INTO {STAGE} ({names}) {self._select(table, source)}")
-            row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
-            staged = int(row[0]) if row else 0
-            if staged:
-                con.execute(self._merge_sql(table, names))
+            staged = self._merge(table, names)
             con.execute(f"DROP TABLE {STAGE}")
             con.execute("COMMIT")
         except BaseException:
@@ -156,6 +153,61 @@ class Warehouse:
             except duckdb.Error:
                 pass  # the failed statement may already have ended the transaction
             raise
+        return staged
+
+    def _merge(self, table: Table, names: str) -> int:
+        """The staged rows into ``table``; returns how many were staged.
+
+        Why three ways: DuckDB's upsert (``ON CONFLICT``, a probe of the primary key's
+        index per row) and keeping the last row of a key (a window over every staged row)
+        cost twice the insert itself, and most drains need neither. One aggregate tells:
+        the staged keys are all distinct (one copy of each key: nothing to choose between),
+        and the table is empty (nothing to conflict with, as on a first load) -> a plain
+        ``INSERT``; distinct keys into a table with rows -> the upsert alone; a key staged
+        twice -> the window keeps the copy that came last, then the upsert."""
+        con = self.con
+        if not table.keys:
+            row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
+            staged = int(row[0]) if row else 0
+            if staged:
+                con.execute(
+                    f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {STAGE} ORDER BY rowid"
+                )
+            return staged
+        keys = ", ".join(quote(k) for k in table.keys)
+        row = con.execute(
+            f"SELECT count(*), count(*) = count(DISTINCT ({keys})), "
+            f"NOT EXISTS (SELECT 1 FROM {table.qualified}) FROM {STAGE}"
+        ).fetchone()
+        staged, distinct, empty = (int(row[0]), bool(row[1]), bool(row[2])) if row else (0, True, True)
+        if not staged:
+            return 0
+        if distinct and empty:
+            con.execute(f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {STAGE}")
+            return staged
+        # The last row of each key, in the order the rows came (files in order, rows in
+        # file order): a window re-read later in the same run wins over the earlier copy.
+        latest = (
+            f"SELECT {names} FROM {STAGE}"
+            if distinct
+            else f"SELECT {names} FROM {STAGE} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid DESC) = 1"
+        )
+        if table.upsert:
+            others = [c for c in table.columns if c.name not in table.keys]
+            action = (
+                "DO UPDATE SET " + ", ".join(f"{c.quoted} = excluded.{c.quoted}" for c in others)
+                if others
+                else "DO NOTHING"
+            )
+            con.execute(f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}")
+            return staged
+        # A table made without a primary key (by another loader): delete, then insert.
+        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
+        con.execute(
+            f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {STAGE}) s WHERE {match}"
+        )
+        con.execute(f"INSERT INTO {table.qualified} ({names}) {latest}")
         return staged
 
     def _select(self, table: Table, source: SourceFile) -> str:
@@ -183,30 +235,4 @@ class Warehouse:
             f"SELECT {', '.join(c.quoted for c in table.columns)} FROM read_json({path}, "
             f"format = 'newline_delimited', compression = {compression}, "
             f"columns = {json_columns_argument(table.columns)})"
-        )
-
-    @staticmethod
-    def _merge_sql(table: Table, names: str) -> str:
-        if not table.keys:
-            return f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {STAGE} ORDER BY rowid"
-        keys = ", ".join(quote(k) for k in table.keys)
-        # The last row of each key, in the order the rows came (files in order, rows in
-        # file order): a window re-read later in the same run wins over the earlier copy.
-        latest = (
-            f"SELECT {names} FROM {STAGE} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid DESC) = 1"
-        )
-        if table.upsert:
-            others = [c for c in table.columns if c.name not in table.keys]
-            action = (
-                "DO UPDATE SET " + ", ".join(f"{c.quoted} = excluded.{c.quoted}" for c in others)
-                if others
-                else "DO NOTHING"
-            )
-            return f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}"
-        # A table made without a primary key (by another loader): delete, then insert.
-        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
-        return (
-            f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {STAGE}) s WHERE {match}; "
-            f"INSERT INTO {table.qualified} ({names}) {latest}"
         )

@@ -71,7 +71,8 @@ class DuckDBSink(BatchSink):
         self._table: Table | None = None
         self._stage = target.warehouse.new_stage()
         self._staged_files = 0  # files staged since the last drain
-        self._key_markers = [json.dumps(k) + ":" for k in self.key_properties]
+        self._key_markers = [json.dumps(k).encode() + b":" for k in self.key_properties]
+        self._max_size: int | None = None
 
     def setup(self) -> None:
         """Create the table, or add the columns this SCHEMA adds (before any row)."""
@@ -90,13 +91,27 @@ class DuckDBSink(BatchSink):
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self._open_buffer(wrapped=False).write(record)
 
-    def take_line(self, line: str) -> bool:
+    def take_line(self, line: bytes) -> bool:
         """Buffer a RECORD message line as it came, if it names every key property
-        (else False: the caller decodes it, and the SDK says what is missing)."""
-        if not all(marker in line for marker in self._key_markers):
-            return False
-        self._open_buffer(wrapped=True).write_line(line)
+        (else False: the caller decodes it, and the SDK says what is missing); the
+        record is counted as read (the SDK's ``tally_record_read``)."""
+        for marker in self._key_markers:
+            if marker not in line:
+                return False
+        buffer = self._buffer
+        if buffer is None or not buffer.wrapped:
+            buffer = self._open_buffer(wrapped=True)
+        buffer.write_line(line)
+        self._total_records_read += 1
+        self._batch_records_read += 1
         return True
+
+    def is_full_now(self) -> bool:
+        """:attr:`is_full`, with the size limit read once (it is a setting: it does not
+        change during a run), for the per-line path."""
+        if self._max_size is None:
+            self._max_size = self.max_size
+        return self._batch_records_read + self._staged_files >= self._max_size
 
     def _open_buffer(self, *, wrapped: bool) -> RecordBuffer:
         """The buffer for the next record; a change of kind closes the current one, so

@@ -302,6 +302,16 @@ def test_batch_files_in_jsonl_gz_and_parquet_are_read_by_duckdb_in_the_order_the
     ]
 
 
+def test_a_batch_file_duckdb_refuses_as_it_is_staged_commits_nothing_and_confirms_no_state(tmp_path, capsys):
+    # staged when announced, before the drain: the refusal still ends the run uncommitted
+    bad = gz_lines(tmp_path / "bad.jsonl.gz", [{"_account": "a", "number": "1", "items": "not a number"}])
+    good = gz_lines(tmp_path / "good.jsonl.gz", [{"_account": "a", "number": "2", "items": 2}])
+    with pytest.raises(duckdb.Error):
+        load(tmp_path, [schema(), batch([bad]), batch([good]), state(1)], capsys)
+    assert confirmed(capsys) == []
+    assert rows(tmp_path) == []
+
+
 def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_nothing(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))

@@ -1,9 +1,10 @@
 """What ``scripts/bench_loader.py`` checks and compares its pipelines with.
 
 Fingerprints of loaded tables (rows, distinct keys, a hash of every row in key order),
-and the three references a pipeline is put next to: a bare ``csv.reader`` + msgspec loop
-over the export's CSV, DuckDB's own ``read_json`` of the tap's BATCH files, and psql's
-``\\copy`` of the export's CSV into text columns.
+and the references a pipeline is put next to: a bare ``csv.reader`` + msgspec loop over
+the export's CSV, DuckDB's own bulk load of each path's input (the same files, the same
+column types), psql's ``\\copy`` of the export's CSV into text columns, and a loader
+alone on the tap's captured output (what the loader costs without the tap beside it).
 """
 
 from __future__ import annotations
@@ -87,30 +88,78 @@ def postgres_fingerprint(server: Any, schema: str, table: str, key: str) -> tupl
     return int(row[0]), int(row[1]), str(row[2])
 
 
-def duckdb_read_json_seconds(files: Sequence[Path], rows: int) -> float:
-    """DuckDB reading the tap's BATCH files into a table of a fresh database file, types
-    inferred (its own speed, with nothing of the loader around it)."""
+def duckdb_bulk_load(
+    inputs: Sequence[Path], fmt: str, schema: dict[str, Any], rows: int
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of DuckDB's own bulk load of a path's input: ``CREATE TABLE AS``
+    from ``read_parquet`` / ``read_json`` into a fresh database file, every column typed as
+    the loader types it (no primary key, no Python around it). ``fmt``: ``parquet``,
+    ``jsonl`` (the BATCH files) or ``record`` (the tap's RECORD lines in one file)."""
+    import resource
     import tempfile
 
     import duckdb
 
-    if not files:
-        raise RuntimeError("the tap wrote no BATCH file")
+    from target_duckdb_exports.columns import columns_of, json_columns_argument, literal
+
+    if not inputs:
+        raise RuntimeError(f"no {fmt} input to load")
+    columns = columns_of(schema, 9)
+    listed = "[" + ", ".join(literal(str(f)) for f in inputs) + "]"
+    if fmt == "parquet":
+        select = f"SELECT * FROM read_parquet({listed})"
+    elif fmt == "jsonl":
+        select = (
+            f"SELECT * FROM read_json({listed}, format = 'newline_delimited', "
+            f"columns = {json_columns_argument(columns)})"
+        )
+    else:
+        struct = literal("STRUCT(" + ", ".join(f"{c.quoted} {c.type}" for c in columns) + ")")
+        select = (
+            f"SELECT record.* FROM read_json({listed}, format = 'newline_delimited', "
+            f"columns = {{'type': 'VARCHAR', 'record': {struct}}}) WHERE type = 'RECORD'"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "reference.duckdb"))
         try:
-            listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            con.execute("SET TimeZone = 'UTC'")
+            before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
-            con.execute(
-                f"CREATE TABLE orders AS SELECT * FROM read_json([{listed}], format = 'newline_delimited')"
-            )
-            seconds = time.monotonic() - started
+            con.execute(f"CREATE TABLE orders AS {select}")
+            wall = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
             row = con.execute("SELECT count(*) FROM orders").fetchone()
         finally:
             con.close()
     if row is None or row[0] != rows:
-        raise RuntimeError(f"read_json loaded {row and row[0]} rows, expected {rows}")
-    return seconds
+        raise RuntimeError(f"DuckDB's bulk load of {fmt} loaded {row and row[0]} rows, expected {rows}")
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def replay_seconds(
+    command: Sequence[str], config: dict[str, Any], messages: Path | None, work: Path
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of a loader process alone, fed a captured tap output (``None``:
+    no input at all, which is its start-up and exit)."""
+    import json
+    import resource
+
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    with (
+        open(messages or "/dev/null", "rb") as stdin,
+        open(work / "out.jsonl", "wb") as out,
+        open(work / "log", "wb") as log,
+    ):
+        done = subprocess.run([*command, "--config", str(config_path)], stdin=stdin, stdout=out, stderr=log)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[-1]} alone on {messages}: exit {done.returncode} (log in {work})")
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def postgres_copy_seconds(server: Any, csv_path: Path) -> float:

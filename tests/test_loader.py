@@ -156,6 +156,55 @@ def test_the_last_row_of_a_key_wins_within_a_drain_and_across_drains(tmp_path, c
     assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 3)]
 
 
+def test_each_way_of_merging_a_drain_keeps_the_last_row_of_every_key(tmp_path, capsys):
+    # keys once into an empty table (plain insert), keys once into rows (upsert alone),
+    # a key twice into rows (the last copy, then the upsert)
+    load(
+        tmp_path,
+        [
+            schema(),
+            record("1", items=1),
+            record("2", items=2),
+            state(1),
+            record("2", items=20),
+            record("3", items=30),
+            state(2),
+            record("3", items=300),
+            record("4", items=4),
+            record("3", items=301),
+            state(3),
+        ],
+        capsys,
+    )
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20), ("3", 301), ("4", 4)]
+
+
+def test_a_table_without_a_primary_key_gets_the_last_row_of_each_key_by_delete_and_insert(tmp_path, capsys):
+    # a table another loader made, without a primary key: no ON CONFLICT is possible
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA shop")
+    con.execute(
+        "CREATE TABLE shop.orders (_account VARCHAR, number VARCHAR, total DECIMAL(38,9), "
+        "created_at TIMESTAMPTZ, items BIGINT)"
+    )
+    con.execute("INSERT INTO shop.orders VALUES ('a', '1', NULL, NULL, 1), ('a', '2', NULL, NULL, 2)")
+    con.close()
+    load(
+        tmp_path,
+        [schema(), record("2", items=20), state(1), record("1", items=10), record("1", items=11), state(2)],
+        capsys,
+    )
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 11), ("2", 20)]
+
+
+def test_a_stream_without_key_properties_appends_every_row(tmp_path, capsys):
+    load(tmp_path, [schema(keys=[]), record("1", items=1), record("1", items=2), state(1)], capsys)
+    assert [(r["number"], r["items"]) for r in rows(tmp_path, "SELECT * FROM shop.orders")] == [
+        ("1", 1),
+        ("1", 2),
+    ]
+
+
 def test_compact_record_lines_go_to_duckdb_undecoded_and_keep_their_order_with_the_others(tmp_path, capsys):
     # compact lines (the tap's) are buffered as they came; spaced ones are decoded first
     load(
@@ -251,6 +300,16 @@ def test_batch_files_in_jsonl_gz_and_parquet_are_read_by_duckdb_in_the_order_the
         ("2", 8, None),
         ("3", 3, None),
     ]
+
+
+def test_a_batch_file_duckdb_refuses_as_it_is_staged_commits_nothing_and_confirms_no_state(tmp_path, capsys):
+    # staged when announced, before the drain: the refusal still ends the run uncommitted
+    bad = gz_lines(tmp_path / "bad.jsonl.gz", [{"_account": "a", "number": "1", "items": "not a number"}])
+    good = gz_lines(tmp_path / "good.jsonl.gz", [{"_account": "a", "number": "2", "items": 2}])
+    with pytest.raises(duckdb.Error):
+        load(tmp_path, [schema(), batch([bad]), batch([good]), state(1)], capsys)
+    assert confirmed(capsys) == []
+    assert rows(tmp_path) == []
 
 
 def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_nothing(tmp_path):

@@ -44,11 +44,11 @@ class RecordBuffer:
             self._file.write(buf)
             buf.clear()
 
-    def write_line(self, line: str) -> None:
+    def write_line(self, line: bytes) -> None:
         """A RECORD message line as it came: DuckDB takes the row from its "record"."""
         buf = self._buf
-        buf += line.encode()
-        if not line.endswith("\n"):
+        buf += line
+        if not line.endswith(b"\n"):
             buf += b"\n"
         self.rows += 1
         if len(buf) >= CHUNK:

@@ -1,9 +1,9 @@
 """One stream's sink: what arrived since the last drain, loaded in one transaction.
 
-Between two drains a sink holds an ordered list of *segments*: BATCH files as announced,
-and RECORD buffer files for the records that came between them. The order is the order
-of arrival, so that when one key appears twice in a drain, the row that came last wins,
-whichever way each copy arrived.
+Between two drains a sink stages *segments* in the order they arrive: BATCH files as
+announced (each read by DuckDB at once, while the tap writes the next), and RECORD buffer
+files for the records that came between them. When one key appears twice in a drain,
+the row that came last wins, whichever way each copy arrived.
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ class DuckDBSink(BatchSink):
     ) -> None:
         super().__init__(target=target, stream_name=stream_name, schema=schema, key_properties=key_properties)
         self._loader = target
-        self._segments: list[SourceFile] = []
         self._buffer: RecordBuffer | None = None
         self._table: Table | None = None
-        self._owned: set[Path] = set()  # buffer files: this sink removes them, never a BATCH file
-        self._key_markers = [json.dumps(k) + ":" for k in self.key_properties]
+        self._stage = target.warehouse.new_stage()
+        self._staged_files = 0  # files staged since the last drain
+        self._key_markers = [json.dumps(k).encode() + b":" for k in self.key_properties]
+        self._max_size: int | None = None
 
     def setup(self) -> None:
         """Create the table, or add the columns this SCHEMA adds (before any row)."""
@@ -84,19 +85,33 @@ class DuckDBSink(BatchSink):
 
     @property
     def current_size(self) -> int:
-        """Records buffered plus BATCH files waiting: a sink with either is drained."""
-        return self._batch_records_read + len(self._segments)
+        """Records buffered plus files staged: a sink with either is drained."""
+        return self._batch_records_read + self._staged_files
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self._open_buffer(wrapped=False).write(record)
 
-    def take_line(self, line: str) -> bool:
+    def take_line(self, line: bytes) -> bool:
         """Buffer a RECORD message line as it came, if it names every key property
-        (else False: the caller decodes it, and the SDK says what is missing)."""
-        if not all(marker in line for marker in self._key_markers):
-            return False
-        self._open_buffer(wrapped=True).write_line(line)
+        (else False: the caller decodes it, and the SDK says what is missing); the
+        record is counted as read (the SDK's ``tally_record_read``)."""
+        for marker in self._key_markers:
+            if marker not in line:
+                return False
+        buffer = self._buffer
+        if buffer is None or not buffer.wrapped:
+            buffer = self._open_buffer(wrapped=True)
+        buffer.write_line(line)
+        self._total_records_read += 1
+        self._batch_records_read += 1
         return True
+
+    def is_full_now(self) -> bool:
+        """:attr:`is_full`, with the size limit read once (it is a setting: it does not
+        change during a run), for the per-line path."""
+        if self._max_size is None:
+            self._max_size = self.max_size
+        return self._batch_records_read + self._staged_files >= self._max_size
 
     def _open_buffer(self, *, wrapped: bool) -> RecordBuffer:
         """The buffer for the next record; a change of kind closes the current one, so
@@ -108,7 +123,7 @@ class DuckDBSink(BatchSink):
         return self._buffer
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Queue the announced files; DuckDB reads them at the next drain."""
+        """Stage the announced files now (the next drain loads them)."""
         if encoding.format not in FORMATS:
             raise LoaderError(
                 f"stream {self.stream_name!r}: BATCH format {encoding.format!r} is not supported "
@@ -118,47 +133,45 @@ class DuckDBSink(BatchSink):
         compression = str(encoding.compression or "none")
         for url in files:
             path = local_path(url, self.stream_name)
-            self._segments.append(SourceFile(path, str(encoding.format), compression))
+            self._stage_file(SourceFile(path, str(encoding.format), compression))
+
+    def _stage_file(self, source: SourceFile) -> None:
+        assert self._table is not None, "setup() runs before any message with rows"
+        self._loader.warehouse.stage(self._table, self._stage, source)
+        self._staged_files += 1
 
     def _close_buffer(self) -> None:
+        """Stage the records buffered so far; the buffer file goes once DuckDB read it."""
         if self._buffer is not None:
-            segment = self._buffer.close()
-            self._owned.add(segment.path)
-            self._segments.append(segment)
-            self._buffer = None
+            buffer, self._buffer = self._buffer, None
+            try:
+                self._stage_file(buffer.close())
+            finally:
+                buffer.remove()
 
     def process_batch(self, context: dict[str, Any]) -> None:
-        """Load every segment in one transaction; buffer files are removed after it."""
+        """Load everything staged since the last drain, in one transaction."""
         self._close_buffer()
-        segments, self._segments = self._segments, []
-        if not segments:
+        files, self._staged_files = self._staged_files, 0
+        if not files:
             return
         assert self._table is not None, "setup() runs before any drain"
-        self.logger.info(
-            "loading %d file(s) of stream %r in one transaction", len(segments), self.stream_name
-        )
-        try:
-            staged = self._loader.warehouse.load(self._table, segments)
-        finally:
-            self._remove_owned(segments)
+        self.logger.info("loading %d file(s) of stream %r in one transaction", files, self.stream_name)
+        staged = self._loader.warehouse.load(self._table, self._stage)
         self.logger.info(
             "loaded %d row(s) of stream %r into %s from %d file(s)",
             staged,
             self.stream_name,
             self._table.qualified,
-            len(segments),
+            files,
         )
 
     def clean_up(self) -> None:
-        """Remove buffer files of records that were never drained (a failed run)."""
+        """Remove the buffer file and the stage of records never loaded (a failed run)."""
         if self._buffer is not None:
             self._buffer.remove()
             self._buffer = None
-        self._remove_owned(self._segments)
+        if self._staged_files:
+            self._loader.warehouse.drop_stage(self._stage)
+            self._staged_files = 0
         super().clean_up()
-
-    def _remove_owned(self, segments: Sequence[SourceFile]) -> None:
-        for segment in segments:
-            if segment.path in self._owned:
-                segment.path.unlink(missing_ok=True)
-                self._owned.discard(segment.path)

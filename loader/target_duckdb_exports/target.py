@@ -71,7 +71,7 @@ SETTINGS: dict[str, t.Any] = th.PropertiesList(
 
 
 #: How a compact RECORD line starts (the tap's, and any writer's that puts "type" first).
-RECORD_PREFIX = '{"type":"RECORD","stream":"'
+RECORD_PREFIX = b'{"type":"RECORD","stream":"'
 
 
 class MsgspecReader(SimpleSingerReader):
@@ -79,10 +79,11 @@ class MsgspecReader(SimpleSingerReader):
 
     The SDK's reader uses the standard library's ``json`` with the same ``Decimal`` rule:
     same values, several times the CPU per line. ``take_record_line``, when the target
-    sets it, is offered each compact RECORD line first, undecoded: DuckDB decodes it."""
+    sets it, is offered each compact RECORD line first, as the bytes that came (read from
+    the input's binary buffer: never decoded to text and encoded back): DuckDB decodes it."""
 
     _decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
-    take_record_line: t.Callable[[str], bool] | None = None
+    take_record_line: t.Callable[[bytes], bool] | None = None
 
     def process_lines(
         self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict[str, t.Any]], None]]
@@ -93,10 +94,17 @@ class MsgspecReader(SimpleSingerReader):
         stats: t.Counter[str] = Counter()
         raw = 0
         decode = self.deserialize_json
-        for line in file_input or self.default_input:
-            if line.startswith(RECORD_PREFIX) and take(line):
+        source = file_input or self.default_input
+        binary = getattr(source, "buffer", None)
+        lines: t.Iterable[bytes] = binary if binary is not None else (text.encode() for text in source)
+        for data in lines:
+            if data.startswith(RECORD_PREFIX) and take(data):
                 raw += 1
                 continue
+            try:
+                line = data.decode()
+            except UnicodeDecodeError as exc:
+                raise InvalidInputLine(f"a line of input is not UTF-8 ({exc}): {data[:200]!r}") from None
             self._current_message = line
             message = decode(line)
             self.assert_line_requires(message, requires={"type"})
@@ -174,19 +182,28 @@ class TargetDuckDBExports(Target):
             )
         return self._direct_records
 
-    def _take_record_line(self, line: str) -> bool:
+    def _take_record_line(self, line: bytes) -> bool:
         """A RECORD line straight into its sink's buffer, not decoded here (DuckDB reads
         the row from the line's "record"); False sends it the ordinary way: a setting
         that needs each record, a stream without a sink yet, a key property missing."""
         if not self._direct:
             return False
         start = len(RECORD_PREFIX)
-        end = line.find('"', start)
+        end = line.find(b'"', start)
         stream = line[start:end]
-        sink = self._sinks_active.get(stream) if end > 0 and "\\" not in stream else None
+        sink = (
+            self._sinks_active.get(stream.decode(errors="replace"))
+            if end > 0 and b"\\" not in stream
+            else None
+        )
         if not isinstance(sink, DuckDBSink) or not sink.take_line(line):
             return False
-        self._after_record(sink)
+        if sink.is_full_now():
+            self.drain_one(sink)
+        self._records_since_check += 1
+        if self._records_since_check >= 10_000:
+            self._records_since_check = 0
+            self._handle_max_record_age()
         return True
 
     def _after_record(self, sink: DuckDBSink) -> None:

@@ -1,11 +1,11 @@
 """The DuckDB file: tables that follow the streams' schemas, and one transaction per load.
 
-A load stages every file of a drain (BATCH files as the tap wrote them, the RECORD
-buffer) with DuckDB's own readers into a temporary table, keeps the last row of each key,
-and upserts it into the stream's table -- all in one transaction. The caller confirms a
-STATE only after :meth:`Warehouse.load` returned, so a kill at any point leaves either
-the whole drain committed or none of it, and the STATE the pipeline keeps never covers
-rows that are not in the table.
+Every file of a drain (BATCH files as the tap wrote them, the RECORD buffer) is staged
+with DuckDB's own readers into a temporary table as it arrives; the load then keeps the
+last row of each key and upserts it into the stream's table, in one transaction. The
+caller confirms a STATE only after :meth:`Warehouse.load` returned, so a kill at any point
+leaves either the whole drain committed or none of it, and the STATE the pipeline keeps
+never covers rows that are not in the table.
 """
 
 from __future__ import annotations
@@ -61,9 +61,11 @@ class Warehouse:
         # Instants in and out in UTC, whatever the machine's zone: TIMESTAMPTZ values
         # are instants, and a value without an offset is read as UTC.
         self.con.execute("SET TimeZone = 'UTC'")
+        self._stages = 0
+        self._in_transaction = False
 
     def close(self) -> None:
-        self.con.close()
+        self.con.close()  # an open transaction (stages never loaded) is rolled back
 
     # ------------------------------------------------------------------ tables
 
@@ -132,30 +134,124 @@ class Warehouse:
 
     # ------------------------------------------------------------------ loading
 
-    def load(self, table: Table, files: Sequence[SourceFile]) -> int:
-        """Every row of ``files`` into ``table`` (last row of a key wins), in one
-        transaction; returns the rows staged (before keeping one per key)."""
+    def new_stage(self) -> str:
+        """A name for one sink's stage: a temporary table, so a kill leaves nothing of it."""
+        self._stages += 1
+        return f"{STAGE}_{self._stages}"
+
+    def stage(self, table: Table, stage: str, source: SourceFile) -> None:
+        """The rows of ``source`` appended to ``stage``, typed as ``table``'s columns.
+
+        Why at once, as a file is announced, and not at the drain: the tap is still
+        writing its next file, so DuckDB reads this one meanwhile, and the drain that
+        follows the tap's last STATE has only the merge left to do. Nothing of ``table``
+        changes here: the stage is this connection's temporary table, which a kill takes
+        with it; :meth:`load` moves it into ``table`` in one transaction.
+
+        Staging runs inside the transaction the next load commits: DuckDB appends to a
+        temporary table inside a transaction for half the CPU of one append per
+        autocommit. That transaction touches no table but stages until the load, and a
+        stage that fails rolls it back (the run then ends: nothing was committed)."""
+        names = ", ".join(c.quoted for c in table.columns)
+        self._begin()
+        try:
+            self.con.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM {table.qualified} LIMIT 0"
+            )
+            self.con.execute(f"INSERT INTO {stage} ({names}) {self._select(table, source)}")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self.con.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+
+    def _rollback(self) -> None:
+        self._in_transaction = False
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the failed statement may already have ended the transaction
+
+    def load(self, table: Table, stage: str) -> int:
+        """Every row staged in ``stage`` into ``table`` (last row of a key wins), in one
+        transaction that also drops the stage; returns the rows staged (before keeping
+        one per key)."""
         names = ", ".join(c.quoted for c in table.columns)
         con = self.con
-        con.execute("BEGIN TRANSACTION")
+        self._begin()
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT {names} FROM {table.qualified} LIMIT 0"
-            )
-            for source in files:
-                con.execute(f"INSERT INTO {STAGE} ({names}) {self._select(table, source)}")
-            row = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
+            staged = self._merge(table, names, stage)
+            con.execute(f"DROP TABLE {stage}")
+            con.execute("COMMIT")
+            self._in_transaction = False
+        except BaseException:
+            self._rollback()
+            raise
+        return staged
+
+    def drop_stage(self, stage: str) -> None:
+        """A stage that will not be loaded (a failed run)."""
+        try:
+            self.con.execute(f"DROP TABLE IF EXISTS {stage}")
+        except duckdb.Error:
+            pass  # the connection is going away anyway
+
+    def _merge(self, table: Table, names: str, stage: str) -> int:
+        """The staged rows into ``table``; returns how many were staged.
+
+        Why three ways: DuckDB's upsert (``ON CONFLICT``, a probe of the primary key's
+        index per row) and keeping the last row of a key (a window over every staged row)
+        cost twice the insert itself, and most drains need neither. One aggregate tells:
+        the staged keys are all distinct (one copy of each key: nothing to choose between),
+        and the table is empty (nothing to conflict with, as on a first load) -> a plain
+        ``INSERT``; distinct keys into a table with rows -> the upsert alone; a key staged
+        twice -> the window keeps the copy that came last, then the upsert."""
+        con = self.con
+        if not table.keys:
+            row = con.execute(f"SELECT count(*) FROM {stage}").fetchone()
             staged = int(row[0]) if row else 0
             if staged:
-                con.execute(self._merge_sql(table, names))
-            con.execute(f"DROP TABLE {STAGE}")
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # the failed statement may already have ended the transaction
-            raise
+                con.execute(
+                    f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {stage} ORDER BY rowid"
+                )
+            return staged
+        keys = ", ".join(quote(k) for k in table.keys)
+        row = con.execute(
+            f"SELECT count(*), count(*) = count(DISTINCT ({keys})), "
+            f"NOT EXISTS (SELECT 1 FROM {table.qualified}) FROM {stage}"
+        ).fetchone()
+        staged, distinct, empty = (int(row[0]), bool(row[1]), bool(row[2])) if row else (0, True, True)
+        if not staged:
+            return 0
+        if distinct and empty:
+            con.execute(f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {stage}")
+            return staged
+        # The last row of each key, in the order the rows came (files in order, rows in
+        # file order): a window re-read later in the same run wins over the earlier copy.
+        latest = (
+            f"SELECT {names} FROM {stage}"
+            if distinct
+            else f"SELECT {names} FROM {stage} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid DESC) = 1"
+        )
+        if table.upsert:
+            others = [c for c in table.columns if c.name not in table.keys]
+            action = (
+                "DO UPDATE SET " + ", ".join(f"{c.quoted} = excluded.{c.quoted}" for c in others)
+                if others
+                else "DO NOTHING"
+            )
+            con.execute(f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}")
+            return staged
+        # A table made without a primary key (by another loader): delete, then insert.
+        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
+        con.execute(
+            f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {stage}) s WHERE {match}"
+        )
+        con.execute(f"INSERT INTO {table.qualified} ({names}) {latest}")
         return staged
 
     def _select(self, table: Table, source: SourceFile) -> str:
@@ -183,30 +279,4 @@ class Warehouse:
             f"SELECT {', '.join(c.quoted for c in table.columns)} FROM read_json({path}, "
             f"format = 'newline_delimited', compression = {compression}, "
             f"columns = {json_columns_argument(table.columns)})"
-        )
-
-    @staticmethod
-    def _merge_sql(table: Table, names: str) -> str:
-        if not table.keys:
-            return f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {STAGE} ORDER BY rowid"
-        keys = ", ".join(quote(k) for k in table.keys)
-        # The last row of each key, in the order the rows came (files in order, rows in
-        # file order): a window re-read later in the same run wins over the earlier copy.
-        latest = (
-            f"SELECT {names} FROM {STAGE} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY rowid DESC) = 1"
-        )
-        if table.upsert:
-            others = [c for c in table.columns if c.name not in table.keys]
-            action = (
-                "DO UPDATE SET " + ", ".join(f"{c.quoted} = excluded.{c.quoted}" for c in others)
-                if others
-                else "DO NOTHING"
-            )
-            return f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}"
-        # A table made without a primary key (by another loader): delete, then insert.
-        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
-        return (
-            f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {STAGE}) s WHERE {match}; "
-            f"INSERT INTO {table.qualified} ({names}) {latest}"
         )

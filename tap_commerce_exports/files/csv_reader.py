@@ -16,7 +16,15 @@ from typing import Any, TextIO
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingKeyColumn
 from tap_commerce_exports.files.bytes_check import check_utf8_text
-from tap_commerce_exports.files.converters import UTC, Converter, csv_converter, is_date_time
+from tap_commerce_exports.files.converters import (
+    UTC,
+    ColumnKind,
+    Converter,
+    column_kind,
+    csv_converter,
+    is_date_time,
+)
+from tap_commerce_exports.files.csv_columns import read_columns
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
@@ -91,6 +99,10 @@ class CsvFileReader(ExportFileReader):
         self._converters: list[Converter | None] = [
             self._convert(properties[c]) if c in properties else None for c in self.columns
         ]
+        #: Each column's converter kind, for the columnar path (``csv_columns.py``).
+        self.kinds: list[ColumnKind] = [
+            column_kind(properties[c]) if c in properties else None for c in self.columns
+        ]
         if self.window is not None:
             self._type_window_column(self.window, properties)
         self._build = compile_row_builder(self.columns, self._converters, self.primary_keys)
@@ -114,6 +126,7 @@ class CsvFileReader(ExportFileReader):
                 f"(stream '{self.stream}'): its schema type is not a date-time"
             )
         self._converters[self.columns.index(column)] = converter
+        self.kinds[self.columns.index(column)] = "date-time"
         self.window_column = column
 
     def _take_key_columns(self) -> None:
@@ -156,6 +169,12 @@ class CsvFileReader(ExportFileReader):
         except csv.Error as exc:
             raise InvalidFile(f"{self.file_label}: unreadable CSV header: {_csv_problem(exc)}") from None
         raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
+
+    def typed_columns(self, types: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The file as typed Arrow columns (``csv_columns.py``), or None: iterate."""
+        if self._started:
+            return None
+        return read_columns(self, types)
 
     # -- iteration -----------------------------------------------------------------
 

@@ -95,6 +95,19 @@ class ExportFileReader(abc.ABC):
         self._started = True
         return self._records()
 
+    def typed_columns(self, types: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The whole file as typed, window-filtered Arrow columns (column -> the Arrow
+        type wanted in ``types``), counters set, the reader spent; or None (the default:
+        nothing was read, iterate the records). A format that can read its files
+        vectorized (CSV: ``csv_columns.py``) overrides this; it must give exactly the
+        values its records would carry."""
+        return None
+
+    def spend(self) -> None:
+        """The file was read otherwise (``typed_columns``): close it, never iterate it."""
+        self._started = True
+        self.close()
+
     @abc.abstractmethod
     def _records(self) -> Iterator[dict[str, Any]]:
         """Yield the file's records, counting as it goes."""

@@ -1,0 +1,243 @@
+"""One CSV export file as typed Arrow columns, converted in C++ (pyarrow), or None.
+
+Why: the row path (``csv_reader.py``) spends ~25 us of Python per row making a dict of
+typed values, which Parquet output then takes apart again. A file bound for Parquet
+needs no Python object per cell: here ``pyarrow.csv`` reads every column as text and
+each column is converted vectorized to the SAME values the row path's converters give
+(``converters.py``), then the window filter and the counters are applied to columns.
+Anything per file or per column, nothing per record.
+
+Why None so readily: the row path owns the exact error and reject semantics (an
+:class:`~tap_commerce_exports.errors.InvalidRecord` with its line, column and reason; a
+file-level ``InvalidFile``). Whenever a file is not the plain case -- a BOM, a quote or
+odd line break in the header, a ragged row, a cell a converter would refuse or that this
+module does not know to convert exactly (``+5``, ``1e-400``, a naive time in a DST gap,
+years 0000/0001/9999), an empty primary key, a JSON column, a very large file -- this
+returns None before anything was emitted, and the caller reads the file row by row,
+which then decides (and says) exactly what the row path always did. So this path never
+decides anything differently from the row path: it gives the row path's values or gives
+up. ``tests/test_csv_columns.py`` runs both over the same files.
+
+pyarrow is the optional ``parquet`` extra: it is imported only when a file is read here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Mapping
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from tap_commerce_exports.files.converters import ColumnKind
+from tap_commerce_exports.files.window import WindowFilter
+
+
+class CsvFile(Protocol):
+    """What this module reads of an opened, not yet iterated ``CsvFileReader``: its
+    header's decisions (taken once, by the row path's own code) and its counters."""
+
+    path: Path
+    columns: list[str]
+    kinds: list[ColumnKind]
+    primary_keys: tuple[str, ...]
+    window: WindowFilter | None
+    window_column: str | None
+    naive_timezone: tzinfo | None
+    naive_timestamps: bool
+    rows_read: int
+    records_out_of_window: int
+    records_without_window_value: int
+
+    def spend(self) -> None: ...
+
+
+#: Files up to this size are read whole (their typed columns stay in memory until
+#: written); larger ones take the row path, whose memory stays flat at any size.
+MAX_COLUMNAR_BYTES = 256 << 20
+
+# What each kind accepts here: a subset of what its converter accepts, chosen so that
+# Arrow's cast gives exactly the converter's value (anything else: the row path).
+_INTEGER = r"^[+-]?[0-9]{1,18}$"
+_DECIMAL = r"^[+-]?(?:[0-9]{1,28}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(?:[eE][+-]?[0-9]{1,2})?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATE_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(?::[0-5][0-9](?:\.[0-9]{1,6})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+_OFFSET = r"(?:Z|[+-][0-9]{2}:[0-9]{2})$"
+#: Years whose instants may not exist once converted to UTC (the converter checks them).
+_EDGE_YEARS = r"^(?:0000|0001|9999)"
+_TRUE = ("true", "t", "yes", "1")
+_FALSE = ("false", "f", "no", "0")
+
+
+class _GiveUp(Exception):
+    """The file is not the plain case: the caller reads it row by row."""
+
+
+def read_columns(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The file's columns named in ``types`` (column -> Arrow type wanted), typed and
+    window-filtered, or None (nothing was read; iterate ``reader`` instead).
+
+    On success the reader's counters are set as iterating it would have set them, and
+    it is spent (closed, not iterable). Columns the file lacks are left out.
+    """
+    try:
+        import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:  # pragma: no cover - the parquet extra brings it
+        return None
+    if reader.path.stat().st_size > MAX_COLUMNAR_BYTES or not _plain_header(reader):
+        return None
+    try:
+        return _read(reader, types)
+    except (_GiveUp, pa.ArrowException, ValueError, TypeError, ArithmeticError):
+        # ArrowInvalid & co.: a cell or a row Arrow would not convert (nothing was
+        # emitted, no counter moved: the row path reads the file from its start)
+        return None
+
+
+def _plain_header(reader: CsvFile) -> bool:
+    """A first line Arrow and ``csv.reader`` split alike: no BOM, quote or stray ``\\r``,
+    as many cells as the reader's header (so Arrow's first row IS that header)."""
+    with open(reader.path, "rb") as raw:
+        first = raw.readline(1 << 20)
+    if first.startswith(codecs.BOM_UTF8) or not first.endswith(b"\n"):
+        return False
+    head = first[:-2] if first.endswith(b"\r\n") else first[:-1]
+    if not head or b'"' in head or b"\r" in head:
+        return False
+    return head.count(b",") + 1 == len(reader.columns)
+
+
+def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
+    import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import pyarrow.csv as pacsv  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    names = [f"c{i}" for i in range(len(reader.columns))]
+    table = pacsv.read_csv(
+        reader.path,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    limit = csv.field_size_limit()
+    zone = reader.naive_timezone
+    typed: dict[str, Any] = {}
+    naive = False
+    for index, column in enumerate(reader.columns):
+        cells = table.column(index)
+        if (pc.max(pc.binary_length(cells)).as_py() or 0) > limit:
+            raise _GiveUp  # csv.reader refuses the file: let it say so
+        if column in reader.primary_keys and cells.null_count:
+            raise _GiveUp  # a row without its key is rejected, row by row
+        kind = reader.kinds[index]
+        wanted = types.get(column)
+        if kind == "date-time":
+            value, saw_naive = _instants(pa, pc, cells, zone)
+            naive = naive or saw_naive
+        else:
+            value = _convert(pa, pc, cells, kind, wanted)
+        if column in types or column == reader.window_column:
+            if wanted is not None and value.type != wanted:
+                raise _GiveUp  # the row path's dicts would not fit this column either
+            typed[column] = value
+    keep, out_of_window, undated = _window_keep(pa, pc, reader, typed, table.num_rows)
+    if keep is not None:
+        typed = {c: v.filter(keep) for c, v in typed.items()}
+    # Only now, all converted: the counters, as iterating the reader would have set them.
+    reader.rows_read += table.num_rows
+    reader.records_out_of_window += out_of_window
+    reader.records_without_window_value += undated
+    if naive and zone is None:
+        reader.naive_timestamps = True
+    reader.spend()
+    return {c: v for c, v in typed.items() if c in types}
+
+
+def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any:
+    """One column of text cells as its converter's values (date-times: ``_instants``)."""
+    if kind is None:
+        return cells
+    if kind == "date":
+        _all_match(pc, cells, _DATE)
+        if pc.any(pc.match_substring_regex(cells, "^0000")).as_py():
+            raise _GiveUp
+        pc.cast(cells, pa.date32())  # validates the calendar date; the text is the value
+        return cells
+    if kind == "integer":
+        _all_match(pc, cells, _INTEGER)
+        return pc.cast(cells, pa.int64())
+    if kind == "decimal":
+        if wanted is None or not pa.types.is_decimal(wanted):
+            raise _GiveUp
+        _all_match(pc, cells, _DECIMAL)
+        return pc.cast(cells, wanted)
+    if kind == "boolean":
+        lower = pc.ascii_lower(cells)
+        true = pc.is_in(lower, value_set=pa.array(_TRUE))
+        false = pc.is_in(lower, value_set=pa.array(_FALSE))
+        if pc.any(pc.and_(pc.is_valid(cells), pc.invert(pc.or_(true, false)))).as_py():
+            raise _GiveUp
+        return pc.if_else(pc.is_valid(cells), true, pa.scalar(None, pa.bool_()))
+    raise _GiveUp  # JSON cells (and any kind not known here): the row path
+
+
+def _all_match(pc: Any, cells: Any, pattern: str) -> None:
+    if pc.all(pc.match_substring_regex(cells, pattern)).as_py() is False:
+        raise _GiveUp
+
+
+def _instants(pa: Any, pc: Any, cells: Any, zone: Any) -> tuple[Any, bool]:
+    """Date-time texts as UTC timestamps (what the Parquet encoder writes), whether any
+    was naive. Naive texts are in ``zone`` (None: UTC), read as ``datetime.replace``
+    reads them: an ambiguous time is its first occurrence (fold 0); a time in a DST gap
+    gives up (Python and Arrow disagree there)."""
+    utc = pa.timestamp("us", tz="UTC")
+    _all_match(pc, cells, _DATE_TIME)
+    if pc.any(pc.match_substring_regex(cells, _EDGE_YEARS)).as_py():
+        raise _GiveUp
+    aware = pc.match_substring_regex(cells, _OFFSET)
+    naive_count = len(cells) - cells.null_count - (pc.sum(aware).as_py() or 0)
+    if not naive_count:
+        return pc.cast(cells, utc), False
+    if zone is None or zone is timezone.utc:
+        key = "UTC"
+    elif isinstance(zone, ZoneInfo):
+        key = zone.key
+    else:
+        raise _GiveUp
+    null_text = pa.scalar(None, pa.string())
+    local = pc.cast(pc.if_else(aware, null_text, cells), pa.timestamp("us"))
+    placed = pc.assume_timezone(local, timezone=key, ambiguous="earliest", nonexistent="raise")
+    if not naive_count == len(cells) - cells.null_count:
+        placed = pc.if_else(aware, pc.cast(pc.if_else(aware, cells, null_text), utc), placed.cast(utc))
+    return placed.cast(utc), True
+
+
+def _window_keep(pa: Any, pc: Any, reader: CsvFile, typed: dict[str, Any], rows: int) -> tuple[Any, int, int]:
+    """The rows inside ``[start, end)`` (a row without a window value is kept; None:
+    every row), the rows outside, the rows without a window value."""
+    window, column = reader.window, reader.window_column
+    if window is None or column is None:
+        return None, 0, 0
+    start, end = window.start, window.end
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise _GiveUp
+    instants = typed[column]
+    utc = pa.timestamp("us", tz="UTC")
+    inside = pc.and_(
+        pc.greater_equal(instants, pa.scalar(start.astimezone(timezone.utc), utc)),
+        pc.less(instants, pa.scalar(end.astimezone(timezone.utc), utc)),
+    )
+    keep = pc.fill_null(inside, True)
+    kept = pc.sum(keep).as_py() or 0
+    return (None if kept == rows else keep), rows - kept, instants.null_count

@@ -60,7 +60,7 @@ MAX_COLUMNAR_BYTES = 256 << 20
 
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
-_INTEGER = r"^[+-]?[0-9]{1,18}$"
+_INTEGER = r"^[+-]?[0-9]{1,19}$"
 _DECIMAL = r"^[+-]?(?:[0-9]{1,28}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(?:[eE][+-]?[0-9]{1,2})?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATE_TIME = (

@@ -28,7 +28,7 @@ from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window_reader import WindowFiles, WindowReader
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_account
 from tap_commerce_exports.singer.batch.cleanup import remove_loaded
-from tap_commerce_exports.singer.batch.columnar import batch_table
+from tap_commerce_exports.singer.batch.columnar import write_file_columns
 from tap_commerce_exports.singer.batch.encoders import parquet_refusal
 from tap_commerce_exports.singer.batch.file_set import BatchFileSet
 from tap_commerce_exports.singer.batch.naming import RUN_ID, check_distinct, new_run_id
@@ -274,15 +274,8 @@ class BatchEmitter(Emitter):
             # The columnar path: a whole file as typed columns into the one file set,
             # when Parquet files take the records unchanged (one plain output stream:
             # no stream map, no flattening; a deselected property is simply not a
-            # column). None from the reader: it is read record by record instead.
-            file_set = sets[0]
-            schema = file_set.arrow_schema
-            columns = reader.typed_columns({f.name: f.type for f in schema if f.name != ACCOUNT_PROPERTY})
-            if columns is None:
-                return False
-            rows = reader.rows_read - reader.records_out_of_window - reader.records_rejected
-            file_set.write_table(batch_table(schema, columns, rows, (ACCOUNT_PROPERTY, account)))
-            return True
+            # column). False: the reader gave none, its records follow.
+            return write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
 
         maps = output_maps(self.mapper, p.stream.name)
         columnar = batch.format == "parquet" and len(maps) == 1 and is_plain(maps[0])

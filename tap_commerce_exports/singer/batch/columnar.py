@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tap_commerce_exports.files.reader_base import ExportFileReader
+from tap_commerce_exports.singer.batch.file_set import BatchFileSet
+
 
 def batch_table(schema: Any, columns: Mapping[str, Any], rows: int, stamp: tuple[str, Any]) -> Any:
     """``columns`` (name -> typed Arrow column of ``rows`` rows) to ``schema`` (the
@@ -28,3 +31,16 @@ def batch_table(schema: Any, columns: Mapping[str, Any], rows: int, stamp: tuple
         else:
             arrays.append(pa.nulls(rows, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_file_columns(reader: ExportFileReader, file_set: BatchFileSet, stamp: tuple[str, Any]) -> bool:
+    """Write the reader's whole file into ``file_set`` as typed columns and say True; or
+    say False (the reader gave none: iterate its records, nothing was written)."""
+    schema = file_set.arrow_schema
+    key = stamp[0]
+    columns = reader.typed_columns({f.name: f.type for f in schema if f.name != key})
+    if columns is None:
+        return False
+    rows = reader.rows_read - reader.records_out_of_window - reader.records_rejected
+    file_set.write_table(batch_table(schema, columns, rows, stamp))
+    return True

@@ -275,7 +275,14 @@ class BatchEmitter(Emitter):
             # when Parquet files take the records unchanged (one plain output stream:
             # no stream map, no flattening; a deselected property is simply not a
             # column). False: the reader gave none, its records follow.
-            return write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
+            taken = write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
+            LOGGER.debug(
+                "%s: %s %s",
+                job.label,
+                reader.file_label,
+                "read as typed columns" if taken else "read row by row",
+            )
+            return taken
 
         maps = output_maps(self.mapper, p.stream.name)
         columnar = batch.format == "parquet" and len(maps) == 1 and is_plain(maps[0])

@@ -403,3 +403,16 @@ def test_any_money_text_writes_the_same_parquet_on_both_paths(
         [str(i), "2025-01-02T00:00:00Z", total, "1", "true", "", "", ""] for i, total in enumerate(totals, 1)
     ]
     both(tmp_path_factory.mktemp("money"), [csv_bytes(rows)])
+
+
+def test_a_file_read_in_many_blocks_is_the_same(tmp_path: Path, monkeypatch: Any) -> None:
+    from tap_commerce_exports.files import csv_columns
+
+    monkeypatch.setattr(csv_columns, "BLOCK", 4096)
+    rows = [
+        [str(i), (START + timedelta(hours=i)).isoformat(), f"{i}.25", str(i), "t", "", f"n{i},\n", ""]
+        for i in range(-20, 1500)
+    ]
+    row, fast = both(tmp_path, [csv_bytes(rows)], batch_size=400)
+    assert fast.columnar
+    assert row.records == 1416 and row.files == 4  # 20 before the start, 84 from the end on

@@ -57,6 +57,8 @@ class CsvFile(Protocol):
 #: Files up to this size are read whole (their typed columns stay in memory until
 #: written); larger ones take the row path, whose memory stays flat at any size.
 MAX_COLUMNAR_BYTES = 256 << 20
+#: Bytes of CSV text converted at a time.
+BLOCK = 8 << 20
 
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
@@ -126,11 +128,13 @@ def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
     import pyarrow.csv as pacsv  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     names = [f"c{i}" for i in range(len(reader.columns))]
-    table = pacsv.read_csv(
+    # Block by block: only the typed columns stay, never the whole file's texts (peak
+    # memory measured 226 MB whole vs ~1.5x the file's size this way on 68 MB of orders).
+    blocks = pacsv.open_csv(
         reader.path,
         # One thread: the tap shares the machine with its loader, and Arrow's threaded
         # reader cost twice the CPU here (measured: 0.46 s vs 0.24 s on 68 MB of orders).
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
@@ -139,12 +143,39 @@ def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
             quoted_strings_can_be_null=True,
         ),
     )
+    parts: dict[str, list[Any]] = {}
+    rows = out_of_window = undated = 0
+    naive = False
+    for block in blocks:
+        typed, saw_naive = _typed_block(pa, pc, reader, types, block)
+        naive = naive or saw_naive
+        keep, outside, without = _window_keep(pa, pc, reader, typed, block.num_rows)
+        rows += block.num_rows
+        out_of_window += outside
+        undated += without
+        for column, value in typed.items():
+            if column in types:
+                parts.setdefault(column, []).append(value if keep is None else value.filter(keep))
+    # Only now, all converted: the counters, as iterating the reader would have set them.
+    reader.rows_read += rows
+    reader.records_out_of_window += out_of_window
+    reader.records_without_window_value += undated
+    if naive and reader.naive_timezone is None:
+        reader.naive_timestamps = True
+    reader.spend()
+    return {c: pa.chunked_array(chunks) for c, chunks in parts.items()}
+
+
+def _typed_block(
+    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], block: Any
+) -> tuple[dict[str, Any], bool]:
+    """One block's columns converted (those in ``types`` and the window column), and
+    whether a date-time was naive."""
     limit = csv.field_size_limit()
-    zone = reader.naive_timezone
     typed: dict[str, Any] = {}
     naive = False
     for index, column in enumerate(reader.columns):
-        cells = table.column(index)
+        cells = block.column(index)
         if (pc.max(pc.binary_length(cells)).as_py() or 0) > limit:
             raise _GiveUp  # csv.reader refuses the file: let it say so
         if column in reader.primary_keys and cells.null_count:
@@ -152,7 +183,7 @@ def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
         kind = reader.kinds[index]
         wanted = types.get(column)
         if kind == "date-time":
-            value, saw_naive = _instants(pa, pc, cells, zone)
+            value, saw_naive = _instants(pa, pc, cells, reader.naive_timezone)
             naive = naive or saw_naive
         else:
             value = _convert(pa, pc, cells, kind, wanted)
@@ -160,17 +191,7 @@ def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
             if wanted is not None and value.type != wanted:
                 raise _GiveUp  # the row path's dicts would not fit this column either
             typed[column] = value
-    keep, out_of_window, undated = _window_keep(pa, pc, reader, typed, table.num_rows)
-    if keep is not None:
-        typed = {c: v.filter(keep) for c, v in typed.items()}
-    # Only now, all converted: the counters, as iterating the reader would have set them.
-    reader.rows_read += table.num_rows
-    reader.records_out_of_window += out_of_window
-    reader.records_without_window_value += undated
-    if naive and zone is None:
-        reader.naive_timestamps = True
-    reader.spend()
-    return {c: v for c, v in typed.items() if c in types}
+    return typed, naive
 
 
 def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any:

@@ -63,6 +63,10 @@ BLOCK = 8 << 20
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
 _INTEGER = r"^[+-]?[0-9]{1,19}$"
+#: What the converters accept of a column that is only checked, not written (a
+#: deselected property): its cells must convert, whatever their size.
+_ANY_INTEGER = r"^[+-]?[0-9]+$"
+_ANY_DECIMAL = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?$"
 #: Money that fits decimal128(38, 9) whatever its digits: up to 29 before the point, or
 #: up to 15 with a one-digit exponent. Bounded because Arrow's cast does NOT refuse an
 #: overflow (measured with pyarrow 26: '7e33' became 51430069374868094920950521096.12...,
@@ -195,7 +199,8 @@ def _typed_block(
 
 
 def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any:
-    """One column of text cells as its converter's values (date-times: ``_instants``)."""
+    """One column of text cells as its converter's values (date-times: ``_instants``);
+    ``wanted`` None: a column only checked as its converter checks it, not written."""
     if kind is None:
         return cells
     if kind == "date":
@@ -205,9 +210,15 @@ def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any
         pc.cast(cells, pa.date32())  # validates the calendar date; the text is the value
         return cells
     if kind == "integer":
+        if wanted is None:
+            _all_match(pc, cells, _ANY_INTEGER)
+            return cells
         _all_match(pc, cells, _INTEGER)
         return pc.cast(cells, pa.int64())
     if kind == "decimal":
+        if wanted is None:
+            _all_match(pc, cells, _ANY_DECIMAL)
+            return cells
         if wanted != pa.decimal128(38, 9):  # the digit bounds of _DECIMAL are this type's
             raise _GiveUp
         _all_match(pc, cells, _DECIMAL)

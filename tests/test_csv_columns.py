@@ -82,6 +82,7 @@ def run(
     batch_size: int = 25_000,
     window: WindowFilter | None = None,
     deselect: tuple[str, ...] = (),
+    column_types: dict[str, Any] | None = None,
 ) -> Outcome:
     """One window's files through the BatchEmitter's steps (the real reader, window
     reader, file sets), with or without the columnar take."""
@@ -99,6 +100,7 @@ def run(
         window=window or WindowFilter("created_at", START, END),
         primary_keys=("number",),
         naive_timezone=zone,
+        column_types=column_types or {},
     )
     target = Target(schema=dict(SCHEMA))
     sets: list[BatchFileSet] = []
@@ -431,3 +433,14 @@ def test_a_deselected_column_is_only_checked_as_its_converter_checks_it(tmp_path
     (tmp_path / "bad").mkdir()
     row, fast = both(tmp_path / "bad", [csv_bytes(bad)], deselect=("total",))
     assert not fast.columnar and len(row.rejects) == 1
+
+
+def test_columns_the_store_types_are_converted_as_declared(tmp_path: Path) -> None:
+    types = {"utm_campaign": {"type": ["integer", "null"]}}
+    rows = [[*GOOD[0][:7], "42"], [*GOOD[0][:7], ""]]
+    row, fast = both(tmp_path, [csv_bytes(rows)], column_types=types)
+    assert fast.columnar
+    assert row.rows is not None and [r["utm_campaign"] for r in row.rows] == [42, None]
+    (tmp_path / "bad").mkdir()
+    _, fast = both(tmp_path / "bad", [csv_bytes([*rows, [*GOOD[0][:7], "x"]])], column_types=types)
+    assert not fast.columnar

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class Outcome:
     rejects: list[str]
     error: str | None
     columnar: bool
+    #: Per file read as blocks up to a row, then row by row: the rows the blocks took.
+    partly: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -126,9 +128,12 @@ def run(
         ]
 
     took: list[bool] = []
+    blocks_then_rows: list[int] = []
 
     def take(reader: Any) -> bool:
         took.append(write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, ACCOUNT)))
+        if not took[-1] and reader.skip_rows:
+            blocks_then_rows.append(reader.skip_rows)
         return took[-1]
 
     open_set()
@@ -141,9 +146,9 @@ def run(
         sets[0].complete()
     except Exception as exc:  # noqa: BLE001 - compared with the other path's
         sets[0].discard()
-        return Outcome(None, 0, 0, rejects, f"{type(exc).__name__}: {exc}", any(took))
+        return Outcome(None, 0, 0, rejects, f"{type(exc).__name__}: {exc}", any(took), blocks_then_rows)
     rows = [r for uri in announced for r in pq.read_table(uri.removeprefix("file://")).to_pylist()]
-    return Outcome(rows, len(announced), target.records, rejects, None, any(took))
+    return Outcome(rows, len(announced), target.records, rejects, None, any(took), blocks_then_rows)
 
 
 def both(tmp_path: Path, texts: list[bytes], **kwargs: Any) -> tuple[Outcome, Outcome]:
@@ -444,3 +449,28 @@ def test_columns_the_store_types_are_converted_as_declared(tmp_path: Path) -> No
     (tmp_path / "bad").mkdir()
     _, fast = both(tmp_path / "bad", [csv_bytes([*rows, [*GOOD[0][:7], "x"]])], column_types=types)
     assert not fast.columnar
+
+
+@pytest.mark.parametrize(
+    ("why", "bad"),
+    [
+        ("a ragged row", ["1999", "2025-01-02T00:00:00Z"]),
+        ("a value its converter refuses", ["1999", "2025-01-02T00:00:00Z", "1_000", "1", "t", "", "", ""]),
+        ("an empty key", ["", "2025-01-02T00:00:00Z", "1", "1", "t", "", "", ""]),
+        ("a '+5' Arrow refuses", ["1999", "2025-01-02T00:00:00Z", "1", "+5", "t", "", "", ""]),
+    ],
+)
+def test_a_file_is_read_as_blocks_up_to_a_bad_block_then_row_by_row(
+    tmp_path: Path, monkeypatch: Any, why: str, bad: list[str]
+) -> None:
+    from tap_commerce_exports.files import csv_columns
+
+    monkeypatch.setattr(csv_columns, "BLOCK", 4096)
+    rows = [
+        [str(i), (START + timedelta(hours=i)).isoformat(), f"{i}.25", str(i), "t", "", f"n{i},\n", ""]
+        for i in range(-20, 1500)
+    ]
+    rows.insert(1200, bad)
+    row, fast = both(tmp_path, [csv_bytes(rows), csv_bytes(rows[:50])], batch_size=400)
+    assert fast.columnar, why  # the second file: whole
+    assert len(fast.partly) == 1 and 0 < fast.partly[0] < 1200, why

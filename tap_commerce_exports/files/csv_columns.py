@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +47,8 @@ class CsvFile(Protocol):
     window_column: str | None
     naive_timezone: tzinfo | None
     naive_timestamps: bool
+    #: Rows the row path skips: those blocks read here already took.
+    skip_rows: int
     rows_read: int
     records_out_of_window: int
     records_without_window_value: int
@@ -54,11 +56,9 @@ class CsvFile(Protocol):
     def spend(self) -> None: ...
 
 
-#: Files up to this size are read whole (their typed columns stay in memory until
-#: written); larger ones take the row path, whose memory stays flat at any size.
-MAX_COLUMNAR_BYTES = 256 << 20
-#: Bytes of CSV text converted at a time.
-BLOCK = 8 << 20
+#: Bytes of CSV text converted (and then written) at a time: memory stays flat at any
+#: file size, and the first batch file is complete after a few blocks, not the file.
+BLOCK = 4 << 20
 
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
@@ -92,25 +92,48 @@ class _GiveUp(Exception):
     """The file is not the plain case: the caller reads it row by row."""
 
 
-def read_columns(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The file's columns named in ``types`` (column -> Arrow type wanted), typed and
-    window-filtered, or None (nothing was read; iterate ``reader`` instead).
+def read_blocks(reader: CsvFile, types: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file block by block: (rows kept, the block's columns named in ``types``
+    (column -> Arrow type wanted), typed and window-filtered), in file order.
 
-    On success the reader's counters are set as iterating it would have set them, and
-    it is spent (closed, not iterable). Columns the file lacks are left out.
+    Each block's counters are on the reader before it is yielded, as iterating the
+    reader over those rows would have set them. When every block was read the reader is
+    spent; when a block is not the plain case, nothing of it is yielded and the reader's
+    ``skip_rows`` says how many rows the blocks before it took: iterating the reader
+    then reads the rest row by row, exactly as the row path would have read it (a CSV
+    row's reading depends only on what comes before it). Columns the file lacks are
+    left out.
     """
     try:
         import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        import pyarrow.compute as pc  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:  # pragma: no cover - the parquet extra brings it
-        return None
-    if reader.path.stat().st_size > MAX_COLUMNAR_BYTES or not _plain_header(reader):
-        return None
-    try:
-        return _read(reader, types)
-    except (_GiveUp, pa.ArrowException, ValueError, TypeError, ArithmeticError):
-        # ArrowInvalid & co.: a cell or a row Arrow would not convert (nothing was
-        # emitted, no counter moved: the row path reads the file from its start)
-        return None
+        return
+    if not _plain_header(reader):
+        return
+    blocks: Iterator[Any] | None = None
+    while True:
+        try:
+            if blocks is None:
+                blocks = _open_blocks(pa, reader)  # opening reads the first block
+            block = next(blocks, None)
+            if block is None:
+                break
+            typed, naive = _typed_block(pa, pc, reader, types, block)
+            keep, outside, undated = _window_keep(pa, pc, reader, typed, block.num_rows)
+            columns = {c: v if keep is None else v.filter(keep) for c, v in typed.items() if c in types}
+        except (_GiveUp, pa.ArrowException, ValueError, TypeError, ArithmeticError):
+            # ArrowInvalid & co.: a cell or a row Arrow would not convert; nothing of
+            # this block was yielded and its rows are the row path's
+            return
+        reader.rows_read += block.num_rows
+        reader.skip_rows += block.num_rows
+        reader.records_out_of_window += outside
+        reader.records_without_window_value += undated
+        if naive and reader.naive_timezone is None:
+            reader.naive_timestamps = True
+        yield block.num_rows - outside, columns
+    reader.spend()
 
 
 def _plain_header(reader: CsvFile) -> bool:
@@ -126,48 +149,29 @@ def _plain_header(reader: CsvFile) -> bool:
     return head.count(b",") + 1 == len(reader.columns)
 
 
-def _read(reader: CsvFile, types: Mapping[str, Any]) -> dict[str, Any]:
-    import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    import pyarrow.compute as pc  # type: ignore[import-not-found,import-untyped,unused-ignore]
+def _open_blocks(pa: Any, reader: CsvFile) -> Iterator[Any]:
+    """The file's rows after the header, every column as text (an empty cell: null),
+    ``BLOCK`` bytes of text at a time."""
     import pyarrow.csv as pacsv  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     names = [f"c{i}" for i in range(len(reader.columns))]
-    # Block by block: only the typed columns stay, never the whole file's texts (68 MB
-    # of orders: Arrow's pool peaks at 115 MB, process RSS 263 MB; in one block 288 / 373).
-    blocks = pacsv.open_csv(
-        reader.path,
-        # One thread: the tap shares the machine with its loader, and Arrow's threaded
-        # reader cost twice the CPU here (measured: 0.46 s vs 0.24 s on 68 MB of orders).
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
+    return iter(
+        pacsv.open_csv(
+            reader.path,
+            # One thread: the tap shares the machine with its loader, and Arrow's threaded
+            # reader cost twice the CPU here (measured: 0.46 s vs 0.24 s on 68 MB of orders).
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
     )
-    parts: dict[str, list[Any]] = {}
-    rows = out_of_window = undated = 0
-    naive = False
-    for block in blocks:
-        typed, saw_naive = _typed_block(pa, pc, reader, types, block)
-        naive = naive or saw_naive
-        keep, outside, without = _window_keep(pa, pc, reader, typed, block.num_rows)
-        rows += block.num_rows
-        out_of_window += outside
-        undated += without
-        for column, value in typed.items():
-            if column in types:
-                parts.setdefault(column, []).append(value if keep is None else value.filter(keep))
-    # Only now, all converted: the counters, as iterating the reader would have set them.
-    reader.rows_read += rows
-    reader.records_out_of_window += out_of_window
-    reader.records_without_window_value += undated
-    if naive and reader.naive_timezone is None:
-        reader.naive_timestamps = True
-    reader.spend()
-    return {c: pa.chunked_array(chunks) for c, chunks in parts.items()}
 
 
 def _typed_block(

@@ -24,7 +24,7 @@ from tap_commerce_exports.files.converters import (
     csv_converter,
     is_date_time,
 )
-from tap_commerce_exports.files.csv_columns import read_columns
+from tap_commerce_exports.files.csv_columns import read_blocks
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
@@ -84,6 +84,7 @@ class CsvFileReader(ExportFileReader):
 
     #: The open file (None until ``_open`` opened it).
     _file: TextIO | None = None
+    _blocks_tried = False
 
     def _open(self, schema: Mapping[str, Any]) -> None:
         check_utf8_text(self.path, self.file_label)
@@ -170,11 +171,12 @@ class CsvFileReader(ExportFileReader):
             raise InvalidFile(f"{self.file_label}: unreadable CSV header: {_csv_problem(exc)}") from None
         raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
 
-    def typed_columns(self, types: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The file as typed Arrow columns (``csv_columns.py``), or None: iterate."""
-        if self._started:
-            return None
-        return read_columns(self, types)
+    def typed_blocks(self, types: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The file as typed Arrow blocks (``csv_columns.py``), once, before iterating."""
+        if self._started or self._blocks_tried:
+            return iter(())
+        self._blocks_tried = True
+        return read_blocks(self, types)
 
     # -- iteration -----------------------------------------------------------------
 
@@ -185,6 +187,9 @@ class CsvFileReader(ExportFileReader):
         window = self.window
         rows = out_of_window = rejected = no_window_value = 0
         try:
+            skip = self.skip_rows  # rows a block read took (blank lines are no rows)
+            while skip and (row := next(reader, None)) is not None:
+                skip -= 1 if row else 0
             if window is None or self.window_column is None:
                 # No window, or a file without its column: every row is the export's.
                 for row in reader:

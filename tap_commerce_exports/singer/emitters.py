@@ -276,12 +276,12 @@ class BatchEmitter(Emitter):
             # no stream map, no flattening; a deselected property is simply not a
             # column). False: the reader gave none, its records follow.
             taken = write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
-            LOGGER.debug(
-                "%s: %s %s",
-                job.label,
-                reader.file_label,
-                "read as typed columns" if taken else "read row by row",
+            how = (
+                "as typed columns"
+                if taken
+                else f"as typed columns up to row {reader.skip_rows}, then row by row"
             )
+            LOGGER.debug("%s: %s read %s", job.label, reader.file_label, how)
             return taken
 
         maps = output_maps(self.mapper, p.stream.name)

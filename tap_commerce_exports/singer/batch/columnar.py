@@ -34,13 +34,11 @@ def batch_table(schema: Any, columns: Mapping[str, Any], rows: int, stamp: tuple
 
 
 def write_file_columns(reader: ExportFileReader, file_set: BatchFileSet, stamp: tuple[str, Any]) -> bool:
-    """Write the reader's whole file into ``file_set`` as typed columns and say True; or
-    say False (the reader gave none: iterate its records, nothing was written)."""
+    """Write the reader's file into ``file_set`` block by block as typed columns (each
+    block as soon as it is converted) and say whether that took the whole file; if not,
+    the reader's records are the rest (none was written, if no block was)."""
     schema = file_set.arrow_schema
     key = stamp[0]
-    columns = reader.typed_columns({f.name: f.type for f in schema if f.name != key})
-    if columns is None:
-        return False
-    rows = reader.rows_read - reader.records_out_of_window - reader.records_rejected
-    file_set.write_table(batch_table(schema, columns, rows, stamp))
-    return True
+    for rows, columns in reader.typed_blocks({f.name: f.type for f in schema if f.name != key}):
+        file_set.write_table(batch_table(schema, columns, rows, stamp))
+    return reader.spent

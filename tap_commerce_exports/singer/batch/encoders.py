@@ -159,9 +159,9 @@ def arrow_schema(schema: Mapping[str, Any]) -> Any:
 
 
 class ParquetEncoder(Encoder):
-    """Row groups of ``CHUNK_ROWS`` records through one ``ParquetWriter`` (streaming),
-    with columns typed by :func:`arrow_schema`; whole Arrow tables (the columnar path)
-    go in the same row groups."""
+    """Row groups of ``CHUNK_ROWS`` rows through one ``ParquetWriter`` (streaming), with
+    columns typed by :func:`arrow_schema`; records and whole Arrow tables (the columnar
+    path's blocks, of any size) go into the same row groups."""
 
     CHUNK_ROWS = 10_000
 
@@ -172,6 +172,9 @@ class ParquetEncoder(Encoder):
         self._pa = pa
         self._schema = arrow_schema(schema)
         self._rows: list[dict[str, Any]] = []
+        #: Typed rows not yet in a row group (fewer than CHUNK_ROWS after each write).
+        self._pending: list[Any] = []
+        self._pending_rows = 0
         self._writer = pq.ParquetWriter(raw, self._schema, compression="gzip" if compression else "snappy")
 
     def write(self, record: dict[str, Any]) -> None:
@@ -182,15 +185,27 @@ class ParquetEncoder(Encoder):
     def write_table(self, table: Any) -> None:
         """Rows already typed to this file's schema, after any records before them."""
         self._flush_rows()
-        self._writer.write_table(table, row_group_size=self.CHUNK_ROWS)
+        self._add(table)
 
     def _flush_rows(self) -> None:
-        if not self._rows:
+        if self._rows:
+            self._add(self._pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def _add(self, table: Any, final: bool = False) -> None:
+        if table is not None and table.num_rows:
+            self._pending.append(table)
+            self._pending_rows += table.num_rows
+        if self._pending_rows < self.CHUNK_ROWS and not (final and self._pending_rows):
             return
-        table = self._pa.Table.from_pylist(self._rows, schema=self._schema)
-        self._writer.write_table(table)
-        self._rows = []
+        pending = self._pa.concat_tables(self._pending)
+        whole = pending.num_rows if final else pending.num_rows - pending.num_rows % self.CHUNK_ROWS
+        self._writer.write_table(pending.slice(0, whole), row_group_size=self.CHUNK_ROWS)
+        rest = pending.slice(whole)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
 
     def finish(self) -> None:
         self._flush_rows()
+        self._add(None, final=True)
         self._writer.close()

@@ -1,22 +1,23 @@
-"""One CSV export file as typed Arrow columns, converted in C++ (pyarrow), or None.
+"""One CSV export file as blocks of typed Arrow columns, converted in C++ (pyarrow).
 
 Why: the row path (``csv_reader.py``) spends ~25 us of Python per row making a dict of
 typed values, which Parquet output then takes apart again. A file bound for Parquet
-needs no Python object per cell: here ``pyarrow.csv`` reads every column as text and
-each column is converted vectorized to the SAME values the row path's converters give
-(``converters.py``), then the window filter and the counters are applied to columns.
-Anything per file or per column, nothing per record.
+needs no Python object per cell: here ``pyarrow.csv`` reads every column as text, a
+block of rows at a time, and each column is converted vectorized to the SAME values the
+row path's converters give (``converters.py``), then the window filter and the counters
+are applied to columns. Anything per block or per column, nothing per record.
 
-Why None so readily: the row path owns the exact error and reject semantics (an
+Why it stops so readily: the row path owns the exact error and reject semantics (an
 :class:`~tap_commerce_exports.errors.InvalidRecord` with its line, column and reason; a
-file-level ``InvalidFile``). Whenever a file is not the plain case -- a BOM, a quote or
-odd line break in the header, a ragged row, a cell a converter would refuse or that this
-module does not know to convert exactly (``+5``, ``1e-400``, a naive time in a DST gap,
-years 0000/0001/9999), an empty primary key, a JSON column, a very large file -- this
-returns None before anything was emitted, and the caller reads the file row by row,
-which then decides (and says) exactly what the row path always did. So this path never
-decides anything differently from the row path: it gives the row path's values or gives
-up. ``tests/test_csv_columns.py`` runs both over the same files.
+file-level ``InvalidFile``). Whenever a block is not the plain case -- a ragged row, a
+cell a converter would refuse or that this module does not know to convert exactly
+(``+5``, ``7e33``, a naive time in a DST gap, years 0000/0001/9999), an empty primary
+key, a JSON column -- nothing of that block is given, and the row path reads the file
+from that block's first row on (a CSV row's reading depends only on what comes before
+it, so the blocks before are exactly the rows the row path would have read); a header
+that is not plain (a BOM, a quote, odd line breaks) leaves the whole file to it. So this
+path never decides anything differently from the row path: it gives the row path's
+values or gives up. ``tests/test_csv_columns.py`` runs both over the same files.
 
 pyarrow is the optional ``parquet`` extra: it is imported only when a file is read here.
 """

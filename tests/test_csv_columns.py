@@ -9,9 +9,11 @@ path's, rejects and errors included; these specs also say which files go which w
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -271,6 +273,19 @@ def test_a_file_with_a_new_column_widens_the_schema_first(tmp_path: Path) -> Non
 
 # -- any file ---------------------------------------------------------------------------
 
+
+@contextlib.contextmanager
+def blocks_of(size: int) -> Iterator[None]:
+    """The columnar reader's block size set for a hypothesis example (no fixture there)."""
+    from tap_commerce_exports.files import csv_columns
+
+    saved, csv_columns.BLOCK = csv_columns.BLOCK, size
+    try:
+        yield
+    finally:
+        csv_columns.BLOCK = saved
+
+
 FAST = settings(
     max_examples=150,
     deadline=None,
@@ -336,14 +351,16 @@ _cells: dict[str, Any] = {
     line_end=st.sampled_from(["\r\n", "\n"]),
     zone=st.sampled_from([None, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]),
     batch_size=st.integers(1, 4),
+    block=st.sampled_from([80, 200, 4 << 20]),
 )
 def test_any_file_writes_the_same_parquet_on_both_paths(
-    tmp_path_factory: Any, rows: list[list[str]], line_end: str, zone: Any, batch_size: int
+    tmp_path_factory: Any, rows: list[list[str]], line_end: str, zone: Any, batch_size: int, block: int
 ) -> None:
     if line_end == "\n":  # the writer would leave a bare '\r' no reader tells from a line end
         rows = [[cell.replace("\r", "") for cell in row] for row in rows]
     tmp = tmp_path_factory.mktemp("any")
-    both(tmp, [csv_bytes(rows, line_end=line_end)], zone=zone, batch_size=batch_size)
+    with blocks_of(block):  # small blocks: a bad row stops the blocks after some were taken
+        both(tmp, [csv_bytes(rows, line_end=line_end)], zone=zone, batch_size=batch_size)
 
 
 def test_the_plain_case_is_not_an_accident(tmp_path: Path) -> None:
@@ -388,12 +405,14 @@ _valid_cells: dict[str, Any] = {
     rows=st.lists(st.tuples(*_valid_cells.values()).map(list), max_size=6),
     zone=st.sampled_from([None, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]),
     batch_size=st.integers(1, 4),
+    block=st.sampled_from([80, 200, 4 << 20]),
 )
 def test_any_valid_file_goes_columnar_and_writes_the_same_parquet(
-    tmp_path_factory: Any, rows: list[list[str]], zone: Any, batch_size: int
+    tmp_path_factory: Any, rows: list[list[str]], zone: Any, batch_size: int, block: int
 ) -> None:
     tmp = tmp_path_factory.mktemp("valid")
-    _, fast = both(tmp, [csv_bytes(rows)], zone=zone, batch_size=batch_size)
+    with blocks_of(block):
+        _, fast = both(tmp, [csv_bytes(rows)], zone=zone, batch_size=batch_size)
     assert fast.columnar
 
 

@@ -73,9 +73,10 @@ class WindowReader:
     ) -> Iterator[dict[str, Any]]:
         """Typed records of ``files``, each given ``stamp`` (key, value) after its reader.
         ``on_new_columns`` runs once ``target.schema`` was widened by a file's columns,
-        before that file's first record. ``take_file(reader)`` may take a whole file
-        another way (typed columns: ``ExportFileReader.typed_columns``) and say so; its
-        records are then not yielded, and the counters count it all the same."""
+        before that file's first record. ``take_file(reader)`` may take a file's rows
+        another way first (typed blocks: ``ExportFileReader.typed_blocks``) and say
+        whether that took them all; the rows it did not take are yielded as records,
+        and the counters count both alike."""
         window_filter = files.window
         key, value = stamp
         count = out_of_window = rejected = undated = 0

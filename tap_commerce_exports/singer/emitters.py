@@ -271,10 +271,10 @@ class BatchEmitter(Emitter):
             write = open_sets()
 
         def take_file(reader: ExportFileReader) -> bool:
-            # The columnar path: a whole file as typed columns into the one file set,
-            # when Parquet files take the records unchanged (one plain output stream:
-            # no stream map, no flattening; a deselected property is simply not a
-            # column). False: the reader gave none, its records follow.
+            # The columnar path: a file's blocks of typed columns into the one file
+            # set, when Parquet files take the records unchanged (one plain output
+            # stream: no stream map, no flattening; a deselected property is simply not
+            # a column). False: the rows the blocks did not take follow as records.
             taken = write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
             how = (
                 "as typed columns"

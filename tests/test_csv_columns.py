@@ -495,3 +495,16 @@ def test_a_file_is_read_as_blocks_up_to_a_bad_block_then_row_by_row(
     row, fast = both(tmp_path, [csv_bytes(rows), csv_bytes(rows[:50])], batch_size=400)
     assert fast.columnar, why  # the second file: whole
     assert len(fast.partly) == 1 and 0 < fast.partly[0] < 1200, why
+
+
+def test_a_quoted_crlf_at_a_block_end_goes_the_row_path(tmp_path: Path) -> None:
+    """Found by the valid-file property: Arrow's block reader ended a block between the
+    '\\r' and '\\n' of a quoted cell and read 'a\\r\\n' as 'a\\r'."""
+    rows = [
+        ["100", "2024-12-30T00:00:00.000000+00:00", "-16113.79", "0", "Yes", "", 'aaa""\ufeff', '"\x80ࠀ𐀀'],
+        ["100000", "2024-12-30T00:00+00:00", "1e3", "0", "t", "2000-01-01", "aaaa,\ufeff", "\x80"],
+        ["1000", "", ".5", "0", "true", "2000-01-01", "a\r\n", ""],
+    ]
+    with blocks_of(80):
+        row, _ = both(tmp_path, [csv_bytes(rows)], batch_size=1)
+    assert row.rows is not None and row.rows[0]["note"] == "a\r\n"

@@ -60,6 +60,13 @@ class CsvFile(Protocol):
 #: Bytes of CSV text converted (and then written) at a time: memory stays flat at any
 #: file size, and the first batch file is complete after a few blocks, not the file.
 BLOCK = 4 << 20
+#: Files up to this size are read as ONE block: Arrow's block reader can end a block
+#: between the '\r' and '\n' of a quoted "\r\n" and cut the cell there (found by
+#: tests/test_csv_columns.py: 'a\r\n' read as 'a\r'), and real exports write such cells
+#: (Windows line breaks in notes). A larger file is read in blocks, and a cell holding
+#: a '\r' there ends the blocks (the row path reads the rest). One block of 68 MB of
+#: orders peaks at ~370 MB of RSS; hence the bound.
+WHOLE_FILE_BYTES = 128 << 20
 
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
@@ -112,15 +119,17 @@ def read_blocks(reader: CsvFile, types: Mapping[str, Any]) -> Iterator[tuple[int
         return
     if not _plain_header(reader):
         return
+    size = reader.path.stat().st_size
+    whole = size <= WHOLE_FILE_BYTES
     blocks: Iterator[Any] | None = None
     while True:
         try:
-            if blocks is None:
-                blocks = _open_blocks(pa, reader)  # opening reads the first block
+            if blocks is None:  # opening reads the first block
+                blocks = _open_blocks(pa, reader, size + 1 if whole else BLOCK)
             block = next(blocks, None)
             if block is None:
                 break
-            typed, naive = _typed_block(pa, pc, reader, types, block)
+            typed, naive = _typed_block(pa, pc, reader, types, block, carriage_returns=whole)
             keep, outside, undated = _window_keep(pa, pc, reader, typed, block.num_rows)
             columns = {c: v if keep is None else v.filter(keep) for c, v in typed.items() if c in types}
         except (_GiveUp, pa.ArrowException, ValueError, TypeError, ArithmeticError):
@@ -150,9 +159,9 @@ def _plain_header(reader: CsvFile) -> bool:
     return head.count(b",") + 1 == len(reader.columns)
 
 
-def _open_blocks(pa: Any, reader: CsvFile) -> Iterator[Any]:
+def _open_blocks(pa: Any, reader: CsvFile, block_size: int) -> Iterator[Any]:
     """The file's rows after the header, every column as text (an empty cell: null),
-    ``BLOCK`` bytes of text at a time."""
+    ``block_size`` bytes of text at a time."""
     import pyarrow.csv as pacsv  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     names = [f"c{i}" for i in range(len(reader.columns))]
@@ -162,7 +171,7 @@ def _open_blocks(pa: Any, reader: CsvFile) -> Iterator[Any]:
             # One thread: the tap shares the machine with its loader, and Arrow's threaded
             # reader cost twice the CPU here (measured: 0.46 s vs 0.24 s on 68 MB of orders).
             read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK
+                column_names=names, skip_rows=1, use_threads=False, block_size=block_size
             ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -176,7 +185,7 @@ def _open_blocks(pa: Any, reader: CsvFile) -> Iterator[Any]:
 
 
 def _typed_block(
-    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], block: Any
+    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], block: Any, *, carriage_returns: bool
 ) -> tuple[dict[str, Any], bool]:
     """One block's columns converted (those in ``types`` and the window column), and
     whether a date-time was naive."""
@@ -195,7 +204,7 @@ def _typed_block(
             value, saw_naive = _instants(pa, pc, cells, reader.naive_timezone)
             naive = naive or saw_naive
         else:
-            value = _convert(pa, pc, cells, kind, wanted)
+            value = _convert(pa, pc, cells, kind, wanted, carriage_returns)
         if column in types or column == reader.window_column:
             if wanted is not None and value.type != wanted:
                 raise _GiveUp  # the row path's dicts would not fit this column either
@@ -203,14 +212,15 @@ def _typed_block(
     return typed, naive
 
 
-def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any:
+def _convert(
+    pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any, carriage_returns: bool = True
+) -> Any:
     """One column of text cells as its converter's values (date-times: ``_instants``);
     ``wanted`` None: a column only checked as its converter checks it, not written."""
     if kind is None:
-        # A carriage return inside a cell: Arrow's block reader can end a block between
-        # the '\r' and '\n' of a quoted "\r\n" and cut the cell there (found by
-        # tests/test_csv_columns.py: 'a\r\n' read as 'a\r'); the row path reads it.
-        if pc.any(pc.match_substring(cells, "\r")).as_py():
+        # A carriage return inside a cell of a file read in blocks: the block may have
+        # been cut inside a quoted "\r\n" (see WHOLE_FILE_BYTES); the row path reads it.
+        if not carriage_returns and pc.any(pc.match_substring(cells, "\r")).as_py():
             raise _GiveUp
         return cells
     if kind == "date":

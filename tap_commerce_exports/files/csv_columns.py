@@ -57,8 +57,8 @@ class CsvFile(Protocol):
     def spend(self) -> None: ...
 
 
-#: Bytes of CSV text converted (and then written) at a time: memory stays flat at any
-#: file size, and the first batch file is complete after a few blocks, not the file.
+#: Bytes of CSV text converted (and then written) at a time in a file over
+#: ``WHOLE_FILE_BYTES``: its memory stays flat, whatever its size.
 BLOCK = 4 << 20
 #: Files up to this size are read as ONE block: Arrow's block reader can end a block
 #: between the '\r' and '\n' of a quoted "\r\n" and cut the cell there (found by

@@ -664,6 +664,16 @@ def bench_wakeup(report: Report, webhook_delay: float, poll_delay: float) -> Non
 # ----------------------------------------------------------------------------- main
 
 
+def byte_compile() -> None:
+    """The tap's own modules as bytecode, as an installed wheel has them (``make install``
+    compiles the dependencies; the project itself is an editable install, and with
+    PYTHONDONTWRITEBYTECODE every tap start compiled ~100 modules from source: measured
+    0.09 s of CPU per start, issue 27). Only changed files are compiled again."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "tap_commerce_exports", quiet=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -689,6 +699,7 @@ def main() -> int:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
 
     BENCH_DIR.mkdir(exist_ok=True)
+    byte_compile()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     # Ctrl-C raises KeyboardInterrupt even when started from a shell that ignores SIGINT

@@ -202,35 +202,57 @@ def schema_types(property_schema: Mapping[str, Any]) -> set[str]:
     return types
 
 
-def csv_converter(
-    property_schema: Mapping[str, Any],
-    zone: tzinfo = UTC,
-    naive_seen: Callable[[], None] | None = None,
-) -> Converter | None:
-    """The converter for one schema property, or None to keep the cell text; a
-    date-time's naive texts are read in ``zone`` (see :func:`datetime_converter`).
+#: What a column's cells are, decided once from its property schema: the converter's
+#: kind (:func:`csv_converter`) and what the columnar reader (``csv_columns.py``) matches
+#: it with. None: the cell text is kept.
+ColumnKind = str | None
+
+
+def column_kind(property_schema: Mapping[str, Any]) -> ColumnKind:
+    """``"integer"``, ``"decimal"``, ``"boolean"``, ``"date-time"``, ``"date"``,
+    ``"json"``, or None (keep the text).
 
     Several non-null types other than integer+number (e.g. ``["string", "integer"]``)
     cannot be decided from text, so the text is kept.
     """
     types = schema_types(property_schema)
     if types == {"integer"}:
-        return to_integer
+        return "integer"
     if types and types <= {"integer", "number"}:
-        return cached_decimal_converter()
+        return "decimal"
     if types == {"boolean"}:
-        return to_boolean
+        return "boolean"
     if types == {"string"}:
         fmt = property_schema.get("format")
-        if fmt == "date-time":
-            return (
-                to_datetime_text
-                if zone is UTC and naive_seen is None
-                else datetime_converter(zone, naive_seen)
-            )
-        if fmt == "date":
-            return to_date_text
+        if fmt in ("date-time", "date"):
+            return str(fmt)
         return None
     if types in ({"object"}, {"array"}):
+        return "json"
+    return None
+
+
+def csv_converter(
+    property_schema: Mapping[str, Any],
+    zone: tzinfo = UTC,
+    naive_seen: Callable[[], None] | None = None,
+) -> Converter | None:
+    """The converter for one schema property (its :func:`column_kind`), or None to keep
+    the cell text; a date-time's naive texts are read in ``zone`` (see
+    :func:`datetime_converter`)."""
+    kind = column_kind(property_schema)
+    if kind == "integer":
+        return to_integer
+    if kind == "decimal":
+        return cached_decimal_converter()
+    if kind == "boolean":
+        return to_boolean
+    if kind == "date-time":
+        return (
+            to_datetime_text if zone is UTC and naive_seen is None else datetime_converter(zone, naive_seen)
+        )
+    if kind == "date":
+        return to_date_text
+    if kind == "json":
         return to_json_value
     return None

@@ -16,7 +16,15 @@ from typing import Any, TextIO
 
 from tap_commerce_exports.errors import InvalidFile, InvalidRecord, MissingKeyColumn
 from tap_commerce_exports.files.bytes_check import check_utf8_text
-from tap_commerce_exports.files.converters import UTC, Converter, csv_converter, is_date_time
+from tap_commerce_exports.files.converters import (
+    UTC,
+    ColumnKind,
+    Converter,
+    column_kind,
+    csv_converter,
+    is_date_time,
+)
+from tap_commerce_exports.files.csv_columns import read_blocks
 from tap_commerce_exports.files.headers import normalize_header, normalize_headers
 from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.row_builder import compile_row_builder
@@ -76,6 +84,7 @@ class CsvFileReader(ExportFileReader):
 
     #: The open file (None until ``_open`` opened it).
     _file: TextIO | None = None
+    _blocks_tried = False
 
     def _open(self, schema: Mapping[str, Any]) -> None:
         check_utf8_text(self.path, self.file_label)
@@ -90,6 +99,10 @@ class CsvFileReader(ExportFileReader):
         self._take_key_columns()
         self._converters: list[Converter | None] = [
             self._convert(properties[c]) if c in properties else None for c in self.columns
+        ]
+        #: Each column's converter kind, for the columnar path (``csv_columns.py``).
+        self.kinds: list[ColumnKind] = [
+            column_kind(properties[c]) if c in properties else None for c in self.columns
         ]
         if self.window is not None:
             self._type_window_column(self.window, properties)
@@ -114,6 +127,7 @@ class CsvFileReader(ExportFileReader):
                 f"(stream '{self.stream}'): its schema type is not a date-time"
             )
         self._converters[self.columns.index(column)] = converter
+        self.kinds[self.columns.index(column)] = "date-time"
         self.window_column = column
 
     def _take_key_columns(self) -> None:
@@ -157,6 +171,13 @@ class CsvFileReader(ExportFileReader):
             raise InvalidFile(f"{self.file_label}: unreadable CSV header: {_csv_problem(exc)}") from None
         raise InvalidFile(f"{self.file_label}: empty file, no CSV header line")
 
+    def typed_blocks(self, types: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The file as typed Arrow blocks (``csv_columns.py``), once, before iterating."""
+        if self._started or self._blocks_tried:
+            return iter(())
+        self._blocks_tried = True
+        return read_blocks(self, types)
+
     # -- iteration -----------------------------------------------------------------
 
     def _records(self) -> Iterator[dict[str, object]]:
@@ -166,6 +187,9 @@ class CsvFileReader(ExportFileReader):
         window = self.window
         rows = out_of_window = rejected = no_window_value = 0
         try:
+            skip = self.skip_rows  # rows a block read took (blank lines are no rows)
+            while skip and (row := next(reader, None)) is not None:
+                skip -= 1 if row else 0
             if window is None or self.window_column is None:
                 # No window, or a file without its column: every row is the export's.
                 for row in reader:

@@ -73,6 +73,8 @@ class ExportFileReader(abc.ABC):
         self.records_out_of_window = 0
         self.records_rejected = 0
         self.records_without_window_value = 0
+        #: Rows a block read took, which iterating skips (``typed_blocks``).
+        self.skip_rows = 0
         self._started = False
         self.window_column = None
         try:
@@ -94,6 +96,25 @@ class ExportFileReader(abc.ABC):
             raise RuntimeError(f"{self.file_label}: a {type(self).__name__} can be iterated once")
         self._started = True
         return self._records()
+
+    def typed_blocks(self, types: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The file as blocks of typed, window-filtered Arrow columns (column -> the
+        Arrow type wanted in ``types``): (rows, columns) each, counters set before each
+        block. Afterwards the reader is either spent (``spent``: every row was in a
+        block) or its records are the rows the blocks did not take. The default: no
+        block. A format that can read its files vectorized (CSV: ``csv_columns.py``)
+        overrides this; it must give exactly the values its records would carry."""
+        return iter(())
+
+    @property
+    def spent(self) -> bool:
+        """Whether the file was read (iterated, or taken whole as blocks)."""
+        return self._started
+
+    def spend(self) -> None:
+        """Every row was taken as blocks (``typed_blocks``): close, never iterate."""
+        self._started = True
+        self.close()
 
     @abc.abstractmethod
     def _records(self) -> Iterator[dict[str, Any]]:

@@ -69,10 +69,14 @@ class WindowReader:
         target: ReadTarget,
         stamp: tuple[str, Any],
         on_new_columns: Callable[[], None] | None = None,
+        take_file: Callable[[ExportFileReader], bool] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Typed records of ``files``, each given ``stamp`` (key, value) after its reader.
         ``on_new_columns`` runs once ``target.schema`` was widened by a file's columns,
-        before that file's first record."""
+        before that file's first record. ``take_file(reader)`` may take a file's rows
+        another way first (typed blocks: ``ExportFileReader.typed_blocks``) and say
+        whether that took them all; the rows it did not take are yielded as records,
+        and the counters count both alike."""
         window_filter = files.window
         key, value = stamp
         count = out_of_window = rejected = undated = 0
@@ -98,9 +102,10 @@ class WindowReader:
                         _add_columns(files, target, new, reader.window_column)
                         if on_new_columns is not None:
                             on_new_columns()
-                for record in reader:  # hot loop: one pass per record
-                    record[key] = value
-                    yield record
+                if take_file is None or not take_file(reader):
+                    for record in reader:  # hot loop: one pass per record
+                        record[key] = value
+                        yield record
                 self._say_once(files, reader)
                 out_of_window += reader.records_out_of_window
                 rejected += reader.records_rejected

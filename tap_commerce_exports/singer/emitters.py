@@ -24,16 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 from tap_commerce_exports.errors import ConfigError, InvalidRecord
 from tap_commerce_exports.files import WindowFilter
+from tap_commerce_exports.files.reader_base import ExportFileReader
 from tap_commerce_exports.files.window_reader import WindowFiles, WindowReader
 from tap_commerce_exports.singer.account_property import ACCOUNT_PROPERTY, with_account
 from tap_commerce_exports.singer.batch.cleanup import remove_loaded
+from tap_commerce_exports.singer.batch.columnar import write_file_columns
 from tap_commerce_exports.singer.batch.encoders import parquet_refusal
 from tap_commerce_exports.singer.batch.file_set import BatchFileSet
 from tap_commerce_exports.singer.batch.naming import RUN_ID, check_distinct, new_run_id
 from tap_commerce_exports.singer.batch.root import check_root
 from tap_commerce_exports.singer.bookmarks import partition_of, read_bookmark
 from tap_commerce_exports.singer.file_facts import FileFacts
-from tap_commerce_exports.singer.record_sink import RecordWriter, output_maps, record_sink
+from tap_commerce_exports.singer.record_sink import RecordWriter, is_plain, output_maps, record_sink
 from tap_commerce_exports.singer.selection import selected_schema
 
 if TYPE_CHECKING:
@@ -111,7 +113,12 @@ class Emitter:
             )
 
     def records(
-        self, job: ExportJob, p: StreamProgress, account: str, on_new_columns: Callable[[], None] | None
+        self,
+        job: ExportJob,
+        p: StreamProgress,
+        account: str,
+        on_new_columns: Callable[[], None] | None,
+        take_file: Callable[[ExportFileReader], bool] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The window's typed records, each stamped with ``account`` (after its reader: a
         file's value never wins), ``p.schema`` widened by files' new columns."""
@@ -127,7 +134,7 @@ class Emitter:
             naive_timezone=known.zone(account) if known else None,
             column_types=known.column_types(account, p.stream.name) if known else {},
         )
-        return self.reader.records(files, p, (ACCOUNT_PROPERTY, account), on_new_columns)
+        return self.reader.records(files, p, (ACCOUNT_PROPERTY, account), on_new_columns, take_file)
 
     def _window_filter(self, job: ExportJob) -> WindowFilter:
         """The job's window, and where a file may keep each row's window instant: the
@@ -263,8 +270,26 @@ class BatchEmitter(Emitter):
             self.announce(p)
             write = open_sets()
 
+        def take_file(reader: ExportFileReader) -> bool:
+            # The columnar path: a file's blocks of typed columns into the one file
+            # set, when Parquet files take the records unchanged (one plain output
+            # stream: no stream map, no flattening; a deselected property is simply not
+            # a column). False: the rows the blocks did not take follow as records.
+            taken = write_file_columns(reader, sets[0], (ACCOUNT_PROPERTY, account))
+            how = (
+                "as typed columns"
+                if taken
+                else f"as typed columns up to row {reader.skip_rows}, then row by row"
+            )
+            LOGGER.debug("%s: %s read %s", job.label, reader.file_label, how)
+            return taken
+
+        maps = output_maps(self.mapper, p.stream.name)
+        columnar = batch.format == "parquet" and len(maps) == 1 and is_plain(maps[0])
         try:
-            for record in self.records(job, p, account, new_columns):  # hot loop: one call per record
+            for record in self.records(
+                job, p, account, new_columns, take_file if columnar else None
+            ):  # hot loop: one call per record
                 write(record)
             complete()
         except BaseException:

@@ -22,14 +22,16 @@ def output_maps(mapper: Any, stream_name: str) -> list[Any]:
     return [m for m in mapper.stream_maps[stream_name] if not isinstance(m, RemoveRecordTransform)]
 
 
+def is_plain(stream_map: Any) -> bool:
+    """Whether a stream map passes records through unchanged (no transform, no flattening)."""
+    return isinstance(stream_map, SameRecordTransform) and not stream_map.flattening_enabled
+
+
 def record_sink(
     deselected: tuple[tuple[str, ...], ...], targets: Sequence[tuple[Any, RecordWriter]]
 ) -> RecordWriter:
     """Compose ``(stream map, writer)`` pairs into one writer; the plain case IS the writer."""
-    writers = [
-        write if isinstance(m, SameRecordTransform) and not m.flattening_enabled else _mapped(m, write)
-        for m, write in targets
-    ]
+    writers = [write if is_plain(m) else _mapped(m, write) for m, write in targets]
     prune = record_pruner(deselected)
     if prune is None and len(writers) == 1:
         return writers[0]

@@ -133,9 +133,35 @@ class JsonlEncoder(Encoder):
             self._gz.close()  # writes the trailer; the raw file stays open
 
 
+def arrow_schema(schema: Mapping[str, Any]) -> Any:
+    """The Arrow schema of an output stream's Parquet files, typed from its JSON schema
+    (not guessed per chunk); the columnar path builds its tables to the same one."""
+    import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    fields = []
+    for name, prop in (schema.get("properties") or {}).items():
+        types = prop.get("type", [])
+        types = {types} if isinstance(types, str) else set(types)
+        if "integer" in types:
+            arrow = pa.int64()
+        elif "number" in types:
+            # Money is exact in RECORD messages (a JSON number from a Decimal): keep it
+            # exact; 38 digits with 9 after the point hold any amount these APIs give.
+            arrow = pa.decimal128(38, 9)
+        elif "boolean" in types:
+            arrow = pa.bool_()
+        elif prop.get("format") == "date-time":
+            arrow = pa.timestamp("us", tz="UTC")  # values arrive as UTC datetimes
+        else:
+            arrow = pa.string()
+        fields.append(pa.field(name, arrow, nullable=True))
+    return pa.schema(fields)
+
+
 class ParquetEncoder(Encoder):
-    """Row groups of ``CHUNK_ROWS`` records through one ``ParquetWriter`` (streaming),
-    with columns typed from the output stream's JSON schema, not guessed per chunk."""
+    """Row groups of ``CHUNK_ROWS`` rows through one ``ParquetWriter`` (streaming), with
+    columns typed by :func:`arrow_schema`; records and whole Arrow tables (the columnar
+    path's blocks, of any size) go into the same row groups."""
 
     CHUNK_ROWS = 10_000
 
@@ -144,26 +170,11 @@ class ParquetEncoder(Encoder):
         import pyarrow.parquet as pq  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         self._pa = pa
-        fields = []
-        for name, prop in (schema.get("properties") or {}).items():
-            types = prop.get("type", [])
-            types = {types} if isinstance(types, str) else set(types)
-            if "integer" in types:
-                arrow = pa.int64()
-            elif "number" in types:
-                # Money is exact in RECORD messages (a JSON number from a Decimal): keep it
-                # exact; 38 digits with 9 after the point hold any amount these APIs give.
-                arrow = pa.decimal128(38, 9)
-            elif "boolean" in types:
-                arrow = pa.bool_()
-            elif prop.get("format") == "date-time":
-                arrow = pa.timestamp("us", tz="UTC")  # values arrive as UTC datetimes
-            else:
-                arrow = pa.string()
-            fields.append(pa.field(name, arrow, nullable=True))
-        self._schema = pa.schema(fields)
-        self._names = [f.name for f in fields]
+        self._schema = arrow_schema(schema)
         self._rows: list[dict[str, Any]] = []
+        #: Typed rows not yet in a row group (fewer than CHUNK_ROWS after each write).
+        self._pending: list[Any] = []
+        self._pending_rows = 0
         self._writer = pq.ParquetWriter(raw, self._schema, compression="gzip" if compression else "snappy")
 
     def write(self, record: dict[str, Any]) -> None:
@@ -171,13 +182,30 @@ class ParquetEncoder(Encoder):
         if len(self._rows) >= self.CHUNK_ROWS:
             self._flush_rows()
 
+    def write_table(self, table: Any) -> None:
+        """Rows already typed to this file's schema, after any records before them."""
+        self._flush_rows()
+        self._add(table)
+
     def _flush_rows(self) -> None:
-        if not self._rows:
+        if self._rows:
+            self._add(self._pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def _add(self, table: Any, final: bool = False) -> None:
+        if table is not None and table.num_rows:
+            self._pending.append(table)
+            self._pending_rows += table.num_rows
+        if self._pending_rows < self.CHUNK_ROWS and not (final and self._pending_rows):
             return
-        table = self._pa.Table.from_pylist(self._rows, schema=self._schema)
-        self._writer.write_table(table)
-        self._rows = []
+        pending = self._pa.concat_tables(self._pending)
+        whole = pending.num_rows if final else pending.num_rows - pending.num_rows % self.CHUNK_ROWS
+        self._writer.write_table(pending.slice(0, whole), row_group_size=self.CHUNK_ROWS)
+        rest = pending.slice(whole)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
 
     def finish(self) -> None:
         self._flush_rows()
+        self._add(None, final=True)
         self._writer.close()

@@ -15,6 +15,7 @@ from tap_commerce_exports.singer.batch.encoders import (
     Encoder,
     JsonlEncoder,
     ParquetEncoder,
+    arrow_schema,
     instant_properties,
     utc_instant_converter,
 )
@@ -59,6 +60,11 @@ class BatchFileSet:
         self.write: WriteRecord = self._write_utc if self._instants else self._write
 
     @property
+    def arrow_schema(self) -> Any:
+        """The Arrow schema of these files when they are Parquet (:func:`arrow_schema`)."""
+        return arrow_schema(self.schema)
+
+    @property
     def next_part(self) -> int:
         return self._part
 
@@ -78,6 +84,24 @@ class BatchFileSet:
         self._in_file += 1
         if self._in_file >= self.settings.batch_size:
             self._close_file()
+
+    def write_table(self, table: Any) -> None:
+        """Rows already typed to the files' Arrow schema (the columnar path: instants
+        already UTC timestamps), after any records written before them; files rotate
+        every ``batch_size`` rows exactly as record by record."""
+        offset, rows = 0, table.num_rows
+        while offset < rows:
+            encoder = self._encoder
+            if encoder is None:
+                encoder = self._open()
+            if not isinstance(encoder, ParquetEncoder):
+                raise TypeError("Arrow tables go only into Parquet batch files")
+            part = table.slice(offset, self.settings.batch_size - self._in_file)
+            encoder.write_table(part)
+            offset += part.num_rows
+            self._in_file += part.num_rows
+            if self._in_file >= self.settings.batch_size:
+                self._close_file()
 
     def _open(self) -> Encoder:
         self._part += 1

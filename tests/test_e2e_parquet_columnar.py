@@ -45,12 +45,14 @@ def parquet_output(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": rows, "schemas": schemas, "state": state}
 
 
-def both_ways(sandbox: Any, tmp_path: Path, deselect: list[str] | None = None) -> tuple[dict, dict]:
+def both_ways(
+    sandbox: Any, tmp_path: Path, deselect: list[str] | None = None, **overrides: Any
+) -> tuple[dict, dict]:
     """The tap run read as columns and row by row; (outputs, DEBUG logs) per way."""
     outputs = {}
     logs = {}
     for way, extra in (("columns", {}), ("rows", {"flattening_enabled": True, "flattening_max_depth": 1})):
-        cfg = config(sandbox, "nextcommerce", tmp_path / way, **extra)
+        cfg = config(sandbox, "nextcommerce", tmp_path / way, **overrides, **extra)
         cfg["batch_config"]["encoding"] = {"format": "parquet", "compression": "none"}
         if deselect is None:
             run = run_tap(cfg, streams=STREAMS, env={"LOGLEVEL": "DEBUG"})
@@ -83,4 +85,36 @@ def test_deselected_properties_are_left_out_alike(sandbox, tmp_path: Path, requi
     assert "read as typed columns" in logs["columns"]
     orders = [row for rows in outputs["columns"]["rows"]["orders"] for row in rows]
     assert orders and not {"total_tax", "gift_message"} & set(orders[0])
+    assert outputs["columns"] == outputs["rows"]
+
+
+#: The sandbox's settings for facts Next Commerce does not publish, each value not the
+#: default at least once (the defaults are the spec above): which header style, which key
+#: header, whether ``date_to`` is inclusive, naive timestamps in a store zone that is not
+#: UTC (with and without ``GET /store/``, then the ``file_timezone`` setting gives it).
+UNPUBLISHED = {
+    "title-order_number-inclusive": (
+        {"header_style": "title", "order_key_header": "order_number", "date_to_inclusive": True},
+        {},
+    ),
+    "naive-kathmandu-exclusive": (
+        {"naive_timestamps": True, "store_timezone": "Asia/Kathmandu", "date_to_inclusive": False},
+        {},
+    ),
+    "naive-new_york-file_timezone": (
+        {"naive_timestamps": True, "store_timezone": "America/New_York", "store_read": False},
+        {"file_timezone": "America/New_York"},
+    ),
+}
+
+
+@pytest.mark.parametrize(("facts", "settings"), list(UNPUBLISHED.values()), ids=list(UNPUBLISHED))
+def test_whatever_the_unpublished_facts_columns_and_rows_give_the_same_parquet(
+    sandbox, tmp_path: Path, require, facts: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    require.module("pyarrow", "the parquet extra: run `make install`")
+    sandbox.control(**facts)
+    outputs, logs = both_ways(sandbox, tmp_path, window_days=1, **settings)
+    assert "read as typed columns" in logs["columns"]
+    assert outputs["columns"]["rows"]["orders"], "the orders export had rows"
     assert outputs["columns"] == outputs["rows"]

@@ -25,7 +25,7 @@ def batch_table(schema: Any, columns: Mapping[str, Any], rows: int, stamp: tuple
     arrays = []
     for field in schema:
         if field.name == key:
-            arrays.append(pa.array([value] * rows, field.type))
+            arrays.append(pa.repeat(pa.scalar(value, field.type), rows))  # no list of rows
         elif field.name in columns:
             arrays.append(columns[field.name])
         else:

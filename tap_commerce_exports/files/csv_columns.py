@@ -57,16 +57,14 @@ class CsvFile(Protocol):
     def spend(self) -> None: ...
 
 
-#: Bytes of CSV text converted (and then written) at a time in a file over
-#: ``WHOLE_FILE_BYTES``: its memory stays flat, whatever its size.
-BLOCK = 4 << 20
-#: Files up to this size are read as ONE block: Arrow's block reader can end a block
-#: between the '\r' and '\n' of a quoted "\r\n" and cut the cell there (found by
-#: tests/test_csv_columns.py: 'a\r\n' read as 'a\r'), and real exports write such cells
-#: (Windows line breaks in notes). A larger file is read in blocks, and a cell holding
-#: a '\r' there ends the blocks (the row path reads the rest). One block of 68 MB of
-#: orders peaks at ~370 MB of RSS; hence the bound.
-WHOLE_FILE_BYTES = 128 << 20
+#: Bytes of CSV text converted (and then written) at a time: a file's memory stays flat
+#: whatever its size, and each block's rows reach the batch files (and the loader) while
+#: the next block is read. About one batch file of orders (25,000 rows); a smaller block
+#: costs more CPU per row (each block pays Arrow's calls once per column).
+BLOCK = 8 << 20
+#: The first cell of the row appended to every block (see :func:`_parse_block`): no
+#: export has a cell like it (control characters around a name).
+_END_MARK = "\x1ftap-commerce-exports:block-end\x1f"
 
 # What each kind accepts here: a subset of what its converter accepts, chosen so that
 # Arrow's cast gives exactly the converter's value (anything else: the row path).
@@ -119,17 +117,14 @@ def read_blocks(reader: CsvFile, types: Mapping[str, Any]) -> Iterator[tuple[int
         return
     if not _plain_header(reader):
         return
-    size = reader.path.stat().st_size
-    whole = size <= WHOLE_FILE_BYTES
-    blocks: Iterator[Any] | None = None
+    blocks = _row_blocks(reader, BLOCK)
     while True:
         try:
-            if blocks is None:  # opening reads the first block
-                blocks = _open_blocks(pa, reader, size + 1 if whole else BLOCK)
-            block = next(blocks, None)
-            if block is None:
+            text = next(blocks, None)
+            if text is None:
                 break
-            typed, naive = _typed_block(pa, pc, reader, types, block, carriage_returns=whole)
+            block = _parse_block(pa, reader, text)
+            typed, naive = _typed_block(pa, pc, reader, types, block)
             keep, outside, undated = _window_keep(pa, pc, reader, typed, block.num_rows)
             columns = {c: v if keep is None else v.filter(keep) for c, v in typed.items() if c in types}
         except (_GiveUp, pa.ArrowException, ValueError, TypeError, ArithmeticError):
@@ -159,33 +154,83 @@ def _plain_header(reader: CsvFile) -> bool:
     return head.count(b",") + 1 == len(reader.columns)
 
 
-def _open_blocks(pa: Any, reader: CsvFile, block_size: int) -> Iterator[Any]:
-    """The file's rows after the header, every column as text (an empty cell: null),
-    ``block_size`` bytes of text at a time."""
+def _row_blocks(reader: CsvFile, size: int) -> Iterator[bytes]:
+    """The file's text after its header line in blocks of about ``size`` bytes, each
+    ending at a line break outside quotes: whole rows, so Arrow never cuts one.
+
+    Why our own cut: Arrow's own block reader can end a block between the '\r' and
+    '\n' of a quoted "\r\n" and read 'a\r\n' as 'a\r' (found by
+    tests/test_csv_columns.py; real exports hold such cells: Windows line breaks in
+    notes), and that cannot be told from the cells it gives. A '\n' is a row's end when
+    the quotes before it are even in number (two per quoted cell, two per escaped
+    quote); a file that quotes otherwise (a stray quote inside a cell) can be cut inside
+    a cell by this count, which :func:`_parse_block` detects. Counting costs one
+    ``bytes.count`` per block, nothing per row."""
+    with open(reader.path, "rb") as raw:
+        raw.readline(1 << 20)  # the header (``_plain_header``: one plain line)
+        rest = b""
+        while data := raw.read(size):
+            text = rest + data if rest else data
+            end = _last_row_end(text)
+            if end < 0:
+                rest = text  # no row ends here yet: read on
+                continue
+            rest = text[end:]
+            yield text[:end]
+        if rest:
+            yield rest if rest.endswith((b"\n", b"\r")) else rest + b"\n"
+
+
+def _last_row_end(text: bytes) -> int:
+    """The offset just after the last '\n' of ``text`` with an even number of quotes
+    before it (``text`` starts at a row's start), or -1."""
+    quotes = text.count(b'"')
+    end = len(text)
+    while (line_end := text.rfind(b"\n", 0, end)) >= 0:
+        quotes -= text.count(b'"', line_end, end)
+        if not quotes % 2:
+            return line_end + 1
+        end = line_end
+    return -1
+
+
+def _parse_block(pa: Any, reader: CsvFile, text: bytes) -> Any:
+    """One block of whole rows as an Arrow record batch, every column as text (an empty
+    cell: null).
+
+    A row of :data:`_END_MARK` follows the block's text: if the block really ends
+    outside quotes, Arrow reads that row as its own last row, which is then dropped; if
+    the quote count cut it inside a cell (a file that quotes oddly), the row is swallowed
+    by that cell, and the block gives up (the row path reads it). Arrow, unlike
+    ``csv.reader``, closes a cell left open at the end of its input without a word."""
     import pyarrow.csv as pacsv  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-    names = [f"c{i}" for i in range(len(reader.columns))]
-    options = {
-        # One thread: the tap shares the machine with its loader, and Arrow's threaded
-        # reader cost twice the CPU here (measured: 0.46 s vs 0.24 s on 68 MB of orders).
-        "read_options": pacsv.ReadOptions(
-            column_names=names, skip_rows=1, use_threads=False, block_size=block_size
-        ),
-        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
-        "convert_options": pacsv.ConvertOptions(
+    count = len(reader.columns)
+    names = [f"c{i}" for i in range(count)]
+    data = text + (_END_MARK + "," * (count - 1) + "\n").encode()
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        # One thread and one Arrow block (the whole text): the tap shares the machine
+        # with its loader, and Arrow's threaded reader cost twice the CPU here (measured:
+        # 0.46 s vs 0.24 s on 68 MB of orders).
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
         ),
-    }
-    if block_size > reader.path.stat().st_size:  # one block: read_csv (measured 13% less CPU)
-        return iter(pacsv.read_csv(reader.path, **options).to_batches())
-    return iter(pacsv.open_csv(reader.path, **options))
+    )
+    rows = table.num_rows - 1
+    if rows < 0 or table.column(0)[rows].as_py() != _END_MARK:
+        raise _GiveUp
+    batches = table.slice(0, rows).combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
 def _typed_block(
-    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], block: Any, *, carriage_returns: bool
+    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], block: Any
 ) -> tuple[dict[str, Any], bool]:
     """One block's columns converted (those in ``types`` and the window column), and
     whether a date-time was naive."""
@@ -204,7 +249,7 @@ def _typed_block(
             value, saw_naive = _instants(pa, pc, cells, reader.naive_timezone)
             naive = naive or saw_naive
         else:
-            value = _convert(pa, pc, cells, kind, wanted, carriage_returns)
+            value = _convert(pa, pc, cells, kind, wanted)
         if column in types or column == reader.window_column:
             if wanted is not None and value.type != wanted:
                 raise _GiveUp  # the row path's dicts would not fit this column either
@@ -212,16 +257,10 @@ def _typed_block(
     return typed, naive
 
 
-def _convert(
-    pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any, carriage_returns: bool = True
-) -> Any:
+def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any:
     """One column of text cells as its converter's values (date-times: ``_instants``);
     ``wanted`` None: a column only checked as its converter checks it, not written."""
     if kind is None:
-        # A carriage return inside a cell of a file read in blocks: the block may have
-        # been cut inside a quoted "\r\n" (see WHOLE_FILE_BYTES); the row path reads it.
-        if not carriage_returns and pc.any(pc.match_substring(cells, "\r")).as_py():
-            raise _GiveUp
         return cells
     if kind == "date":
         _all_match(pc, cells, _DATE)

@@ -175,7 +175,12 @@ class ParquetEncoder(Encoder):
         #: Typed rows not yet in a row group (fewer than CHUNK_ROWS after each write).
         self._pending: list[Any] = []
         self._pending_rows = 0
-        self._writer = pq.ParquetWriter(raw, self._schema, compression="gzip" if compression else "snappy")
+        # No column statistics: a batch file is read whole by its loader, never filtered
+        # by them, and writing them cost a quarter of the writer's CPU (measured: 0.29 s
+        # vs 0.22 s for 200,000 orders; DuckDB reads the files as fast without them).
+        self._writer = pq.ParquetWriter(
+            raw, self._schema, compression="gzip" if compression else "snappy", write_statistics=False
+        )
 
     def write(self, record: dict[str, Any]) -> None:
         self._rows.append(record)

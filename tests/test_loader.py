@@ -392,6 +392,7 @@ def test_a_key_repeated_within_a_drain_falls_back_to_the_stage_and_the_last_row_
     assert stages(w) == [stage]  # both files, replayed into it
     assert w.load(table, stage) == 5
     w.add(table, stage, jsonl(tmp_path / "3.jsonl.gz", order_rows(("3", 30))))
+    assert stages(w) == [stage]  # no second failed attempt: staged at once
     assert w.load(table, stage) == 1
     w.close()
     assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 21), ("3", 30)]

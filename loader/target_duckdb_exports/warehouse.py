@@ -277,8 +277,9 @@ class Warehouse:
         while True:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.logger.info(
-                "table %s: a key came again (%s); its files are staged and merged from now on, "
-                "and the %d step(s) since the last commit are replayed",
+                "table %s refused a row (%s): a key came again, or a key is empty; its files are "
+                "staged and merged from now on (the last row of a key wins), and the %d step(s) "
+                "since the last commit are replayed",
                 table.qualified,
                 first,
                 len(self._journal),

@@ -455,6 +455,22 @@ def test_record_buffers_are_kept_until_their_commit_and_replayed_after_a_repeate
     assert list(buffers.iterdir()) == []  # removed once committed
 
 
+def test_a_run_that_fails_removes_the_buffer_files_it_kept_for_a_replay(tmp_path, capsys):
+    buffers = tmp_path / "buffers"
+    buffers.mkdir()
+    bad = gz_lines(tmp_path / "bad.jsonl.gz", [{"_account": "a", "number": "2", "items": "not a number"}])
+    target = TargetDuckDBExports(
+        config={"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop", "temp_dir": str(buffers)}
+    )
+    lines = [schema(), record("1", items=1), batch([bad]), state(1)]
+    with pytest.raises(duckdb.Error):
+        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    assert list(buffers.iterdir()) == []
+    assert target._warehouse is not None
+    target._warehouse.close()
+    assert confirmed(capsys) == [] and rows(tmp_path) == []
+
+
 def test_a_buffer_file_stays_until_the_commit_that_covers_its_rows(tmp_path):
     w = warehouse(tmp_path)
     table, stage = orders_table(w), w.new_stage()

@@ -12,7 +12,9 @@
 * ``loader kills``: ``tap | target-duckdb-exports`` (this repository's DuckDB loader)
   SIGKILLed again and again, half the kills aimed into a load's transaction, each run
   resumed from the last STATE the loader confirmed; the DuckDB file must end holding
-  exactly what one uninterrupted pipeline loads (``scripts/fault_loader.py``);
+  exactly what one uninterrupted pipeline loads (``scripts/fault_loader.py``); once more
+  with a lookback, so that each resumed run sends keys the table already holds (the
+  loader's rollback and replay onto its stage, see loader/.../warehouse.py);
 * durable exports: a run killed while all its exports are pending, resumed from its
   last STATE after the exports went on without it, timed against a fresh run;
 * every bad input file kind (``sandbox/bad_files.py``), with ``on_invalid_record`` fail
@@ -349,17 +351,22 @@ def kill_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bo
     return row
 
 
-def loader_scenario(provider: str, kills: int, seed: int, root: Path, *, batch: bool = False) -> Row:
+def loader_scenario(
+    provider: str, kills: int, seed: int, root: Path, *, batch: bool = False, lookback: int = 0
+) -> Row:
     """``tap | target-duckdb-exports`` killed while loading, resumed from the loader's
-    last confirmed STATE (scripts/fault_loader.py); the warehouse must end exact."""
+    last confirmed STATE (scripts/fault_loader.py); the warehouse must end exact.
+    ``lookback`` (days): each resumed run sends again keys the table already holds."""
     import fault_loader
 
-    row = Row("loader kills", f"{kills} SIGKILLs, DuckDB" + (" (BATCH)" if batch else ""), provider)
+    how = ", ".join(["BATCH"] * batch + [f"{lookback}-day lookback"] * bool(lookback))
+    row = Row("loader kills", f"{kills} SIGKILLs, DuckDB" + (f" ({how})" if how else ""), provider)
     started = time.monotonic()
     sb = sandbox_for(processing_delay=0.2, rows_per_day={"order_list": 300, "customer_list": 200})
     try:
         streams = STREAMS[provider]
         workdir, config = kills_config(sb, provider, root, "loader-kills", 500 if batch else None)
+        config["lookback"] = lookback
         catalog = write_catalog(config, streams, workdir / "catalog.json")
         start, stop = utc(config["start_date"]), utc(config["end_date"])
         keys = {s: ["_account", *DEFINITIONS[provider][s].primary_keys] for s in streams}
@@ -653,9 +660,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     loader_kills = max(2, args.kills // 2) if args.kills else 0
     if loader_kills:
-        kill_points += 2 * loader_kills
+        kill_points += 3 * loader_kills
         jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 4, root))
         jobs.append(lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 5, root, batch=True))
+        jobs.append(
+            lambda: loader_scenario("nextcommerce", loader_kills, args.seed + 6, root, batch=True, lookback=4)
+        )
     for provider in ("nextcommerce", "clover"):
         jobs.append(lambda p=provider: durable_scenario(p, root))
     for provider in ("nextcommerce", "clover"):

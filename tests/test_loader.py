@@ -10,6 +10,7 @@ import ast
 import gzip
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 
 from target_duckdb_exports.columns import columns_of, duckdb_type
 from target_duckdb_exports.target import SETTINGS, TargetDuckDBExports
+from target_duckdb_exports.warehouse import SourceFile, Table, Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = ["_account", "number"]
@@ -326,6 +328,230 @@ def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_not
     assert run.returncode == 2 and "Traceback" not in run.stderr and run.stdout == ""
     assert len(errors) == 1 and "gone.jsonl.gz" in errors[0] and "does not exist" in errors[0]
     assert rows(tmp_path) == []
+
+
+# ------------------------------------------------------------------ direct loads and their fallback
+
+
+def stream_schema(stream: str, keys: list[str] = KEY) -> str:
+    return json.dumps({"type": "SCHEMA", "stream": stream, "schema": SCHEMA, "key_properties": keys})
+
+
+def stream_batch(stream: str, path: Path) -> str:
+    return json.dumps(
+        {
+            "type": "BATCH",
+            "stream": stream,
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "manifest": [path.as_uri()],
+        }
+    )
+
+
+def order_rows(*pairs: tuple[str, int]) -> list[dict[str, Any]]:
+    return [{"_account": "a", "number": number, "items": items} for number, items in pairs]
+
+
+def warehouse(tmp_path: Path, **settings: Any) -> Warehouse:
+    return Warehouse(str(tmp_path / "w.duckdb"), logging.getLogger("spec"), **settings)
+
+
+def orders_table(w: Warehouse, keys: list[str] = KEY) -> Table:
+    return w.table("shop", "orders", columns_of(SCHEMA, 9), keys)
+
+
+def jsonl(path: Path, rows: list[dict[str, Any]]) -> SourceFile:
+    return SourceFile(gz_lines(path, rows), "jsonl", "gzip")
+
+
+def stages(w: Warehouse) -> list[str]:
+    return [
+        str(r[0]) for r in w.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    ]
+
+
+def test_a_first_drain_goes_straight_into_the_empty_table_with_no_stage(tmp_path):
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2))))
+    w.add(table, stage, jsonl(tmp_path / "2.jsonl.gz", order_rows(("3", 3))))
+    # the rows are in the table as the files arrive (uncommitted), and nothing is staged
+    assert w.con.execute("SELECT count(*) FROM shop.orders").fetchone() == (3,)
+    assert stages(w) == [] and w.direct(table)
+    assert w.load(table, stage) == 3
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 2), ("3", 3)]
+
+
+def test_a_key_repeated_within_a_drain_falls_back_to_the_stage_and_the_last_row_wins(tmp_path):
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2))))
+    w.add(table, stage, jsonl(tmp_path / "2.jsonl.gz", order_rows(("2", 20), ("3", 3), ("2", 21))))
+    assert not w.direct(table)  # for the rest of the run
+    assert stages(w) == [stage]  # both files, replayed into it
+    assert w.load(table, stage) == 5
+    w.add(table, stage, jsonl(tmp_path / "3.jsonl.gz", order_rows(("3", 30))))
+    assert stages(w) == [stage]  # no second failed attempt: staged at once
+    assert w.load(table, stage) == 1
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 21), ("3", 30)]
+
+
+def test_a_key_already_in_the_table_falls_back_and_its_row_is_updated(tmp_path, capsys):
+    first = gz_lines(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2)))
+    second = gz_lines(tmp_path / "2.jsonl.gz", order_rows(("3", 3), ("2", 20)))
+    states = load(tmp_path, [schema(), batch([first]), state(1), batch([second]), state(2)], capsys)
+    assert states == [{"bookmarks": {"orders": 1}}, {"bookmarks": {"orders": 2}}]
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20), ("3", 3)]
+
+
+def test_two_streams_in_one_transaction_where_one_repeats_a_key_end_exactly_right(tmp_path, capsys):
+    # orders repeats a key after refunds (direct) and events (no keys: appended) went in:
+    # the rollback takes all three; the replay puts each file back exactly once
+    def f(name: str, *pairs: tuple[str, int]) -> Path:
+        return gz_lines(tmp_path / f"{name}.jsonl.gz", order_rows(*pairs))
+
+    lines = [
+        stream_schema("orders"),
+        stream_schema("refunds"),
+        stream_schema("events", keys=[]),
+        stream_batch("orders", f("o1", ("1", 1), ("2", 2))),
+        stream_batch("refunds", f("r1", ("1", 10))),
+        stream_batch("events", f("e1", ("1", 100), ("1", 101))),
+        stream_batch("orders", f("o2", ("2", 20))),  # the repeat
+        stream_batch("refunds", f("r2", ("2", 11))),
+        stream_batch("events", f("e2", ("2", 102))),
+        state(1),
+    ]
+    assert load(tmp_path, lines, capsys) == [{"bookmarks": {"orders": 1}}]
+
+    def pairs(table: str) -> list[tuple[str, int]]:
+        return [(r["number"], r["items"]) for r in rows(tmp_path, f"SELECT * FROM shop.{table} ORDER BY ALL")]
+
+    assert pairs("orders") == [("1", 1), ("2", 20)]
+    assert pairs("refunds") == [("1", 10), ("2", 11)]
+    assert pairs("events") == [("1", 100), ("1", 101), ("2", 102)]
+
+
+def test_record_buffers_are_kept_until_their_commit_and_replayed_after_a_repeated_key(tmp_path, capsys):
+    buffers = tmp_path / "buffers"
+    buffers.mkdir()
+    repeat = gz_lines(tmp_path / "b.jsonl.gz", order_rows(("1", 10), ("3", 30)))
+    target = TargetDuckDBExports(
+        config={"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop", "temp_dir": str(buffers)}
+    )
+    lines = [
+        schema(),
+        record("1", items=1),
+        raw_record("2", '"items":2'),
+        batch([repeat]),  # closes the buffer (straight into the table), then repeats key 1
+        record("4", items=4),
+        state(1),
+    ]
+    target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    assert confirmed(capsys) == [{"bookmarks": {"orders": 1}}]
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 10), ("2", 2), ("3", 30), ("4", 4)]
+    assert list(buffers.iterdir()) == []  # removed once committed
+
+
+def test_a_run_that_fails_removes_the_buffer_files_it_kept_for_a_replay(tmp_path, capsys):
+    buffers = tmp_path / "buffers"
+    buffers.mkdir()
+    bad = gz_lines(tmp_path / "bad.jsonl.gz", [{"_account": "a", "number": "2", "items": "not a number"}])
+    target = TargetDuckDBExports(
+        config={"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop", "temp_dir": str(buffers)}
+    )
+    lines = [schema(), record("1", items=1), batch([bad]), state(1)]
+    with pytest.raises(duckdb.Error):
+        target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    assert list(buffers.iterdir()) == []
+    assert target._warehouse is not None
+    target._warehouse.close()
+    assert confirmed(capsys) == [] and rows(tmp_path) == []
+
+
+def test_a_buffer_file_stays_until_the_commit_that_covers_its_rows(tmp_path):
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    buffer = tmp_path / "buffer.jsonl"
+    buffer.write_text(json.dumps({"_account": "a", "number": "1", "items": 1}) + "\n")
+    w.add(table, stage, SourceFile(buffer, "jsonl", temporary=True))
+    assert buffer.exists()  # a rollback may still need it
+    w.load(table, stage)
+    assert not buffer.exists()
+    w.close()
+
+
+def test_a_table_change_inside_the_open_transaction_is_replayed_before_its_rows(tmp_path, capsys):
+    # the SCHEMA that adds "note" comes after a file opened the transaction: the rollback
+    # after the repeated key undoes its column, and the replay adds it again before the rows
+    extended = schema({"note": {"type": ["string", "null"]}})
+    second = gz_lines(tmp_path / "second.jsonl.gz", order_rows(("2", 2)))
+    again = gz_lines(tmp_path / "again.jsonl.gz", [{"_account": "a", "number": "1", "items": 2, "note": "n"}])
+    lines = [schema(), record("1", items=1), state(1), batch([second]), extended, batch([again]), state(2)]
+    assert load(tmp_path, lines, capsys) == [{"bookmarks": {"orders": 1}}, {"bookmarks": {"orders": 2}}]
+    assert [(r["number"], r["items"], r["note"]) for r in rows(tmp_path)] == [("1", 2, "n"), ("2", 2, None)]
+
+
+def test_a_table_with_keys_but_no_primary_key_is_always_staged(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA shop")
+    con.execute(
+        "CREATE TABLE shop.orders (_account VARCHAR, number VARCHAR, total DECIMAL(38,9), "
+        "created_at TIMESTAMPTZ, items BIGINT)"
+    )
+    con.execute("INSERT INTO shop.orders VALUES ('a', '1', NULL, NULL, 1)")
+    con.close()
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    assert not table.upsert and not w.direct(table)
+    w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("1", 10), ("2", 2))))
+    assert stages(w) == [stage]
+    w.load(table, stage)
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 10), ("2", 2)]
+
+
+def test_row_groups_are_the_size_the_setting_says_and_any_duckdb_opens_the_file(tmp_path, capsys):
+    many = order_rows(*((str(n), n) for n in range(5000)))
+    target = TargetDuckDBExports(
+        config={"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop", "row_group_size": 2048}
+    )
+    lines = [schema(), batch([gz_lines(tmp_path / "many.jsonl.gz", many)]), state(1)]
+    target.listen(file_input=io.StringIO("\n".join(lines) + "\n"))
+    largest = "SELECT max(count) AS n FROM pragma_storage_info('shop.orders')"
+    assert rows(tmp_path, largest) == [{"n": 2048}]
+    # a plain connection (DuckDB's own row group size, as any other program) reads and adds
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("INSERT INTO shop.orders (_account, number, items) VALUES ('a', 'x', 1)")
+    con.close()
+    assert rows(tmp_path, "SELECT count(*) AS n, sum(items) AS s FROM shop.orders") == [
+        {"n": 5001, "s": sum(range(5000)) + 1}
+    ]
+    assert SETTINGS["properties"]["row_group_size"]["default"] == 16384
+
+
+def test_a_row_group_size_duckdb_cannot_use_is_refused_in_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "row_group_size": 1000}))
+    run = subprocess.run(
+        [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)],
+        input="\n".join([schema(), record("1"), state(1)]) + "\n",
+        text=True,
+        capture_output=True,
+    )
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and "row_group_size" in errors[0] and "2048" in errors[0]
+
+
+def test_an_in_memory_database_loads_like_a_file(capsys):
+    target = TargetDuckDBExports(config={"path": ":memory:", "default_target_schema": "shop"})
+    target.listen(
+        file_input=io.StringIO("\n".join([schema(), record("1"), record("1", items=2), state(1)]) + "\n")
+    )
+    assert confirmed(capsys) == [{"bookmarks": {"orders": 1}}]
 
 
 # ------------------------------------------------------------------ the distribution

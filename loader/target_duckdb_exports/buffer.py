@@ -22,7 +22,7 @@ CHUNK = 1 << 20
 
 
 class RecordBuffer:
-    """One buffer file (mode 0600, removed after its drain or at exit)."""
+    """One buffer file (mode 0600, removed once its rows are committed, or at exit)."""
 
     def __init__(self, directory: str | None, stream: str, *, wrapped: bool = False) -> None:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stream)[:60]
@@ -61,7 +61,7 @@ class RecordBuffer:
             self._file.write(self._buf)
             self._buf.clear()
         self._file.close()
-        return SourceFile(self.path, "jsonl", wrapped=self.wrapped)
+        return SourceFile(self.path, "jsonl", wrapped=self.wrapped, temporary=True)
 
     def remove(self) -> None:
         if not self._file.closed:

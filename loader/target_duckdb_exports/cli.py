@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(1)
+    # The run is done (every STATE written, the file closed); the interpreter's teardown
+    # is left, and it is part of the pipeline's tail. Its final garbage collections walk
+    # every object the SDK and its imports made: frozen, they are skipped (measured 60 ->
+    # 11 ms of exit). Nothing else changes: atexit handlers and flushes still run.
+    gc.freeze()
 
 
 def _fail(line: str) -> None:

@@ -1,9 +1,11 @@
 """One stream's sink: what arrived since the last drain, loaded in one transaction.
 
-Between two drains a sink stages *segments* in the order they arrive: BATCH files as
-announced (each read by DuckDB at once, while the tap writes the next), and RECORD buffer
-files for the records that came between them. When one key appears twice in a drain,
-the row that came last wins, whichever way each copy arrived.
+Between two drains a sink hands the Warehouse *segments* in the order they arrive: BATCH
+files as announced (each read by DuckDB at once, while the tap writes the next), and
+RECORD buffer files for the records that came between them. The Warehouse reads each
+straight into the table or into the sink's stage (warehouse.py says when and why). When
+one key appears twice in a drain, the row that came last wins, whichever way each copy
+arrived.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class DuckDBSink(BatchSink):
         self._buffer: RecordBuffer | None = None
         self._table: Table | None = None
         self._stage = target.warehouse.new_stage()
-        self._staged_files = 0  # files staged since the last drain
+        self._staged_files = 0  # files read since the last drain (into the table or the stage)
         self._key_markers = [json.dumps(k).encode() + b":" for k in self.key_properties]
         self._max_size: int | None = None
 
@@ -123,7 +125,7 @@ class DuckDBSink(BatchSink):
         return self._buffer
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Stage the announced files now (the next drain loads them)."""
+        """Read the announced files now (the next drain commits them)."""
         if encoding.format not in FORMATS:
             raise LoaderError(
                 f"stream {self.stream_name!r}: BATCH format {encoding.format!r} is not supported "
@@ -137,20 +139,19 @@ class DuckDBSink(BatchSink):
 
     def _stage_file(self, source: SourceFile) -> None:
         assert self._table is not None, "setup() runs before any message with rows"
-        self._loader.warehouse.stage(self._table, self._stage, source)
+        self._loader.warehouse.add(self._table, self._stage, source)
         self._staged_files += 1
 
     def _close_buffer(self) -> None:
-        """Stage the records buffered so far; the buffer file goes once DuckDB read it."""
+        """Hand the records buffered so far to the Warehouse. The buffer file then belongs
+        to it: kept until the commit that covers its rows (a rollback replays it), then
+        removed."""
         if self._buffer is not None:
             buffer, self._buffer = self._buffer, None
-            try:
-                self._stage_file(buffer.close())
-            finally:
-                buffer.remove()
+            self._stage_file(buffer.close())
 
     def process_batch(self, context: dict[str, Any]) -> None:
-        """Load everything staged since the last drain, in one transaction."""
+        """Load everything read since the last drain, in one transaction."""
         self._close_buffer()
         files, self._staged_files = self._staged_files, 0
         if not files:

@@ -20,10 +20,6 @@ from pathlib import Path
 from tap_commerce_exports.errors import InvalidFile
 
 _CHUNK = 1 << 20
-#: Files from this size have their UTF-8 checked by Arrow, when pyarrow is installed
-#: (the ``parquet`` extra): its validator takes 68 MB in ~0.04 s where Python's decoder
-#: takes ~0.2 s. Smaller files do not pay for importing it.
-ARROW_FROM_BYTES = 16 << 20
 #: Longest physical line accepted. A real export row is a few KB; the bound keeps a
 #: hostile one from costing more than a few times this in memory. At least ``_CHUNK``.
 MAX_LINE_BYTES = 8 << 20
@@ -61,9 +57,6 @@ def check_utf8_text(path: Path, file_label: str, *, max_line: int = MAX_LINE_BYT
     longer than ``max_line`` bytes (line breaks: ``\\n``, or ``\\r`` alone)."""
     max_line = max(max_line, _CHUNK)  # the chunk-wise count is exact from one chunk up
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    # Valid as a whole: only NULs and line lengths are left to look for. Invalid: the
-    # decoder below finds where, for the message.
-    utf8_valid = _arrow_says_utf8(path)
     offset = 0
     line_start = 0  # byte offset where the current line began
     with open(path, "rb") as raw:
@@ -92,34 +85,13 @@ def check_utf8_text(path: Path, file_label: str, *, max_line: int = MAX_LINE_BYT
                     "not a text CSV file"
                 )
             # Pure-ASCII chunks are valid UTF-8 unless a multi-byte sequence is pending.
-            pending = 0 if utf8_valid else len(decoder.getstate()[0])
-            if not utf8_valid and (pending or not chunk.isascii()):
+            pending = len(decoder.getstate()[0])
+            if pending or not chunk.isascii():
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
                     raise _bad_utf8(path, file_label, offset - pending + exc.start, exc.reason) from None
             offset += len(chunk)
-    pending = 0 if utf8_valid else len(decoder.getstate()[0])
+    pending = len(decoder.getstate()[0])
     if pending:
         raise _bad_utf8(path, file_label, offset - pending, "file ends inside a multi-byte character")
-
-
-def _arrow_says_utf8(path: Path) -> bool:
-    """Whether Arrow found the whole file valid UTF-8 (False: not asked, or invalid).
-
-    The file is memory-mapped and handed to Arrow as one binary value, which is cast to
-    text: the cast validates every byte, with no copy of the file in memory."""
-    try:
-        if path.stat().st_size < ARROW_FROM_BYTES:
-            return False
-        import pyarrow as pa  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except (ImportError, OSError):
-        return False
-    try:
-        with pa.memory_map(str(path)) as mapped:
-            data = mapped.read_buffer()
-            offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
-            pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data]).cast(pa.large_string())
-    except (pa.ArrowException, OSError, ValueError):
-        return False
-    return True

@@ -278,7 +278,7 @@ def test_a_table_whose_key_differs_from_the_streams_key_is_refused_in_one_line(t
     run = subprocess.run(cli, input=second, text=True, capture_output=True)
     errors = [line for line in run.stderr.splitlines() if "error:" in line]
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert len(errors) == 1 and "primary key" in errors[0] and "default_target_schema" in errors[0]
+    assert len(errors) == 1 and "key" in errors[0] and "default_target_schema" in errors[0]
 
 
 # ------------------------------------------------------------------ BATCH files
@@ -388,9 +388,11 @@ def test_a_key_repeated_within_a_drain_falls_back_to_the_stage_and_the_last_row_
     table, stage = orders_table(w), w.new_stage()
     w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2))))
     w.add(table, stage, jsonl(tmp_path / "2.jsonl.gz", order_rows(("2", 20), ("3", 3), ("2", 21))))
-    assert not w.direct(table)  # for the rest of the run
-    assert stages(w) == [stage]  # both files, replayed into it
+    assert stages(w) == []  # nothing refuses the repeat: both files went in directly
+    # the check before the commit finds key 2 three times: rollback, both files replayed
+    # into the stage, merged (the last row of each key), committed
     assert w.load(table, stage) == 5
+    assert not w.direct(table)  # for the rest of the run
     w.add(table, stage, jsonl(tmp_path / "3.jsonl.gz", order_rows(("3", 30))))
     assert stages(w) == [stage]  # no second failed attempt: staged at once
     assert w.load(table, stage) == 1
@@ -398,12 +400,133 @@ def test_a_key_repeated_within_a_drain_falls_back_to_the_stage_and_the_last_row_
     assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 21), ("3", 30)]
 
 
-def test_a_key_already_in_the_table_falls_back_and_its_row_is_updated(tmp_path, capsys):
+def test_a_new_table_has_no_primary_key_but_not_null_keys_and_the_key_in_its_comment(tmp_path):
+    w = warehouse(tmp_path)
+    orders_table(w)
+    w.close()
+    constraints = rows(
+        tmp_path,
+        "SELECT constraint_type AS kind, constraint_column_names AS names FROM duckdb_constraints() "
+        "WHERE table_name = 'orders' ORDER BY ALL",
+    )
+    assert constraints == [
+        {"kind": "NOT NULL", "names": ["_account"]},
+        {"kind": "NOT NULL", "names": ["number"]},
+    ]
+    comment = rows(tmp_path, "SELECT comment FROM duckdb_tables() WHERE table_name = 'orders'")
+    assert comment == [{"comment": "key: _account, number (upserted by target-duckdb-exports)"}]
+
+
+def test_an_incremental_drain_into_a_table_with_rows_is_staged_and_upserts(tmp_path):
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2))))
+    assert stages(w) == []  # empty when the transaction began: directly
+    w.load(table, stage)
+    w.add(table, stage, jsonl(tmp_path / "2.jsonl.gz", order_rows(("3", 3), ("2", 20))))
+    assert stages(w) == [stage]  # rows in the table: staged, and merged by key
+    assert w.load(table, stage) == 2
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20), ("3", 3)]
+
+
+def test_a_key_already_in_the_table_is_updated_and_each_state_confirmed_after_its_commit(tmp_path, capsys):
     first = gz_lines(tmp_path / "1.jsonl.gz", order_rows(("1", 1), ("2", 2)))
     second = gz_lines(tmp_path / "2.jsonl.gz", order_rows(("3", 3), ("2", 20)))
     states = load(tmp_path, [schema(), batch([first]), state(1), batch([second]), state(2)], capsys)
     assert states == [{"bookmarks": {"orders": 1}}, {"bookmarks": {"orders": 2}}]
     assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20), ("3", 3)]
+
+
+def test_a_drain_of_one_sink_never_commits_another_tables_unchecked_repeat(tmp_path):
+    # orders repeats a key directly (nothing refuses it); refunds drains first: its commit
+    # would carry orders' rows, so the check before it rolls back, replays orders into its
+    # stage, and commits refunds alone; orders' own drain merges its stage
+    w = warehouse(tmp_path)
+    orders, refunds = orders_table(w), w.table("shop", "refunds", columns_of(SCHEMA, 9), KEY)
+    o_stage, r_stage = w.new_stage(), w.new_stage()
+    w.add(orders, o_stage, jsonl(tmp_path / "o1.jsonl.gz", order_rows(("1", 1), ("2", 2))))
+    w.add(refunds, r_stage, jsonl(tmp_path / "r1.jsonl.gz", order_rows(("1", 10))))
+    w.add(orders, o_stage, jsonl(tmp_path / "o2.jsonl.gz", order_rows(("2", 20))))
+    assert stages(w) == []
+    assert w.load(refunds, r_stage) == 1
+    assert not w.direct(orders)  # for the rest of the run
+    assert stages(w) == [o_stage]  # orders' two files, replayed into it
+    assert w.con.execute("SELECT count(*) FROM shop.orders").fetchone() == (0,)
+    assert w.load(orders, o_stage) == 3
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20)]
+    assert [(r["number"], r["items"]) for r in rows(tmp_path, "SELECT * FROM shop.refunds")] == [("1", 10)]
+
+
+def test_the_other_sinks_drain_first_and_every_table_ends_right(tmp_path, capsys):
+    # the same through the loader: refunds' sink comes first, so it drains first
+    def f(name: str, *pairs: tuple[str, int]) -> Path:
+        return gz_lines(tmp_path / f"{name}.jsonl.gz", order_rows(*pairs))
+
+    lines = [
+        stream_schema("refunds"),
+        stream_schema("orders"),
+        stream_batch("orders", f("o1", ("1", 1), ("2", 2))),
+        stream_batch("refunds", f("r1", ("1", 10), ("2", 11))),
+        stream_batch("orders", f("o2", ("2", 20), ("3", 3))),
+        state(1),
+        stream_batch("orders", f("o3", ("3", 30))),
+        state(2),
+    ]
+    assert load(tmp_path, lines, capsys) == [{"bookmarks": {"orders": 1}}, {"bookmarks": {"orders": 2}}]
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 1), ("2", 20), ("3", 30)]
+    assert [(r["number"], r["items"]) for r in rows(tmp_path, "SELECT * FROM shop.refunds ORDER BY ALL")] == [
+        ("1", 10),
+        ("2", 11),
+    ]
+
+
+@pytest.mark.parametrize("drain", ["first (direct)", "later (staged)"])
+def test_a_row_without_its_key_ends_the_run_in_one_line_and_commits_nothing_of_its_drain(tmp_path, drain):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))
+    before = [record("1", items=1), state(1)] if drain.startswith("later") else []
+    null_key = '{"type":"RECORD","stream":"orders","record":{"_account":"a","number":null,"items":2}}'
+    lines = [schema(), *before, record("2", items=2), null_key, state(2)]
+    run = subprocess.run(
+        [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+    )
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and "no value for a key property" in errors[0] and "number" in errors[0]
+    assert [r["number"] for r in rows(tmp_path)] == (["1"] if before else [])
+    assert run.stdout.count("bookmarks") == (1 if before else 0)
+
+
+def test_a_table_an_earlier_build_made_with_a_primary_key_loads_directly_and_falls_back(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA shop")
+    con.execute(
+        "CREATE TABLE shop.orders (_account VARCHAR, number VARCHAR, total DECIMAL(38,9), "
+        "created_at TIMESTAMPTZ, items BIGINT, PRIMARY KEY (_account, number))"
+    )
+    con.execute("INSERT INTO shop.orders VALUES ('a', '1', NULL, NULL, 1)")
+    con.close()
+    w = warehouse(tmp_path)
+    table, stage = orders_table(w), w.new_stage()
+    assert table.upsert and w.direct(table)
+    w.add(table, stage, jsonl(tmp_path / "1.jsonl.gz", order_rows(("2", 2))))
+    assert stages(w) == []  # rows in the table, yet directly: the primary key refuses a repeat
+    w.load(table, stage)
+    w.add(table, stage, jsonl(tmp_path / "2.jsonl.gz", order_rows(("3", 3))))
+    w.add(table, stage, jsonl(tmp_path / "3.jsonl.gz", order_rows(("1", 10), ("3", 30))))  # refused
+    assert not w.direct(table) and stages(w) == [stage]
+    assert w.load(table, stage) == 3
+    w.close()
+    assert [(r["number"], r["items"]) for r in rows(tmp_path)] == [("1", 10), ("2", 2), ("3", 30)]
+    kinds = rows(
+        tmp_path, "SELECT constraint_type AS k FROM duckdb_constraints() WHERE table_name = 'orders'"
+    )
+    assert {"k": "PRIMARY KEY"} in kinds
 
 
 def test_two_streams_in_one_transaction_where_one_repeats_a_key_end_exactly_right(tmp_path, capsys):
@@ -494,7 +617,7 @@ def test_a_table_change_inside_the_open_transaction_is_replayed_before_its_rows(
     assert [(r["number"], r["items"], r["note"]) for r in rows(tmp_path)] == [("1", 2, "n"), ("2", 2, None)]
 
 
-def test_a_table_with_keys_but_no_primary_key_is_always_staged(tmp_path):
+def test_a_table_another_loader_made_with_rows_and_no_key_constraint_is_staged(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("CREATE SCHEMA shop")
     con.execute(

@@ -3,15 +3,30 @@
 Every file of a drain (BATCH files as the tap wrote them, the RECORD buffer) is read with
 DuckDB's own readers as it arrives, inside one open transaction that all sinks share.
 Where that provably gives the rows the merge would give, it goes straight into the
-stream's table (*direct*): a table without key properties (an append), or a table whose
-primary key is the stream's keys, as long as no key repeats -- the primary key refuses a
-repeat, and that refusal is the proof. Otherwise it goes into a temporary stage, and the
-load keeps the last row of each key and upserts it. Why direct: the merge after the tap's
-last file was most of the loader's time after the tap ended (0.7 s of 1.2 s for 200,000
-orders); a direct file is loaded while the tap still writes the next one, so the drain at
-the STATE has only the commit left.
+stream's table (*direct*); otherwise into a temporary stage, and the load keeps the last
+row of each key and upserts it. Why direct: the merge after the tap's last file was most
+of the loader's time after the tap ended (0.7 s of 1.2 s for 200,000 orders); a direct
+file is loaded while the tap still writes the next one, so the drain at the STATE has
+only the commit left.
 
-A repeated key aborts DuckDB's whole transaction, every sink's work since the last
+The tables this loader creates have no PRIMARY KEY: DuckDB's documentation warns that
+indexes slow loading and updates and that an ART index must fit in memory while it is
+built, and here it was most of the drain and CPU the tap needs (the captured 200,000
+orders, loader alone: the drain at the STATE 0.11 -> 0.03 s, the check below included;
+1.17 -> 1.06 s of CPU). The key columns are ``NOT NULL`` and the table's comment names the key; the
+loader upserts by key (delete, then insert). Direct, then, means:
+
+* a table without key properties: always (an append);
+* a table with keys and no primary key: while it was empty when the open transaction
+  first touched it. Nothing refuses a repeated key there, so before *every* commit (any
+  sink's load commits the shared transaction, and every table's direct rows with it) each
+  such table that received direct rows is checked: ``count(*) = count(DISTINCT keys)``
+  (all its rows are this transaction's);
+* a table whose primary key is the stream's keys (made by an earlier build of this
+  loader): as long as no key repeats -- the primary key refuses a repeat.
+
+A repeated key (refused by a primary key, or found by the check before a commit) is
+undone by DuckDB's rollback of the whole transaction, every sink's work since the last
 commit; the Warehouse therefore keeps a journal of that work (each file, and each change
 of a table made inside the transaction, in order), rolls back, switches the table that
 repeated a key to the stage for the rest of the run, and replays the journal. Files stay
@@ -26,6 +41,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,7 +76,7 @@ class Table:
     name: str
     columns: tuple[Column, ...]  # as the table holds them (existing types win)
     keys: tuple[str, ...]
-    upsert: bool  # the table's primary key is ``keys``: INSERT ... ON CONFLICT
+    upsert: bool  # the table's primary key is ``keys`` (an earlier build's table): ON CONFLICT
 
     @property
     def qualified(self) -> str:
@@ -95,6 +111,11 @@ class Warehouse:
         self._merged: set[str] = set()
         #: rows read per stage (direct or staged) since its sink's last load
         self._rows: Counter[str] = Counter()
+        #: per table touched in the open transaction: whether it was empty when first touched
+        self._empty: dict[str, bool] = {}
+        #: keyed tables without a primary key that took direct rows in the open transaction:
+        #: checked for a repeated key before the commit
+        self._unchecked: dict[str, Table] = {}
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -154,14 +175,16 @@ class Warehouse:
                 f"stream {name!r}: key properties {missing_keys} are not in its schema's properties"
             )
         if not existing:
-            body = [f"{c.quoted} {c.type}" for c in columns]
-            if keys:
-                body.append(f"PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
+            # No PRIMARY KEY (the module's docstring says why): key columns NOT NULL, and
+            # the key in the table's comment, where users and tools see it.
+            body = [f"{c.quoted} {c.type}{' NOT NULL' if c.name in keys else ''}" for c in columns]
             self._change(f"CREATE TABLE IF NOT EXISTS {qualified} ({', '.join(body)})")
+            if keys:
+                self._change(f"COMMENT ON TABLE {qualified} IS {literal(key_comment(keys))}")
             self.logger.info(
                 "created table %s.%s (%d columns, key %s)", schema, name, len(columns), list(keys)
             )
-            return Table(schema, name, tuple(columns), tuple(keys), bool(keys))
+            return Table(schema, name, tuple(columns), tuple(keys), False)
         held: list[Column] = []
         for column in columns:
             old_type = existing.get(column.name.lower())
@@ -182,9 +205,11 @@ class Warehouse:
                     )
                 held.append(Column(column.name, old_type))
         primary = self._primary_key(schema, name)
-        if keys and primary and [k.lower() for k in primary] != [k.lower() for k in keys]:
+        held_keys = primary or self._commented_key(schema, name)
+        if keys and held_keys and [k.lower() for k in held_keys] != [k.lower() for k in keys]:
+            what = "primary key" if primary else "key (its comment, upserted by this loader)"
             raise LoaderError(
-                f"table {schema}.{name} has the primary key {primary} but stream {name!r} now has the "
+                f"table {schema}.{name} has the {what} {held_keys} but stream {name!r} now has the "
                 f"key properties {list(keys)}: load it into another schema (setting "
                 f"'default_target_schema') or drop the table"
             )
@@ -206,6 +231,19 @@ class Warehouse:
         ).fetchall()
         return {str(col).lower(): str(kind) for col, kind in rows}
 
+    def _commented_key(self, schema: str, name: str) -> list[str]:
+        """The key named by the comment this loader gives a table it creates (else [])."""
+        row = self.con.execute(
+            "SELECT comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+            [schema, name],
+        ).fetchone()
+        comment = str(row[0]) if row and row[0] else ""
+        prefix, suffix = key_comment(["\0"]).split("\0")
+        if not (comment.startswith(prefix) and comment.endswith(suffix)):
+            return []
+        return comment[len(prefix) : len(comment) - len(suffix)].split(", ")
+
     def _primary_key(self, schema: str, name: str) -> list[str]:
         rows = self.con.execute(
             "SELECT constraint_column_names FROM duckdb_constraints() "
@@ -223,9 +261,23 @@ class Warehouse:
         return f"{STAGE}_{self._stages}"
 
     def direct(self, table: Table) -> bool:
-        """Whether ``table``'s files go straight into it (see the module's docstring); a
-        table with keys but no primary key (made by another loader) is always staged."""
-        return not table.keys or (table.upsert and table.qualified not in self._merged)
+        """Whether ``table``'s files go straight into it (see the module's docstring)."""
+        if not table.keys:
+            return True
+        if table.qualified in self._merged:
+            return False
+        return table.upsert or self._was_empty(table)
+
+    def _was_empty(self, table: Table) -> bool:
+        """Whether ``table`` was empty when the open transaction first touched it (asked
+        once per table per transaction; a rollback restores that same state)."""
+        empty = self._empty.get(table.qualified)
+        if empty is None:
+            row = self.con.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table.qualified})").fetchone()
+            empty = bool(row and row[0])
+            if self._in_transaction:
+                self._empty[table.qualified] = empty
+        return empty
 
     def add(self, table: Table, stage: str, source: SourceFile) -> None:
         """The rows of ``source`` into ``table`` (direct) or appended to ``stage``, typed
@@ -246,10 +298,11 @@ class Warehouse:
         try:
             self._apply(entry)
         except duckdb.ConstraintException as exc:
-            if not (table.upsert and self.direct(table)):
+            if not (table.upsert and self.direct(table)) or _null_key(exc):
                 self._fail()
+                _raise_null_key(table, exc)
                 raise
-            self._fall_back(table, exc)
+            self._fall_back(table, _first_line(exc))
         except BaseException:
             self._fail()
             raise
@@ -271,17 +324,35 @@ class Warehouse:
         row = self.con.execute(f"INSERT INTO {into} ({names}) {self._select(table, source)}").fetchone()
         entry.rows = int(row[0]) if row else 0
         self._rows[entry.stage] += entry.rows
+        if into == table.qualified and table.keys and not table.upsert:
+            self._unchecked[table.qualified] = table
 
-    def _fall_back(self, table: Table, exc: duckdb.ConstraintException) -> None:
+    def _check_distinct(self) -> None:
+        """Before a commit: each keyed table without a primary key that took direct rows
+        in this transaction holds every key once (it was empty at the transaction's
+        start: all its rows are this transaction's). A repeat -> rollback, the table to
+        its stage, replay (which may find no more tables to check), and check again."""
+        while self._unchecked:
+            qualified, table = next(iter(self._unchecked.items()))
+            keys = ", ".join(quote(k) for k in table.keys)
+            # (a grouped DISTINCT: 19 ms for 200,000 orders, against 26 for count(DISTINCT))
+            row = self.con.execute(
+                f"SELECT count(*) = (SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {qualified})) "
+                f"FROM {qualified}"
+            ).fetchone()
+            if row and row[0]:
+                del self._unchecked[qualified]
+            else:
+                self._fall_back(table, "a key came again within the transaction")
+
+    def _fall_back(self, table: Table, reason: str) -> None:
         """``table`` to its stage for the rest of the run; the transaction replayed."""
         while True:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.logger.info(
-                "table %s refused a row (%s): a key came again, or a key is empty; its files are "
-                "staged and merged from now on (the last row of a key wins), and the %d step(s) "
-                "since the last commit are replayed",
+                "table %s: %s; its files are staged and merged from now on (the last row of a "
+                "key wins), and the %d step(s) since the last commit are replayed",
                 table.qualified,
-                first,
+                reason,
                 len(self._journal),
             )
             self._merged.add(table.qualified)
@@ -299,10 +370,12 @@ class Warehouse:
             except duckdb.ConstraintException as again:
                 # Cannot happen (each direct step already went in against the same
                 # committed rows) unless a table's rows changed: handled the same way.
-                if failed is None or not (failed.upsert and self.direct(failed)):
+                if failed is None or not (failed.upsert and self.direct(failed)) or _null_key(again):
                     self._fail()
+                    if failed is not None:
+                        _raise_null_key(failed, again)
                     raise
-                table, exc = failed, again
+                table, reason = failed, _first_line(again)
             except BaseException:
                 self._fail()
                 raise
@@ -314,6 +387,7 @@ class Warehouse:
 
     def _rollback(self) -> None:
         self._in_transaction = False
+        self._unchecked.clear()  # a replay adds back the tables it loads directly
         try:
             self.con.execute("ROLLBACK")
         except duckdb.Error:
@@ -322,11 +396,15 @@ class Warehouse:
     def _fail(self) -> None:
         """The transaction rolled back for good: the run ends, nothing of it is replayed."""
         self._rollback()
+        self._empty.clear()
         self._remove_uncommitted()
 
     def _commit(self) -> None:
+        assert not self._unchecked, "load() checks the direct tables before its merge"
         self.con.execute("COMMIT")
         self._in_transaction = False
+        self._empty.clear()
+        self._unchecked.clear()
         self._remove_uncommitted()  # committed: the buffer files are no longer needed
 
     def load(self, table: Table, stage: str) -> int:
@@ -334,6 +412,9 @@ class Warehouse:
         any) merged into it (last row of a key wins) and dropped, in the transaction that
         this commits; returns the rows read (before keeping one per key)."""
         try:
+            # First the check of every direct table (its fallback replays the journal,
+            # which has no step for a merge: so before this load's merge).
+            self._check_distinct()
             if self._stage_exists(stage):
                 self._begin()
                 names = ", ".join(c.quoted for c in table.columns)
@@ -341,6 +422,10 @@ class Warehouse:
                 self.con.execute(f"DROP TABLE {stage}")
             if self._in_transaction:
                 self._commit()
+        except duckdb.ConstraintException as exc:
+            self._fail()
+            _raise_null_key(table, exc)
+            raise
         except BaseException:
             self._fail()
             raise
@@ -406,7 +491,7 @@ class Warehouse:
             )
             con.execute(f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}")
             return staged
-        # A table made without a primary key (by another loader): delete, then insert.
+        # A table without a primary key (this loader's, or another's): delete, then insert.
         match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
         con.execute(
             f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {stage}) s WHERE {match}"
@@ -440,3 +525,28 @@ class Warehouse:
             f"format = 'newline_delimited', compression = {compression}, "
             f"columns = {json_columns_argument(table.columns)})"
         )
+
+
+def key_comment(keys: Sequence[str]) -> str:
+    """The comment of a table this loader creates with keys: where the key is shown."""
+    return f"key: {', '.join(keys)} (upserted by target-duckdb-exports)"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _null_key(exc: duckdb.ConstraintException) -> bool:
+    """A NOT NULL column refused a row: no fallback makes it fit."""
+    return "NOT NULL" in str(exc)
+
+
+def _raise_null_key(table: Table, exc: duckdb.ConstraintException) -> None:
+    """A row without a value for a key column: one line that says so (else returns, and
+    the caller re-raises DuckDB's own error)."""
+    found = re.search(r"NOT NULL constraint failed: \S*?\.?([^.\s]+)\s*$", _first_line(exc))
+    if found and found.group(1).lower() in {k.lower() for k in table.keys}:
+        raise LoaderError(
+            f"table {table.schema}.{table.name}: a row has no value for a key property "
+            f"({', '.join(table.keys)}); nothing of this drain was committed ({_first_line(exc)})"
+        ) from None

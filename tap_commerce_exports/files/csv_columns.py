@@ -263,7 +263,7 @@ def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any
     if kind is None:
         return cells
     if kind == "date":
-        _all_match(pc, cells, _DATE)
+        _all_match(pc, pc.unique(cells), _DATE)
         if pc.any(pc.match_substring_regex(cells, "^0000")).as_py():
             raise _GiveUp
         pc.cast(cells, pa.date32())  # validates the calendar date; the text is the value
@@ -276,11 +276,14 @@ def _convert(pa: Any, pc: Any, cells: Any, kind: str | None, wanted: Any) -> Any
         return pc.cast(cells, pa.int64())
     if kind == "decimal":
         if wanted is None:
-            _all_match(pc, cells, _ANY_DECIMAL)
+            _all_match(pc, pc.unique(cells), _ANY_DECIMAL)
             return cells
         if wanted != pa.decimal128(38, 9):  # the digit bounds of _DECIMAL are this type's
             raise _GiveUp
-        _all_match(pc, cells, _DECIMAL)
+        # Money repeats (prices, shipping rates, taxes): each distinct text is matched
+        # once (measured: 23,000 orders' money columns hold 300-1,000 distinct texts each;
+        # matching those instead of every cell cut the check from 35 to 17 ms a block).
+        _all_match(pc, pc.unique(cells), _DECIMAL)
         return pc.cast(cells, wanted)
     if kind == "boolean":
         lower = pc.ascii_lower(cells)

@@ -570,7 +570,7 @@ def test_line_breaks_in_cells_at_any_block_boundary_read_the_same(
 
 
 def test_blocks_made_ahead_come_in_order_and_the_thread_ends_with_them() -> None:
-    from tap_commerce_exports.singer.batch.columnar import ahead
+    from tap_commerce_exports.files.ahead import ahead
 
     before = {t.name for t in threading.enumerate()}
     assert list(ahead(iter(range(50)))) == list(range(50))
@@ -578,7 +578,7 @@ def test_blocks_made_ahead_come_in_order_and_the_thread_ends_with_them() -> None
 
 
 def test_an_error_while_making_a_block_reaches_the_writer_after_the_blocks_before_it() -> None:
-    from tap_commerce_exports.singer.batch.columnar import ahead
+    from tap_commerce_exports.files.ahead import ahead
 
     def blocks() -> Iterator[int]:
         yield 1
@@ -593,7 +593,7 @@ def test_an_error_while_making_a_block_reaches_the_writer_after_the_blocks_befor
 
 
 def test_a_writer_that_stops_early_stops_the_reading_within_two_blocks() -> None:
-    from tap_commerce_exports.singer.batch.columnar import ahead
+    from tap_commerce_exports.files.ahead import ahead
 
     made: list[int] = []
     closed = threading.Event()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from tap_commerce_exports.files.ahead import ahead
 from tap_commerce_exports.files.converters import ColumnKind
 from tap_commerce_exports.files.window import WindowFilter
 
@@ -117,13 +118,22 @@ def read_blocks(reader: CsvFile, types: Mapping[str, Any]) -> Iterator[tuple[int
         return
     if not _plain_header(reader):
         return
-    blocks = _row_blocks(reader, BLOCK)
+    # Each block is parsed in a thread of its own while the one before is converted.
+    parsed = ahead(_parse_block(pa, reader, text) for text in _row_blocks(reader, BLOCK))
+    try:
+        yield from _typed_blocks(pa, pc, reader, types, parsed)
+    finally:
+        parsed.close()  # a block that gives up, or a caller that stops: the thread ends
+
+
+def _typed_blocks(
+    pa: Any, pc: Any, reader: CsvFile, types: Mapping[str, Any], parsed: Iterator[Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     while True:
         try:
-            text = next(blocks, None)
-            if text is None:
+            block = next(parsed, None)
+            if block is None:
                 break
-            block = _parse_block(pa, reader, text)
             typed, naive = _typed_block(pa, pc, reader, types, block)
             keep, outside, undated = _window_keep(pa, pc, reader, typed, block.num_rows)
             columns = {c: v if keep is None else v.filter(keep) for c, v in typed.items() if c in types}

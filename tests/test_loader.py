@@ -7,6 +7,7 @@ script, and reads the DuckDB file it wrote: what a pipeline sees, nothing stubbe
 from __future__ import annotations
 
 import ast
+import functools
 import gzip
 import io
 import json
@@ -314,17 +315,23 @@ def test_a_batch_file_duckdb_refuses_as_it_is_staged_commits_nothing_and_confirm
     assert rows(tmp_path) == []
 
 
-def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_nothing(tmp_path):
+def run_loader(tmp_path: Path, lines: list[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """The loader as a process on ``lines`` (schema ``shop`` of ``tmp_path/w.duckdb``): the
+    finished run, and its lines that say ``error:``."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))
-    lines = [schema(), record("1"), batch([tmp_path / "gone.jsonl.gz"]), state(1)]
     run = subprocess.run(
         [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)],
         input="\n".join(lines) + "\n",
         text=True,
         capture_output=True,
     )
-    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    return run, [line for line in run.stderr.splitlines() if "error:" in line]
+
+
+def test_a_batch_file_that_is_gone_ends_the_loader_with_one_line_and_commits_nothing(tmp_path):
+    lines = [schema(), record("1"), batch([tmp_path / "gone.jsonl.gz"]), state(1)]
+    run, errors = run_loader(tmp_path, lines)
     assert run.returncode == 2 and "Traceback" not in run.stderr and run.stdout == ""
     assert len(errors) == 1 and "gone.jsonl.gz" in errors[0] and "does not exist" in errors[0]
     assert rows(tmp_path) == []
@@ -350,6 +357,11 @@ def stream_batch(stream: str, path: Path) -> str:
 
 def order_rows(*pairs: tuple[str, int]) -> list[dict[str, Any]]:
     return [{"_account": "a", "number": number, "items": items} for number, items in pairs]
+
+
+def order_file(folder: Path, name: str, *pairs: tuple[str, int]) -> Path:
+    """A gzip'd JSON Lines batch file ``name`` of order rows, (number, items) each."""
+    return gz_lines(folder / f"{name}.jsonl.gz", order_rows(*pairs))
 
 
 def warehouse(tmp_path: Path, **settings: Any) -> Warehouse:
@@ -461,8 +473,7 @@ def test_a_drain_of_one_sink_never_commits_another_tables_unchecked_repeat(tmp_p
 
 def test_the_other_sinks_drain_first_and_every_table_ends_right(tmp_path, capsys):
     # the same through the loader: refunds' sink comes first, so it drains first
-    def f(name: str, *pairs: tuple[str, int]) -> Path:
-        return gz_lines(tmp_path / f"{name}.jsonl.gz", order_rows(*pairs))
+    f = functools.partial(order_file, tmp_path)
 
     lines = [
         stream_schema("refunds"),
@@ -484,33 +495,29 @@ def test_the_other_sinks_drain_first_and_every_table_ends_right(tmp_path, capsys
 
 @pytest.mark.parametrize("drain", ["first (direct)", "later (staged)"])
 def test_a_row_without_its_key_ends_the_run_in_one_line_and_commits_nothing_of_its_drain(tmp_path, drain):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"path": str(tmp_path / "w.duckdb"), "default_target_schema": "shop"}))
     before = [record("1", items=1), state(1)] if drain.startswith("later") else []
     null_key = '{"type":"RECORD","stream":"orders","record":{"_account":"a","number":null,"items":2}}'
-    lines = [schema(), *before, record("2", items=2), null_key, state(2)]
-    run = subprocess.run(
-        [sys.executable, "-m", "target_duckdb_exports", "--config", str(config)],
-        input="\n".join(lines) + "\n",
-        text=True,
-        capture_output=True,
-    )
-    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    run, errors = run_loader(tmp_path, [schema(), *before, record("2", items=2), null_key, state(2)])
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert len(errors) == 1 and "no value for a key property" in errors[0] and "number" in errors[0]
     assert [r["number"] for r in rows(tmp_path)] == (["1"] if before else [])
     assert run.stdout.count("bookmarks") == (1 if before else 0)
 
 
-def test_a_table_an_earlier_build_made_with_a_primary_key_loads_directly_and_falls_back(tmp_path):
+def made_elsewhere(tmp_path: Path, constraint: str = "") -> None:
+    """``shop.orders`` as another loader or an earlier build made it, with the row ('a', '1')."""
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("CREATE SCHEMA shop")
     con.execute(
         "CREATE TABLE shop.orders (_account VARCHAR, number VARCHAR, total DECIMAL(38,9), "
-        "created_at TIMESTAMPTZ, items BIGINT, PRIMARY KEY (_account, number))"
+        f"created_at TIMESTAMPTZ, items BIGINT{constraint})"
     )
     con.execute("INSERT INTO shop.orders VALUES ('a', '1', NULL, NULL, 1)")
     con.close()
+
+
+def test_a_table_an_earlier_build_made_with_a_primary_key_loads_directly_and_falls_back(tmp_path):
+    made_elsewhere(tmp_path, ", PRIMARY KEY (_account, number)")
     w = warehouse(tmp_path)
     table, stage = orders_table(w), w.new_stage()
     assert table.upsert and w.direct(table)
@@ -532,8 +539,7 @@ def test_a_table_an_earlier_build_made_with_a_primary_key_loads_directly_and_fal
 def test_two_streams_in_one_transaction_where_one_repeats_a_key_end_exactly_right(tmp_path, capsys):
     # orders repeats a key after refunds (direct) and events (no keys: appended) went in:
     # the rollback takes all three; the replay puts each file back exactly once
-    def f(name: str, *pairs: tuple[str, int]) -> Path:
-        return gz_lines(tmp_path / f"{name}.jsonl.gz", order_rows(*pairs))
+    f = functools.partial(order_file, tmp_path)
 
     lines = [
         stream_schema("orders"),
@@ -618,14 +624,7 @@ def test_a_table_change_inside_the_open_transaction_is_replayed_before_its_rows(
 
 
 def test_a_table_another_loader_made_with_rows_and_no_key_constraint_is_staged(tmp_path):
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    con.execute("CREATE SCHEMA shop")
-    con.execute(
-        "CREATE TABLE shop.orders (_account VARCHAR, number VARCHAR, total DECIMAL(38,9), "
-        "created_at TIMESTAMPTZ, items BIGINT)"
-    )
-    con.execute("INSERT INTO shop.orders VALUES ('a', '1', NULL, NULL, 1)")
-    con.close()
+    made_elsewhere(tmp_path)
     w = warehouse(tmp_path)
     table, stage = orders_table(w), w.new_stage()
     assert not table.upsert and not w.direct(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -213,7 +214,9 @@ def bookmark_values(singer_state: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def read_warehouse(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """{(schema, table): {"columns": [...], "primary_key": [...], "rows": n}} of a DuckDB file."""
+    """{(schema, table): {"columns": [...], "key": [...], "rows": n}} of a DuckDB file; the
+    key is the table's primary key or, for a table the loader made without one, the key
+    its comment names ("key: _account, number (upserted by target-duckdb-exports)")."""
     import duckdb
 
     if not Path(path).exists():
@@ -233,13 +236,19 @@ def read_warehouse(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
                 ).fetchall()
             ]
             rows = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-            out[(schema, table)] = {"columns": cols, "primary_key": [], "rows": rows}
+            out[(schema, table)] = {"columns": cols, "key": [], "rows": rows}
+        for schema, table, comment in con.execute(
+            "select schema_name, table_name, comment from duckdb_tables()"
+        ).fetchall():
+            named = re.match(r"key: (.*) \(upserted by target-duckdb-exports\)$", comment or "")
+            if named and (schema, table) in out:
+                out[(schema, table)]["key"] = named.group(1).split(", ")
         for schema, table, pk in con.execute(
             "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
             "where constraint_type = 'PRIMARY KEY'"
         ).fetchall():
             if (schema, table) in out:
-                out[(schema, table)]["primary_key"] = list(pk)
+                out[(schema, table)]["key"] = list(pk)
         return out
     finally:
         con.close()

@@ -123,8 +123,8 @@ def assert_warehouse_is_ground_truth(meltano: IsolatedMeltano, sandbox, end: str
                 continue
             info = tables[(schema, table)]
             key = [ACCOUNT_PROPERTY, *d.primary_keys]  # every record says whose it is
-            assert [c.lower() for c in info["primary_key"]] == [k.lower() for k in key], (
-                f"{schema}.{table}: primary key {info['primary_key']} != {key}"
+            assert [c.lower() for c in info["key"]] == [k.lower() for k in key], (
+                f"{schema}.{table}: key {info['key']} != {key}"
             )
             got = table_keys(meltano.warehouse, schema, table, d.primary_keys)
             dups = [k for k, n in Counter(got).items() if n > 1]

@@ -298,7 +298,7 @@ class Warehouse:
         try:
             self._apply(entry)
         except duckdb.ConstraintException as exc:
-            if not (table.upsert and self.direct(table)) or _null_key(exc):
+            if not self._can_fall_back(table, exc):
                 self._fail()
                 _raise_null_key(table, exc)
                 raise
@@ -306,6 +306,11 @@ class Warehouse:
         except BaseException:
             self._fail()
             raise
+
+    def _can_fall_back(self, table: Table, exc: duckdb.ConstraintException) -> bool:
+        """Whether ``table``'s primary key refused a repeated key of a direct load, which
+        the stage and merge make fit (a row without its key fits nowhere)."""
+        return table.upsert and self.direct(table) and not _null_key(exc)
 
     def _apply(self, entry: _Entry) -> None:
         if entry.sql:
@@ -370,7 +375,7 @@ class Warehouse:
             except duckdb.ConstraintException as again:
                 # Cannot happen (each direct step already went in against the same
                 # committed rows) unless a table's rows changed: handled the same way.
-                if failed is None or not (failed.upsert and self.direct(failed)) or _null_key(again):
+                if failed is None or not self._can_fall_back(failed, again):
                     self._fail()
                     if failed is not None:
                         _raise_null_key(failed, again)
@@ -444,8 +449,8 @@ class Warehouse:
         except duckdb.Error:
             pass  # the connection is going away anyway
 
-    def _merge(self, table: Table, names: str, stage: str) -> int:
-        """The staged rows into ``table``; returns how many were staged.
+    def _merge(self, table: Table, names: str, stage: str) -> None:
+        """The staged rows into ``table``.
 
         Why three ways: DuckDB's upsert (``ON CONFLICT``, a probe of the primary key's
         index per row) and keeping the last row of a key (a window over every staged row)
@@ -456,13 +461,8 @@ class Warehouse:
         twice -> the window keeps the copy that came last, then the upsert."""
         con = self.con
         if not table.keys:
-            row = con.execute(f"SELECT count(*) FROM {stage}").fetchone()
-            staged = int(row[0]) if row else 0
-            if staged:
-                con.execute(
-                    f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {stage} ORDER BY rowid"
-                )
-            return staged
+            con.execute(f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {stage} ORDER BY rowid")
+            return
         keys = ", ".join(quote(k) for k in table.keys)
         row = con.execute(
             f"SELECT count(*), count(*) = count(DISTINCT ({keys})), "
@@ -470,10 +470,10 @@ class Warehouse:
         ).fetchone()
         staged, distinct, empty = (int(row[0]), bool(row[1]), bool(row[2])) if row else (0, True, True)
         if not staged:
-            return 0
+            return
         if distinct and empty:
             con.execute(f"INSERT INTO {table.qualified} ({names}) SELECT {names} FROM {stage}")
-            return staged
+            return
         # The last row of each key, in the order the rows came (files in order, rows in
         # file order): a window re-read later in the same run wins over the earlier copy.
         latest = (
@@ -490,14 +490,13 @@ class Warehouse:
                 else "DO NOTHING"
             )
             con.execute(f"INSERT INTO {table.qualified} ({names}) {latest} ON CONFLICT ({keys}) {action}")
-            return staged
+            return
         # A table without a primary key (this loader's, or another's): delete, then insert.
         match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in table.keys)
         con.execute(
             f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {keys} FROM {stage}) s WHERE {match}"
         )
         con.execute(f"INSERT INTO {table.qualified} ({names}) {latest}")
-        return staged
 
     def _select(self, table: Table, source: SourceFile) -> str:
         """``SELECT`` every column of ``table`` from ``source``, cast to the column's type."""

@@ -72,7 +72,7 @@ class DuckDBSink(BatchSink):
         self._buffer: RecordBuffer | None = None
         self._table: Table | None = None
         self._stage = target.warehouse.new_stage()
-        self._staged_files = 0  # files read since the last drain (into the table or the stage)
+        self._files_added = 0  # files read since the last drain (into the table or the stage)
         self._key_markers = [json.dumps(k).encode() + b":" for k in self.key_properties]
         self._max_size: int | None = None
 
@@ -88,7 +88,7 @@ class DuckDBSink(BatchSink):
     @property
     def current_size(self) -> int:
         """Records buffered plus files staged: a sink with either is drained."""
-        return self._batch_records_read + self._staged_files
+        return self._batch_records_read + self._files_added
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self._open_buffer(wrapped=False).write(record)
@@ -113,7 +113,7 @@ class DuckDBSink(BatchSink):
         change during a run), for the per-line path."""
         if self._max_size is None:
             self._max_size = self.max_size
-        return self._batch_records_read + self._staged_files >= self._max_size
+        return self._batch_records_read + self._files_added >= self._max_size
 
     def _open_buffer(self, *, wrapped: bool) -> RecordBuffer:
         """The buffer for the next record; a change of kind closes the current one, so
@@ -135,12 +135,12 @@ class DuckDBSink(BatchSink):
         compression = str(encoding.compression or "none")
         for url in files:
             path = local_path(url, self.stream_name)
-            self._stage_file(SourceFile(path, str(encoding.format), compression))
+            self._add_file(SourceFile(path, str(encoding.format), compression))
 
-    def _stage_file(self, source: SourceFile) -> None:
+    def _add_file(self, source: SourceFile) -> None:
         assert self._table is not None, "setup() runs before any message with rows"
         self._loader.warehouse.add(self._table, self._stage, source)
-        self._staged_files += 1
+        self._files_added += 1
 
     def _close_buffer(self) -> None:
         """Hand the records buffered so far to the Warehouse. The buffer file then belongs
@@ -148,12 +148,12 @@ class DuckDBSink(BatchSink):
         removed."""
         if self._buffer is not None:
             buffer, self._buffer = self._buffer, None
-            self._stage_file(buffer.close())
+            self._add_file(buffer.close())
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """Load everything read since the last drain, in one transaction."""
         self._close_buffer()
-        files, self._staged_files = self._staged_files, 0
+        files, self._files_added = self._files_added, 0
         if not files:
             return
         assert self._table is not None, "setup() runs before any drain"
@@ -172,7 +172,7 @@ class DuckDBSink(BatchSink):
         if self._buffer is not None:
             self._buffer.remove()
             self._buffer = None
-        if self._staged_files:
+        if self._files_added:
             self._loader.warehouse.drop_stage(self._stage)
-            self._staged_files = 0
+            self._files_added = 0
         super().clean_up()
